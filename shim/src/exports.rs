@@ -1,0 +1,269 @@
+//! The exported C symbols, and nothing else: thin wrappers that keep glibc's argument checks and
+//! errno conventions and call the shared bodies in [`crate::alloc`].
+use crate::alloc::{self, allocate, release};
+use crate::init;
+use crate::sys;
+use core::ffi::{c_int, c_void, CStr};
+use core::sync::atomic::{AtomicU32, Ordering};
+use libc::size_t;
+use memcheck_wire::{ErrorKind, Family};
+
+const PTR: usize = core::mem::size_of::<usize>();
+/// glibc never aligns below this for memalign (MINSIZE).
+const MIN_ALIGN: usize = 32;
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+}
+
+/// glibc's minor version (2.x), read once.
+fn glibc_minor() -> u32 {
+    static MINOR: AtomicU32 = AtomicU32::new(0);
+    let m = MINOR.load(Ordering::Relaxed);
+    if m != 0 {
+        return m;
+    }
+    extern "C" {
+        fn gnu_get_libc_version() -> *const libc::c_char;
+    }
+    // SAFETY: gnu_get_libc_version returns a static NUL-terminated string.
+    let v = unsafe { CStr::from_ptr(gnu_get_libc_version()) }.to_bytes();
+    let minor = v
+        .split(|&b| b == b'.')
+        .nth(1)
+        .map(|s| s.iter().take_while(|c| c.is_ascii_digit()).fold(0u32, |n, &c| n * 10 + (c - b'0') as u32))
+        .unwrap_or(36);
+    MINOR.store(minor.max(1), Ordering::Relaxed);
+    minor
+}
+
+/// glibc's `_mid_memalign`: alignment fix-ups, then the allocation.
+fn mid_memalign(align: usize, size: usize) -> *mut u8 {
+    if align <= 16 {
+        return allocate(size, 16, Family::Malloc, false);
+    }
+    if align > usize::MAX / 2 + 1 {
+        init::ensure();
+        alloc::warn(ErrorKind::InvalidAlignment, size as u64, align as u64);
+        sys::set_errno(libc::EINVAL);
+        return core::ptr::null_mut();
+    }
+    let align = align.max(MIN_ALIGN).next_power_of_two();
+    allocate(size, align, Family::Malloc, false)
+}
+
+#[cfg_attr(not(test), no_mangle)]
+pub extern "C" fn malloc(size: size_t) -> *mut c_void {
+    allocate(size, 16, Family::Malloc, false).cast()
+}
+
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn free(p: *mut c_void) {
+    release(p.cast(), Family::Malloc)
+}
+
+#[cfg_attr(not(test), no_mangle)]
+pub extern "C" fn calloc(n: size_t, size: size_t) -> *mut c_void {
+    match n.checked_mul(size) {
+        Some(total) => allocate(total, 16, Family::Malloc, true).cast(),
+        None => {
+            init::ensure();
+            alloc::warn(ErrorKind::CallocOverflow, n as u64, size as u64);
+            sys::set_errno(libc::ENOMEM);
+            core::ptr::null_mut()
+        }
+    }
+}
+
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn realloc(p: *mut c_void, size: size_t) -> *mut c_void {
+    alloc::reallocate(p.cast(), size).cast()
+}
+
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: size_t, size: size_t) -> *mut c_void {
+    match n.checked_mul(size) {
+        Some(total) => alloc::reallocate(p.cast(), total).cast(),
+        None => {
+            sys::set_errno(libc::ENOMEM);
+            core::ptr::null_mut()
+        }
+    }
+}
+
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: size_t, size: size_t) -> c_int {
+    if align % PTR != 0 || !(align / PTR).is_power_of_two() || align == 0 {
+        init::ensure();
+        let saved = sys::errno();
+        alloc::warn(ErrorKind::InvalidAlignment, size as u64, align as u64);
+        sys::set_errno(saved);
+        return libc::EINVAL;
+    }
+    let saved = sys::errno();
+    let p = mid_memalign(align, size);
+    if p.is_null() {
+        sys::set_errno(saved);
+        return libc::ENOMEM;
+    }
+    // SAFETY: the caller passes a valid out-pointer, as posix_memalign requires.
+    unsafe { *out = p.cast() };
+    0
+}
+
+#[cfg_attr(not(test), no_mangle)]
+pub extern "C" fn aligned_alloc(align: size_t, size: size_t) -> *mut c_void {
+    if glibc_minor() >= 38 && (align == 0 || !align.is_power_of_two()) {
+        init::ensure();
+        alloc::warn(ErrorKind::InvalidAlignment, size as u64, align as u64);
+        sys::set_errno(libc::EINVAL);
+        return core::ptr::null_mut();
+    }
+    mid_memalign(align, size).cast()
+}
+
+#[cfg_attr(not(test), no_mangle)]
+pub extern "C" fn memalign(align: size_t, size: size_t) -> *mut c_void {
+    mid_memalign(align, size).cast()
+}
+
+#[cfg_attr(not(test), no_mangle)]
+pub extern "C" fn valloc(size: size_t) -> *mut c_void {
+    mid_memalign(page_size(), size).cast()
+}
+
+#[cfg_attr(not(test), no_mangle)]
+pub extern "C" fn pvalloc(size: size_t) -> *mut c_void {
+    let page = page_size();
+    match size.checked_add(page - 1) {
+        Some(s) => mid_memalign(page, s & !(page - 1)).cast(),
+        None => {
+            sys::set_errno(libc::ENOMEM);
+            core::ptr::null_mut()
+        }
+    }
+}
+
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> size_t {
+    alloc::usable_size(p.cast())
+}
+
+/// Where `operator new` cannot allocate, the real libstdc++ operator (found with `dlsym`) runs
+/// the new-handler loop and throws `std::bad_alloc`; its inner `malloc` comes back here.
+fn cxx_fallback(sym: &CStr, size: usize, align: usize, family: Family) -> *mut u8 {
+    // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name.
+    let f = unsafe { libc::dlsym(libc::RTLD_NEXT, sym.as_ptr()) };
+    if f.is_null() {
+        return core::ptr::null_mut();
+    }
+    let p = if align == 0 {
+        // SAFETY: f is libstdc++'s operator new(size_t) (or its nothrow twin, same ABI here).
+        let f: extern "C" fn(usize, *const c_void) -> *mut u8 = unsafe { core::mem::transmute(f) };
+        f(size, core::ptr::null())
+    } else {
+        // SAFETY: f is libstdc++'s aligned operator new(size_t, align_val_t[, nothrow]).
+        let f: extern "C" fn(usize, usize, *const c_void) -> *mut u8 =
+            unsafe { core::mem::transmute(f) };
+        f(size, align, core::ptr::null())
+    };
+    if !p.is_null() {
+        crate::table::set_family(p as usize, family as u8);
+    }
+    p
+}
+
+fn cxx_new(size: usize, align: usize, family: Family, sym: &CStr) -> *mut u8 {
+    let a = if align <= 16 { 16 } else { align.next_power_of_two() };
+    let p = allocate(size, a, family, false);
+    if p.is_null() {
+        return cxx_fallback(sym, size, if align <= 16 { 0 } else { align }, family);
+    }
+    p
+}
+
+macro_rules! new_fn {
+    ($name:ident, $fam:expr, $sym:literal) => {
+        #[cfg_attr(not(test), no_mangle)]
+        pub extern "C" fn $name(size: size_t) -> *mut c_void {
+            cxx_new(size, 0, $fam, $sym).cast()
+        }
+    };
+    ($name:ident, $fam:expr, $sym:literal, nothrow) => {
+        #[cfg_attr(not(test), no_mangle)]
+        pub extern "C" fn $name(size: size_t, _nt: *const c_void) -> *mut c_void {
+            cxx_new(size, 0, $fam, $sym).cast()
+        }
+    };
+    ($name:ident, $fam:expr, $sym:literal, aligned) => {
+        #[cfg_attr(not(test), no_mangle)]
+        pub extern "C" fn $name(size: size_t, align: size_t) -> *mut c_void {
+            cxx_new(size, align, $fam, $sym).cast()
+        }
+    };
+    ($name:ident, $fam:expr, $sym:literal, aligned_nothrow) => {
+        #[cfg_attr(not(test), no_mangle)]
+        pub extern "C" fn $name(size: size_t, align: size_t, _nt: *const c_void) -> *mut c_void {
+            cxx_new(size, align, $fam, $sym).cast()
+        }
+    };
+}
+
+new_fn!(_Znwm, Family::New, c"_Znwm");
+new_fn!(_Znam, Family::NewArray, c"_Znam");
+new_fn!(_ZnwmRKSt9nothrow_t, Family::New, c"_ZnwmRKSt9nothrow_t", nothrow);
+new_fn!(_ZnamRKSt9nothrow_t, Family::NewArray, c"_ZnamRKSt9nothrow_t", nothrow);
+new_fn!(_ZnwmSt11align_val_t, Family::New, c"_ZnwmSt11align_val_t", aligned);
+new_fn!(_ZnamSt11align_val_t, Family::NewArray, c"_ZnamSt11align_val_t", aligned);
+new_fn!(
+    _ZnwmSt11align_val_tRKSt9nothrow_t,
+    Family::New,
+    c"_ZnwmSt11align_val_tRKSt9nothrow_t",
+    aligned_nothrow
+);
+new_fn!(
+    _ZnamSt11align_val_tRKSt9nothrow_t,
+    Family::NewArray,
+    c"_ZnamSt11align_val_tRKSt9nothrow_t",
+    aligned_nothrow
+);
+
+macro_rules! delete_fn {
+    ($name:ident, $fam:expr $(, $extra:ident : $ty:ty)*) => {
+        #[cfg_attr(not(test), no_mangle)]
+        pub unsafe extern "C" fn $name(p: *mut c_void $(, $extra: $ty)*) {
+            $(let _ = $extra;)*
+            release(p.cast(), $fam)
+        }
+    };
+}
+
+delete_fn!(_ZdlPv, Family::New);
+delete_fn!(_ZdaPv, Family::NewArray);
+delete_fn!(_ZdlPvm, Family::New, _size: size_t);
+delete_fn!(_ZdaPvm, Family::NewArray, _size: size_t);
+delete_fn!(_ZdlPvRKSt9nothrow_t, Family::New, _nt: *const c_void);
+delete_fn!(_ZdaPvRKSt9nothrow_t, Family::NewArray, _nt: *const c_void);
+delete_fn!(_ZdlPvSt11align_val_t, Family::New, _align: size_t);
+delete_fn!(_ZdaPvSt11align_val_t, Family::NewArray, _align: size_t);
+delete_fn!(_ZdlPvmSt11align_val_t, Family::New, _size: size_t, _align: size_t);
+delete_fn!(_ZdaPvmSt11align_val_t, Family::NewArray, _size: size_t, _align: size_t);
+delete_fn!(_ZdlPvSt11align_val_tRKSt9nothrow_t, Family::New, _align: size_t, _nt: *const c_void);
+delete_fn!(_ZdaPvSt11align_val_tRKSt9nothrow_t, Family::NewArray, _align: size_t, _nt: *const c_void);
+
+/// The shim's version, read by `memcheck --version` from the embedded library.
+#[cfg_attr(not(test), no_mangle)]
+pub static MEMCHECK_SHIM_VERSION: [u8; 32] = {
+    let v = concat!("memcheck-shim ", env!("CARGO_PKG_VERSION"), " wire ").as_bytes();
+    let mut out = [0u8; 32];
+    let mut i = 0;
+    while i < v.len() {
+        out[i] = v[i];
+        i += 1;
+    }
+    let w = memcheck_wire::VERSION;
+    out[i] = b'0' + (w / 10 % 10) as u8;
+    out[i + 1] = b'0' + (w % 10) as u8;
+    out
+};

@@ -1,0 +1,189 @@
+//! One-time set-up (a state machine safe to enter from the first `malloc`, which may come from the
+//! dynamic loader before libc is initialised), the constructor, the exit hook that runs the leak
+//! check, and the fork handlers that keep every shim lock consistent across `fork`.
+use crate::{depot, heap, modules, opts, quarantine, record, scan, table, unwind};
+use core::ffi::{c_int, c_void, CStr};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use memcheck_wire::{Exit, Record};
+
+const UNINIT: u8 = 0;
+const RUNNING: u8 = 1;
+const READY: u8 = 2;
+static STATE: AtomicU8 = AtomicU8::new(UNINIT);
+static EXITED: AtomicBool = AtomicBool::new(false);
+
+extern "C" {
+    fn on_exit(f: extern "C" fn(c_int, *mut c_void), arg: *mut c_void) -> c_int;
+    static mut environ: *mut *mut libc::c_char;
+}
+
+/// Makes sure the settings are loaded. Cheap after the first call.
+#[inline]
+pub fn ensure() {
+    if STATE.load(Ordering::Acquire) != READY {
+        slow_init();
+    }
+}
+
+#[cold]
+fn slow_init() {
+    if STATE
+        .compare_exchange(UNINIT, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        // Set-up is under way (on this thread, re-entered, or on another): carry on without it.
+        return;
+    }
+    opts::load();
+    if let Some((s, e)) = modules::range_containing(slow_init as *const () as usize) {
+        unwind::set_self_range(s, e);
+    }
+    STATE.store(READY, Ordering::Release);
+}
+
+/// Runs from `.init_array` when the loader initialises the shim, before the program's own
+/// constructors and before `main`.
+extern "C" fn constructor() {
+    ensure();
+    record::open();
+    // SAFETY: registering handlers with libc; the functions live as long as the process.
+    unsafe {
+        on_exit(exit_hook, core::ptr::null_mut());
+        libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child));
+    }
+    if !opts::TRACE_CHILDREN.load(Ordering::Relaxed) {
+        hide_from_children();
+    }
+}
+
+#[used]
+#[link_section = ".init_array"]
+static CONSTRUCTOR: extern "C" fn() = constructor;
+
+/// Registered first, so it runs last: after the program's exit handlers and every library's
+/// destructors, while all objects are still mapped.
+extern "C" fn exit_hook(code: c_int, _arg: *mut c_void) {
+    if EXITED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    record::emit(&Record::Exit(Exit { code }));
+    if opts::LEAK_CHECK.load(Ordering::Relaxed) > 0 && opts::ACTIVE.load(Ordering::Relaxed) {
+        scan::leak_check();
+    }
+}
+
+extern "C" fn fork_prepare() {
+    record::lock();
+    quarantine::lock();
+    depot::lock();
+    table::lock_all();
+    heap::lock_all();
+}
+
+extern "C" fn fork_parent() {
+    heap::unlock_all();
+    table::unlock_all();
+    depot::unlock();
+    quarantine::unlock();
+    record::unlock();
+}
+
+extern "C" fn fork_child() {
+    heap::unlock_all();
+    table::unlock_all();
+    depot::unlock();
+    quarantine::unlock();
+    record::after_fork_child();
+    record::unlock();
+    EXITED.store(false, Ordering::Release);
+    record::open();
+}
+
+/// Without `--trace-children`, removes the shim from the environment so programs this one execs
+/// run natively: our path leaves `LD_PRELOAD` and the `MEMCHECK_*` variables go.
+fn hide_from_children() {
+    let mut info: libc::Dl_info = libc::Dl_info {
+        dli_fname: core::ptr::null(),
+        dli_fbase: core::ptr::null_mut(),
+        dli_sname: core::ptr::null(),
+        dli_saddr: core::ptr::null_mut(),
+    };
+    // SAFETY: dladdr fills info for an address inside this object; it does not allocate.
+    let ok = unsafe { libc::dladdr(constructor as *const c_void, &mut info) };
+    let ours: &[u8] = if ok != 0 && !info.dli_fname.is_null() {
+        // SAFETY: dli_fname is the loader's NUL-terminated path of this object.
+        unsafe { CStr::from_ptr(info.dli_fname) }.to_bytes()
+    } else {
+        b""
+    };
+    // SAFETY: at constructor time no other thread exists; environ is libc's NULL-terminated array.
+    unsafe {
+        let env = *core::ptr::addr_of!(environ);
+        if env.is_null() {
+            return;
+        }
+        let mut read = 0;
+        let mut write = 0;
+        loop {
+            let e = *env.add(read);
+            if e.is_null() {
+                break;
+            }
+            read += 1;
+            let s = CStr::from_ptr(e).to_bytes();
+            if s.starts_with(b"MEMCHECK_DIR=") || s.starts_with(b"MEMCHECK_OPTIONS=") {
+                continue;
+            }
+            if let Some(v) = s.strip_prefix(b"LD_PRELOAD=") {
+                let kept = strip_preload(v, ours);
+                if kept.is_empty() {
+                    continue;
+                }
+                if kept.len() != v.len() {
+                    // A private copy that lives for the rest of the process.
+                    let mut buf = rust_alloc::vec::Vec::with_capacity(kept.len() + 12);
+                    buf.extend_from_slice(b"LD_PRELOAD=");
+                    buf.extend_from_slice(&kept);
+                    buf.push(0);
+                    let leaked = buf.leak();
+                    *env.add(write) = leaked.as_mut_ptr().cast();
+                    write += 1;
+                    continue;
+                }
+            }
+            *env.add(write) = e;
+            write += 1;
+        }
+        *env.add(write) = core::ptr::null_mut();
+    }
+}
+
+/// `LD_PRELOAD`'s value without `ours` (entries are separated by spaces or colons).
+fn strip_preload(v: &[u8], ours: &[u8]) -> rust_alloc::vec::Vec<u8> {
+    let mut out = rust_alloc::vec::Vec::new();
+    for part in v.split(|&b| b == b':' || b == b' ') {
+        if part.is_empty() || part == ours {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(b':');
+        }
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preload_loses_only_the_shim() {
+        assert_eq!(strip_preload(b"/x/shim.so", b"/x/shim.so"), b"");
+        assert_eq!(
+            strip_preload(b"/x/shim.so:/usr/lib/other.so", b"/x/shim.so"),
+            b"/usr/lib/other.so"
+        );
+        assert_eq!(strip_preload(b"/a.so /b.so", b"/x/shim.so"), b"/a.so:/b.so");
+    }
+}

@@ -1,0 +1,32 @@
+//! memcheck's preload library. Loaded into the target through `LD_PRELOAD`, it replaces the
+//! malloc family and C++ `operator new`/`delete`, records a call stack per block, checks
+//! redzones and frees, and at exit classifies unfreed blocks by a conservative reachability scan.
+//!
+//! Invariants: no hook path allocates through the target's allocator (the shim's own memory comes
+//! from [`heap`]'s private arena); no hook path unwinds (`panic = "abort"` and no panicking code);
+//! every exported C symbol lives in [`exports`].
+#![deny(unsafe_op_in_unsafe_fn)]
+#![allow(clippy::missing_safety_doc)]
+
+extern crate alloc as rust_alloc;
+
+mod alloc;
+mod depot;
+mod exports;
+mod heap;
+mod init;
+mod modules;
+mod opts;
+mod quarantine;
+mod real;
+mod record;
+mod scan;
+mod spin;
+mod sys;
+mod table;
+mod tls;
+mod unwind;
+
+#[cfg(not(test))]
+#[global_allocator]
+static PRIVATE_HEAP: heap::PrivateHeap = heap::PrivateHeap;

@@ -1,0 +1,64 @@
+//! The quarantine: freed blocks wait here (still in the block table, marked freed) before glibc
+//! gets them back, so a second free or a late access is seen instead of hitting a reused block.
+//! FIFO, bounded in bytes (`--quarantine-size`).
+use crate::spin::SpinLock;
+use crate::{alloc, opts};
+use core::sync::atomic::Ordering;
+use rust_alloc::collections::VecDeque;
+
+struct Q {
+    fifo: VecDeque<(usize, usize)>,
+    bytes: u64,
+}
+
+static Q: SpinLock<Q> = SpinLock::new(Q {
+    fifo: VecDeque::new(),
+    bytes: 0,
+});
+
+const BATCH: usize = 32;
+
+/// Puts a freed block (`key`, `size` user bytes) in the quarantine, releasing the oldest blocks
+/// beyond the budget.
+pub fn push(key: usize, size: usize) {
+    let limit = opts::QUARANTINE.load(Ordering::Relaxed);
+    if size as u64 > limit {
+        alloc::release_to_glibc(key);
+        return;
+    }
+    {
+        let mut q = Q.lock();
+        q.fifo.push_back((key, size));
+        q.bytes += size as u64;
+        if q.bytes <= limit {
+            return;
+        }
+    }
+    // Over budget: release the oldest blocks in batches, outside the lock.
+    loop {
+        let mut out = [0usize; BATCH];
+        let mut n = 0;
+        {
+            let mut q = Q.lock();
+            while q.bytes > limit && n < BATCH {
+                let Some((k, s)) = q.fifo.pop_front() else { break };
+                q.bytes -= s as u64;
+                out[n] = k;
+                n += 1;
+            }
+        }
+        for &k in &out[..n] {
+            alloc::release_to_glibc(k);
+        }
+        if n < BATCH {
+            return;
+        }
+    }
+}
+
+pub fn lock() {
+    Q.raw_lock();
+}
+pub fn unlock() {
+    Q.raw_unlock();
+}

@@ -1,0 +1,425 @@
+//! The leak check at exit: a conservative mark phase over the process's memory, classifying every
+//! live block as Valgrind does.
+//!
+//! Roots are the writable segments of every loaded object (data, bss), and every readable anonymous
+//! mapping that is not allocator memory (other threads' stacks and their TLS, memory the program
+//! mapped itself such as CPython's arenas). Not roots: glibc's heap (`[heap]`, arena heaps, mappings
+//! that hold live blocks), the shim's own memory, and the exiting thread's stack, whose frames below
+//! `exit()` are dead. Blocks reached from roots through start pointers only are *reachable*; through
+//! an interior pointer somewhere on the way, *possible*. Of the rest, a block that no other lost
+//! block points to is *definite*; what it leads to is *indirect*.
+use crate::{heap, modules, real, record, table};
+use memcheck_wire::{Leak, LeakKind, LeakSummary, Record};
+use rust_alloc::vec::Vec;
+
+const UNREACHED: u8 = 0;
+const POSSIBLE: u8 = 1;
+const REACHABLE: u8 = 2;
+const INDIRECT: u8 = 3;
+const DEFINITE: u8 = 4;
+
+/// Arena heaps of glibc are aligned to HEAP_MAX_SIZE (64 MiB on 64-bit).
+const ARENA_ALIGN: usize = 64 << 20;
+
+#[derive(Clone, Copy)]
+struct Block {
+    start: usize,
+    size: usize,
+    stack: u32,
+}
+
+struct Marker<'a> {
+    blocks: &'a [Block],
+    state: Vec<u8>,
+    work: Vec<u32>,
+    lo: usize,
+    hi: usize,
+}
+
+impl<'a> Marker<'a> {
+    fn new(blocks: &'a [Block]) -> Self {
+        let lo = blocks.first().map_or(0, |b| b.start);
+        let hi = blocks.iter().map(|b| b.start + b.size.max(1)).max().unwrap_or(0);
+        Marker {
+            blocks,
+            state: rust_alloc::vec![UNREACHED; blocks.len()],
+            work: Vec::new(),
+            lo,
+            hi,
+        }
+    }
+
+    /// The block containing `addr`, and whether `addr` is its start.
+    #[inline]
+    fn find(&self, addr: usize) -> Option<(usize, bool)> {
+        if addr < self.lo || addr >= self.hi {
+            return None;
+        }
+        let i = self.blocks.partition_point(|b| b.start <= addr).checked_sub(1)?;
+        let b = &self.blocks[i];
+        if addr < b.start + b.size.max(1) {
+            Some((i, addr == b.start))
+        } else {
+            None
+        }
+    }
+
+    /// Phase 1: a word seen in memory of strength `from` (REACHABLE roots, or a marked block).
+    #[inline]
+    fn see(&mut self, word: usize, from: u8) {
+        if let Some((i, start)) = self.find(word) {
+            let strength = if start && from == REACHABLE {
+                REACHABLE
+            } else {
+                POSSIBLE
+            };
+            if self.state[i] < strength {
+                self.state[i] = strength;
+                self.work.push(i as u32);
+            }
+        }
+    }
+
+    fn scan_words(&mut self, words: &[usize], from: u8) {
+        for &w in words {
+            self.see(w, from);
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(i) = self.work.pop() {
+            let b = self.blocks[i as usize];
+            let from = self.state[i as usize];
+            // SAFETY: live blocks are glibc memory, readable for their size while the table is locked.
+            let words = unsafe { block_words(&b) };
+            self.scan_words(words, from);
+        }
+    }
+
+    /// Phase 2: the lost block `leader` and everything only it leads to.
+    fn clique(&mut self, leader: usize) {
+        self.state[leader] = DEFINITE;
+        self.work.push(leader as u32);
+        while let Some(i) = self.work.pop() {
+            let b = self.blocks[i as usize];
+            // SAFETY: as in drain.
+            let words = unsafe { block_words(&b) };
+            for &w in words {
+                if let Some((c, _)) = self.find(w) {
+                    match self.state[c] {
+                        UNREACHED => {
+                            self.state[c] = INDIRECT;
+                            self.work.push(c as u32);
+                        }
+                        DEFINITE if c != leader => self.state[c] = INDIRECT,
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The aligned words of a block.
+///
+/// # Safety
+/// The block must be live and readable.
+unsafe fn block_words(b: &Block) -> &'static [usize] {
+    let start = (b.start + 7) & !7;
+    let end = (b.start + b.size) & !7;
+    if end <= start {
+        return &[];
+    }
+    // SAFETY: [start, end) lies inside the block, per the caller.
+    unsafe { core::slice::from_raw_parts(start as *const usize, (end - start) / 8) }
+}
+
+/// Reads `[start, end)` of this process through `process_vm_readv` (a region that vanished or is
+/// not readable just fails) and feeds its words to the marker.
+fn scan_region(m: &mut Marker, start: usize, end: usize, buf: &mut [usize]) {
+    let mut at = start & !7;
+    let pid = nix_pid();
+    while at < end {
+        let len = (end - at).min(buf.len() * 8);
+        let local = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: len,
+        };
+        let remote = libc::iovec {
+            iov_base: at as *mut _,
+            iov_len: len,
+        };
+        // SAFETY: reads from our own address space into buf; faults become an error return.
+        let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+        if n <= 0 {
+            if crate::sys::errno() == libc::EPERM || crate::sys::errno() == libc::ENOSYS {
+                // The syscall is forbidden (seccomp): read directly; these mappings are readable.
+                // SAFETY: [at, at+len) is inside a readable mapping listed by /proc/self/maps.
+                let words = unsafe { core::slice::from_raw_parts(at as *const usize, len / 8) };
+                m.scan_words(words, REACHABLE);
+            }
+            at += len;
+            continue;
+        }
+        m.scan_words(&buf[..n as usize / 8], REACHABLE);
+        at += n as usize;
+    }
+}
+
+fn nix_pid() -> libc::pid_t {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() }
+}
+
+struct Mapping<'a> {
+    start: usize,
+    end: usize,
+    readable: bool,
+    path: &'a [u8],
+}
+
+fn parse_hex(s: &[u8]) -> usize {
+    s.iter().fold(0usize, |n, &c| {
+        n.wrapping_mul(16)
+            + match c {
+                b'0'..=b'9' => (c - b'0') as usize,
+                b'a'..=b'f' => (c - b'a' + 10) as usize,
+                _ => 0,
+            }
+    })
+}
+
+fn parse_maps(text: &[u8]) -> Vec<Mapping<'_>> {
+    let mut out = Vec::new();
+    for line in text.split(|&b| b == b'\n') {
+        let mut f = line.splitn(6, |&b| b == b' ');
+        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let (_off, _dev, _inode) = (f.next(), f.next(), f.next());
+        let path = f.next().map(|p| p.trim_ascii_start()).unwrap_or(b"");
+        let mut r = range.splitn(2, |&b| b == b'-');
+        let (Some(a), Some(b)) = (r.next(), r.next()) else {
+            continue;
+        };
+        out.push(Mapping {
+            start: parse_hex(a),
+            end: parse_hex(b),
+            readable: perms.first() == Some(&b'r'),
+            path,
+        });
+    }
+    out
+}
+
+fn read_maps() -> Vec<u8> {
+    // /proc/self/maps can be long; grow until it fits.
+    let mut cap = 256 << 10;
+    loop {
+        let mut buf = rust_alloc::vec![0u8; cap];
+        let n = crate::sys::read_file(c"/proc/self/maps", &mut buf);
+        if n < cap {
+            buf.truncate(n);
+            return buf;
+        }
+        cap *= 4;
+    }
+}
+
+fn thread_count() -> usize {
+    let mut buf = [0u8; 4096];
+    let n = crate::sys::read_file(c"/proc/self/status", &mut buf);
+    for line in buf[..n].split(|&b| b == b'\n') {
+        if let Some(v) = line.strip_prefix(b"Threads:") {
+            return v
+                .trim_ascii()
+                .iter()
+                .fold(0, |n, &c| n * 10 + (c.wrapping_sub(b'0')) as usize);
+        }
+    }
+    0
+}
+
+/// Runs the leak check and writes its records.
+pub fn leak_check() {
+    if thread_count() == 1 {
+        // SAFETY: with one thread left nobody else uses what glibc frees here.
+        unsafe { real::__libc_freeres() };
+    }
+    let maps_text = read_maps();
+    let maps = parse_maps(&maps_text);
+    let mods = modules::all();
+    let sp = &maps_text as *const _ as usize;
+    let (priv_lo, priv_hi) = heap::private_range();
+
+    table::lock_all();
+    let mut blocks: Vec<Block> = Vec::new();
+    table::for_each_held(|e| {
+        if e.state == table::LIVE {
+            blocks.push(Block {
+                start: e.key,
+                size: e.size,
+                stack: e.alloc_stack,
+            });
+        }
+    });
+    blocks.sort_unstable_by_key(|b| b.start);
+    let mut m = Marker::new(&blocks);
+    let mut buf = rust_alloc::vec![0usize; 8192];
+
+    for md in &mods {
+        for &(s, e) in &md.writable {
+            scan_region(&mut m, s, e, &mut buf);
+            m.drain();
+        }
+    }
+    for mp in &maps {
+        if !mp.readable || (mp.start < priv_hi && mp.end > priv_lo) {
+            continue;
+        }
+        let anon = mp.path.is_empty() || mp.path.starts_with(b"[anon:") || mp.path.starts_with(b"[stack");
+        if !anon || mp.path.starts_with(b"[anon:memcheck") {
+            continue;
+        }
+        if sp >= mp.start && sp < mp.end {
+            continue; // the exiting thread's stack
+        }
+        if mp.start % ARENA_ALIGN == 0 && !mp.path.starts_with(b"[stack") {
+            continue; // a glibc arena heap
+        }
+        let holds_block = {
+            let i = blocks.partition_point(|b| b.start < mp.start);
+            i < blocks.len() && blocks[i].start < mp.end
+        };
+        if holds_block {
+            continue;
+        }
+        let in_module = mods.iter().any(|md| {
+            md.writable
+                .iter()
+                .any(|&(s, e)| s < mp.end && e > mp.start)
+        });
+        if in_module {
+            continue;
+        }
+        scan_region(&mut m, mp.start, mp.end, &mut buf);
+        m.drain();
+    }
+    for i in 0..blocks.len() {
+        if m.state[i] == UNREACHED {
+            m.clique(i);
+        }
+    }
+    table::unlock_all();
+
+    // Aggregate by (kind, stack).
+    let mut summary = LeakSummary::default();
+    let mut groups: Vec<(LeakKind, u32, u64, u64)> = Vec::new();
+    for (i, b) in blocks.iter().enumerate() {
+        let kind = match m.state[i] {
+            REACHABLE => LeakKind::Reachable,
+            POSSIBLE => LeakKind::Possible,
+            INDIRECT => LeakKind::Indirect,
+            _ => LeakKind::Definite,
+        };
+        let s = &mut summary.kinds[kind as usize];
+        s.0 += b.size as u64;
+        s.1 += 1;
+        groups.push((kind, b.stack, b.size as u64, 1));
+    }
+    groups.sort_unstable_by_key(|g| (g.0, g.1));
+    let mut merged: Vec<(LeakKind, u32, u64, u64)> = Vec::new();
+    for g in groups {
+        match merged.last_mut() {
+            Some(last) if last.0 == g.0 && last.1 == g.1 => {
+                last.2 += g.2;
+                last.3 += g.3;
+            }
+            _ => merged.push(g),
+        }
+    }
+    let full = crate::opts::LEAK_CHECK.load(core::sync::atomic::Ordering::Relaxed) >= 2;
+    if full && !merged.is_empty() {
+        record::emit_modules();
+        for &(kind, stack, bytes, blocks) in &merged {
+            record::emit_stack(stack);
+            record::emit(&Record::Leak(Leak {
+                kind,
+                bytes,
+                blocks,
+                stack,
+            }));
+        }
+    }
+    record::emit(&Record::LeakSummary(summary));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_lines_parse() {
+        let text = b"55d0c0a00000-55d0c0a21000 rw-p 00000000 00:00 0                          [heap]\n7f00-7f10 ---p 00000000 00:00 0 \n7ffc0000-7ffd0000 rw-p 00000000 00:00 0                          [stack]\n";
+        let m = parse_maps(text);
+        assert_eq!(m.len(), 3);
+        assert_eq!(m[0].start, 0x55d0c0a00000);
+        assert_eq!(m[0].path, b"[heap]");
+        assert!(!m[1].readable);
+        assert_eq!(m[1].path, b"");
+        assert_eq!(m[2].path, b"[stack]");
+    }
+
+    fn classify(blocks: &[Block], roots: &[usize]) -> Vec<u8> {
+        let mut m = Marker::new(blocks);
+        m.scan_words(roots, REACHABLE);
+        m.drain();
+        for i in 0..blocks.len() {
+            if m.state[i] == UNREACHED {
+                m.clique(i);
+            }
+        }
+        m.state
+    }
+
+    #[test]
+    fn list_is_one_definite_and_the_rest_indirect_and_roots_reach() {
+        // Four blocks of two words: a list a -> b -> c, and d held by a root through its middle.
+        let mut mem = [0usize; 8];
+        let base = mem.as_mut_ptr() as usize;
+        let blocks: Vec<Block> = (0..4)
+            .map(|i| Block {
+                start: base + i * 16,
+                size: 16,
+                stack: 0,
+            })
+            .collect();
+        mem[0] = base + 16; // a -> b
+        mem[2] = base + 32; // b -> c
+        let st = classify(&blocks, &[base + 48 + 8]);
+        assert_eq!(st[0], DEFINITE);
+        assert_eq!(st[1], INDIRECT);
+        assert_eq!(st[2], INDIRECT);
+        assert_eq!(st[3], POSSIBLE);
+        let st = classify(&blocks, &[base]);
+        assert_eq!(&st[..3], &[REACHABLE; 3]);
+    }
+
+    #[test]
+    fn a_list_allocated_tail_first_still_has_one_leader() {
+        let mut mem = [0usize; 6];
+        let base = mem.as_mut_ptr() as usize;
+        let blocks: Vec<Block> = (0..3)
+            .map(|i| Block {
+                start: base + i * 16,
+                size: 16,
+                stack: 0,
+            })
+            .collect();
+        // c -> b -> a: block 2 is the head.
+        mem[4] = base + 16;
+        mem[2] = base;
+        let st = classify(&blocks, &[]);
+        assert_eq!(st, [INDIRECT, INDIRECT, DEFINITE]);
+    }
+}

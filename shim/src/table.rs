@@ -1,0 +1,274 @@
+//! The block table: every block the shim handed out and has not yet released to glibc, keyed by
+//! the user pointer. Live blocks and blocks waiting in the quarantine both stay here, so a second
+//! free is told apart from a foreign pointer. Sharded by address (64 shards, each an open-addressing
+//! table behind its own spinlock) so threads rarely meet on one lock.
+use crate::heap;
+use crate::spin::SpinLock;
+
+const SHARDS: usize = 64;
+const EMPTY: usize = 0;
+const TOMBSTONE: usize = 1;
+const MIN_CAP: usize = 1024;
+
+pub const LIVE: u8 = 0;
+pub const FREED: u8 = 1;
+
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
+pub struct Entry {
+    pub key: usize,
+    pub size: usize,
+    pub alloc_stack: u32,
+    pub free_stack: u32,
+    /// Bytes from the glibc block's start to the user pointer (the left redzone).
+    pub base_off: u32,
+    pub family: u8,
+    pub state: u8,
+}
+
+struct Shard {
+    slots: *mut Entry,
+    cap: usize,
+    used: usize,
+    live: usize,
+}
+
+// SAFETY: a shard's slots are private pages only touched under the shard's lock.
+unsafe impl Send for Shard {}
+
+static TABLE: [SpinLock<Shard>; SHARDS] = [const {
+    SpinLock::new(Shard {
+        slots: core::ptr::null_mut(),
+        cap: 0,
+        used: 0,
+        live: 0,
+    })
+}; SHARDS];
+
+#[inline]
+fn hash(key: usize) -> usize {
+    ((key >> 4) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) as usize
+}
+
+impl Shard {
+    fn slots(&mut self) -> &mut [Entry] {
+        if self.slots.is_null() {
+            return &mut [];
+        }
+        // SAFETY: slots points at cap committed entries owned by this shard.
+        unsafe { core::slice::from_raw_parts_mut(self.slots, self.cap) }
+    }
+
+    fn find(&mut self, key: usize) -> Option<usize> {
+        if self.cap == 0 {
+            return None;
+        }
+        let mask = self.cap - 1;
+        let mut i = hash(key) & mask;
+        let slots = self.slots();
+        loop {
+            let k = slots[i].key;
+            if k == key {
+                return Some(i);
+            }
+            if k == EMPTY {
+                return None;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn grow(&mut self) -> bool {
+        let new_cap = (self.live * 4).next_power_of_two().max(MIN_CAP);
+        let bytes = new_cap * core::mem::size_of::<Entry>();
+        let p = heap::alloc_pages(bytes) as *mut Entry;
+        if p.is_null() {
+            return false;
+        }
+        // SAFETY: fresh zeroed pages of new_cap entries (EMPTY is 0).
+        let new = unsafe { core::slice::from_raw_parts_mut(p, new_cap) };
+        let mask = new_cap - 1;
+        for e in self.slots().iter() {
+            if e.key > TOMBSTONE {
+                let mut i = hash(e.key) & mask;
+                while new[i].key != EMPTY {
+                    i = (i + 1) & mask;
+                }
+                new[i] = *e;
+            }
+        }
+        if !self.slots.is_null() {
+            heap::free_pages(self.slots.cast(), self.cap * core::mem::size_of::<Entry>());
+        }
+        self.slots = p;
+        self.cap = new_cap;
+        self.used = self.live;
+        true
+    }
+
+    fn insert(&mut self, e: Entry) -> bool {
+        if (self.used + 1) * 10 > self.cap * 7 && !self.grow() {
+            return false;
+        }
+        let mask = self.cap - 1;
+        let mut i = hash(e.key) & mask;
+        let slots = self.slots();
+        let mut reuse = None;
+        loop {
+            let k = slots[i].key;
+            if k == e.key {
+                slots[i] = e;
+                return true;
+            }
+            if k == TOMBSTONE && reuse.is_none() {
+                reuse = Some(i);
+            }
+            if k == EMPTY {
+                break;
+            }
+            i = (i + 1) & mask;
+        }
+        let at = match reuse {
+            Some(r) => r,
+            None => {
+                self.used += 1;
+                i
+            }
+        };
+        self.slots()[at] = e;
+        self.live += 1;
+        true
+    }
+}
+
+fn shard(key: usize) -> &'static SpinLock<Shard> {
+    &TABLE[hash(key) >> (usize::BITS as usize - 6)]
+}
+
+/// Records a block; false if the table could not grow (out of memory).
+pub fn insert(e: Entry) -> bool {
+    shard(e.key).lock().insert(e)
+}
+
+/// A copy of the entry for `key`.
+pub fn get(key: usize) -> Option<Entry> {
+    let mut s = shard(key).lock();
+    let i = s.find(key)?;
+    Some(s.slots()[i])
+}
+
+/// The outcome of [`mark_freed`].
+pub enum FreeLookup {
+    /// The block was live; it is now marked freed. The entry as it was.
+    Live(Entry),
+    /// The block was already freed (it waits in the quarantine).
+    AlreadyFreed(Entry),
+    /// No block starts at this pointer.
+    Unknown,
+}
+
+/// Marks a live block freed by a call at `free_stack`.
+pub fn mark_freed(key: usize, free_stack: u32) -> FreeLookup {
+    let mut s = shard(key).lock();
+    let Some(i) = s.find(key) else {
+        return FreeLookup::Unknown;
+    };
+    let e = &mut s.slots()[i];
+    if e.state == FREED {
+        return FreeLookup::AlreadyFreed(*e);
+    }
+    let before = *e;
+    e.state = FREED;
+    e.free_stack = free_stack;
+    FreeLookup::Live(before)
+}
+
+/// Changes the family of a live block (blocks that `operator new` got from `malloc`).
+pub fn set_family(key: usize, family: u8) {
+    let mut s = shard(key).lock();
+    if let Some(i) = s.find(key) {
+        s.slots()[i].family = family;
+    }
+}
+
+/// Forgets a block (released to glibc).
+pub fn remove(key: usize) -> Option<Entry> {
+    let mut s = shard(key).lock();
+    let i = s.find(key)?;
+    let e = s.slots()[i];
+    s.slots()[i].key = TOMBSTONE;
+    s.live -= 1;
+    Some(e)
+}
+
+/// Calls `f` on every entry. The caller holds every shard's lock ([`lock_all`]), so no thread can
+/// allocate or free meanwhile.
+pub fn for_each_held(mut f: impl FnMut(&Entry)) {
+    for sh in TABLE.iter() {
+        // SAFETY: lock_all holds this shard's lock until the loop ends.
+        let shard = unsafe { sh.held() };
+        if shard.slots.is_null() {
+            continue;
+        }
+        // SAFETY: slots holds cap entries owned by this shard.
+        let slots = unsafe { core::slice::from_raw_parts(shard.slots, shard.cap) };
+        for e in slots.iter().filter(|e| e.key > TOMBSTONE) {
+            f(e);
+        }
+    }
+}
+
+/// Takes every shard lock (fork prepare, leak scan).
+pub fn lock_all() {
+    for s in TABLE.iter() {
+        s.raw_lock();
+    }
+}
+
+/// Releases what [`lock_all`] took.
+pub fn unlock_all() {
+    for s in TABLE.iter() {
+        s.raw_unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: usize, size: usize) -> Entry {
+        Entry {
+            key,
+            size,
+            ..Entry::default()
+        }
+    }
+
+    #[test]
+    fn insert_free_remove_and_grow() {
+        let base = 0x7000_0000_0000usize;
+        for i in 0..5000 {
+            assert!(insert(entry(base + i * 32, i)));
+        }
+        assert_eq!(get(base + 32 * 4999).map(|e| e.size), Some(4999));
+        assert!(matches!(mark_freed(base, 9), FreeLookup::Live(_)));
+        match mark_freed(base, 10) {
+            FreeLookup::AlreadyFreed(e) => assert_eq!(e.free_stack, 9),
+            _ => panic!("second free not seen"),
+        }
+        assert!(matches!(mark_freed(base + 8, 1), FreeLookup::Unknown));
+        let mut n = 0;
+        lock_all();
+        for_each_held(|e| {
+            if e.key >= base && e.key < base + 5000 * 32 {
+                n += 1
+            }
+        });
+        unlock_all();
+        assert_eq!(n, 5000);
+        for i in 0..5000 {
+            assert!(remove(base + i * 32).is_some());
+        }
+        assert!(get(base + 64).is_none());
+    }
+}

@@ -1,0 +1,31 @@
+//! Per-thread state: the reentrancy guard. Const-initialised, no destructor, so touching it never
+//! registers a TLS destructor (which would go through `calloc`).
+use core::cell::Cell;
+
+thread_local! {
+    static IN_SHIM: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Held while the shim does work that might call back into the allocator (unwinding, reporting).
+/// Nested hook calls see the guard taken and skip that work.
+pub struct Guard(());
+
+impl Guard {
+    /// `None` if this thread is already inside the shim.
+    pub fn acquire() -> Option<Guard> {
+        IN_SHIM.with(|c| {
+            if c.get() {
+                None
+            } else {
+                c.set(true);
+                Some(Guard(()))
+            }
+        })
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        IN_SHIM.with(|c| c.set(false));
+    }
+}

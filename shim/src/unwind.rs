@@ -1,0 +1,71 @@
+//! Call-stack capture: raw return addresses into a caller's buffer, never allocating. Frames inside
+//! the shim itself are dropped so a stack starts at the target's call into the allocator.
+use core::ffi::{c_int, c_void};
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+#[allow(non_camel_case_types)]
+type _Unwind_Trace_Fn = extern "C" fn(ctx: *mut c_void, arg: *mut c_void) -> c_int;
+
+extern "C" {
+    fn _Unwind_Backtrace(cb: _Unwind_Trace_Fn, arg: *mut c_void) -> c_int;
+    fn _Unwind_GetIP(ctx: *mut c_void) -> usize;
+}
+
+const URC_NO_REASON: c_int = 0;
+const URC_END_OF_STACK: c_int = 5;
+
+/// The shim's own code range, set by [`set_self_range`].
+static SELF_START: AtomicUsize = AtomicUsize::new(0);
+static SELF_END: AtomicUsize = AtomicUsize::new(0);
+
+pub fn set_self_range(start: usize, end: usize) {
+    SELF_START.store(start, Ordering::Relaxed);
+    SELF_END.store(end, Ordering::Relaxed);
+}
+
+fn in_self(ip: usize) -> bool {
+    ip >= SELF_START.load(Ordering::Relaxed) && ip < SELF_END.load(Ordering::Relaxed)
+}
+
+struct State<'a> {
+    out: &'a mut [u64],
+    n: usize,
+    skipping: bool,
+}
+
+extern "C" fn step(ctx: *mut c_void, arg: *mut c_void) -> c_int {
+    // SAFETY: arg is the &mut State passed to _Unwind_Backtrace below, alive for the whole walk.
+    let st = unsafe { &mut *(arg as *mut State) };
+    // SAFETY: ctx is the unwinder's context for this frame.
+    let ip = unsafe { _Unwind_GetIP(ctx) };
+    if ip == 0 {
+        return URC_END_OF_STACK;
+    }
+    if st.skipping && in_self(ip) {
+        return URC_NO_REASON;
+    }
+    st.skipping = false;
+    st.out[st.n] = ip as u64;
+    st.n += 1;
+    if st.n == st.out.len() {
+        URC_END_OF_STACK
+    } else {
+        URC_NO_REASON
+    }
+}
+
+/// Fills `out` with return addresses of the current thread, innermost first, and returns how many.
+#[inline(never)]
+pub fn capture(out: &mut [u64]) -> usize {
+    if out.is_empty() {
+        return 0;
+    }
+    let mut st = State {
+        out,
+        n: 0,
+        skipping: true,
+    };
+    // SAFETY: step only writes inside st.out, which outlives the call.
+    unsafe { _Unwind_Backtrace(step, &mut st as *mut State as *mut c_void) };
+    st.n
+}

@@ -1,0 +1,223 @@
+//! The one clap definition of memcheck's command line. Man pages and shell completions are
+//! generated from it (see `tests/generated.rs`), so it is the single source of truth.
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "memcheck",
+    version = crate::cmd::VERSION_LINE,
+    about = "Find heap bugs and leaks in unmodified Linux programs, and see how a live process uses memory",
+    long_about = None,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// When to use colour: auto (only on a terminal, never with NO_COLOR), always or never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a program under the checker and report its heap errors and leaks.
+    #[command(
+        after_help = "Exit status: the program's own, or --error-exitcode's N when errors or definite/indirect leaks were found; 128+SIG if the program was killed by signal SIG; 125 if memcheck itself failed, 126 if PROG cannot be run, 127 if it was not found."
+    )]
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Leak check at exit: no, summary (totals only) or full (each leak with its stack).
+    #[arg(long, value_enum, default_value_t = LeakCheck::Full, value_name = "MODE")]
+    pub leak_check: LeakCheck,
+
+    /// Leak kinds to list one by one: a comma-separated list of definite, indirect, possible,
+    /// reachable, or all / none.
+    #[arg(long, default_value = "definite,indirect", value_name = "KINDS", value_parser = parse_leak_kinds)]
+    pub show_leak_kinds: LeakKinds,
+
+    /// Exit with N when any error or any definite or indirect leak was found (Valgrind's meaning).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..))]
+    pub error_exitcode: Option<u8>,
+
+    /// Count warnings (calloc-overflow, allocation-size-too-big, invalid-alignment) as errors.
+    #[arg(long)]
+    pub warnings_as_errors: bool,
+
+    /// What happens after an error is reported: continue (as Valgrind) or abort (as ASan).
+    #[arg(long, value_enum, default_value_t = OnError::Continue, value_name = "ACTION")]
+    pub on_error: OnError,
+
+    /// Format of the report: text (on stderr) or json (to --output).
+    #[arg(long, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
+    pub format: Format,
+
+    /// Where to write the --format report; - for standard output. The text report is always
+    /// printed on stderr as well.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Frames recorded per allocation (1-128).
+    #[arg(long, visible_alias = "depth", default_value_t = 24, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=128))]
+    pub num_callers: u32,
+
+    /// Bytes of freed memory held back from reuse, to catch double frees and late accesses
+    /// (suffixes K, M, G).
+    #[arg(long, default_value = "8M", value_name = "BYTES", value_parser = parse_size)]
+    pub quarantine_size: u64,
+
+    /// Bytes of canary redzone before each block (16-4096, rounded up to 16).
+    #[arg(long, default_value_t = 16, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(16..=4096))]
+    pub redzone_size: u32,
+
+    /// Also check the programs that PROG executes (yes or no).
+    #[arg(long, value_name = "yes|no", num_args = 0..=1, require_equals = true, default_value = "no", default_missing_value = "yes", value_parser = parse_yes_no)]
+    pub trace_children: bool,
+
+    /// The program to run, then its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "PROG [ARGS]...")]
+    pub command: Vec<OsString>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeakCheck {
+    No,
+    Summary,
+    Full,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnError {
+    Continue,
+    Abort,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Which leak kinds are listed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct LeakKinds {
+    pub definite: bool,
+    pub indirect: bool,
+    pub possible: bool,
+    pub reachable: bool,
+}
+
+impl LeakKinds {
+    pub fn shows(&self, kind: memcheck_wire::LeakKind) -> bool {
+        use memcheck_wire::LeakKind::*;
+        match kind {
+            Definite => self.definite,
+            Indirect => self.indirect,
+            Possible => self.possible,
+            Reachable => self.reachable,
+        }
+    }
+}
+
+fn parse_leak_kinds(s: &str) -> Result<LeakKinds, String> {
+    let mut k = LeakKinds::default();
+    for part in s.split(',').map(str::trim) {
+        match part {
+            "all" => {
+                k = LeakKinds {
+                    definite: true,
+                    indirect: true,
+                    possible: true,
+                    reachable: true,
+                }
+            }
+            "none" => k = LeakKinds::default(),
+            "definite" => k.definite = true,
+            "indirect" => k.indirect = true,
+            "possible" => k.possible = true,
+            "reachable" => k.reachable = true,
+            other => {
+                return Err(format!(
+                    "unknown leak kind '{other}': use definite, indirect, possible, reachable, all or none"
+                ))
+            }
+        }
+    }
+    Ok(k)
+}
+
+/// Parses `123`, `64K`, `8M`, `1G` (powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_uppercase() {
+                'K' => 1u64 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                _ => return Err(format!("'{s}': the size suffix must be K, M or G")),
+            };
+            (&s[..i], m)
+        }
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("'{s}' is not a size: write a number of bytes, optionally with K, M or G"))
+}
+
+fn parse_yes_no(s: &str) -> Result<bool, String> {
+    match s {
+        "yes" | "true" | "1" => Ok(true),
+        "no" | "false" | "0" => Ok(false),
+        _ => Err(format!("'{s}': expected yes or no")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_and_kinds_parse() {
+        assert_eq!(parse_size("8M"), Ok(8 << 20));
+        assert_eq!(parse_size("10"), Ok(10));
+        assert!(parse_size("8X").is_err());
+        assert!(parse_size("").is_err());
+        let k = parse_leak_kinds("definite,possible").unwrap();
+        assert!(k.definite && k.possible && !k.indirect && !k.reachable);
+        assert!(parse_leak_kinds("all").unwrap().reachable);
+        assert!(parse_leak_kinds("lost").is_err());
+    }
+
+    #[test]
+    fn run_takes_the_program_and_its_flags_verbatim() {
+        let cli = Cli::try_parse_from(["memcheck", "run", "--error-exitcode=3", "--", "ls", "-l", "--color"]).unwrap();
+        let Command::Run(r) = cli.command;
+        assert_eq!(r.error_exitcode, Some(3));
+        assert_eq!(r.command, ["ls", "-l", "--color"]);
+        let cli = Cli::try_parse_from(["memcheck", "run", "--trace-children", "prog"]).unwrap();
+        let Command::Run(r) = cli.command;
+        assert!(r.trace_children);
+    }
+}

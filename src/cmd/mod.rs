@@ -1,0 +1,56 @@
+//! Subcommand dispatch and the mapping of failures to one-line messages and exit statuses.
+pub mod run;
+
+use crate::cli::{Cli, Command};
+use clap::{CommandFactory, FromArgMatches};
+
+/// Static version text for generated documentation; `--version` prints [`version_line`].
+pub const VERSION_LINE: &str = env!("CARGO_PKG_VERSION");
+
+/// Exit status when memcheck itself fails (as `env` and `timeout` do).
+pub const EXIT_INTERNAL: i32 = 125;
+
+/// `X.Y.Z (shim X.Y.Z, record format N, build HASH)`, read from the embedded library so a
+/// mismatched build shows.
+pub fn version_line() -> String {
+    let shim = crate::shim::embedded_version().unwrap_or_else(|| "unreadable".into());
+    let shim = shim.strip_prefix("memcheck-shim ").unwrap_or(&shim).replace(" wire ", ", record format ");
+    format!(
+        "{} (shim {shim}; CLI record format {}; shim build {})",
+        env!("CARGO_PKG_VERSION"),
+        memcheck_wire::VERSION,
+        crate::shim::HASH
+    )
+}
+
+pub fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
+    let version: &'static str = Box::leak(version_line().into_boxed_str());
+    let matches = match Cli::command().version(version).try_get_matches_from(args) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return 2;
+        }
+    };
+    let result = match &cli.command {
+        Command::Run(a) => run::run(a, cli.color),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let code = e
+                .downcast_ref::<crate::target::TargetError>()
+                .map(|t| t.exit_code())
+                .unwrap_or(EXIT_INTERNAL);
+            eprintln!("memcheck: error: {e:#}");
+            code
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! memcheck: heap error and leak detection for unmodified Linux programs, and inspection of how a
+//! live process uses memory. The binary is a thin wrapper over [`main_with_args`].
+pub mod cli;
+pub mod cmd;
+pub mod records;
+pub mod report;
+pub mod shim;
+pub mod style;
+pub mod symbolize;
+pub mod target;
+
+/// Runs memcheck with these arguments and returns the process exit status.
+pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
+    cmd::dispatch(args)
+}

@@ -1,0 +1,171 @@
+//! Reading the record files the shim wrote into the run directory: one file per process image,
+//! decoded into owned data. A file cut short (a process killed while writing) keeps what was
+//! complete and says so; a file of another format version is refused with a clear message.
+use anyhow::{bail, Context, Result};
+use memcheck_wire::{DecodeError, ErrorRec, LeakKind, LeakSummary, Record, Records};
+use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct ModuleInfo {
+    pub start: u64,
+    pub end: u64,
+    pub bias: u64,
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct LeakRec {
+    pub kind: LeakKind,
+    pub bytes: u64,
+    pub blocks: u64,
+    pub stack: u32,
+}
+
+/// Everything one process image recorded.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessRecords {
+    pub pid: u32,
+    pub ppid: u32,
+    pub start_ns: u64,
+    pub exe: String,
+    pub argv: Vec<String>,
+    pub modules: Vec<ModuleInfo>,
+    pub stacks: HashMap<u32, Vec<u64>>,
+    pub errors: Vec<ErrorRec>,
+    pub leaks: Vec<LeakRec>,
+    pub leak_summary: Option<LeakSummary>,
+    pub exit_code: Option<i32>,
+    pub notes: Vec<String>,
+    /// The file ended inside a record.
+    pub truncated: bool,
+}
+
+impl ProcessRecords {
+    /// The module containing `pc`.
+    pub fn module_of(&self, pc: u64) -> Option<&ModuleInfo> {
+        self.modules.iter().find(|m| pc >= m.start && pc < m.end)
+    }
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Decodes one record file.
+pub fn parse(data: &[u8], name: &Path) -> Result<ProcessRecords> {
+    let body = match memcheck_wire::check_header(data) {
+        Ok(b) => b,
+        Err(DecodeError::Version(v)) => bail!(
+            "{}: written by a memcheck library of record format {v}, but this memcheck reads format {}; the library and the CLI come from different builds (reinstall memcheck, or unset MEMCHECK_SHIM)",
+            name.display(),
+            memcheck_wire::VERSION
+        ),
+        Err(_) => bail!("{}: not a memcheck record file", name.display()),
+    };
+    let mut p = ProcessRecords::default();
+    for rec in Records::new(body) {
+        let rec = match rec {
+            Ok(r) => r,
+            Err(_) => {
+                p.truncated = true;
+                break;
+            }
+        };
+        match rec {
+            Record::Process(x) => {
+                p.pid = x.pid;
+                p.ppid = x.ppid;
+                p.start_ns = x.start_ns;
+                p.exe = lossy(x.exe);
+                p.argv = x
+                    .cmdline
+                    .split(|&b| b == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(lossy)
+                    .collect();
+            }
+            Record::Module(m) => p.modules.push(ModuleInfo {
+                start: m.start,
+                end: m.end,
+                bias: m.bias,
+                path: PathBuf::from(std::ffi::OsStr::from_bytes(m.path)),
+            }),
+            Record::Stack(s) => {
+                p.stacks.insert(s.id, s.frames().collect());
+            }
+            Record::Leak(l) => p.leaks.push(LeakRec {
+                kind: l.kind,
+                bytes: l.bytes,
+                blocks: l.blocks,
+                stack: l.stack,
+            }),
+            Record::LeakSummary(s) => p.leak_summary = Some(s),
+            Record::Error(e) => p.errors.push(e),
+            Record::Exit(x) => p.exit_code = Some(x.code),
+            Record::Note(n) => p.notes.push(lossy(n.text)),
+        }
+    }
+    Ok(p)
+}
+
+/// Reads every record file of a run directory, ordered by start time.
+pub fn read_dir(dir: &Path) -> Result<Vec<ProcessRecords>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("mcr") {
+            continue;
+        }
+        let data = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        out.push(parse(&data, &path)?);
+    }
+    out.sort_by_key(|p| (p.start_ns, p.pid));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memcheck_wire::{Exit, Process};
+
+    fn file(records: &[Record]) -> Vec<u8> {
+        let mut out = vec![0u8; memcheck_wire::HEADER_LEN];
+        memcheck_wire::encode_header(&mut out);
+        for r in records {
+            let mut buf = vec![0u8; 8192];
+            let n = r.encode(&mut buf).unwrap();
+            out.extend_from_slice(&buf[..n]);
+        }
+        out
+    }
+
+    #[test]
+    fn a_file_decodes_and_a_cut_file_keeps_what_was_whole() {
+        let mut data = file(&[
+            Record::Process(Process {
+                pid: 42,
+                ppid: 1,
+                start_ns: 5,
+                exe: b"/bin/x",
+                cmdline: b"x\0-v\0",
+            }),
+            Record::Exit(Exit { code: 3 }),
+        ]);
+        let p = parse(&data, Path::new("f")).unwrap();
+        assert_eq!((p.pid, p.exit_code, p.truncated), (42, Some(3), false));
+        assert_eq!(p.argv, ["x", "-v"]);
+        data.truncate(data.len() - 2);
+        let p = parse(&data, Path::new("f")).unwrap();
+        assert_eq!((p.exit_code, p.truncated), (None, true));
+    }
+
+    #[test]
+    fn another_version_is_refused_with_the_reason() {
+        let mut data = file(&[]);
+        data[8] = 77;
+        let e = parse(&data, Path::new("f")).unwrap_err().to_string();
+        assert!(e.contains("format 77"), "{e}");
+    }
+}

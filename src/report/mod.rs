@@ -1,0 +1,281 @@
+//! The findings model: what a run found, per process, symbolized and grouped. Built once from the
+//! records, then rendered by [`text`] (humans, stderr) and [`json`] (machines; the contract is in
+//! `docs/report-format.md`).
+pub mod json;
+pub mod text;
+
+use crate::records::ProcessRecords;
+use crate::symbolize::{Frame, Symbolizer};
+use memcheck_wire::{ErrorKind, ErrorRec, LeakKind};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Version of the JSON report format; bumped on incompatible changes.
+pub const REPORT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub version: u32,
+    pub tool: Tool,
+    pub processes: Vec<ProcessReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tool {
+    pub name: &'static str,
+    pub version: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub enum Exit {
+    #[serde(rename = "code")]
+    Code(i32),
+    #[serde(rename = "signal")]
+    Signal(i32),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessReport {
+    pub pid: u32,
+    pub ppid: u32,
+    /// The command line, arguments joined by spaces.
+    pub command: String,
+    pub argv: Vec<String>,
+    pub exe: String,
+    /// How the process ended; null when it neither returned through exit() nor was memcheck's
+    /// direct child (it exec'd another program, called _exit, or was killed).
+    pub exit: Option<Exit>,
+    pub errors: Vec<ErrorReport>,
+    pub leaks: Vec<LeakReport>,
+    /// Totals of every leak kind; null when the leak check did not run (--leak-check=no, or the
+    /// process did not exit normally).
+    pub leak_summary: Option<LeakSummary>,
+    /// The record file ended early (the process died while writing it).
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Default, PartialEq, Eq)]
+pub struct Amount {
+    pub bytes: u64,
+    pub blocks: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Default, PartialEq, Eq)]
+pub struct LeakSummary {
+    pub definite: Amount,
+    pub indirect: Amount,
+    pub possible: Amount,
+    pub reachable: Amount,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LeakReport {
+    pub kind: &'static str,
+    pub bytes: u64,
+    pub blocks: u64,
+    pub stack: Vec<Frame>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BlockInfo {
+    #[serde(serialize_with = "hex")]
+    pub address: u64,
+    pub size: u64,
+    /// Offset of the bad address from the block's start (negative before it).
+    pub offset: i64,
+    pub allocated_by: &'static str,
+}
+
+fn hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{v:#x}"))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorReport {
+    pub kind: &'static str,
+    /// "error", or "warning" for suspicious calls that keep glibc's answer.
+    pub severity: &'static str,
+    #[serde(serialize_with = "hex")]
+    pub address: u64,
+    /// "read" or "write" where known.
+    pub access: Option<&'static str>,
+    /// Size of the access in bytes where known.
+    pub access_size: Option<u64>,
+    /// Thread id (as gettid) of the bad access or call.
+    pub thread: u32,
+    /// One line saying what happened, e.g. "0 bytes after a 13-byte block".
+    pub description: String,
+    pub block: Option<BlockInfo>,
+    /// The bad access or call.
+    pub stack: Vec<Frame>,
+    pub alloc_stack: Vec<Frame>,
+    pub free_stack: Vec<Frame>,
+}
+
+impl ProcessReport {
+    pub fn error_count(&self) -> usize {
+        self.errors.iter().filter(|e| e.severity == "error").count()
+    }
+    pub fn warning_count(&self) -> usize {
+        self.errors.iter().filter(|e| e.severity == "warning").count()
+    }
+    /// Definite plus indirect bytes.
+    pub fn lost_bytes(&self) -> u64 {
+        self.leak_summary
+            .map(|s| s.definite.bytes + s.indirect.bytes)
+            .unwrap_or(0)
+    }
+}
+
+/// What to keep when building the report.
+pub struct Options {
+    pub show: crate::cli::LeakKinds,
+}
+
+fn stack_frames(p: &ProcessRecords, sym: &mut Symbolizer, id: u32) -> Vec<Frame> {
+    let Some(pcs) = p.stacks.get(&id) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for &pc in pcs {
+        let module = p.module_of(pc).map(|m| (m.path.as_path(), m.bias));
+        out.extend(sym.frames(pc, module, true));
+    }
+    out
+}
+
+fn relation(addr: u64, block: u64, size: u64) -> String {
+    if addr >= block + size {
+        format!("{} bytes after a {size}-byte block", addr - (block + size))
+    } else if addr < block {
+        format!("{} bytes before a {size}-byte block", block - addr)
+    } else {
+        format!("{} bytes inside a {size}-byte block", addr - block)
+    }
+}
+
+fn describe(e: &ErrorRec) -> String {
+    match e.kind {
+        ErrorKind::AllocDeallocMismatch => format!(
+            "allocated with {} and released with {}",
+            e.alloc_family.alloc_name(),
+            e.free_family.free_name()
+        ),
+        ErrorKind::CallocOverflow => format!(
+            "calloc({}, {}): the product overflows size_t",
+            e.arg1, e.arg2
+        ),
+        ErrorKind::AllocationSizeTooBig => {
+            format!("requested {} bytes, more than any allocator can serve", e.arg1)
+        }
+        ErrorKind::InvalidAlignment => format!(
+            "alignment {} is not a valid alignment (size {})",
+            e.arg2, e.arg1
+        ),
+        ErrorKind::DoubleFree => format!(
+            "{} freed twice",
+            relation(e.addr, e.block_addr, e.block_size).replace("0 bytes inside a", "a")
+        ),
+        ErrorKind::InvalidFree | ErrorKind::InvalidRealloc if !e.has_block => {
+            "the pointer was never returned by the allocator".to_string()
+        }
+        ErrorKind::InvalidRealloc => format!(
+            "realloc of a freed block: {}",
+            relation(e.addr, e.block_addr, e.block_size).replace("0 bytes inside a", "a")
+        ),
+        _ if e.has_block => relation(e.addr, e.block_addr, e.block_size),
+        _ => String::new(),
+    }
+}
+
+/// Builds the report of one process.
+pub fn process_report(
+    p: &ProcessRecords,
+    exit: Option<Exit>,
+    sym: &mut Symbolizer,
+    opts: &Options,
+) -> ProcessReport {
+    let errors = p
+        .errors
+        .iter()
+        .map(|e| ErrorReport {
+            kind: e.kind.name(),
+            severity: if e.kind.is_warning() { "warning" } else { "error" },
+            address: e.addr,
+            access: e.access.name(),
+            access_size: (e.access_size > 0).then_some(e.access_size),
+            thread: e.tid,
+            description: describe(e),
+            block: e.has_block.then(|| BlockInfo {
+                address: e.block_addr,
+                size: e.block_size,
+                offset: e.addr.wrapping_sub(e.block_addr) as i64,
+                allocated_by: e.alloc_family.alloc_name(),
+            }),
+            stack: stack_frames(p, sym, e.stack),
+            alloc_stack: stack_frames(p, sym, e.alloc_stack),
+            free_stack: stack_frames(p, sym, e.free_stack),
+        })
+        .collect();
+
+    // Group leaks by kind and symbolized stack (two PCs of one line merge), largest first.
+    let mut groups: BTreeMap<(LeakKind, Vec<(Option<String>, Option<String>, Option<u32>)>), LeakReport> =
+        BTreeMap::new();
+    for l in &p.leaks {
+        if !opts.show.shows(l.kind) {
+            continue;
+        }
+        let stack = stack_frames(p, sym, l.stack);
+        let key: Vec<_> = stack
+            .iter()
+            .map(|f| (f.function.clone(), f.file.clone(), f.line))
+            .collect();
+        let g = groups.entry((l.kind, key)).or_insert_with(|| LeakReport {
+            kind: l.kind.name(),
+            bytes: 0,
+            blocks: 0,
+            stack,
+        });
+        g.bytes += l.bytes;
+        g.blocks += l.blocks;
+    }
+    let mut leaks: Vec<(LeakKind, LeakReport)> = groups.into_iter().map(|((k, _), v)| (k, v)).collect();
+    leaks.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.bytes.cmp(&a.1.bytes)));
+
+    let leak_summary = p.leak_summary.map(|s| {
+        let a = |k: LeakKind| Amount {
+            bytes: s.kinds[k as usize].0,
+            blocks: s.kinds[k as usize].1,
+        };
+        LeakSummary {
+            definite: a(LeakKind::Definite),
+            indirect: a(LeakKind::Indirect),
+            possible: a(LeakKind::Possible),
+            reachable: a(LeakKind::Reachable),
+        }
+    });
+    ProcessReport {
+        pid: p.pid,
+        ppid: p.ppid,
+        command: p.argv.join(" "),
+        argv: p.argv.clone(),
+        exe: p.exe.clone(),
+        exit: exit.or(p.exit_code.map(Exit::Code)),
+        errors,
+        leaks: leaks.into_iter().map(|(_, l)| l).collect(),
+        leak_summary,
+        truncated: p.truncated,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relations_read_like_asan() {
+        assert_eq!(relation(0x100d, 0x1000, 13), "0 bytes after a 13-byte block");
+        assert_eq!(relation(0xfff, 0x1000, 13), "1 bytes before a 13-byte block");
+        assert_eq!(relation(0x1004, 0x1000, 13), "4 bytes inside a 13-byte block");
+    }
+}

@@ -1,0 +1,131 @@
+//! The human report: each error with its stacks, each listed leak, and a summary like Valgrind's,
+//! every line prefixed `==PID==` so interleaved output stays attributable.
+use super::{ErrorReport, LeakReport, ProcessReport};
+use crate::style::Painter;
+use crate::symbolize::Frame;
+use std::fmt::Write;
+
+fn frame_line(f: &Frame) -> String {
+    let func = f.function.as_deref().unwrap_or("???");
+    let loc = match (&f.file, f.line) {
+        (Some(file), Some(line)) => format!("({file}:{line})"),
+        (Some(file), None) => format!("({file})"),
+        _ => match &f.object {
+            Some(o) => format!("(in {o})"),
+            None => String::new(),
+        },
+    };
+    let inl = if f.inlined { " [inlined]" } else { "" };
+    format!("{:#x}: {func} {loc}{inl}", f.address)
+}
+
+/// Frames up to and including `main`; what lies below it is libc start-up.
+fn visible(stack: &[Frame]) -> &[Frame] {
+    match stack.iter().position(|f| f.function.as_deref() == Some("main")) {
+        Some(i) => &stack[..=i],
+        None => stack,
+    }
+}
+
+fn stack(out: &mut String, pre: &str, title: &str, frames: &[Frame], p: &Painter) {
+    if frames.is_empty() {
+        return;
+    }
+    if !title.is_empty() {
+        let _ = writeln!(out, "{pre} {}", p.bold(title));
+    }
+    for (i, f) in visible(frames).iter().enumerate() {
+        let word = if i == 0 { "at" } else { "by" };
+        let _ = writeln!(out, "{pre}    {word} {}", frame_line(f));
+    }
+}
+
+fn error(out: &mut String, pre: &str, e: &ErrorReport, p: &Painter) {
+    let head = if e.severity == "warning" {
+        p.yellow(&format!("warning: {}", e.kind))
+    } else {
+        p.red(&format!("error: {}", e.kind))
+    };
+    let mut what = String::new();
+    if let Some(a) = e.access {
+        let _ = write!(what, "{a} ");
+        if let Some(n) = e.access_size {
+            let _ = write!(what, "of {n} bytes ");
+        }
+        let _ = write!(what, "at {:#x}", e.address);
+    } else if e.address != 0 {
+        let _ = write!(what, "at {:#x}", e.address);
+    }
+    let _ = writeln!(out, "{pre} {head} {what} (thread {})", e.thread);
+    if !e.description.is_empty() {
+        let _ = writeln!(out, "{pre}   {}", e.description);
+    }
+    stack(out, pre, "", &e.stack, p);
+    if let Some(b) = &e.block {
+        stack(
+            out,
+            pre,
+            &format!(" block {:#x} of {} bytes allocated by {}:", b.address, b.size, b.allocated_by),
+            &e.alloc_stack,
+            p,
+        );
+    }
+    stack(out, pre, " freed by:", &e.free_stack, p);
+    let _ = writeln!(out, "{pre}");
+}
+
+fn leak(out: &mut String, pre: &str, l: &LeakReport, p: &Painter) {
+    let word = match l.kind {
+        "definite" => "definitely lost",
+        "indirect" => "indirectly lost",
+        "possible" => "possibly lost",
+        _ => "still reachable",
+    };
+    let line = format!("{} bytes in {} blocks are {word}", l.bytes, l.blocks);
+    let line = if l.kind == "definite" || l.kind == "indirect" {
+        p.red(&line)
+    } else {
+        p.bold(&line)
+    };
+    let _ = writeln!(out, "{pre} {line}");
+    stack(out, pre, "", &l.stack, p);
+    let _ = writeln!(out, "{pre}");
+}
+
+/// Renders one process's part of the report. `listed` says whether leaks were listed one by one.
+pub fn render(r: &ProcessReport, p: &Painter, listed: bool) -> String {
+    let pre = p.dim(&format!("=={}==", r.pid));
+    let mut out = String::new();
+    let _ = writeln!(out, "{pre} memcheck: {}", p.bold(&r.command));
+    for e in &r.errors {
+        error(&mut out, &pre, e, p);
+    }
+    if listed {
+        for l in &r.leaks {
+            leak(&mut out, &pre, l, p);
+        }
+    }
+    if let Some(s) = &r.leak_summary {
+        let _ = writeln!(out, "{pre} {}", p.bold("LEAK SUMMARY:"));
+        for (name, a) in [
+            ("definitely lost", s.definite),
+            ("indirectly lost", s.indirect),
+            ("  possibly lost", s.possible),
+            ("still reachable", s.reachable),
+        ] {
+            let _ = writeln!(out, "{pre}    {name}: {} bytes in {} blocks", a.bytes, a.blocks);
+        }
+        if s.definite.blocks + s.indirect.blocks + s.possible.blocks > 0 && r.leaks.is_empty() && listed {
+            let _ = writeln!(out, "{pre} (use --show-leak-kinds=all to list every kind)");
+        }
+    }
+    if r.truncated {
+        let _ = writeln!(out, "{pre} the record ended early: the process died while writing it");
+    }
+    let errors = r.error_count();
+    let warnings = r.warning_count();
+    let summary = format!("ERROR SUMMARY: {errors} errors, {warnings} warnings");
+    let summary = if errors > 0 { p.red(&summary) } else { p.green(&summary) };
+    let _ = writeln!(out, "{pre} {summary}");
+    out
+}

@@ -1,0 +1,69 @@
+//! Colour decisions: only on a terminal, never with `NO_COLOR`, and as `--color` says.
+use crate::cli::ColorChoice;
+use std::io::IsTerminal;
+
+/// Whether output to stderr should be coloured.
+pub fn stderr_color(choice: ColorChoice) -> bool {
+    decide(choice, std::io::stderr().is_terminal())
+}
+
+/// Whether output to stdout should be coloured.
+pub fn stdout_color(choice: ColorChoice) -> bool {
+    decide(choice, std::io::stdout().is_terminal())
+}
+
+fn decide(choice: ColorChoice, tty: bool) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+        }
+    }
+}
+
+/// Applies a style only when colour is on.
+pub struct Painter {
+    pub on: bool,
+}
+
+impl Painter {
+    pub fn red(&self, s: &str) -> String {
+        self.paint(s, owo_colors::Style::new().red().bold())
+    }
+    pub fn yellow(&self, s: &str) -> String {
+        self.paint(s, owo_colors::Style::new().yellow().bold())
+    }
+    pub fn bold(&self, s: &str) -> String {
+        self.paint(s, owo_colors::Style::new().bold())
+    }
+    pub fn dim(&self, s: &str) -> String {
+        self.paint(s, owo_colors::Style::new().dimmed())
+    }
+    pub fn green(&self, s: &str) -> String {
+        self.paint(s, owo_colors::Style::new().green())
+    }
+    fn paint(&self, s: &str, style: owo_colors::Style) -> String {
+        use owo_colors::OwoColorize;
+        if self.on {
+            s.style(style).to_string()
+        } else {
+            s.to_string()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_colours_off_a_terminal_or_when_told() {
+        assert!(!decide(ColorChoice::Auto, false));
+        assert!(!decide(ColorChoice::Never, true));
+        assert!(decide(ColorChoice::Always, false));
+        assert_eq!(Painter { on: false }.red("x"), "x");
+        assert_ne!(Painter { on: true }.red("x"), "x");
+    }
+}

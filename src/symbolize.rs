@@ -1,0 +1,242 @@
+//! Turning return addresses into function, file and line, with goblin (to find the debug file:
+//! the object itself, `/usr/lib/debug/.build-id/xx/yyyy.debug`, or `.gnu_debuglink` candidates,
+//! with a `.gnu_debugaltlink` supplement) and addr2line (DWARF lines, inlined frames, demangled
+//! C++ and Rust names), falling back to the symbol table. Objects and addresses are cached, so each
+//! distinct PC is resolved once however many stacks hold it.
+use goblin::elf::Elf;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// One source-level frame. An inlined call expands into several frames with the same address.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Frame {
+    /// The return address (or faulting PC), as hex.
+    #[serde(serialize_with = "hex")]
+    pub address: u64,
+    pub function: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    pub object: Option<String>,
+    /// True for a frame inlined into the next one.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub inlined: bool,
+}
+
+fn hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{v:#x}"))
+}
+
+struct Object {
+    /// DWARF source (the object or its separate debug file).
+    dwarf: Option<addr2line::Loader>,
+    /// Symbol table source (the object itself).
+    symbols: Option<addr2line::Loader>,
+}
+
+#[derive(Default)]
+pub struct Symbolizer {
+    objects: HashMap<PathBuf, Object>,
+    cache: HashMap<(PathBuf, u64), Vec<Frame>>,
+    /// Root for debug files; `/usr/lib/debug` unless tests change it.
+    pub debug_root: Option<PathBuf>,
+}
+
+/// Where a stripped object keeps its debug information, per its build-id and debuglink.
+pub fn debug_file_for(path: &Path, data: &[u8], debug_root: &Path) -> Option<PathBuf> {
+    let elf = Elf::parse(data).ok()?;
+    if let Some(notes) = elf.iter_note_sections(data, Some(".note.gnu.build-id")) {
+        for note in notes.flatten() {
+            if note.n_type == goblin::elf::note::NT_GNU_BUILD_ID && note.desc.len() > 1 {
+                let hex: String = note.desc.iter().map(|b| format!("{b:02x}")).collect();
+                let p = debug_root
+                    .join(".build-id")
+                    .join(&hex[..2])
+                    .join(format!("{}.debug", &hex[2..]));
+                if p.is_file() {
+                    return Some(p);
+                }
+            }
+        }
+    }
+    let link = elf.section_headers.iter().find(|s| elf.shdr_strtab.get_at(s.sh_name) == Some(".gnu_debuglink"))?;
+    let raw = data.get(link.sh_offset as usize..(link.sh_offset + link.sh_size) as usize)?;
+    let name = raw.split(|&b| b == 0).next()?;
+    let name = std::str::from_utf8(name).ok()?;
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let rel = dir.strip_prefix("/").unwrap_or(dir);
+    [dir.join(name), dir.join(".debug").join(name), debug_root.join(rel).join(name)]
+        .into_iter()
+        .find(|p| p.is_file() && p != path)
+}
+
+fn has_dwarf(data: &[u8]) -> bool {
+    Elf::parse(data)
+        .map(|e| {
+            e.section_headers
+                .iter()
+                .any(|s| e.shdr_strtab.get_at(s.sh_name) == Some(".debug_info") && s.sh_size > 0)
+        })
+        .unwrap_or(false)
+}
+
+/// The `.gnu_debugaltlink` supplementary file of a debug file (dwz), if present.
+fn altlink(debug: &Path, data: &[u8]) -> Option<PathBuf> {
+    let elf = Elf::parse(data).ok()?;
+    let s = elf.section_headers.iter().find(|s| elf.shdr_strtab.get_at(s.sh_name) == Some(".gnu_debugaltlink"))?;
+    let raw = data.get(s.sh_offset as usize..(s.sh_offset + s.sh_size) as usize)?;
+    let name = std::str::from_utf8(raw.split(|&b| b == 0).next()?).ok()?;
+    let p = Path::new(name);
+    let p = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        debug.parent()?.join(p)
+    };
+    p.is_file().then_some(p)
+}
+
+impl Object {
+    fn load(path: &Path, debug_root: &Path) -> Object {
+        let Ok(data) = std::fs::read(path) else {
+            return Object {
+                dwarf: None,
+                symbols: None,
+            };
+        };
+        let symbols = addr2line::Loader::new(path).ok();
+        let dwarf = if has_dwarf(&data) {
+            None
+        } else {
+            debug_file_for(path, &data, debug_root).and_then(|dbg| {
+                let ddata = std::fs::read(&dbg).ok()?;
+                let sup = altlink(&dbg, &ddata);
+                addr2line::Loader::new_with_sup(&dbg, sup.as_deref()).ok()
+            })
+        };
+        Object { dwarf, symbols }
+    }
+}
+
+impl Symbolizer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The source frames of `pc` inside the object at `path` loaded with `bias`. Return addresses
+    /// are looked up one byte earlier, inside the call instruction.
+    pub fn frames(&mut self, pc: u64, module: Option<(&Path, u64)>, is_return: bool) -> Vec<Frame> {
+        let Some((path, bias)) = module else {
+            return vec![Frame {
+                address: pc,
+                function: None,
+                file: None,
+                line: None,
+                object: None,
+                inlined: false,
+            }];
+        };
+        let probe = pc.wrapping_sub(bias).wrapping_sub(is_return as u64);
+        let key = (path.to_path_buf(), probe);
+        if let Some(f) = self.cache.get(&key) {
+            return f
+                .iter()
+                .map(|fr| Frame {
+                    address: pc,
+                    ..fr.clone()
+                })
+                .collect();
+        }
+        let root = self.debug_root.clone().unwrap_or_else(|| PathBuf::from("/usr/lib/debug"));
+        let obj = self
+            .objects
+            .entry(path.to_path_buf())
+            .or_insert_with(|| Object::load(path, &root));
+        let object = Some(path.display().to_string());
+        let mut out = Vec::new();
+        for loader in [obj.dwarf.as_ref(), obj.symbols.as_ref()].into_iter().flatten() {
+            if let Ok(mut it) = loader.find_frames(probe) {
+                while let Ok(Some(f)) = it.next() {
+                    let function = f
+                        .function
+                        .as_ref()
+                        .and_then(|n| n.demangle().ok().map(|c| c.into_owned()));
+                    let (file, line) = f
+                        .location
+                        .map(|l| (l.file.map(str::to_string), l.line))
+                        .unwrap_or((None, None));
+                    if function.is_none() && file.is_none() {
+                        continue;
+                    }
+                    out.push(Frame {
+                        address: pc,
+                        function,
+                        file,
+                        line,
+                        object: object.clone(),
+                        inlined: true,
+                    });
+                }
+            }
+            if !out.is_empty() {
+                break;
+            }
+        }
+        // The outermost source frame is the real one; those before it were inlined into it.
+        if let Some(last) = out.last_mut() {
+            last.inlined = false;
+        }
+        let sym = obj
+            .symbols
+            .as_ref()
+            .or(obj.dwarf.as_ref())
+            .and_then(|l| l.find_symbol(probe))
+            .map(|s| addr2line::demangle_auto(s.into(), None).into_owned());
+        if out.is_empty() {
+            out.push(Frame {
+                address: pc,
+                function: sym,
+                file: None,
+                line: None,
+                object,
+                inlined: false,
+            });
+        } else if out.iter().all(|f| f.function.is_none()) {
+            out.last_mut().unwrap().function = sym;
+        }
+        self.cache.insert(key, out.clone());
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libc_addresses_resolve_to_symbols() {
+        // malloc's own address inside libc resolves to a symbol named malloc-something.
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let libc_line = maps
+            .lines()
+            .find(|l| l.contains("libc.so.6") && l.contains(" r-xp "))
+            .or_else(|| maps.lines().find(|l| l.contains("libc.so.6")))
+            .expect("libc mapped");
+        let path = libc_line.split_whitespace().last().unwrap();
+        let first = maps.lines().find(|l| l.ends_with(path)).unwrap();
+        let base = u64::from_str_radix(first.split('-').next().unwrap(), 16).unwrap();
+        let addr = libc::malloc as *const () as u64;
+        let mut s = Symbolizer::new();
+        let f = s.frames(addr, Some((Path::new(path), base)), false);
+        let name = f.last().unwrap().function.clone().unwrap_or_default();
+        assert!(name.contains("malloc"), "{f:?}");
+    }
+
+    #[test]
+    fn unknown_module_keeps_the_address() {
+        let mut s = Symbolizer::new();
+        let f = s.frames(0x1234, None, true);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].address, 0x1234);
+        assert!(f[0].function.is_none());
+    }
+}
