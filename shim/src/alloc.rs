@@ -48,6 +48,8 @@ pub fn capture_stack() -> u32 {
 /// On failure returns null with errno set to ENOMEM, as glibc does.
 pub fn allocate(size: usize, align: usize, family: Family, zero: bool) -> *mut u8 {
     init::ensure();
+    // A successful allocation leaves errno alone, whatever the shim's own system calls did.
+    let saved = sys::errno();
     if size > MAX_REQUEST - 64 - align {
         if size >= TOO_BIG {
             warn(ErrorKind::AllocationSizeTooBig, size as u64, align as u64);
@@ -103,6 +105,7 @@ pub fn allocate(size: usize, align: usize, family: Family, zero: bool) -> *mut u
         sys::set_errno(libc::ENOMEM);
         return core::ptr::null_mut();
     }
+    sys::set_errno(saved);
     user
 }
 
@@ -285,6 +288,9 @@ pub fn usable_size(p: *mut u8) -> usize {
 
 /// Reports a suspicious call that keeps glibc's answer.
 pub fn warn(kind: ErrorKind, arg1: u64, arg2: u64) {
+    if tls::quiet() {
+        return;
+    }
     let stack = capture_stack();
     report(ErrorRec {
         kind,

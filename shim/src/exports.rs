@@ -158,7 +158,7 @@ fn cxx_fallback(sym: &CStr, size: usize, align: usize, family: Family) -> *mut u
     if f.is_null() {
         return core::ptr::null_mut();
     }
-    let p = if align == 0 {
+    let p = crate::tls::with_quiet(|| if align == 0 {
         // SAFETY: f is libstdc++'s operator new(size_t) (or its nothrow twin, same ABI here).
         let f: extern "C" fn(usize, *const c_void) -> *mut u8 = unsafe { core::mem::transmute(f) };
         f(size, core::ptr::null())
@@ -167,7 +167,7 @@ fn cxx_fallback(sym: &CStr, size: usize, align: usize, family: Family) -> *mut u
         let f: extern "C" fn(usize, usize, *const c_void) -> *mut u8 =
             unsafe { core::mem::transmute(f) };
         f(size, align, core::ptr::null())
-    };
+    });
     if !p.is_null() {
         crate::table::set_family(p as usize, family as u8);
     }
@@ -262,8 +262,16 @@ pub static MEMCHECK_SHIM_VERSION: [u8; 32] = {
         out[i] = v[i];
         i += 1;
     }
+    // The record format version in decimal, without leading zeros.
     let w = memcheck_wire::VERSION;
-    out[i] = b'0' + (w / 10 % 10) as u8;
-    out[i + 1] = b'0' + (w % 10) as u8;
+    let mut div = 1;
+    while div * 10 <= w {
+        div *= 10;
+    }
+    while div > 0 {
+        out[i] = b'0' + (w / div % 10) as u8;
+        i += 1;
+        div /= 10;
+    }
     out
 };

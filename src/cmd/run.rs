@@ -145,7 +145,7 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         .iter()
         .map(|p| p.error_count() + if a.warnings_as_errors { p.warning_count() } else { 0 })
         .sum();
-    let lost: u64 = report.processes.iter().map(|p| p.lost_bytes()).sum();
+    let lost: u64 = report.processes.iter().map(|p| p.lost_blocks()).sum();
     if let Some(n) = a.error_exitcode {
         if errors > 0 || lost > 0 {
             return Ok(n as i32);

@@ -119,10 +119,10 @@ impl ProcessReport {
     pub fn warning_count(&self) -> usize {
         self.errors.iter().filter(|e| e.severity == "warning").count()
     }
-    /// Definite plus indirect bytes.
-    pub fn lost_bytes(&self) -> u64 {
+    /// Definite plus indirect blocks (a lost 0-byte block counts too).
+    pub fn lost_blocks(&self) -> u64 {
         self.leak_summary
-            .map(|s| s.definite.bytes + s.indirect.bytes)
+            .map(|s| s.definite.blocks + s.indirect.blocks)
             .unwrap_or(0)
     }
 }
