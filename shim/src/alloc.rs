@@ -366,9 +366,11 @@ mod tests {
         };
         assert_eq!(check_canaries(&e), None);
         mem[16 + 13] = 0;
+        std::hint::black_box(&mut mem);
         assert_eq!(check_canaries(&e), Some((13, true)));
         mem[16 + 13] = CANARY;
         mem[15] = 1;
+        std::hint::black_box(&mut mem);
         assert_eq!(check_canaries(&e), Some((-1, false)));
     }
 }

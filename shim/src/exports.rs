@@ -1,5 +1,7 @@
 //! The exported C symbols, and nothing else: thin wrappers that keep glibc's argument checks and
 //! errno conventions and call the shared bodies in [`crate::alloc`].
+#![allow(non_snake_case)]
+
 use crate::alloc::{self, allocate, release};
 use crate::init;
 use crate::sys;

@@ -459,6 +459,7 @@ mod tests {
             .collect();
         mem[0] = base + 16; // a -> b
         mem[2] = base + 32; // b -> c
+        std::hint::black_box(&mem);
         let st = classify(&blocks, &[base + 48 + 8]);
         assert_eq!(st[0], DEFINITE);
         assert_eq!(st[1], INDIRECT);
@@ -482,6 +483,7 @@ mod tests {
         // c -> b -> a: block 2 is the head.
         mem[4] = base + 16;
         mem[2] = base;
+        std::hint::black_box(&mem);
         let st = classify(&blocks, &[]);
         assert_eq!(st, [INDIRECT, INDIRECT, DEFINITE]);
     }

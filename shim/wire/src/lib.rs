@@ -601,8 +601,12 @@ impl<'a> Iterator for Records<'a> {
 }
 
 #[cfg(test)]
+extern crate std;
+
+#[cfg(test)]
 mod tests {
     use super::*;
+    use std::vec::Vec;
 
     fn roundtrip(r: Record) {
         let mut buf = [0u8; 512];
