@@ -152,6 +152,43 @@ pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> size_t {
     alloc::usable_size(p.cast())
 }
 
+extern "C" {
+    fn __libc_mallopt(param: c_int, value: c_int) -> c_int;
+}
+
+/// `mallopt` stays glibc's; `M_PERTURB` also sets the shim's fill bytes, as glibc's own would.
+#[cfg_attr(not(test), no_mangle)]
+pub extern "C" fn mallopt(param: c_int, value: c_int) -> c_int {
+    const M_PERTURB: c_int = -6;
+    init::ensure();
+    if param == M_PERTURB {
+        crate::opts::set_perturb(value & 0xff);
+    }
+    // SAFETY: glibc's own implementation, same arguments.
+    unsafe { __libc_mallopt(param, value) }
+}
+
+/// `sigaction` keeps the program's SIGSEGV/SIGBUS handlers behind the guard-mode handler.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn sigaction(
+    sig: c_int,
+    act: *const libc::sigaction,
+    old: *mut libc::sigaction,
+) -> c_int {
+    // SAFETY: the caller's pointers are passed on as sigaction(2) requires.
+    unsafe { crate::fault::sigaction(sig, act, old) }
+}
+
+#[cfg_attr(not(test), no_mangle)]
+pub extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+    crate::fault::signal(sig, handler)
+}
+
+#[cfg_attr(not(test), no_mangle)]
+pub extern "C" fn bsd_signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+    crate::fault::signal(sig, handler)
+}
+
 /// Where `operator new` cannot allocate, the real libstdc++ operator (found with `dlsym`) runs
 /// the new-handler loop and throws `std::bad_alloc`; its inner `malloc` comes back here.
 fn cxx_fallback(sym: &CStr, size: usize, align: usize, family: Family) -> *mut u8 {

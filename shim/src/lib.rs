@@ -15,6 +15,8 @@ extern crate alloc as rust_alloc;
 mod alloc;
 mod depot;
 mod exports;
+mod fault;
+mod guard;
 mod heap;
 mod init;
 mod modules;

@@ -8,7 +8,7 @@
 //! `exit()` are dead. Blocks reached from roots through start pointers only are *reachable*; through
 //! an interior pointer somewhere on the way, *possible*. Of the rest, a block that no other lost
 //! block points to is *definite*; what it leads to is *indirect*.
-use crate::{heap, modules, real, record, table};
+use crate::{guard, heap, modules, real, record, table};
 use memcheck_wire::{Leak, LeakKind, LeakSummary, Record};
 use rust_alloc::vec::Vec;
 
@@ -300,8 +300,10 @@ pub fn leak_check() {
     // quarantined blocks alike) and arena heaps.
     let mut holes: Vec<(usize, usize)> = Vec::new();
     table::for_each_held(|e| {
-        if let Some(h) = mmapped_chunk(e.key - e.base_off as usize) {
-            holes.push(h);
+        if e.flags & table::FLAG_GUARDED == 0 {
+            if let Some(h) = mmapped_chunk(e.key - e.base_off as usize) {
+                holes.push(h);
+            }
         }
         if e.state == table::LIVE {
             blocks.push(Block {
@@ -325,6 +327,10 @@ pub fn leak_check() {
     // (ld.so's start-up allocations follow its bss), so only the segments are cut out of it.
     for md in &mods {
         holes.extend_from_slice(&md.writable);
+    }
+    // The guard pool holds blocks, which are traced, not roots.
+    if let Some(r) = guard::range() {
+        holes.push(r);
     }
     let mut roots: Vec<(usize, usize)> = Vec::new();
     for mp in &maps {
