@@ -215,7 +215,21 @@ pub fn check_free_fill(e: &Entry) -> Option<usize> {
     }
     // SAFETY: the quarantined block is still allocated from glibc's point of view.
     let b = unsafe { core::slice::from_raw_parts(e.key as *const u8, e.size.min(FILL_MAX)) };
-    b.iter().position(|&x| x != e.fill)
+    first_not(b, e.fill)
+}
+
+/// The index of the first byte of `b` that is not `byte`, comparing eight bytes at a time.
+fn first_not(b: &[u8], byte: u8) -> Option<usize> {
+    let word = u64::from_ne_bytes([byte; 8]);
+    let mut chunks = b.chunks_exact(8);
+    let mut at = 0;
+    for c in &mut chunks {
+        if u64::from_ne_bytes(c.try_into().unwrap()) != word {
+            return c.iter().position(|&x| x != byte).map(|i| at + i);
+        }
+        at += 8;
+    }
+    chunks.remainder().iter().position(|&x| x != byte).map(|i| at + i)
 }
 
 /// An error record with no block, stacks or arguments.
@@ -530,6 +544,16 @@ mod tests {
         mem[15] = 1;
         std::hint::black_box(&mut mem);
         assert_eq!(check_canaries(&e), Some((-1, false)));
+    }
+
+    #[test]
+    fn first_not_finds_the_first_different_byte() {
+        let mut v = [7u8; 37];
+        assert_eq!(first_not(&v, 7), None);
+        v[36] = 1;
+        assert_eq!(first_not(&v, 7), Some(36));
+        v[9] = 0;
+        assert_eq!(first_not(&v, 7), Some(9));
     }
 
     #[test]

@@ -191,8 +191,8 @@ pub enum FreeLookup {
 /// Marks a live block freed by a call at `free_stack`; `fill` (the free-fill byte about to be
 /// written, or negative) is recorded for blocks in glibc memory.
 pub fn mark_freed(key: usize, free_stack: u32, fill: i32) -> FreeLookup {
-    let i = shard_index(key);
-    let mut s = TABLE[i].lock();
+    let shard = shard_index(key);
+    let mut s = TABLE[shard].lock();
     let Some(i) = s.find(key) else {
         return FreeLookup::Unknown;
     };
@@ -201,7 +201,7 @@ pub fn mark_freed(key: usize, free_stack: u32, fill: i32) -> FreeLookup {
         return FreeLookup::AlreadyFreed(*e);
     }
     let before = *e;
-    stats::on_free(i, e.size);
+    stats::on_free(shard, e.size);
     e.state = FREED;
     e.free_stack = free_stack;
     if fill >= 0 && e.flags & FLAG_GUARDED == 0 {
