@@ -202,7 +202,7 @@ fn check(size: u64, mode: vm::Mode, s: &vm::Sysctls, m: &vm::Meminfo, page_kb: u
     Ok(Check {
         size_bytes: size,
         succeeded,
-        error: outcome.err().map(|e| format!("{}: {}", e, e.desc())),
+        error: outcome.err().map(|e| e.to_string()),
         predicted: verdict.ok,
         explanation,
     })
@@ -252,10 +252,12 @@ fn process(pid: i32) -> Result<ProcessOut, ProcError> {
 /// PF_KTHREAD in the stat flags: kernel threads own no memory and are never chosen.
 const PF_KTHREAD: u32 = 0x0020_0000;
 
-/// The processes the OOM killer would pick first: highest `oom_score` first, leaving out what it
-/// never kills (kernel threads, init, and `oom_score_adj` -1000). Processes that exit or cannot
-/// be read during the scan are left out.
+/// The processes the OOM killer would pick first: highest `oom_score` first (ties, common since
+/// the score is per mille of all memory, by RSS + swap, which is what the score counts), leaving
+/// out what it never kills (kernel threads, init, and `oom_score_adj` -1000) and memcheck itself.
+/// Processes that exit or cannot be read during the scan are left out.
 fn oom_ranking(top: usize) -> Vec<OomOut> {
+    let me = std::process::id() as i32;
     let Ok(all) = procfs::process::all_processes() else {
         return Vec::new();
     };
@@ -263,7 +265,7 @@ fn oom_ranking(top: usize) -> Vec<OomOut> {
         .filter_map(|p| {
             let p = p.ok()?;
             let stat = p.stat().ok()?;
-            if stat.flags & PF_KTHREAD != 0 || p.pid() == 1 {
+            if stat.flags & PF_KTHREAD != 0 || p.pid() == 1 || p.pid() == me {
                 return None;
             }
             let adj = p.oom_score_adj().ok()?;
@@ -281,7 +283,11 @@ fn oom_ranking(top: usize) -> Vec<OomOut> {
             })
         })
         .collect();
-    out.sort_by(|a, b| b.oom_score.cmp(&a.oom_score).then(b.rss_kb.cmp(&a.rss_kb)));
+    out.sort_by(|a, b| {
+        b.oom_score
+            .cmp(&a.oom_score)
+            .then((b.rss_kb + b.swap_kb).cmp(&(a.rss_kb + a.swap_kb)))
+    });
     out.truncate(top);
     out
 }

@@ -34,7 +34,7 @@ pub enum ResidencyError {
         "{path}: cannot lock its {size} in memory: {cause}. Locked memory is limited by RLIMIT_MEMLOCK \
          (here soft {soft}, hard {hard}; see `ulimit -l`) unless the process has CAP_IPC_LOCK: raise the \
          limit (`ulimit -l unlimited`, memlock in /etc/security/limits.conf, LimitMEMLOCK= for a systemd \
-         service) or run as root or with `setcap cap_ipc_lock+ep`"
+         service) or give memcheck CAP_IPC_LOCK (run it as root, or `setcap cap_ipc_lock+ep` on it)"
     )]
     Lock {
         path: String,
@@ -43,8 +43,6 @@ pub enum ResidencyError {
         soft: String,
         hard: String,
     },
-    #[error("{0} of the paths could not be read (see the messages above)")]
-    Some(usize),
 }
 
 impl ResidencyError {
@@ -184,11 +182,8 @@ pub fn run(a: &ResidencyArgs, color: ColorChoice) -> Result<i32> {
             eprintln!("memcheck: {} received, pages released", sig.as_str());
         }
     }
-    if report.errors.is_empty() {
-        Ok(0)
-    } else {
-        Err(ResidencyError::Some(report.errors.len()).into())
-    }
+    // Each unreadable path already had its one line on stderr.
+    Ok(if report.errors.is_empty() { 0 } else { 1 })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -328,7 +323,10 @@ pub fn for_files(paths: &[PathBuf], action: Option<Action>, held: &mut Vec<Locke
                             return Err(ResidencyError::Lock {
                                 path: shown.clone(),
                                 size: human_kb(len.div_ceil(1024)),
-                                cause: format!("mlock failed: {e}"),
+                                cause: match e.raw_os_error() {
+                                    Some(n) => format!("mlock failed with {}", nix::errno::Errno::from_raw(n)),
+                                    None => format!("mlock failed: {e}"),
+                                },
                                 soft,
                                 hard,
                             }
@@ -474,7 +472,12 @@ pub fn render_files(r: &FilesReport, p: &Painter) -> String {
     }
     let _ = writeln!(out, "{}", p.bold(&line));
     if !r.errors.is_empty() {
-        let _ = writeln!(out, "{}", p.red(&format!("{} paths could not be read", r.errors.len())));
+        let n = r.errors.len();
+        let _ = writeln!(
+            out,
+            "{}",
+            p.red(&format!("{n} {} could not be read", if n == 1 { "path" } else { "paths" }))
+        );
     }
     out
 }

@@ -147,7 +147,7 @@ pub fn read(path: &Path) -> Result<Layout, ElfError> {
                 .map(|s| read_at(&f, &shown, s.sh_offset, s.sh_size as usize))
                 .transpose()?
                 .unwrap_or_default();
-            let strtab = Strtab::new(&names, 0);
+            let strtab = Strtab::parse(&names, 0, names.len(), 0).map_err(bad)?;
             for s in &shdrs {
                 if s.sh_flags & SHF_ALLOC as u64 == 0 {
                     continue;

@@ -155,6 +155,8 @@ fn base_kind(m: &Mapping) -> Kind {
         MapName::ThreadStack(_) => Kind::ThreadStack,
         MapName::Vdso => Kind::Vdso,
         MapName::Vvar => Kind::Vvar,
+        // Kernels from 6.13 on split the vvar area and name its parts [vvar_vclock] etc.
+        MapName::Other(o) if o.starts_with("vvar") => Kind::Vvar,
         MapName::Vsyscall => Kind::Vsyscall,
         MapName::SysV(_) => Kind::Shm,
         MapName::AnonNamed(n) if n == "memcheck" => Kind::Memcheck,

@@ -58,8 +58,6 @@ impl MapName {
             MMapPath::Rollup => MapName::Other("rollup".into()),
             MMapPath::Other(o) => match o.strip_prefix("anon:") {
                 Some(n) => MapName::AnonNamed(n.to_string()),
-                // Kernels from 6.13 on split the vvar area and name its parts [vvar_vclock] etc.
-                None if o.starts_with("vvar") => MapName::Vvar,
                 None => MapName::Other(o),
             },
             // MMapPath is non-exhaustive in spirit: keep whatever a newer procfs adds visible.
@@ -205,7 +203,7 @@ mod tests {
         for (raw, name) in [
             ("[heap]", MapName::Heap),
             ("[anon:memcheck]", MapName::AnonNamed("memcheck".into())),
-            ("[vvar_vclock]", MapName::Vvar),
+            ("[vvar_vclock]", MapName::Other("vvar_vclock".into())),
             ("", MapName::Anon),
             ("/usr/lib/libc.so.6", MapName::Path("/usr/lib/libc.so.6".into())),
         ] {
