@@ -91,7 +91,11 @@ pub enum MapsSort {
 #[command(group = clap::ArgGroup::new("action").args(["touch", "evict", "lock"]))]
 pub struct ResidencyArgs {
     /// Files and directories (searched recursively, symbolic links not followed).
-    #[arg(value_name = "PATH", required_unless_present = "pid", conflicts_with = "pid")]
+    #[arg(
+        value_name = "PATH",
+        required_unless_present = "pid",
+        conflicts_with = "pid"
+    )]
     pub paths: Vec<PathBuf>,
 
     /// Show the residency of each region of this live process instead (from /proc/PID/pagemap):
@@ -199,7 +203,12 @@ pub struct RunArgs {
     pub trace_children: bool,
 
     /// The program to run, then its arguments.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "PROG [ARGS]...")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "PROG [ARGS]..."
+    )]
     pub command: Vec<OsString>,
 }
 
@@ -296,7 +305,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     num.parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| format!("'{s}' is not a size: write a number of bytes, optionally with K, M, G or T"))
+        .ok_or_else(|| {
+            format!("'{s}' is not a size: write a number of bytes, optionally with K, M, G or T")
+        })
 }
 
 fn parse_yes_no(s: &str) -> Result<bool, String> {
@@ -334,28 +345,69 @@ mod tests {
 
     #[test]
     fn run_takes_the_program_and_its_flags_verbatim() {
-        let cli = Cli::try_parse_from(["memcheck", "run", "--error-exitcode=3", "--", "ls", "-l", "--color"]).unwrap();
-        let Command::Run(r) = cli.command else { panic!("not run") };
+        let cli = Cli::try_parse_from([
+            "memcheck",
+            "run",
+            "--error-exitcode=3",
+            "--",
+            "ls",
+            "-l",
+            "--color",
+        ])
+        .unwrap();
+        let Command::Run(r) = cli.command else {
+            panic!("not run")
+        };
         assert_eq!(r.error_exitcode, Some(3));
         assert_eq!(r.command, ["ls", "-l", "--color"]);
         let cli = Cli::try_parse_from(["memcheck", "run", "--trace-children", "prog"]).unwrap();
-        let Command::Run(r) = cli.command else { panic!("not run") };
+        let Command::Run(r) = cli.command else {
+            panic!("not run")
+        };
         assert!(r.trace_children);
     }
 
     #[test]
     fn inspection_commands_parse_their_flags() {
         use crate::layout::Kind;
-        let cli = Cli::try_parse_from(["memcheck", "maps", "42", "--kind", "heap", "--kind=thread-stack,bss", "--sort", "rss"]).unwrap();
-        let Command::Maps(m) = cli.command else { panic!("not maps") };
+        let cli = Cli::try_parse_from([
+            "memcheck",
+            "maps",
+            "42",
+            "--kind",
+            "heap",
+            "--kind=thread-stack,bss",
+            "--sort",
+            "rss",
+        ])
+        .unwrap();
+        let Command::Maps(m) = cli.command else {
+            panic!("not maps")
+        };
         assert_eq!((m.pid, m.sort), (42, MapsSort::Rss));
         assert_eq!(m.kinds, [Kind::Heap, Kind::ThreadStack, Kind::Bss]);
-        assert!(Cli::try_parse_from(["memcheck", "residency"]).is_err(), "a path or --pid is needed");
+        assert!(
+            Cli::try_parse_from(["memcheck", "residency"]).is_err(),
+            "a path or --pid is needed"
+        );
         assert!(Cli::try_parse_from(["memcheck", "residency", "--touch", "--evict", "f"]).is_err());
         assert!(Cli::try_parse_from(["memcheck", "residency", "--pid", "1", "f"]).is_err());
-        let cli = Cli::try_parse_from(["memcheck", "overcommit", "--check", "3T", "--format", "json"]).unwrap();
-        let Command::Overcommit(o) = cli.command else { panic!("not overcommit") };
+        let cli = Cli::try_parse_from([
+            "memcheck",
+            "overcommit",
+            "--check",
+            "3T",
+            "--format",
+            "json",
+        ])
+        .unwrap();
+        let Command::Overcommit(o) = cli.command else {
+            panic!("not overcommit")
+        };
         assert_eq!((o.check, o.format), (Some(3 << 40), Format::Json));
-        assert!(Cli::try_parse_from(["memcheck", "overcommit", "--top", "3"]).is_err(), "--top needs --oom");
+        assert!(
+            Cli::try_parse_from(["memcheck", "overcommit", "--top", "3"]).is_err(),
+            "--top needs --oom"
+        );
     }
 }

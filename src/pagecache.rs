@@ -75,7 +75,16 @@ impl Mapped {
         // SAFETY: a fresh read-only mapping chosen by the kernel (no address hint, no MAP_FIXED),
         // so it cannot overlap memory Rust owns; it is only read through mincore/mlock and is
         // unmapped exactly once, in Drop.
-        let ptr = unsafe { nix::sys::mman::mmap(None, nz, ProtFlags::PROT_READ, MapFlags::MAP_SHARED, file, 0) }?;
+        let ptr = unsafe {
+            nix::sys::mman::mmap(
+                None,
+                nz,
+                ProtFlags::PROT_READ,
+                MapFlags::MAP_SHARED,
+                file,
+                0,
+            )
+        }?;
         Ok(Some(Mapped { ptr, len: nz.get() }))
     }
 }
@@ -106,7 +115,11 @@ pub fn residency(file: &File, len: u64, width: usize) -> std::io::Result<Residen
             // SAFETY: [ptr+offset, ptr+offset+bytes) lies inside the mapping (offset and bytes
             // are bounded by len), and vec holds at least ceil(bytes / page size) = n entries.
             let rc = unsafe {
-                libc::mincore(m.ptr.as_ptr().cast::<u8>().add(offset).cast(), bytes, vec.as_mut_ptr())
+                libc::mincore(
+                    m.ptr.as_ptr().cast::<u8>().add(offset).cast(),
+                    bytes,
+                    vec.as_mut_ptr(),
+                )
             };
             if rc != 0 {
                 return Err(std::io::Error::last_os_error());
@@ -140,7 +153,12 @@ pub fn evict(file: &File) -> std::io::Result<()> {
     // A read-only descriptor may still be synced on Linux; failure (e.g. EINVAL on special
     // files) only means there was nothing to write back through it.
     let _ = nix::unistd::fdatasync(file);
-    nix::fcntl::posix_fadvise(file, 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED)?;
+    nix::fcntl::posix_fadvise(
+        file,
+        0,
+        0,
+        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+    )?;
     Ok(())
 }
 
@@ -175,7 +193,10 @@ mod tests {
     #[test]
     fn maps_show_full_partial_and_empty_buckets() {
         let mut m = MapBuilder::new(8, 4);
-        for (i, r) in [true, true, true, false, false, false, true, true].into_iter().enumerate() {
+        for (i, r) in [true, true, true, false, false, false, true, true]
+            .into_iter()
+            .enumerate()
+        {
             m.record(i as u64, r);
         }
         assert_eq!(m.finish(), "Oo.O");

@@ -84,7 +84,12 @@ pub fn regions(pid: i32) -> Result<Vec<Region>, proc::ProcError> {
     let maps = smaps::read(pid)?;
     let threads = tasks::threads(pid);
     let mut objects = ProcObjects::new(pid);
-    Ok(layout::classify(maps, &threads, &mut objects, proc::page_size()))
+    Ok(layout::classify(
+        maps,
+        &threads,
+        &mut objects,
+        proc::page_size(),
+    ))
 }
 
 fn heap(pid: i32, regions: &[Region]) -> Option<Heap> {
@@ -120,7 +125,10 @@ pub fn build(a: &MapsArgs) -> Result<MapsReport> {
     let mut totals = BTreeMap::new();
     let mut total = Totals::default();
     for r in &all {
-        totals.entry(r.kind.as_str()).or_insert_with(Totals::default).add(r);
+        totals
+            .entry(r.kind.as_str())
+            .or_insert_with(Totals::default)
+            .add(r);
         total.add(r);
     }
     let regions = all
@@ -299,15 +307,20 @@ mod tests {
         };
         let r = build(&a).unwrap();
         let kinds: Vec<Kind> = r.regions.iter().map(|x| x.kind).collect();
-        for k in [Kind::Text, Kind::Rodata, Kind::Data, Kind::Stack, Kind::Vdso] {
+        for k in [
+            Kind::Text,
+            Kind::Rodata,
+            Kind::Data,
+            Kind::Stack,
+            Kind::Vdso,
+        ] {
             assert!(kinds.contains(&k), "{k:?} missing: {kinds:?}");
         }
         let exe = std::fs::canonicalize(std::env::current_exe().unwrap()).unwrap();
         let exe = exe.to_str().unwrap();
-        assert!(r
-            .regions
-            .iter()
-            .any(|x| x.kind == Kind::Text && x.path.as_deref() == Some(exe) && x.sections.iter().any(|s| s == ".text")));
+        assert!(r.regions.iter().any(|x| x.kind == Kind::Text
+            && x.path.as_deref() == Some(exe)
+            && x.sections.iter().any(|s| s == ".text")));
         let sum: u64 = r.totals.values().map(|t| t.rss_kb).sum();
         assert_eq!(sum, r.total.rss_kb);
         assert_eq!(r.total.regions, r.regions.len());

@@ -103,8 +103,12 @@ pub fn build(a: &OvercommitArgs) -> Result<OvercommitReport> {
     let s = vm::sysctls()?;
     let m = vm::meminfo()?;
     let page_kb = proc::page_size() / 1024;
-    let mode = vm::Mode::from_sysctl(s.overcommit_memory)
-        .with_context(|| format!("vm.overcommit_memory is {}, which this kernel documents no meaning for", s.overcommit_memory))?;
+    let mode = vm::Mode::from_sysctl(s.overcommit_memory).with_context(|| {
+        format!(
+            "vm.overcommit_memory is {}, which this kernel documents no meaning for",
+            s.overcommit_memory
+        )
+    })?;
     let check = match a.check {
         Some(0) => bail!("--check needs a size above 0 (e.g. --check 4G)"),
         Some(size) => Some(check(size, mode, &s, &m, page_kb)?),
@@ -124,7 +128,8 @@ pub fn build(a: &OvercommitArgs) -> Result<OvercommitReport> {
         commit_limit_enforced: mode == vm::Mode::Never,
         committed_as_kb: m.committed_as_kb,
         headroom_kb: m.commit_limit_kb as i64 - m.committed_as_kb as i64,
-        heuristic_limit_kb: m.mem_total_kb / page_kb * page_kb + m.swap_total_kb / page_kb * page_kb,
+        heuristic_limit_kb: m.mem_total_kb / page_kb * page_kb
+            + m.swap_total_kb / page_kb * page_kb,
         mem_total_kb: m.mem_total_kb,
         swap_total_kb: m.swap_total_kb,
         hugetlb_kb: m.hugetlb_kb,
@@ -141,7 +146,8 @@ pub fn build(a: &OvercommitArgs) -> Result<OvercommitReport> {
 fn probe(size: u64) -> Result<std::result::Result<(), nix::errno::Errno>> {
     use nix::sys::wait::{waitpid, WaitStatus};
     use nix::unistd::ForkResult;
-    let len = usize::try_from(size).context("--check SIZE does not fit this machine's address space")?;
+    let len =
+        usize::try_from(size).context("--check SIZE does not fit this machine's address space")?;
     // SAFETY: the inspection commands never start threads, so the child is a faithful copy; it
     // only calls mmap and _exit, both async-signal-safe, and never returns into Rust code.
     match unsafe { nix::unistd::fork() }.context("cannot fork the probe process")? {
@@ -167,11 +173,13 @@ fn probe(size: u64) -> Result<std::result::Result<(), nix::errno::Errno>> {
             // flushing its copied stdio buffers.
             unsafe { libc::_exit(code) }
         }
-        ForkResult::Parent { child } => match waitpid(child, None).context("cannot wait for the probe process")? {
-            WaitStatus::Exited(_, 0) => Ok(Ok(())),
-            WaitStatus::Exited(_, code) => Ok(Err(nix::errno::Errno::from_raw(code))),
-            other => bail!("the probe process ended unexpectedly: {other:?}"),
-        },
+        ForkResult::Parent { child } => {
+            match waitpid(child, None).context("cannot wait for the probe process")? {
+                WaitStatus::Exited(_, 0) => Ok(Ok(())),
+                WaitStatus::Exited(_, code) => Ok(Err(nix::errno::Errno::from_raw(code))),
+                other => bail!("the probe process ended unexpectedly: {other:?}"),
+            }
+        }
     }
 }
 
@@ -187,7 +195,13 @@ fn asker() -> Result<vm::Asker> {
     })
 }
 
-fn check(size: u64, mode: vm::Mode, s: &vm::Sysctls, m: &vm::Meminfo, page_kb: u64) -> Result<Check> {
+fn check(
+    size: u64,
+    mode: vm::Mode,
+    s: &vm::Sysctls,
+    m: &vm::Meminfo,
+    page_kb: u64,
+) -> Result<Check> {
     let verdict = vm::predict(mode, size, s, m, &asker()?, page_kb);
     let outcome = probe(size)?;
     let succeeded = outcome.is_ok();
@@ -293,7 +307,10 @@ fn oom_ranking(top: usize) -> Vec<OomOut> {
 }
 
 fn limit_text(l: &Limit) -> String {
-    let v = |x: Option<u64>| x.map(|b| human_kb(b / 1024)).unwrap_or_else(|| "unlimited".into());
+    let v = |x: Option<u64>| {
+        x.map(|b| human_kb(b / 1024))
+            .unwrap_or_else(|| "unlimited".into())
+    };
     format!("soft {}, hard {}", v(l.soft), v(l.hard))
 }
 
@@ -311,13 +328,21 @@ pub fn render(r: &OvercommitReport, p: &Painter) -> String {
         out,
         "  vm.overcommit_ratio   {}%{}",
         r.ratio,
-        if r.kbytes != 0 { " (not used: overcommit_kbytes is set)" } else { "" }
+        if r.kbytes != 0 {
+            " (not used: overcommit_kbytes is set)"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(
         out,
         "  vm.overcommit_kbytes  {}{}",
         r.kbytes,
-        if r.kbytes == 0 { " (unset: the ratio applies)" } else { "" }
+        if r.kbytes == 0 {
+            " (unset: the ratio applies)"
+        } else {
+            ""
+        }
     );
     let agree = if r.commit_limit_computed_kb == r.commit_limit_kb {
         p.green("matches")
@@ -366,7 +391,11 @@ pub fn render(r: &OvercommitReport, p: &Painter) -> String {
         "  reserves              admin {} kB, user {} kB (subtracted in mode 2)",
         r.admin_reserve_kb, r.user_reserve_kb
     );
-    let _ = writeln!(out, "  vm.max_map_count      {} regions per process", r.max_map_count);
+    let _ = writeln!(
+        out,
+        "  vm.max_map_count      {} regions per process",
+        r.max_map_count
+    );
     if let Some(c) = &r.check {
         let verdict = if c.succeeded {
             p.green("would succeed")
@@ -388,7 +417,13 @@ pub fn render(r: &OvercommitReport, p: &Painter) -> String {
         let _ = writeln!(out, "  {}", c.explanation);
     }
     if let Some(x) = &r.process {
-        let _ = writeln!(out, "\n{} pid {} ({})", p.bold("process:"), x.pid, x.command);
+        let _ = writeln!(
+            out,
+            "\n{} pid {} ({})",
+            p.bold("process:"),
+            x.pid,
+            x.command
+        );
         let commit = x
             .commit_kb
             .map(human_kb)
@@ -401,16 +436,27 @@ pub fn render(r: &OvercommitReport, p: &Painter) -> String {
             human_kb(x.vm_swap_kb),
             human_kb(x.vm_locked_kb)
         );
-        let _ = writeln!(out, "  oom_score {}, oom_score_adj {}", x.oom_score, x.oom_score_adj);
+        let _ = writeln!(
+            out,
+            "  oom_score {}, oom_score_adj {}",
+            x.oom_score, x.oom_score_adj
+        );
         let _ = writeln!(out, "  RLIMIT_AS {}", limit_text(&x.rlimit_as));
         let _ = writeln!(out, "  RLIMIT_MEMLOCK {}", limit_text(&x.rlimit_memlock));
     }
     if let Some(list) = &r.oom {
-        let _ = writeln!(out, "\n{}", p.bold("OOM killer's first picks (highest oom_score first):"));
+        let _ = writeln!(
+            out,
+            "\n{}",
+            p.bold("OOM killer's first picks (highest oom_score first):")
+        );
         let _ = writeln!(
             out,
             "{}",
-            p.bold(&format!("{:>8} {:>6} {:>6} {:>8} {:>8}  COMMAND", "PID", "SCORE", "ADJ", "RSS", "SWAP"))
+            p.bold(&format!(
+                "{:>8} {:>6} {:>6} {:>8} {:>8}  COMMAND",
+                "PID", "SCORE", "ADJ", "RSS", "SWAP"
+            ))
         );
         for o in list {
             let _ = writeln!(
@@ -445,7 +491,11 @@ mod tests {
         let x = process(me).unwrap();
         assert_eq!(x.pid, me);
         assert!(x.commit_kb.unwrap() > 0);
-        let adj: i16 = std::fs::read_to_string("/proc/self/oom_score_adj").unwrap().trim().parse().unwrap();
+        let adj: i16 = std::fs::read_to_string("/proc/self/oom_score_adj")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         assert_eq!(x.oom_score_adj, adj);
     }
 }

@@ -155,7 +155,8 @@ pub fn run(a: &ResidencyArgs, color: ColorChoice) -> Result<i32> {
     };
     // Block the signals that end --lock before locking anything: one that arrives early stays
     // pending and ends the wait at once instead of killing memcheck half-way.
-    let stop = nix::sys::signal::SigSet::from_iter([nix::sys::signal::SIGINT, nix::sys::signal::SIGTERM]);
+    let stop =
+        nix::sys::signal::SigSet::from_iter([nix::sys::signal::SIGINT, nix::sys::signal::SIGTERM]);
     if action == Some(Action::Lock) {
         stop.thread_block()?;
     }
@@ -246,7 +247,11 @@ fn walk(paths: &[PathBuf], errors: &mut Vec<ErrorOut>) -> Vec<(PathBuf, std::fs:
     };
     while let Some((p, top)) = stack.pop() {
         // Symbolic links named on the command line are followed; those found inside are not.
-        let meta = if top { std::fs::metadata(&p) } else { std::fs::symlink_metadata(&p) };
+        let meta = if top {
+            std::fs::metadata(&p)
+        } else {
+            std::fs::symlink_metadata(&p)
+        };
         let meta = match meta {
             Ok(m) => m,
             Err(e) => {
@@ -257,7 +262,8 @@ fn walk(paths: &[PathBuf], errors: &mut Vec<ErrorOut>) -> Vec<(PathBuf, std::fs:
         if meta.is_dir() {
             match std::fs::read_dir(&p) {
                 Ok(rd) => {
-                    let mut kids: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+                    let mut kids: Vec<PathBuf> =
+                        rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
                     kids.sort();
                     stack.extend(kids.into_iter().rev().map(|k| (k, false)));
                 }
@@ -286,7 +292,11 @@ fn memlock_limits() -> (String, String) {
 
 /// Inspects (and acts on) every file under `paths`. Locks taken go to `held`. Only a failed lock
 /// is fatal; other failures are listed in the report's errors.
-pub fn for_files(paths: &[PathBuf], action: Option<Action>, held: &mut Vec<Locked>) -> Result<FilesReport> {
+pub fn for_files(
+    paths: &[PathBuf],
+    action: Option<Action>,
+    held: &mut Vec<Locked>,
+) -> Result<FilesReport> {
     let mut errors = Vec::new();
     let files = walk(paths, &mut errors);
     let mut progress = Progress::new();
@@ -324,7 +334,10 @@ pub fn for_files(paths: &[PathBuf], action: Option<Action>, held: &mut Vec<Locke
                                 path: shown.clone(),
                                 size: human_kb(len.div_ceil(1024)),
                                 cause: match e.raw_os_error() {
-                                    Some(n) => format!("mlock failed with {}", nix::errno::Errno::from_raw(n)),
+                                    Some(n) => format!(
+                                        "mlock failed with {}",
+                                        nix::errno::Errno::from_raw(n)
+                                    ),
                                     None => format!("mlock failed: {e}"),
                                 },
                                 soft,
@@ -363,7 +376,10 @@ pub fn for_files(paths: &[PathBuf], action: Option<Action>, held: &mut Vec<Locke
                     .downcast::<std::io::Error>()
                     .map(|io| ResidencyError::from_io(&path, io).to_string())
                     .unwrap_or_else(|e| format!("{shown}: {e}"));
-                errors.push(ErrorOut { path: shown, error: io });
+                errors.push(ErrorOut {
+                    path: shown,
+                    error: io,
+                });
             }
         }
         progress.tick(total.files, total.pages);
@@ -387,7 +403,8 @@ pub fn for_pid(pid: i32) -> Result<PidReport> {
     let mut total = PidTotal::default();
     for r in regions {
         let m = &r.mapping;
-        let res = if (m.counters.rss_kb == 0 && m.counters.swap_kb == 0) || r.kind == Kind::Vsyscall {
+        let res = if (m.counters.rss_kb == 0 && m.counters.swap_kb == 0) || r.kind == Kind::Vsyscall
+        {
             pagemap::empty_range(m.start, m.end, MAP_WIDTH)
         } else {
             pm.range(m.start, m.end, MAP_WIDTH)?
@@ -437,7 +454,11 @@ pub fn render_files(r: &FilesReport, p: &Painter) -> String {
             "PAGES",
             "RESIDENT",
             "%",
-            if before { format!(" {:>9}", "BEFORE") } else { String::new() },
+            if before {
+                format!(" {:>9}", "BEFORE")
+            } else {
+                String::new()
+            },
             "MAP",
             w = MAP_WIDTH + 2
         ))
@@ -449,7 +470,9 @@ pub fn render_files(r: &FilesReport, p: &Painter) -> String {
             f.pages,
             f.resident_pages,
             f.resident_percent,
-            f.resident_pages_before.map(|b| format!(" {b:>9}")).unwrap_or_default(),
+            f.resident_pages_before
+                .map(|b| format!(" {b:>9}"))
+                .unwrap_or_default(),
             f.map,
             f.path,
             w = MAP_WIDTH
@@ -476,7 +499,10 @@ pub fn render_files(r: &FilesReport, p: &Painter) -> String {
         let _ = writeln!(
             out,
             "{}",
-            p.red(&format!("{n} {} could not be read", if n == 1 { "path" } else { "paths" }))
+            p.red(&format!(
+                "{n} {} could not be read",
+                if n == 1 { "path" } else { "paths" }
+            ))
         );
     }
     out
@@ -485,8 +511,19 @@ pub fn render_files(r: &FilesReport, p: &Painter) -> String {
 pub fn render_pid(r: &PidReport, p: &Painter) -> String {
     let mut out = String::new();
     let ps = r.page_size;
-    let _ = writeln!(out, "{} pid {} ({})", p.bold("memcheck residency:"), r.pid, r.command);
-    let w = r.regions.iter().map(|x| x.end.len() - 2).max().unwrap_or(12);
+    let _ = writeln!(
+        out,
+        "{} pid {} ({})",
+        p.bold("memcheck residency:"),
+        r.pid,
+        r.command
+    );
+    let w = r
+        .regions
+        .iter()
+        .map(|x| x.end.len() - 2)
+        .max()
+        .unwrap_or(12);
     let _ = writeln!(
         out,
         "{}",
@@ -504,7 +541,11 @@ pub fn render_pid(r: &PidReport, p: &Painter) -> String {
         ))
     );
     for x in &r.regions {
-        let what = x.path.clone().or_else(|| x.name.clone()).unwrap_or_default();
+        let what = x
+            .path
+            .clone()
+            .or_else(|| x.name.clone())
+            .unwrap_or_default();
         let _ = writeln!(
             out,
             "{:>w$} {:<5} {:<12} {:>8} {:>8} {:>8} {:>8}  [{:<mw$}]  {}",
@@ -558,7 +599,11 @@ mod tests {
             .collect();
         assert_eq!(names, ["a", "sub/b", "sub/deeper/c"]);
         assert_eq!(errors.len(), 1);
-        assert!(errors[0].error.contains("no such file"), "{}", errors[0].error);
+        assert!(
+            errors[0].error.contains("no such file"),
+            "{}",
+            errors[0].error
+        );
     }
 
     #[test]
@@ -572,6 +617,9 @@ mod tests {
             hard,
         };
         let s = e.to_string();
-        assert!(s.contains("RLIMIT_MEMLOCK") && s.contains("CAP_IPC_LOCK") && !s.contains('\n'), "{s}");
+        assert!(
+            s.contains("RLIMIT_MEMLOCK") && s.contains("CAP_IPC_LOCK") && !s.contains('\n'),
+            "{s}"
+        );
     }
 }

@@ -103,7 +103,9 @@ pub fn read(path: &Path) -> Result<Layout, ElfError> {
     let f = File::open(path).map_err(|e| ElfError::Io(shown.clone(), e))?;
     let bad = |e: goblin::error::Error| ElfError::Malformed(shown.clone(), e.to_string());
     let mut ident = [0u8; header::header64::SIZEOF_EHDR];
-    let n = f.read_at(&mut ident, 0).map_err(|e| ElfError::Io(shown.clone(), e))?;
+    let n = f
+        .read_at(&mut ident, 0)
+        .map_err(|e| ElfError::Io(shown.clone(), e))?;
     if n < header::header32::SIZEOF_EHDR || &ident[..4] != b"\x7fELF" {
         return Err(ElfError::NotElf(shown));
     }
@@ -173,20 +175,80 @@ mod tests {
         // A PIE as ld lays it out with -z separate-code: headers, text, rodata, then data+bss.
         Layout {
             loads: vec![
-                Segment { vaddr: 0, memsz: 0x6a0, offset: 0, filesz: 0x6a0 },
-                Segment { vaddr: 0x1000, memsz: 0x1d5, offset: 0x1000, filesz: 0x1d5 },
-                Segment { vaddr: 0x2000, memsz: 0x134, offset: 0x2000, filesz: 0x134 },
-                Segment { vaddr: 0x3db8, memsz: 0x400270, offset: 0x2db8, filesz: 0x260 },
+                Segment {
+                    vaddr: 0,
+                    memsz: 0x6a0,
+                    offset: 0,
+                    filesz: 0x6a0,
+                },
+                Segment {
+                    vaddr: 0x1000,
+                    memsz: 0x1d5,
+                    offset: 0x1000,
+                    filesz: 0x1d5,
+                },
+                Segment {
+                    vaddr: 0x2000,
+                    memsz: 0x134,
+                    offset: 0x2000,
+                    filesz: 0x134,
+                },
+                Segment {
+                    vaddr: 0x3db8,
+                    memsz: 0x400270,
+                    offset: 0x2db8,
+                    filesz: 0x260,
+                },
             ],
             sections: vec![
-                Section { name: ".interp".into(), addr: 0x318, size: 0x1c, nobits: false },
-                Section { name: ".text".into(), addr: 0x1060, size: 0x160, nobits: false },
-                Section { name: ".rodata".into(), addr: 0x2000, size: 0x40, nobits: false },
-                Section { name: ".eh_frame".into(), addr: 0x20a0, size: 0x94, nobits: false },
-                Section { name: ".data.rel.ro".into(), addr: 0x3db8, size: 0x8, nobits: false },
-                Section { name: ".got".into(), addr: 0x3fb8, size: 0x48, nobits: false },
-                Section { name: ".data".into(), addr: 0x4000, size: 0x18, nobits: false },
-                Section { name: ".bss".into(), addr: 0x4020, size: 0x400008, nobits: true },
+                Section {
+                    name: ".interp".into(),
+                    addr: 0x318,
+                    size: 0x1c,
+                    nobits: false,
+                },
+                Section {
+                    name: ".text".into(),
+                    addr: 0x1060,
+                    size: 0x160,
+                    nobits: false,
+                },
+                Section {
+                    name: ".rodata".into(),
+                    addr: 0x2000,
+                    size: 0x40,
+                    nobits: false,
+                },
+                Section {
+                    name: ".eh_frame".into(),
+                    addr: 0x20a0,
+                    size: 0x94,
+                    nobits: false,
+                },
+                Section {
+                    name: ".data.rel.ro".into(),
+                    addr: 0x3db8,
+                    size: 0x8,
+                    nobits: false,
+                },
+                Section {
+                    name: ".got".into(),
+                    addr: 0x3fb8,
+                    size: 0x48,
+                    nobits: false,
+                },
+                Section {
+                    name: ".data".into(),
+                    addr: 0x4000,
+                    size: 0x18,
+                    nobits: false,
+                },
+                Section {
+                    name: ".bss".into(),
+                    addr: 0x4020,
+                    size: 0x400008,
+                    nobits: true,
+                },
             ],
         }
     }
@@ -208,11 +270,20 @@ mod tests {
         let l = layout();
         let b = 0x5555_5555_4000u64;
         assert_eq!(l.sections_in(b, b + 0x1000, b + 0x2000), [".text"]);
-        assert_eq!(l.sections_in(b, b + 0x2000, b + 0x3000), [".rodata", ".eh_frame"]);
-        assert_eq!(l.sections_in(b, b + 0x3000, b + 0x4000), [".data.rel.ro", ".got"]);
+        assert_eq!(
+            l.sections_in(b, b + 0x2000, b + 0x3000),
+            [".rodata", ".eh_frame"]
+        );
+        assert_eq!(
+            l.sections_in(b, b + 0x3000, b + 0x4000),
+            [".data.rel.ro", ".got"]
+        );
         assert_eq!(l.sections_in(b, b + 0x4000, b + 0x5000), [".data", ".bss"]);
         assert_eq!(l.sections_in(b, b + 0x5000, b + 0x405000), [".bss"]);
-        assert_eq!(l.bss_range(b), Some((b + 0x3db8 + 0x260, b + 0x3db8 + 0x400270)));
+        assert_eq!(
+            l.bss_range(b),
+            Some((b + 0x3db8 + 0x260, b + 0x3db8 + 0x400270))
+        );
     }
 
     #[test]
@@ -227,7 +298,11 @@ mod tests {
         assert!(l.sections.iter().find(|s| s.name == ".bss").unwrap().nobits);
         let dir = tempfile::tempdir().unwrap();
         let t = dir.path().join("t");
-        std::fs::write(&t, "not elf at all, not elf at all, not elf at all, not elf at all!").unwrap();
+        std::fs::write(
+            &t,
+            "not elf at all, not elf at all, not elf at all, not elf at all!",
+        )
+        .unwrap();
         assert!(matches!(read(&t), Err(ElfError::NotElf(_))));
     }
 }

@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 /// The kind of a region.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// Executable code of an ELF object (`r-x`).
@@ -144,7 +146,10 @@ impl Objects for ProcObjects {
 }
 
 fn shm_path(p: &str) -> bool {
-    p.starts_with("/dev/shm/") || p.starts_with("/SYSV") || p.starts_with("/memfd:") || p.starts_with("/dev/zero")
+    p.starts_with("/dev/shm/")
+        || p.starts_with("/SYSV")
+        || p.starts_with("/memfd:")
+        || p.starts_with("/dev/zero")
 }
 
 /// The kind a mapping has from its name and permissions alone.
@@ -178,7 +183,12 @@ struct Instance {
 }
 
 /// Classifies every mapping of a process.
-pub fn classify(maps: Vec<Mapping>, threads: &[Thread], objects: &mut dyn Objects, page: u64) -> Vec<Region> {
+pub fn classify(
+    maps: Vec<Mapping>,
+    threads: &[Thread],
+    objects: &mut dyn Objects,
+    page: u64,
+) -> Vec<Region> {
     let mut regions: Vec<Region> = maps
         .into_iter()
         .map(|m| Region {
@@ -224,7 +234,9 @@ pub fn classify(maps: Vec<Mapping>, threads: &[Thread], objects: &mut dyn Object
         inst.last = i;
         let r = &mut regions[i];
         if let Some(bias) = inst.bias {
-            r.sections = inst.layout.sections_in(bias, r.mapping.start, r.mapping.end);
+            r.sections = inst
+                .layout
+                .sections_in(bias, r.mapping.start, r.mapping.end);
         }
         if r.kind == Kind::File {
             r.kind = if r.mapping.executable() {
@@ -245,7 +257,11 @@ pub fn classify(maps: Vec<Mapping>, threads: &[Thread], objects: &mut dyn Object
             continue;
         };
         let m = &next.mapping;
-        if next.kind == Kind::Anon && m.name == MapName::Anon && m.start < bss_end && m.end > bss_start {
+        if next.kind == Kind::Anon
+            && m.name == MapName::Anon
+            && m.start < bss_end
+            && m.end > bss_start
+        {
             let sections = inst.layout.sections_in(bias, m.start, m.end);
             let r = &mut regions[inst.last + 1];
             r.kind = Kind::Bss;
@@ -269,12 +285,16 @@ pub fn classify(maps: Vec<Mapping>, threads: &[Thread], objects: &mut dyn Object
     // PROT_NONE region right after it, spans exactly 64 MiB (or is 64 MiB by itself).
     for i in 0..regions.len() {
         let m = &regions[i].mapping;
-        if regions[i].kind != Kind::Anon || m.start % ARENA_HEAP_SIZE != 0 || !m.writable() || m.shared() {
+        if regions[i].kind != Kind::Anon
+            || m.start % ARENA_HEAP_SIZE != 0
+            || !m.writable()
+            || m.shared()
+        {
             continue;
         }
-        let tail = regions
-            .get(i + 1)
-            .filter(|n| n.kind == Kind::Guard && n.mapping.name == MapName::Anon && n.mapping.start == m.end);
+        let tail = regions.get(i + 1).filter(|n| {
+            n.kind == Kind::Guard && n.mapping.name == MapName::Anon && n.mapping.start == m.end
+        });
         match tail {
             Some(t) if t.mapping.end - m.start == ARENA_HEAP_SIZE => {
                 regions[i].kind = Kind::MallocArena;
@@ -317,17 +337,62 @@ mod tests {
     fn prog() -> Layout {
         Layout {
             loads: vec![
-                Segment { vaddr: 0, memsz: 0x6a0, offset: 0, filesz: 0x6a0 },
-                Segment { vaddr: 0x1000, memsz: 0x1d5, offset: 0x1000, filesz: 0x1d5 },
-                Segment { vaddr: 0x2000, memsz: 0x134, offset: 0x2000, filesz: 0x134 },
-                Segment { vaddr: 0x3db8, memsz: 0x400270, offset: 0x2db8, filesz: 0x260 },
+                Segment {
+                    vaddr: 0,
+                    memsz: 0x6a0,
+                    offset: 0,
+                    filesz: 0x6a0,
+                },
+                Segment {
+                    vaddr: 0x1000,
+                    memsz: 0x1d5,
+                    offset: 0x1000,
+                    filesz: 0x1d5,
+                },
+                Segment {
+                    vaddr: 0x2000,
+                    memsz: 0x134,
+                    offset: 0x2000,
+                    filesz: 0x134,
+                },
+                Segment {
+                    vaddr: 0x3db8,
+                    memsz: 0x400270,
+                    offset: 0x2db8,
+                    filesz: 0x260,
+                },
             ],
             sections: vec![
-                Section { name: ".text".into(), addr: 0x1060, size: 0x160, nobits: false },
-                Section { name: ".rodata".into(), addr: 0x2000, size: 0x40, nobits: false },
-                Section { name: ".got".into(), addr: 0x3fb8, size: 0x48, nobits: false },
-                Section { name: ".data".into(), addr: 0x4000, size: 0x18, nobits: false },
-                Section { name: ".bss".into(), addr: 0x4020, size: 0x400008, nobits: true },
+                Section {
+                    name: ".text".into(),
+                    addr: 0x1060,
+                    size: 0x160,
+                    nobits: false,
+                },
+                Section {
+                    name: ".rodata".into(),
+                    addr: 0x2000,
+                    size: 0x40,
+                    nobits: false,
+                },
+                Section {
+                    name: ".got".into(),
+                    addr: 0x3fb8,
+                    size: 0x48,
+                    nobits: false,
+                },
+                Section {
+                    name: ".data".into(),
+                    addr: 0x4000,
+                    size: 0x18,
+                    nobits: false,
+                },
+                Section {
+                    name: ".bss".into(),
+                    addr: 0x4020,
+                    size: 0x400008,
+                    nobits: true,
+                },
             ],
         }
     }
@@ -347,27 +412,99 @@ mod tests {
             map(b + 0x5000, b + 0x405000, "rw-p", 0, 0, MapName::Anon),
             map(b + 0x500000, b + 0x521000, "rw-p", 0, 0, MapName::Heap),
             map(arena, arena + 0x21000, "rw-p", 0, 0, MapName::Anon),
-            map(arena + 0x21000, arena + ARENA_HEAP_SIZE, "---p", 0, 0, MapName::Anon),
+            map(
+                arena + 0x21000,
+                arena + ARENA_HEAP_SIZE,
+                "---p",
+                0,
+                0,
+                MapName::Anon,
+            ),
             map(tstack, tstack + 0x1000, "---p", 0, 0, MapName::Anon),
-            map(tstack + 0x1000, tstack + 0x801000, "rw-p", 0, 0, MapName::Anon),
-            map(tstack + 0x900000, tstack + 0x910000, "rw-p", 0, 0, MapName::AnonNamed("memcheck".into())),
-            map(tstack + 0xa00000, tstack + 0xa10000, "rw-s", 0, 9, MapName::Path("/dev/zero (deleted)".into())),
-            map(tstack + 0xb00000, tstack + 0xb10000, "r--p", 0, 12, MapName::Path("/etc/locale".into())),
-            map(0x7ffd_0000_0000, 0x7ffd_0002_1000, "rw-p", 0, 0, MapName::Stack),
-            map(0x7ffd_0003_0000, 0x7ffd_0003_2000, "r-xp", 0, 0, MapName::Vdso),
+            map(
+                tstack + 0x1000,
+                tstack + 0x801000,
+                "rw-p",
+                0,
+                0,
+                MapName::Anon,
+            ),
+            map(
+                tstack + 0x900000,
+                tstack + 0x910000,
+                "rw-p",
+                0,
+                0,
+                MapName::AnonNamed("memcheck".into()),
+            ),
+            map(
+                tstack + 0xa00000,
+                tstack + 0xa10000,
+                "rw-s",
+                0,
+                9,
+                MapName::Path("/dev/zero (deleted)".into()),
+            ),
+            map(
+                tstack + 0xb00000,
+                tstack + 0xb10000,
+                "r--p",
+                0,
+                12,
+                MapName::Path("/etc/locale".into()),
+            ),
+            map(
+                0x7ffd_0000_0000,
+                0x7ffd_0002_1000,
+                "rw-p",
+                0,
+                0,
+                MapName::Stack,
+            ),
+            map(
+                0x7ffd_0003_0000,
+                0x7ffd_0003_2000,
+                "r-xp",
+                0,
+                0,
+                MapName::Vdso,
+            ),
         ];
         let threads = [
-            Thread { tid: 100, stack_pointer: Some(0x7ffd_0002_0000) },
-            Thread { tid: 101, stack_pointer: Some(tstack + 0x800000) },
-            Thread { tid: 102, stack_pointer: None },
+            Thread {
+                tid: 100,
+                stack_pointer: Some(0x7ffd_0002_0000),
+            },
+            Thread {
+                tid: 101,
+                stack_pointer: Some(tstack + 0x800000),
+            },
+            Thread {
+                tid: 102,
+                stack_pointer: None,
+            },
         ];
         let rs = classify(maps, &threads, &mut Fixture(Rc::new(prog())), 0x1000);
         let kinds: Vec<_> = rs.iter().map(|r| r.kind.as_str()).collect();
         assert_eq!(
             kinds,
             [
-                "rodata", "text", "rodata", "rodata", "data", "bss", "heap", "malloc-arena", "malloc-arena",
-                "guard", "thread-stack", "memcheck", "shm", "file", "stack", "vdso"
+                "rodata",
+                "text",
+                "rodata",
+                "rodata",
+                "data",
+                "bss",
+                "heap",
+                "malloc-arena",
+                "malloc-arena",
+                "guard",
+                "thread-stack",
+                "memcheck",
+                "shm",
+                "file",
+                "stack",
+                "vdso"
             ]
         );
         assert_eq!(rs[1].sections, [".text"]);
@@ -378,7 +515,10 @@ mod tests {
         assert_eq!(rs[5].sections, [".bss"]);
         assert_eq!(rs[5].path.as_deref(), Some("/bin/prog"));
         assert_eq!(rs[10].tid, Some(101));
-        assert_eq!(rs[14].tid, None, "the main thread's stack keeps its kernel name");
+        assert_eq!(
+            rs[14].tid, None,
+            "the main thread's stack keeps its kernel name"
+        );
     }
 
     #[test]
@@ -389,13 +529,30 @@ mod tests {
             map(a, a + 0x21000, "rw-p", 0, 0, MapName::Anon),
             map(a + 0x21000, a + 0x100000, "---p", 0, 0, MapName::Anon),
             // 64 MiB but not aligned.
-            map(a + 0x1000_0000 + 0x1000, a + 0x1000_0000 + 0x1000 + ARENA_HEAP_SIZE, "rw-p", 0, 0, MapName::Anon),
+            map(
+                a + 0x1000_0000 + 0x1000,
+                a + 0x1000_0000 + 0x1000 + ARENA_HEAP_SIZE,
+                "rw-p",
+                0,
+                0,
+                MapName::Anon,
+            ),
             // A full-size arena without a tail.
-            map(a + 0x2000_0000, a + 0x2000_0000 + ARENA_HEAP_SIZE, "rw-p", 0, 0, MapName::Anon),
+            map(
+                a + 0x2000_0000,
+                a + 0x2000_0000 + ARENA_HEAP_SIZE,
+                "rw-p",
+                0,
+                0,
+                MapName::Anon,
+            ),
         ];
         let rs = classify(maps, &[], &mut Fixture(Rc::new(prog())), 0x1000);
         let kinds: Vec<_> = rs.iter().map(|r| r.kind).collect();
-        assert_eq!(kinds, [Kind::Anon, Kind::Guard, Kind::Anon, Kind::MallocArena]);
+        assert_eq!(
+            kinds,
+            [Kind::Anon, Kind::Guard, Kind::Anon, Kind::MallocArena]
+        );
     }
 
     #[test]

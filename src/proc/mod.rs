@@ -48,7 +48,9 @@ pub fn convert(e: procfs::ProcError, pid: i32, what: &str) -> ProcError {
         P::PermissionDenied(p) => ProcError::PermissionDenied(shown(p, what)),
         P::NotFound(_) if pid > 0 && gone() => ProcError::NoSuchProcess(pid),
         P::NotFound(p) => ProcError::Io(shown(p, what), "no such file".into()),
-        P::Io(ref err, _) if err.raw_os_error() == Some(libc::ESRCH) => ProcError::NoSuchProcess(pid),
+        P::Io(ref err, _) if err.raw_os_error() == Some(libc::ESRCH) => {
+            ProcError::NoSuchProcess(pid)
+        }
         P::Io(err, p) => ProcError::Io(shown(p, what), err.to_string()),
         P::Incomplete(p) if pid > 0 && gone() => {
             let _ = p;
@@ -61,7 +63,8 @@ pub fn convert(e: procfs::ProcError, pid: i32, what: &str) -> ProcError {
 }
 
 fn shown(p: Option<PathBuf>, what: &str) -> String {
-    p.map(|p| p.display().to_string()).unwrap_or_else(|| what.to_string())
+    p.map(|p| p.display().to_string())
+        .unwrap_or_else(|| what.to_string())
 }
 
 /// Converts a `std::io::Error` met while reading `path` (of process `pid`, or 0) to a
@@ -110,7 +113,11 @@ mod tests {
 
     #[test]
     fn permission_errors_name_the_file_and_the_fix() {
-        let e = convert(procfs::ProcError::PermissionDenied(Some("/proc/1/smaps".into())), 1, "x");
+        let e = convert(
+            procfs::ProcError::PermissionDenied(Some("/proc/1/smaps".into())),
+            1,
+            "x",
+        );
         let s = e.to_string();
         assert!(s.starts_with("/proc/1/smaps: permission denied"), "{s}");
         assert!(s.contains("as root"), "{s}");

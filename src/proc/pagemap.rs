@@ -41,7 +41,12 @@ impl Pagemap {
 
     /// Residency of the pages of `[start, end)` (page-aligned), with a map `width` characters
     /// wide.
-    pub fn range(&mut self, start: u64, end: u64, width: usize) -> Result<RangeResidency, ProcError> {
+    pub fn range(
+        &mut self,
+        start: u64,
+        end: u64,
+        width: usize,
+    ) -> Result<RangeResidency, ProcError> {
         let ps = super::page_size();
         let first = (start / ps) as usize;
         let last = end.div_ceil(ps) as usize;
@@ -60,7 +65,9 @@ impl Pagemap {
                 .map_err(|e| convert(e, self.pid, &format!("/proc/{}/pagemap", self.pid)))?;
             for (i, info) in infos.iter().enumerate() {
                 let present = match info {
-                    PageInfo::MemoryPage(f) => f.contains(procfs::process::MemoryPageFlags::PRESENT),
+                    PageInfo::MemoryPage(f) => {
+                        f.contains(procfs::process::MemoryPageFlags::PRESENT)
+                    }
                     PageInfo::SwapPage(_) => {
                         out.swapped_pages += 1;
                         false
@@ -112,6 +119,9 @@ mod tests {
         assert_eq!(r.map, "OOOOOOOO");
         std::hint::black_box(&buf);
         let e = empty_range(0x1000, 0x5000, 4);
-        assert_eq!((e.pages, e.resident_pages, e.not_present_pages()), (4, 0, 4));
+        assert_eq!(
+            (e.pages, e.resident_pages, e.not_present_pages()),
+            (4, 0, 4)
+        );
     }
 }

@@ -186,8 +186,12 @@ mod tests {
         let maps = read(std::process::id() as i32).unwrap();
         let text = std::fs::read_to_string("/proc/self/maps").unwrap();
         // The two reads happen at different times, but the stack and the vdso do not move.
-        assert!(maps.iter().any(|m| m.name == MapName::Stack && m.writable()));
-        assert!(maps.iter().any(|m| m.name == MapName::Vdso && m.executable()));
+        assert!(maps
+            .iter()
+            .any(|m| m.name == MapName::Stack && m.writable()));
+        assert!(maps
+            .iter()
+            .any(|m| m.name == MapName::Vdso && m.executable()));
         let stack_line = text.lines().find(|l| l.ends_with("[stack]")).unwrap();
         let range = stack_line.split(' ').next().unwrap();
         let (s, e) = range.split_once('-').unwrap();
@@ -205,12 +209,18 @@ mod tests {
             ("[anon:memcheck]", MapName::AnonNamed("memcheck".into())),
             ("[vvar_vclock]", MapName::Other("vvar_vclock".into())),
             ("", MapName::Anon),
-            ("/usr/lib/libc.so.6", MapName::Path("/usr/lib/libc.so.6".into())),
+            (
+                "/usr/lib/libc.so.6",
+                MapName::Path("/usr/lib/libc.so.6".into()),
+            ),
         ] {
             let got = MapName::from_procfs(MMapPath::from(raw).unwrap());
             assert_eq!(got, name, "{raw}");
         }
-        assert_eq!(MapName::AnonNamed("memcheck".into()).shown().as_deref(), Some("[anon:memcheck]"));
+        assert_eq!(
+            MapName::AnonNamed("memcheck".into()).shown().as_deref(),
+            Some("[anon:memcheck]")
+        );
         assert_eq!(MapName::Anon.shown(), None);
     }
 }

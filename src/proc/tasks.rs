@@ -29,7 +29,10 @@ pub fn threads(pid: i32) -> Vec<Thread> {
                         .ok()
                         .and_then(|s| stat_kstkesp(&s))
                 });
-            Thread { tid, stack_pointer: sp }
+            Thread {
+                tid,
+                stack_pointer: sp,
+            }
         })
         .collect();
     out.sort_by_key(|t| t.tid);
@@ -67,7 +70,10 @@ mod tests {
         let blocked = "0 0x0 0x7ffd5f1b2a47 0x1 0x0 0x0 0x0 0x7ffd5f1b2a28 0x7f3b1c11a9a1\n";
         assert_eq!(syscall_stack_pointer(blocked), Some(0x7ffd5f1b2a28));
         // Blocked outside a system call: -1, stack pointer, program counter.
-        assert_eq!(syscall_stack_pointer("-1 0x7ffc00001000 0x401000"), Some(0x7ffc00001000));
+        assert_eq!(
+            syscall_stack_pointer("-1 0x7ffc00001000 0x401000"),
+            Some(0x7ffc00001000)
+        );
         assert_eq!(syscall_stack_pointer("running\n"), None);
         assert_eq!(syscall_stack_pointer(""), None);
     }

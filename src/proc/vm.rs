@@ -52,7 +52,10 @@ pub fn meminfo() -> Result<Meminfo, ProcError> {
     Ok(Meminfo {
         mem_total_kb: m.mem_total / 1024,
         swap_total_kb: m.swap_total / 1024,
-        hugetlb_kb: m.hugetlb.unwrap_or_else(|| m.hugepages_total.unwrap_or(0) * m.hugepagesize.unwrap_or(0)) / 1024,
+        hugetlb_kb: m
+            .hugetlb
+            .unwrap_or_else(|| m.hugepages_total.unwrap_or(0) * m.hugepagesize.unwrap_or(0))
+            / 1024,
         commit_limit_kb: m.commit_limit.ok_or_else(missing)? / 1024,
         committed_as_kb: m.committed_as / 1024,
     })
@@ -144,7 +147,14 @@ pub struct Asker {
 }
 
 /// Predicts whether a private writable mapping of `size` bytes would be granted now.
-pub fn predict(mode: Mode, size: u64, s: &Sysctls, m: &Meminfo, asker: &Asker, page_kb: u64) -> Verdict {
+pub fn predict(
+    mode: Mode,
+    size: u64,
+    s: &Sysctls,
+    m: &Meminfo,
+    asker: &Asker,
+    page_kb: u64,
+) -> Verdict {
     let size_kb = size.div_ceil(page_kb * 1024) * page_kb;
     if let Some(limit) = asker.rlimit_as {
         if asker.vm_size_kb * 1024 + size > limit {
@@ -239,7 +249,10 @@ mod tests {
         assert_eq!(commit_limit_kb(&s, &m, 4), 12342040);
         m.swap_total_kb = 1 << 20;
         m.hugetlb_kb = 2 << 20;
-        assert_eq!(commit_limit_kb(&s, &m, 4), ((6171021 - 524288) * 50 / 100 + 262144) * 4);
+        assert_eq!(
+            commit_limit_kb(&s, &m, 4),
+            ((6171021 - 524288) * 50 / 100 + 262144) * 4
+        );
         s.overcommit_kbytes = 1_000_002;
         assert_eq!(commit_limit_kb(&s, &m, 4), (250000 + 262144) * 4);
         assert!(commit_limit_formula(&s, &m).starts_with("overcommit_kbytes"));
@@ -275,7 +288,10 @@ mod tests {
     fn this_kernel_agrees_with_the_formula() {
         let s = sysctls().unwrap();
         let m = meminfo().unwrap();
-        assert_eq!(commit_limit_kb(&s, &m, super::super::page_size() / 1024), m.commit_limit_kb);
+        assert_eq!(
+            commit_limit_kb(&s, &m, super::super::page_size() / 1024),
+            m.commit_limit_kb
+        );
         assert!(Mode::from_sysctl(s.overcommit_memory).is_some());
     }
 }
