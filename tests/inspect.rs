@@ -245,7 +245,7 @@ fn kernel_smaps(pid: i32) -> Vec<KernelRegion> {
     out
 }
 
-fn region_at<'a>(report: &'a Value, addr: u64) -> &'a Value {
+fn region_at(report: &Value, addr: u64) -> &Value {
     report["regions"]
         .as_array()
         .unwrap()

@@ -207,9 +207,9 @@ pub fn classify(
     // later mappings of the same file reuse it, since segments may share file pages.
     let mut instances: Vec<Instance> = Vec::new();
     let mut current: HashMap<(u32, u32, u64), usize> = HashMap::new();
-    for i in 0..regions.len() {
-        let m = &regions[i].mapping;
-        if m.file().is_none() || regions[i].kind == Kind::Shm {
+    for (i, r) in regions.iter_mut().enumerate() {
+        let m = &r.mapping;
+        if m.file().is_none() || r.kind == Kind::Shm {
             continue;
         }
         let key = (m.dev.0, m.dev.1, m.inode);
@@ -232,7 +232,6 @@ pub fn classify(
         };
         let inst = &mut instances[inst];
         inst.last = i;
-        let r = &mut regions[i];
         if let Some(bias) = inst.bias {
             r.sections = inst
                 .layout
@@ -286,7 +285,7 @@ pub fn classify(
     for i in 0..regions.len() {
         let m = &regions[i].mapping;
         if regions[i].kind != Kind::Anon
-            || m.start % ARENA_HEAP_SIZE != 0
+            || !m.start.is_multiple_of(ARENA_HEAP_SIZE)
             || !m.writable()
             || m.shared()
         {
