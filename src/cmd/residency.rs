@@ -30,6 +30,8 @@ pub enum ResidencyError {
     PermissionDenied(String),
     #[error("{0}: cannot read it: {1}")]
     Io(String, String),
+    #[error("{0}: not a regular file or a directory, so it has no page-cache pages to show")]
+    NotRegular(String),
     #[error(
         "{path}: cannot lock its {size} in memory: {cause}. Locked memory is limited by RLIMIT_MEMLOCK \
          (here soft {soft}, hard {hard}; see `ulimit -l`) unless the process has CAP_IPC_LOCK: raise the \
@@ -269,8 +271,17 @@ fn walk(paths: &[PathBuf], errors: &mut Vec<ErrorOut>) -> Vec<(PathBuf, std::fs:
                 }
                 Err(e) => fail(&p, e, errors),
             }
-        } else if meta.is_file() && seen.insert((meta.dev(), meta.ino())) {
-            out.push((p, meta));
+        } else if meta.is_file() {
+            if seen.insert((meta.dev(), meta.ino())) {
+                out.push((p, meta));
+            }
+        } else if top {
+            // Devices, sockets and the like are skipped inside trees, but one named on purpose
+            // deserves an answer.
+            errors.push(ErrorOut {
+                path: p.display().to_string(),
+                error: ResidencyError::NotRegular(p.display().to_string()).to_string(),
+            });
         }
     }
     out
@@ -592,17 +603,25 @@ mod tests {
         std::fs::hard_link(d.join("a"), d.join("sub/a-again")).unwrap();
         std::os::unix::fs::symlink(d.join("sub"), d.join("link-to-sub")).unwrap();
         let mut errors = Vec::new();
-        let files = walk(&[d.to_path_buf(), d.join("missing")], &mut errors);
+        let files = walk(
+            &[d.to_path_buf(), d.join("missing"), "/dev/null".into()],
+            &mut errors,
+        );
         let names: Vec<String> = files
             .iter()
             .map(|(p, _)| p.strip_prefix(d).unwrap().display().to_string())
             .collect();
         assert_eq!(names, ["a", "sub/b", "sub/deeper/c"]);
-        assert_eq!(errors.len(), 1);
+        assert_eq!(errors.len(), 2);
         assert!(
             errors[0].error.contains("no such file"),
             "{}",
             errors[0].error
+        );
+        assert!(
+            errors[1].error.starts_with("/dev/null: not a regular file"),
+            "{}",
+            errors[1].error
         );
     }
 
