@@ -163,13 +163,7 @@ pub fn release(p: *mut u8, family: Family) {
     match table::mark_freed(p as usize, stack) {
         FreeLookup::Live(e) => {
             if e.family != family as u8 {
-                block_error(
-                    ErrorKind::AllocDeallocMismatch,
-                    &e,
-                    p as usize,
-                    family,
-                    stack,
-                );
+                block_error(ErrorKind::AllocDeallocMismatch, &e, p as usize, family, stack);
             }
             check_block(&e, stack);
             quarantine::push(e.key, e.size + e.base_off as usize + right_redzone(e.size));
@@ -246,13 +240,7 @@ pub fn reallocate(p: *mut u8, size: usize) -> *mut u8 {
         let stack = capture_stack();
         let known = table::get(p as usize);
         match known {
-            Some(e) => block_error(
-                ErrorKind::InvalidRealloc,
-                &e,
-                p as usize,
-                Family::Malloc,
-                stack,
-            ),
+            Some(e) => block_error(ErrorKind::InvalidRealloc, &e, p as usize, Family::Malloc, stack),
             None => report(ErrorRec {
                 kind: ErrorKind::InvalidRealloc,
                 access: Access::Unknown,
@@ -333,11 +321,7 @@ pub fn report(rec: ErrorRec) {
     if opts::ACTIVE.load(Ordering::Relaxed) {
         crate::log!(
             "{} {} at {:#x} (pid {}, thread {}); details in the report at exit",
-            if rec.kind.is_warning() {
-                "warning:"
-            } else {
-                "error:"
-            },
+            if rec.kind.is_warning() { "warning:" } else { "error:" },
             rec.kind.name(),
             rec.addr,
             sys::getpid(),

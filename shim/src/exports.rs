@@ -32,11 +32,7 @@ fn glibc_minor() -> u32 {
     let minor = v
         .split(|&b| b == b'.')
         .nth(1)
-        .map(|s| {
-            s.iter()
-                .take_while(|c| c.is_ascii_digit())
-                .fold(0u32, |n, &c| n * 10 + (c - b'0') as u32)
-        })
+        .map(|s| s.iter().take_while(|c| c.is_ascii_digit()).fold(0u32, |n, &c| n * 10 + (c - b'0') as u32))
         .unwrap_or(36);
     MINOR.store(minor.max(1), Ordering::Relaxed);
     minor
@@ -97,11 +93,7 @@ pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: size_t, size: size_t) -
 }
 
 #[cfg_attr(not(test), no_mangle)]
-pub unsafe extern "C" fn posix_memalign(
-    out: *mut *mut c_void,
-    align: size_t,
-    size: size_t,
-) -> c_int {
+pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: size_t, size: size_t) -> c_int {
     if align % PTR != 0 || !(align / PTR).is_power_of_two() || align == 0 {
         init::ensure();
         let saved = sys::errno();
@@ -183,11 +175,7 @@ fn cxx_fallback(sym: &CStr, size: usize, align: usize, family: Family) -> *mut u
 }
 
 fn cxx_new(size: usize, align: usize, family: Family, sym: &CStr) -> *mut u8 {
-    let a = if align <= 16 {
-        16
-    } else {
-        align.next_power_of_two()
-    };
+    let a = if align <= 16 { 16 } else { align.next_power_of_two() };
     let p = allocate(size, a, family, false);
     if p.is_null() {
         return cxx_fallback(sym, size, if align <= 16 { 0 } else { align }, family);
@@ -224,30 +212,10 @@ macro_rules! new_fn {
 
 new_fn!(_Znwm, Family::New, c"_Znwm");
 new_fn!(_Znam, Family::NewArray, c"_Znam");
-new_fn!(
-    _ZnwmRKSt9nothrow_t,
-    Family::New,
-    c"_ZnwmRKSt9nothrow_t",
-    nothrow
-);
-new_fn!(
-    _ZnamRKSt9nothrow_t,
-    Family::NewArray,
-    c"_ZnamRKSt9nothrow_t",
-    nothrow
-);
-new_fn!(
-    _ZnwmSt11align_val_t,
-    Family::New,
-    c"_ZnwmSt11align_val_t",
-    aligned
-);
-new_fn!(
-    _ZnamSt11align_val_t,
-    Family::NewArray,
-    c"_ZnamSt11align_val_t",
-    aligned
-);
+new_fn!(_ZnwmRKSt9nothrow_t, Family::New, c"_ZnwmRKSt9nothrow_t", nothrow);
+new_fn!(_ZnamRKSt9nothrow_t, Family::NewArray, c"_ZnamRKSt9nothrow_t", nothrow);
+new_fn!(_ZnwmSt11align_val_t, Family::New, c"_ZnwmSt11align_val_t", aligned);
+new_fn!(_ZnamSt11align_val_t, Family::NewArray, c"_ZnamSt11align_val_t", aligned);
 new_fn!(
     _ZnwmSt11align_val_tRKSt9nothrow_t,
     Family::New,

@@ -80,9 +80,10 @@ fn apply(kv: &[u8]) {
             (n as usize).clamp(1, memcheck_wire::MAX_FRAMES),
             Ordering::Relaxed,
         ),
-        (b"redzone", Some(n)) => {
-            REDZONE.store(((n as usize).clamp(16, 4096) + 15) & !15, Ordering::Relaxed)
-        }
+        (b"redzone", Some(n)) => REDZONE.store(
+            ((n as usize).clamp(16, 4096) + 15) & !15,
+            Ordering::Relaxed,
+        ),
         (b"quarantine", Some(n)) => QUARANTINE.store(n, Ordering::Relaxed),
         (b"children", Some(n)) => TRACE_CHILDREN.store(n != 0, Ordering::Relaxed),
         (b"abort", Some(n)) => ABORT_ON_ERROR.store(n != 0, Ordering::Relaxed),

@@ -41,9 +41,7 @@ pub fn push(key: usize, size: usize) {
         {
             let mut q = Q.lock();
             while q.bytes > limit && n < BATCH {
-                let Some((k, s)) = q.fifo.pop_front() else {
-                    break;
-                };
+                let Some((k, s)) = q.fifo.pop_front() else { break };
                 q.bytes -= s as u64;
                 out[n] = k;
                 n += 1;

@@ -18,10 +18,7 @@ pub const EXIT_INTERNAL: i32 = 125;
 /// mismatched build shows.
 pub fn version_line() -> String {
     let shim = crate::shim::embedded_version().unwrap_or_else(|| "unreadable".into());
-    let shim = shim
-        .strip_prefix("memcheck-shim ")
-        .unwrap_or(&shim)
-        .replace(" wire ", ", record format ");
+    let shim = shim.strip_prefix("memcheck-shim ").unwrap_or(&shim).replace(" wire ", ", record format ");
     format!(
         "{} (shim {shim}; CLI record format {}; shim build {})",
         env!("CARGO_PKG_VERSION"),

@@ -112,9 +112,7 @@ impl ErrorKind {
     pub fn is_warning(self) -> bool {
         matches!(
             self,
-            ErrorKind::CallocOverflow
-                | ErrorKind::AllocationSizeTooBig
-                | ErrorKind::InvalidAlignment
+            ErrorKind::CallocOverflow | ErrorKind::AllocationSizeTooBig | ErrorKind::InvalidAlignment
         )
     }
 }
@@ -291,9 +289,7 @@ impl<'a> Dec<'a> {
 /// Encodes the file header into `buf` (at least [`HEADER_LEN`] bytes).
 pub fn encode_header(buf: &mut [u8]) -> usize {
     let mut e = Enc::new(buf);
-    e.bytes(&MAGIC)
-        .u32(VERSION)
-        .u32(core::mem::size_of::<usize>() as u32);
+    e.bytes(&MAGIC).u32(VERSION).u32(core::mem::size_of::<usize>() as u32);
     e.finish().unwrap_or(0)
 }
 
@@ -545,8 +541,7 @@ impl<'a> Record<'a> {
                 let kind = ErrorKind::from_u8(d.u8()?).ok_or(DecodeError::Invalid("error kind"))?;
                 let access = Access::from_u8(d.u8()?);
                 let has_block = d.u8()? != 0;
-                let alloc_family =
-                    Family::from_u8(d.u8()?).ok_or(DecodeError::Invalid("family"))?;
+                let alloc_family = Family::from_u8(d.u8()?).ok_or(DecodeError::Invalid("family"))?;
                 let free_family = Family::from_u8(d.u8()?).ok_or(DecodeError::Invalid("family"))?;
                 Record::Error(ErrorRec {
                     kind,
