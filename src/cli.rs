@@ -198,6 +198,27 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 16, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(16..=4096))]
     pub redzone_size: u32,
 
+    /// Guard mode: every block against a PROT_NONE page, its end flush with the page (overflow,
+    /// the default) or its start right after one (underflow); freed blocks become inaccessible,
+    /// so bad reads and writes fault at the instruction.
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "overflow", value_name = "SIDE")]
+    pub guard: Option<GuardSide>,
+
+    /// Guard 1 block in N (GWP-ASan style sampling) and serve the rest in the default mode;
+    /// implies --guard.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub sample_rate: Option<u64>,
+
+    /// Byte written into new blocks (not calloc's), 0-255 or none [default: 0xbe, or as
+    /// MALLOC_PERTURB_ says].
+    #[arg(long, value_name = "BYTE", value_parser = parse_fill)]
+    pub malloc_fill: Option<Fill>,
+
+    /// Byte written into freed blocks and checked when they leave the quarantine, catching
+    /// writes after free; 0-255 or none [default: 0xfd, or as MALLOC_PERTURB_ says].
+    #[arg(long, value_name = "BYTE", value_parser = parse_fill)]
+    pub free_fill: Option<Fill>,
+
     /// Also check the programs that PROG executes (yes or no).
     #[arg(long, value_name = "yes|no", num_args = 0..=1, require_equals = true, default_value = "no", default_missing_value = "yes", value_parser = parse_yes_no)]
     pub trace_children: bool,
@@ -212,6 +233,32 @@ pub enum ColorChoice {
     Auto,
     Always,
     Never,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuardSide {
+    Overflow,
+    Underflow,
+}
+
+/// A fill byte, or none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fill {
+    Byte(u8),
+    None,
+}
+
+fn parse_fill(s: &str) -> Result<Fill, String> {
+    let t = s.trim();
+    if t == "none" || t == "off" {
+        return Ok(Fill::None);
+    }
+    let v = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(h) => u8::from_str_radix(h, 16),
+        None => t.parse::<u8>(),
+    };
+    v.map(Fill::Byte)
+        .map_err(|_| format!("'{s}' is not a byte: write 0-255, 0x00-0xff, or none"))
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -334,6 +381,10 @@ mod tests {
         assert!(k.definite && k.possible && !k.indirect && !k.reachable);
         assert!(parse_leak_kinds("all").unwrap().reachable);
         assert!(parse_leak_kinds("lost").is_err());
+        assert_eq!(parse_fill("0xfd"), Ok(Fill::Byte(0xfd)));
+        assert_eq!(parse_fill("7"), Ok(Fill::Byte(7)));
+        assert_eq!(parse_fill("none"), Ok(Fill::None));
+        assert!(parse_fill("300").is_err());
     }
 
     #[test]
@@ -342,9 +393,11 @@ mod tests {
         let Command::Run(r) = cli.command else { panic!("not run") };
         assert_eq!(r.error_exitcode, Some(3));
         assert_eq!(r.command, ["ls", "-l", "--color"]);
-        let cli = Cli::try_parse_from(["memcheck", "run", "--trace-children", "prog"]).unwrap();
+        let cli = Cli::try_parse_from(["memcheck", "run", "--trace-children", "--guard", "prog"]).unwrap();
         let Command::Run(r) = cli.command else { panic!("not run") };
         assert!(r.trace_children);
+        assert_eq!(r.guard, Some(GuardSide::Overflow));
+        assert_eq!(r.command, ["prog"]);
     }
 
     #[test]

@@ -1,19 +1,32 @@
-//! The shared bodies of every allocation entry point. A block is a glibc block laid out as
-//! `[left redzone][user bytes][right redzone]`; both redzones hold canary bytes that are checked when
-//! the block is freed or reallocated. The user pointer is keyed in [`table`] with its size, family
-//! and allocation stack.
-use crate::table::{self, Entry, FreeLookup};
-use crate::{depot, init, opts, quarantine, real, record, sys, tls, unwind};
+//! The shared bodies of every allocation entry point.
+//!
+//! Default mode: a block is a glibc block laid out as `[left redzone][user bytes][right redzone]`;
+//! both redzones hold canary bytes, checked when the block is freed, reallocated, evicted from the
+//! quarantine and at exit. New blocks are filled with the malloc-fill byte and freed ones with the
+//! free-fill byte (at most [`FILL_MAX`] bytes each); the free fill of a quarantined block is checked
+//! on eviction and at exit, which catches writes after free. Guard mode (all blocks, or 1 in N
+//! with sampling) serves blocks from [`guard`]. Every block is keyed in [`table`] by its user
+//! pointer with its size, family, allocation stack and flags.
+use crate::table::{self, Entry, FreeLookup, FLAG_FILLED, FLAG_GUARDED};
+use crate::{depot, guard, init, opts, quarantine, real, record, sys, tls, unwind};
+use core::cell::Cell;
 use core::ffi::c_void;
 use core::sync::atomic::Ordering;
 use memcheck_wire::{Access, ErrorKind, ErrorRec, Family, Record};
 
 /// The canary byte in redzones.
 pub const CANARY: u8 = 0xcb;
+/// At most this many bytes of a block are filled on allocation and on free.
+pub const FILL_MAX: usize = 4096;
 /// glibc refuses any request above PTRDIFF_MAX without trying.
 const MAX_REQUEST: usize = isize::MAX as usize;
 /// Above this no machine can serve the request (the user address space is 128 TiB).
 pub const TOO_BIG: usize = 1 << 47;
+
+thread_local! {
+    /// Allocations until this thread's next sampled (guarded) block.
+    static SAMPLE_COUNTDOWN: Cell<u64> = const { Cell::new(0) };
+}
 
 /// Bytes after the user bytes: at least one canary byte, up to the next 16-byte boundary.
 #[inline]
@@ -44,19 +57,85 @@ pub fn capture_stack() -> u32 {
     depot::intern(&buf[..n])
 }
 
+/// Whether the next block of this thread goes to the guard pool.
+#[inline]
+fn guarded_now() -> bool {
+    if opts::GUARD.load(Ordering::Relaxed) == 0 || !guard::active() {
+        return false;
+    }
+    let rate = opts::SAMPLE_RATE.load(Ordering::Relaxed);
+    if rate <= 1 {
+        return true;
+    }
+    SAMPLE_COUNTDOWN.with(|c| {
+        let n = c.get();
+        if n == 0 {
+            c.set(rate - 1);
+            true
+        } else {
+            c.set(n - 1);
+            false
+        }
+    })
+}
+
+#[inline]
+fn fill(p: *mut u8, size: usize, byte: i32) {
+    if byte >= 0 {
+        // SAFETY: p points at `size` writable user bytes.
+        unsafe { core::ptr::write_bytes(p, byte as u8, size.min(FILL_MAX)) };
+    }
+}
+
 /// Allocates `size` user bytes aligned to `align` (a power of two) for `family`.
 /// On failure returns null with errno set to ENOMEM, as glibc does.
 pub fn allocate(size: usize, align: usize, family: Family, zero: bool) -> *mut u8 {
     init::ensure();
+    // A successful allocation leaves errno alone, whatever the shim's own system calls did.
+    let saved = sys::errno();
+    if size >= TOO_BIG {
+        warn(ErrorKind::AllocationSizeTooBig, size as u64, align as u64);
+    }
     if size > MAX_REQUEST - 64 - align {
-        if size >= TOO_BIG {
-            warn(ErrorKind::AllocationSizeTooBig, size as u64, align as u64);
-        }
         sys::set_errno(libc::ENOMEM);
         return core::ptr::null_mut();
     }
-    if size >= TOO_BIG {
-        warn(ErrorKind::AllocationSizeTooBig, size as u64, align as u64);
+    let stack = capture_stack();
+    if guarded_now() {
+        let mode = opts::GUARD.load(Ordering::Relaxed);
+        if let Some(user) = guard::allocate(size, align, family as u8, stack, mode) {
+            let user = user as *mut u8;
+            // SAFETY: the slot's data pages are ours: fresh zero pages, canaried around the block.
+            unsafe {
+                let (da, db) = (
+                    (user as usize) & !(guard::PAGE - 1),
+                    ((user as usize + size).div_ceil(guard::PAGE) * guard::PAGE).max(user as usize),
+                );
+                let left = (user as usize - da).min(16);
+                core::ptr::write_bytes(user.sub(left), CANARY, left);
+                let right = (db - (user as usize + size)).min(16);
+                core::ptr::write_bytes(user.add(size), CANARY, right);
+            }
+            if !zero {
+                fill(user, size, opts::MALLOC_FILL.load(Ordering::Relaxed));
+            }
+            let ok = table::insert(Entry {
+                key: user as usize,
+                size,
+                alloc_stack: stack,
+                free_stack: 0,
+                base_off: 0,
+                family: family as u8,
+                state: table::LIVE,
+                flags: FLAG_GUARDED,
+                fill: 0,
+            });
+            if ok {
+                sys::set_errno(saved);
+                return user;
+            }
+            guard::release(user as usize, 0);
+        }
     }
     let left = left_redzone(align);
     let total = left + size + right_redzone(size);
@@ -87,7 +166,9 @@ pub fn allocate(size: usize, align: usize, family: Family, zero: bool) -> *mut u
         core::ptr::write_bytes(user.add(size), CANARY, total - left - size);
         user
     };
-    let stack = capture_stack();
+    if !zero {
+        fill(user, size, opts::MALLOC_FILL.load(Ordering::Relaxed));
+    }
     let ok = table::insert(Entry {
         key: user as usize,
         size,
@@ -96,6 +177,8 @@ pub fn allocate(size: usize, align: usize, family: Family, zero: bool) -> *mut u
         base_off: left as u32,
         family: family as u8,
         state: table::LIVE,
+        flags: 0,
+        fill: 0,
     });
     if !ok {
         // SAFETY: base came from glibc above and was never handed out.
@@ -103,20 +186,21 @@ pub fn allocate(size: usize, align: usize, family: Family, zero: bool) -> *mut u
         sys::set_errno(libc::ENOMEM);
         return core::ptr::null_mut();
     }
+    sys::set_errno(saved);
     user
 }
 
 /// The first canary byte that changed: `(offset from the user pointer, is it after the block)`.
 pub fn check_canaries(e: &Entry) -> Option<(isize, bool)> {
     let user = e.key as *const u8;
-    let left = e.base_off as usize;
-    // SAFETY: the redzones belong to the live glibc block of this entry.
+    let (_, left, _, right) = redzones(e);
+    // SAFETY: the redzones belong to this entry's live (or quarantined) block.
     unsafe {
         let l = core::slice::from_raw_parts(user.sub(left), left);
         if let Some(i) = l.iter().rposition(|&b| b != CANARY) {
             return Some((i as isize - left as isize, false));
         }
-        let r = core::slice::from_raw_parts(user.add(e.size), right_redzone(e.size));
+        let r = core::slice::from_raw_parts(user.add(e.size), right);
         if let Some(i) = r.iter().position(|&b| b != CANARY) {
             return Some(((e.size + i) as isize, true));
         }
@@ -124,21 +208,41 @@ pub fn check_canaries(e: &Entry) -> Option<(isize, bool)> {
     None
 }
 
-/// Returns a block to glibc and forgets it (quarantine eviction).
-pub fn release_to_glibc(key: usize) {
-    if let Some(e) = table::remove(key) {
-        // SAFETY: key - base_off is the glibc block this entry was allocated as.
-        unsafe { real::__libc_free((key - e.base_off as usize) as *mut c_void) };
+/// The first byte of a quarantined block's free fill that changed (a write after free).
+pub fn check_free_fill(e: &Entry) -> Option<usize> {
+    if e.flags & FLAG_FILLED == 0 {
+        return None;
     }
+    // SAFETY: the quarantined block is still allocated from glibc's point of view.
+    let b = unsafe { core::slice::from_raw_parts(e.key as *const u8, e.size.min(FILL_MAX)) };
+    b.iter().position(|&x| x != e.fill)
 }
 
-fn block_error(kind: ErrorKind, e: &Entry, addr: usize, free_family: Family, stack: u32) {
-    report(ErrorRec {
+/// An error record with no block, stacks or arguments.
+pub fn error_rec(kind: ErrorKind) -> ErrorRec {
+    ErrorRec {
         kind,
         access: Access::Unknown,
         tid: sys::gettid(),
-        addr: addr as u64,
+        addr: 0,
         access_size: 0,
+        has_block: false,
+        block_addr: 0,
+        block_size: 0,
+        alloc_family: Family::Malloc,
+        free_family: Family::Malloc,
+        stack: 0,
+        alloc_stack: 0,
+        free_stack: 0,
+        arg1: 0,
+        arg2: 0,
+        exact_pc: false,
+    }
+}
+
+fn block_error(kind: ErrorKind, e: &Entry, addr: usize, free_family: Family, stack: u32) -> ErrorRec {
+    ErrorRec {
+        addr: addr as u64,
         has_block: true,
         block_addr: e.key as u64,
         block_size: e.size as u64,
@@ -147,9 +251,73 @@ fn block_error(kind: ErrorKind, e: &Entry, addr: usize, free_family: Family, sta
         stack,
         alloc_stack: e.alloc_stack,
         free_stack: e.free_stack,
-        arg1: 0,
-        arg2: 0,
-    });
+        ..error_rec(kind)
+    }
+}
+
+/// Where a damaged redzone or fill was found (`arg1` of the error record).
+pub const FOUND_AT_FREE: u64 = 1;
+pub const FOUND_AT_EVICTION: u64 = 2;
+pub const FOUND_AT_EXIT: u64 = 3;
+
+/// The redzone ranges of a block: `(left start, left len, right start, right len)`.
+fn redzones(e: &Entry) -> (usize, usize, usize, usize) {
+    let (left, right) = if e.flags & FLAG_GUARDED != 0 {
+        let page = e.key & !(guard::PAGE - 1);
+        let end = (e.key + e.size).div_ceil(guard::PAGE) * guard::PAGE;
+        ((e.key - page).min(16), (end.max(e.key) - (e.key + e.size)).min(16))
+    } else {
+        (e.base_off as usize, right_redzone(e.size))
+    };
+    (e.key - left, left, e.key + e.size, right)
+}
+
+/// Checks a block's redzones (and, if freed, its fill), reports damage, and repairs it so the
+/// same damage is reported once. `stack` is where the check happens (the free call, or none);
+/// `found` says when (`FOUND_AT_*`).
+fn check_block(e: &Entry, stack: u32, found: u64) {
+    if let Some((off, after)) = check_canaries(e) {
+        let kind = if after {
+            ErrorKind::HeapBufferOverflow
+        } else {
+            ErrorKind::HeapBufferUnderflow
+        };
+        let addr = (e.key as isize + off) as usize;
+        report(ErrorRec {
+            access: Access::Write,
+            arg1: found,
+            ..block_error(kind, e, addr, Family::Malloc, stack)
+        });
+        let (l, ln, r, rn) = redzones(e);
+        // SAFETY: the redzones belong to this entry's block, which is still allocated.
+        unsafe {
+            core::ptr::write_bytes(l as *mut u8, CANARY, ln);
+            core::ptr::write_bytes(r as *mut u8, CANARY, rn);
+        }
+    }
+    if e.state == table::FREED {
+        if let Some(off) = check_free_fill(e) {
+            report(ErrorRec {
+                access: Access::Write,
+                arg1: found,
+                ..block_error(ErrorKind::UseAfterFree, e, e.key + off, Family::Malloc, 0)
+            });
+            fill(e.key as *mut u8, e.size, e.fill as i32);
+        }
+    }
+}
+
+/// Returns a quarantined block to its allocator and forgets it (quarantine eviction), checking it
+/// one last time.
+pub fn release_to_glibc(key: usize) {
+    if let Some(e) = table::remove(key) {
+        if e.flags & FLAG_GUARDED != 0 {
+            return; // its pages were dropped when it was freed
+        }
+        check_block(&e, 0, FOUND_AT_EVICTION);
+        // SAFETY: key - base_off is the glibc block this entry was allocated as.
+        unsafe { real::__libc_free((key - e.base_off as usize) as *mut c_void) };
+    }
 }
 
 /// Frees `p` through a release call of `family`. Preserves errno.
@@ -160,68 +328,64 @@ pub fn release(p: *mut u8, family: Family) {
     init::ensure();
     let saved = sys::errno();
     let stack = capture_stack();
-    match table::mark_freed(p as usize, stack) {
+    let byte = opts::FREE_FILL.load(Ordering::Relaxed);
+    match table::mark_freed(p as usize, stack, byte) {
         FreeLookup::Live(e) => {
             if e.family != family as u8 {
-                block_error(ErrorKind::AllocDeallocMismatch, &e, p as usize, family, stack);
+                report(block_error(ErrorKind::AllocDeallocMismatch, &e, p as usize, family, stack));
             }
-            check_block(&e, stack);
-            quarantine::push(e.key, e.size + e.base_off as usize + right_redzone(e.size));
+            // Checked as the live block it was (redzones only).
+            check_block(&e, stack, FOUND_AT_FREE);
+            if e.flags & FLAG_GUARDED != 0 {
+                guard::release(e.key, stack);
+                quarantine::push(e.key, e.size.max(16));
+            } else {
+                fill(p, e.size, byte);
+                quarantine::push(e.key, e.size + e.base_off as usize + right_redzone(e.size));
+            }
         }
         FreeLookup::AlreadyFreed(e) => {
-            block_error(ErrorKind::DoubleFree, &e, p as usize, family, stack);
+            report(block_error(ErrorKind::DoubleFree, &e, p as usize, family, stack));
         }
-        FreeLookup::Unknown => {
-            report(ErrorRec {
-                kind: ErrorKind::InvalidFree,
-                access: Access::Unknown,
-                tid: sys::gettid(),
-                addr: p as u64,
-                access_size: 0,
-                has_block: false,
-                block_addr: 0,
-                block_size: 0,
-                alloc_family: family,
-                free_family: family,
-                stack,
-                alloc_stack: 0,
-                free_stack: 0,
-                arg1: 0,
-                arg2: 0,
-            });
-        }
+        FreeLookup::Unknown => report(unknown_pointer(ErrorKind::InvalidFree, p as usize, family, stack)),
     }
     sys::set_errno(saved);
 }
 
-/// Reports a damaged redzone of a block being freed or reallocated.
-fn check_block(e: &Entry, stack: u32) {
-    if let Some((off, after)) = check_canaries(e) {
-        let kind = if after {
-            ErrorKind::HeapBufferOverflow
-        } else {
-            ErrorKind::HeapBufferUnderflow
-        };
-        let mut rec = ErrorRec {
-            kind,
-            access: Access::Write,
-            tid: sys::gettid(),
-            addr: (e.key as isize + off) as u64,
-            access_size: 0,
-            has_block: true,
-            block_addr: e.key as u64,
-            block_size: e.size as u64,
-            alloc_family: Family::from_u8(e.family).unwrap_or(Family::Malloc),
-            free_family: Family::Malloc,
-            stack,
-            alloc_stack: e.alloc_stack,
-            free_stack: 0,
-            arg1: 0,
-            arg2: 0,
-        };
-        // The damage is found at free time: the stack is the free call's, not the bad write's.
-        rec.free_stack = stack;
-        report(rec);
+/// A free or realloc of a pointer the table does not know: a block released long ago (guarded
+/// blocks are remembered forever), a pointer into the middle of a block, or a foreign pointer.
+fn unknown_pointer(kind: ErrorKind, p: usize, family: Family, stack: u32) -> ErrorRec {
+    if let Some(s) = guard::slot_of(p) {
+        let view_freed = s.state.load(Ordering::Acquire) == guard::SLOT_FREED;
+        if view_freed {
+            let k = if kind == ErrorKind::InvalidFree {
+                ErrorKind::DoubleFree
+            } else {
+                kind
+            };
+            return ErrorRec {
+                addr: p as u64,
+                has_block: true,
+                block_addr: s.user as u64,
+                block_size: s.size as u64,
+                alloc_family: Family::from_u8(s.family).unwrap_or(Family::Malloc),
+                free_family: family,
+                stack,
+                alloc_stack: s.alloc_stack,
+                free_stack: s.free_stack.load(Ordering::Acquire),
+                ..error_rec(k)
+            };
+        }
+    }
+    if let Some(e) = table::find_containing(p) {
+        return block_error(kind, &e, p, family, stack);
+    }
+    ErrorRec {
+        addr: p as u64,
+        alloc_family: family,
+        free_family: family,
+        stack,
+        ..error_rec(kind)
     }
 }
 
@@ -238,27 +402,11 @@ pub fn reallocate(p: *mut u8, size: usize) -> *mut u8 {
     init::ensure();
     let Some(old) = table::get(p as usize).filter(|e| e.state == table::LIVE) else {
         let stack = capture_stack();
-        let known = table::get(p as usize);
-        match known {
+        let rec = match table::get(p as usize) {
             Some(e) => block_error(ErrorKind::InvalidRealloc, &e, p as usize, Family::Malloc, stack),
-            None => report(ErrorRec {
-                kind: ErrorKind::InvalidRealloc,
-                access: Access::Unknown,
-                tid: sys::gettid(),
-                addr: p as u64,
-                access_size: 0,
-                has_block: false,
-                block_addr: 0,
-                block_size: 0,
-                alloc_family: Family::Malloc,
-                free_family: Family::Malloc,
-                stack,
-                alloc_stack: 0,
-                free_stack: 0,
-                arg1: 0,
-                arg2: 0,
-            }),
-        }
+            None => unknown_pointer(ErrorKind::InvalidRealloc, p as usize, Family::Malloc, stack),
+        };
+        report(rec);
         sys::set_errno(libc::ENOMEM);
         return core::ptr::null_mut();
     };
@@ -283,29 +431,39 @@ pub fn usable_size(p: *mut u8) -> usize {
     }
 }
 
+/// At exit: every live block's redzones and every quarantined block's fill are checked once more.
+pub fn check_all() {
+    let mut damaged = rust_alloc::vec::Vec::new();
+    table::lock_all();
+    table::for_each_held(|e| {
+        if e.flags & FLAG_GUARDED != 0 && e.state == table::FREED {
+            return; // its pages are gone
+        }
+        if check_canaries(e).is_some() || (e.state == table::FREED && check_free_fill(e).is_some()) {
+            damaged.push(*e);
+        }
+    });
+    table::unlock_all();
+    for e in &damaged {
+        check_block(e, 0, FOUND_AT_EXIT);
+    }
+}
+
 /// Reports a suspicious call that keeps glibc's answer.
 pub fn warn(kind: ErrorKind, arg1: u64, arg2: u64) {
+    if tls::quiet() {
+        return;
+    }
     let stack = capture_stack();
     report(ErrorRec {
-        kind,
-        access: Access::Unknown,
-        tid: sys::gettid(),
-        addr: 0,
-        access_size: 0,
-        has_block: false,
-        block_addr: 0,
-        block_size: 0,
-        alloc_family: Family::Malloc,
-        free_family: Family::Malloc,
         stack,
-        alloc_stack: 0,
-        free_stack: 0,
         arg1,
         arg2,
+        ..error_rec(kind)
     });
 }
 
-/// Writes an error record (with the stacks and modules it needs) and announces it on stderr.
+/// Writes an error record (with the stacks and modules it needs) and announces errors on stderr.
 pub fn report(rec: ErrorRec) {
     let Some(_g) = tls::Guard::acquire() else {
         return;
@@ -318,17 +476,20 @@ pub fn report(rec: ErrorRec) {
         record::emit_stack(s);
     }
     record::emit(&Record::Error(rec));
+    if rec.kind.is_warning() {
+        return;
+    }
     if opts::ACTIVE.load(Ordering::Relaxed) {
         crate::log!(
-            "{} {} at {:#x} (pid {}, thread {}); details in the report at exit",
-            if rec.kind.is_warning() { "warning:" } else { "error:" },
+            "error: {} at {:#x} (pid {}, thread {}); details in the report at exit",
             rec.kind.name(),
             rec.addr,
             sys::getpid(),
             rec.tid
         );
     }
-    if !rec.kind.is_warning() && opts::ABORT_ON_ERROR.load(Ordering::Relaxed) {
+    if opts::ABORT_ON_ERROR.load(Ordering::Relaxed) {
+        crate::log!("aborting (--on-error=abort)");
         // SAFETY: abort never returns; the record is already on disk.
         unsafe { libc::abort() };
     }
@@ -360,9 +521,30 @@ mod tests {
         };
         assert_eq!(check_canaries(&e), None);
         mem[16 + 13] = 0;
+        std::hint::black_box(&mut mem);
         assert_eq!(check_canaries(&e), Some((13, true)));
         mem[16 + 13] = CANARY;
         mem[15] = 1;
+        std::hint::black_box(&mut mem);
         assert_eq!(check_canaries(&e), Some((-1, false)));
+    }
+
+    #[test]
+    fn a_write_after_free_shows_in_the_fill() {
+        let mut mem = [0xfdu8; 32];
+        let e = Entry {
+            key: mem.as_ptr() as usize,
+            size: 32,
+            state: table::FREED,
+            flags: FLAG_FILLED,
+            fill: 0xfd,
+            ..Entry::default()
+        };
+        assert_eq!(check_free_fill(&e), None);
+        mem[20] = 7;
+        std::hint::black_box(&mut mem);
+        assert_eq!(check_free_fill(&e), Some(20));
+        let unfilled = Entry { flags: 0, ..e };
+        assert_eq!(check_free_fill(&unfilled), None);
     }
 }

@@ -1,5 +1,7 @@
 //! The exported C symbols, and nothing else: thin wrappers that keep glibc's argument checks and
 //! errno conventions and call the shared bodies in [`crate::alloc`].
+#![allow(non_snake_case)]
+
 use crate::alloc::{self, allocate, release};
 use crate::init;
 use crate::sys;
@@ -150,6 +152,43 @@ pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> size_t {
     alloc::usable_size(p.cast())
 }
 
+extern "C" {
+    fn __libc_mallopt(param: c_int, value: c_int) -> c_int;
+}
+
+/// `mallopt` stays glibc's; `M_PERTURB` also sets the shim's fill bytes, as glibc's own would.
+#[cfg_attr(not(test), no_mangle)]
+pub extern "C" fn mallopt(param: c_int, value: c_int) -> c_int {
+    const M_PERTURB: c_int = -6;
+    init::ensure();
+    if param == M_PERTURB {
+        crate::opts::set_perturb(value & 0xff);
+    }
+    // SAFETY: glibc's own implementation, same arguments.
+    unsafe { __libc_mallopt(param, value) }
+}
+
+/// `sigaction` keeps the program's SIGSEGV/SIGBUS handlers behind the guard-mode handler.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn sigaction(
+    sig: c_int,
+    act: *const libc::sigaction,
+    old: *mut libc::sigaction,
+) -> c_int {
+    // SAFETY: the caller's pointers are passed on as sigaction(2) requires.
+    unsafe { crate::fault::sigaction(sig, act, old) }
+}
+
+#[cfg_attr(not(test), no_mangle)]
+pub extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+    crate::fault::signal(sig, handler)
+}
+
+#[cfg_attr(not(test), no_mangle)]
+pub extern "C" fn bsd_signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+    crate::fault::signal(sig, handler)
+}
+
 /// Where `operator new` cannot allocate, the real libstdc++ operator (found with `dlsym`) runs
 /// the new-handler loop and throws `std::bad_alloc`; its inner `malloc` comes back here.
 fn cxx_fallback(sym: &CStr, size: usize, align: usize, family: Family) -> *mut u8 {
@@ -158,7 +197,7 @@ fn cxx_fallback(sym: &CStr, size: usize, align: usize, family: Family) -> *mut u
     if f.is_null() {
         return core::ptr::null_mut();
     }
-    let p = if align == 0 {
+    let p = crate::tls::with_quiet(|| if align == 0 {
         // SAFETY: f is libstdc++'s operator new(size_t) (or its nothrow twin, same ABI here).
         let f: extern "C" fn(usize, *const c_void) -> *mut u8 = unsafe { core::mem::transmute(f) };
         f(size, core::ptr::null())
@@ -167,7 +206,7 @@ fn cxx_fallback(sym: &CStr, size: usize, align: usize, family: Family) -> *mut u
         let f: extern "C" fn(usize, usize, *const c_void) -> *mut u8 =
             unsafe { core::mem::transmute(f) };
         f(size, align, core::ptr::null())
-    };
+    });
     if !p.is_null() {
         crate::table::set_family(p as usize, family as u8);
     }
@@ -262,8 +301,16 @@ pub static MEMCHECK_SHIM_VERSION: [u8; 32] = {
         out[i] = v[i];
         i += 1;
     }
+    // The record format version in decimal, without leading zeros.
     let w = memcheck_wire::VERSION;
-    out[i] = b'0' + (w / 10 % 10) as u8;
-    out[i + 1] = b'0' + (w % 10) as u8;
+    let mut div = 1;
+    while div * 10 <= w {
+        div *= 10;
+    }
+    while div > 0 {
+        out[i] = b'0' + (w / div % 10) as u8;
+        i += 1;
+        div /= 10;
+    }
     out
 };

@@ -1,7 +1,7 @@
 //! One-time set-up (a state machine safe to enter from the first `malloc`, which may come from the
 //! dynamic loader before libc is initialised), the constructor, the exit hook that runs the leak
 //! check, and the fork handlers that keep every shim lock consistent across `fork`.
-use crate::{depot, heap, modules, opts, quarantine, record, scan, table, unwind};
+use crate::{alloc, depot, fault, guard, heap, modules, opts, quarantine, record, scan, table, unwind};
 use core::ffi::{c_int, c_void, CStr};
 use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use memcheck_wire::{Exit, Record};
@@ -38,6 +38,9 @@ fn slow_init() {
     if let Some((s, e)) = modules::range_containing(slow_init as *const () as usize) {
         unwind::set_self_range(s, e);
     }
+    if opts::GUARD.load(Ordering::Relaxed) != 0 {
+        guard::init();
+    }
     STATE.store(READY, Ordering::Release);
 }
 
@@ -50,6 +53,9 @@ extern "C" fn constructor() {
     unsafe {
         on_exit(exit_hook, core::ptr::null_mut());
         libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child));
+    }
+    if guard::active() {
+        fault::install();
     }
     if !opts::TRACE_CHILDREN.load(Ordering::Relaxed) {
         hide_from_children();
@@ -67,6 +73,9 @@ extern "C" fn exit_hook(code: c_int, _arg: *mut c_void) {
         return;
     }
     record::emit(&Record::Exit(Exit { code }));
+    if opts::ACTIVE.load(Ordering::Relaxed) {
+        alloc::check_all();
+    }
     if opts::LEAK_CHECK.load(Ordering::Relaxed) > 0 && opts::ACTIVE.load(Ordering::Relaxed) {
         scan::leak_check();
     }
@@ -75,6 +84,7 @@ extern "C" fn exit_hook(code: c_int, _arg: *mut c_void) {
 extern "C" fn fork_prepare() {
     record::lock();
     quarantine::lock();
+    guard::lock();
     depot::lock();
     table::lock_all();
     heap::lock_all();
@@ -84,6 +94,7 @@ extern "C" fn fork_parent() {
     heap::unlock_all();
     table::unlock_all();
     depot::unlock();
+    guard::unlock();
     quarantine::unlock();
     record::unlock();
 }
@@ -92,6 +103,7 @@ extern "C" fn fork_child() {
     heap::unlock_all();
     table::unlock_all();
     depot::unlock();
+    guard::unlock();
     quarantine::unlock();
     record::after_fork_child();
     record::unlock();

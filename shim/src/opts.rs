@@ -1,7 +1,7 @@
 //! The one table of settings the CLI passes in `MEMCHECK_OPTIONS` (`key=value` pairs separated by
 //! commas) and `MEMCHECK_DIR`. Read from `/proc/self/environ`, which works before libc has set up
 //! `environ` (the first `malloc` can come from the dynamic loader).
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 /// Leak check: 0 no, 1 summary, 2 full.
 pub static LEAK_CHECK: AtomicU8 = AtomicU8::new(2);
@@ -15,6 +15,14 @@ pub static QUARANTINE: AtomicU64 = AtomicU64::new(8 << 20);
 pub static TRACE_CHILDREN: AtomicBool = AtomicBool::new(false);
 /// Abort after the first error report (`--on-error=abort`).
 pub static ABORT_ON_ERROR: AtomicBool = AtomicBool::new(false);
+/// Byte written into new blocks (not calloc's), or -1 for none.
+pub static MALLOC_FILL: AtomicI32 = AtomicI32::new(0xbe);
+/// Byte written into freed blocks, or -1 for none.
+pub static FREE_FILL: AtomicI32 = AtomicI32::new(0xfd);
+/// Guard mode: 0 off, 1 overflow (block end against a PROT_NONE page), 2 underflow.
+pub static GUARD: AtomicU8 = AtomicU8::new(0);
+/// With guard mode, guard 1 block in N (0: every block).
+pub static SAMPLE_RATE: AtomicU64 = AtomicU64::new(0);
 /// Whether the CLI asked for records at all (`MEMCHECK_DIR` set).
 pub static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// Errors found so far in this process.
@@ -27,9 +35,16 @@ const ENV_MAX: usize = 256 << 10;
 
 /// Reads the settings. Called once, from init.
 pub fn load() {
-    let buf = rust_alloc::vec![0u8; ENV_MAX];
-    let mut buf = buf;
+    let mut buf = rust_alloc::vec![0u8; ENV_MAX];
     let n = crate::sys::read_file(c"/proc/self/environ", &mut buf);
+    // glibc's MALLOC_PERTURB_ first, so explicit memcheck settings override it.
+    for var in buf[..n].split(|&b| b == 0) {
+        if let Some(v) = var.strip_prefix(b"MALLOC_PERTURB_=") {
+            if let Some(p) = parse_u64(v) {
+                set_perturb((p & 0xff) as i32);
+            }
+        }
+    }
     for var in buf[..n].split(|&b| b == 0) {
         if let Some(v) = var.strip_prefix(b"MEMCHECK_DIR=") {
             if !v.is_empty() && v.len() < 4095 {
@@ -44,6 +59,18 @@ pub fn load() {
                 apply(kv);
             }
         }
+    }
+}
+
+/// glibc's perturb semantics (`MALLOC_PERTURB_`, `mallopt(M_PERTURB)`): new blocks get
+/// `p ^ 0xff`, freed blocks `p`; 0 turns both off.
+pub fn set_perturb(p: i32) {
+    if p == 0 {
+        MALLOC_FILL.store(-1, Ordering::Relaxed);
+        FREE_FILL.store(-1, Ordering::Relaxed);
+    } else {
+        MALLOC_FILL.store((p ^ 0xff) & 0xff, Ordering::Relaxed);
+        FREE_FILL.store(p & 0xff, Ordering::Relaxed);
     }
 }
 
@@ -87,6 +114,10 @@ fn apply(kv: &[u8]) {
         (b"quarantine", Some(n)) => QUARANTINE.store(n, Ordering::Relaxed),
         (b"children", Some(n)) => TRACE_CHILDREN.store(n != 0, Ordering::Relaxed),
         (b"abort", Some(n)) => ABORT_ON_ERROR.store(n != 0, Ordering::Relaxed),
+        (b"mfill", _) => MALLOC_FILL.store(num.map_or(-1, |n| (n & 0xff) as i32), Ordering::Relaxed),
+        (b"ffill", _) => FREE_FILL.store(num.map_or(-1, |n| (n & 0xff) as i32), Ordering::Relaxed),
+        (b"guard", Some(n)) => GUARD.store(n.min(2) as u8, Ordering::Relaxed),
+        (b"sample", Some(n)) => SAMPLE_RATE.store(n, Ordering::Relaxed),
         _ => {}
     }
 }
@@ -108,5 +139,10 @@ mod tests {
         apply(b"depth=x");
         assert_eq!(DEPTH.load(Ordering::Relaxed), 7);
         assert_eq!(parse_u64(b"18446744073709551616"), None);
+        set_perturb(0x42);
+        assert_eq!(MALLOC_FILL.load(Ordering::Relaxed), 0x42 ^ 0xff);
+        assert_eq!(FREE_FILL.load(Ordering::Relaxed), 0x42);
+        apply(b"ffill=none");
+        assert_eq!(FREE_FILL.load(Ordering::Relaxed), -1);
     }
 }

@@ -8,7 +8,7 @@
 //! `exit()` are dead. Blocks reached from roots through start pointers only are *reachable*; through
 //! an interior pointer somewhere on the way, *possible*. Of the rest, a block that no other lost
 //! block points to is *definite*; what it leads to is *indirect*.
-use crate::{heap, modules, real, record, table};
+use crate::{guard, heap, modules, real, record, table};
 use memcheck_wire::{Leak, LeakKind, LeakSummary, Record};
 use rust_alloc::vec::Vec;
 
@@ -240,6 +240,48 @@ fn thread_count() -> usize {
     0
 }
 
+/// The glibc memory of an mmapped chunk holding the block whose glibc pointer is `base`, if the
+/// chunk is mmapped (`IS_MMAPPED` in its size field).
+fn mmapped_chunk(base: usize) -> Option<(usize, usize)> {
+    let chunk = base - 16;
+    // SAFETY: every block the table knows is a glibc block, preceded by its chunk header.
+    let (prev_size, size) = unsafe { (*(chunk as *const usize), *((chunk + 8) as *const usize)) };
+    (size & 2 != 0).then(|| (chunk - prev_size, chunk + (size & !7)))
+}
+
+/// Whether a 64 MiB-aligned address starts a glibc arena heap (its `heap_info` header is sane):
+/// returns the bytes of it in use.
+fn arena_heap(at: usize) -> Option<usize> {
+    // SAFETY: `at` lies inside a readable mapping; heap_info is four words.
+    let w = unsafe { core::slice::from_raw_parts(at as *const usize, 4) };
+    let (ar_ptr, size, mprotect) = (w[0], w[2], w[3]);
+    let sane = ar_ptr != 0
+        && size > 0
+        && size % 4096 == 0
+        && size <= ARENA_ALIGN
+        && mprotect >= size
+        && mprotect <= ARENA_ALIGN;
+    sane.then_some(mprotect)
+}
+
+/// `[start, end)` minus the sorted, possibly overlapping `holes`.
+fn subtract(start: usize, end: usize, holes: &[(usize, usize)], out: &mut Vec<(usize, usize)>) {
+    let mut at = start;
+    let first = holes.partition_point(|h| h.1 <= start);
+    for &(hs, he) in &holes[first..] {
+        if hs >= end {
+            break;
+        }
+        if hs > at {
+            out.push((at, hs));
+        }
+        at = at.max(he);
+    }
+    if at < end {
+        out.push((at, end));
+    }
+}
+
 /// Runs the leak check and writes its records.
 pub fn leak_check() {
     if thread_count() == 1 {
@@ -254,7 +296,15 @@ pub fn leak_check() {
 
     table::lock_all();
     let mut blocks: Vec<Block> = Vec::new();
+    // Allocator memory that must not count as a root: glibc's mmapped chunks (of live and
+    // quarantined blocks alike) and arena heaps.
+    let mut holes: Vec<(usize, usize)> = Vec::new();
     table::for_each_held(|e| {
+        if e.flags & table::FLAG_GUARDED == 0 {
+            if let Some(h) = mmapped_chunk(e.key - e.base_off as usize) {
+                holes.push(h);
+            }
+        }
         if e.state == table::LIVE {
             blocks.push(Block {
                 start: e.key,
@@ -273,36 +323,45 @@ pub fn leak_check() {
             m.drain();
         }
     }
+    // Data and bss were scanned above; an anonymous mapping may hold a bss tail and more after it
+    // (ld.so's start-up allocations follow its bss), so only the segments are cut out of it.
+    for md in &mods {
+        holes.extend_from_slice(&md.writable);
+    }
+    // The guard pool holds blocks, which are traced, not roots.
+    if let Some(r) = guard::range() {
+        holes.push(r);
+    }
+    let mut roots: Vec<(usize, usize)> = Vec::new();
     for mp in &maps {
         if !mp.readable || (mp.start < priv_hi && mp.end > priv_lo) {
             continue;
         }
-        let anon = mp.path.is_empty() || mp.path.starts_with(b"[anon:") || mp.path.starts_with(b"[stack");
+        let anon = mp.path.is_empty()
+            || mp.path.starts_with(b"[anon:")
+            || mp.path.starts_with(b"[stack");
         if !anon || mp.path.starts_with(b"[anon:memcheck") {
             continue;
         }
         if sp >= mp.start && sp < mp.end {
-            continue; // the exiting thread's stack
+            continue; // the exiting thread's stack: its frames below exit() are dead
         }
-        if mp.start % ARENA_ALIGN == 0 && !mp.path.starts_with(b"[stack") {
-            continue; // a glibc arena heap
+        let mut a = (mp.start + ARENA_ALIGN - 1) & !(ARENA_ALIGN - 1);
+        while a < mp.end {
+            if let Some(used) = arena_heap(a) {
+                holes.push((a, a + used));
+            }
+            a += ARENA_ALIGN;
         }
-        let holds_block = {
-            let i = blocks.partition_point(|b| b.start < mp.start);
-            i < blocks.len() && blocks[i].start < mp.end
-        };
-        if holds_block {
-            continue;
-        }
-        let in_module = mods.iter().any(|md| {
-            md.writable
-                .iter()
-                .any(|&(s, e)| s < mp.end && e > mp.start)
-        });
-        if in_module {
-            continue;
-        }
-        scan_region(&mut m, mp.start, mp.end, &mut buf);
+        roots.push((mp.start, mp.end));
+    }
+    holes.sort_unstable();
+    let mut pieces = Vec::new();
+    for &(s, e) in &roots {
+        subtract(s, e, &holes, &mut pieces);
+    }
+    for &(s, e) in &pieces {
+        scan_region(&mut m, s, e, &mut buf);
         m.drain();
     }
     for i in 0..blocks.len() {
@@ -359,6 +418,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn holes_are_cut_out_of_roots() {
+        let mut out = Vec::new();
+        subtract(0, 100, &[(10, 20), (15, 30), (90, 120)], &mut out);
+        assert_eq!(out, [(0, 10), (30, 90)]);
+        out.clear();
+        subtract(50, 60, &[(10, 20)], &mut out);
+        assert_eq!(out, [(50, 60)]);
+    }
+
+    #[test]
     fn maps_lines_parse() {
         let text = b"55d0c0a00000-55d0c0a21000 rw-p 00000000 00:00 0                          [heap]\n7f00-7f10 ---p 00000000 00:00 0 \n7ffc0000-7ffd0000 rw-p 00000000 00:00 0                          [stack]\n";
         let m = parse_maps(text);
@@ -396,6 +465,7 @@ mod tests {
             .collect();
         mem[0] = base + 16; // a -> b
         mem[2] = base + 32; // b -> c
+        std::hint::black_box(&mem);
         let st = classify(&blocks, &[base + 48 + 8]);
         assert_eq!(st[0], DEFINITE);
         assert_eq!(st[1], INDIRECT);
@@ -419,6 +489,7 @@ mod tests {
         // c -> b -> a: block 2 is the head.
         mem[4] = base + 16;
         mem[2] = base;
+        std::hint::black_box(&mem);
         let st = classify(&blocks, &[]);
         assert_eq!(st, [INDIRECT, INDIRECT, DEFINITE]);
     }

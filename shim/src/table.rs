@@ -24,7 +24,16 @@ pub struct Entry {
     pub base_off: u32,
     pub family: u8,
     pub state: u8,
+    /// `FLAG_*` bits.
+    pub flags: u8,
+    /// The free-fill byte written into the block when it was freed (valid with `FLAG_FILLED`).
+    pub fill: u8,
 }
+
+/// The block lives in the guard pool (its own pages), not in glibc's heap.
+pub const FLAG_GUARDED: u8 = 1;
+/// The freed block was filled with `fill` (its first `fill_len` bytes).
+pub const FLAG_FILLED: u8 = 2;
 
 struct Shard {
     slots: *mut Entry,
@@ -167,8 +176,9 @@ pub enum FreeLookup {
     Unknown,
 }
 
-/// Marks a live block freed by a call at `free_stack`.
-pub fn mark_freed(key: usize, free_stack: u32) -> FreeLookup {
+/// Marks a live block freed by a call at `free_stack`; `fill` (the free-fill byte about to be
+/// written, or negative) is recorded for blocks in glibc memory.
+pub fn mark_freed(key: usize, free_stack: u32, fill: i32) -> FreeLookup {
     let mut s = shard(key).lock();
     let Some(i) = s.find(key) else {
         return FreeLookup::Unknown;
@@ -180,6 +190,10 @@ pub fn mark_freed(key: usize, free_stack: u32) -> FreeLookup {
     let before = *e;
     e.state = FREED;
     e.free_stack = free_stack;
+    if fill >= 0 && e.flags & FLAG_GUARDED == 0 {
+        e.flags |= FLAG_FILLED;
+        e.fill = fill as u8;
+    }
     FreeLookup::Live(before)
 }
 
@@ -189,6 +203,23 @@ pub fn set_family(key: usize, family: u8) {
     if let Some(i) = s.find(key) {
         s.slots()[i].family = family;
     }
+}
+
+/// The live or quarantined block whose user bytes contain `addr` (a slow scan of every shard, for
+/// diagnosing a pointer into the middle of a block).
+pub fn find_containing(addr: usize) -> Option<Entry> {
+    for sh in TABLE.iter() {
+        let mut s = sh.lock();
+        let found = s
+            .slots()
+            .iter()
+            .find(|e| e.key > TOMBSTONE && addr >= e.key && addr < e.key + e.size.max(1))
+            .copied();
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
 }
 
 /// Forgets a block (released to glibc).
@@ -251,12 +282,12 @@ mod tests {
             assert!(insert(entry(base + i * 32, i)));
         }
         assert_eq!(get(base + 32 * 4999).map(|e| e.size), Some(4999));
-        assert!(matches!(mark_freed(base, 9), FreeLookup::Live(_)));
-        match mark_freed(base, 10) {
+        assert!(matches!(mark_freed(base, 9, -1), FreeLookup::Live(_)));
+        match mark_freed(base, 10, -1) {
             FreeLookup::AlreadyFreed(e) => assert_eq!(e.free_stack, 9),
             _ => panic!("second free not seen"),
         }
-        assert!(matches!(mark_freed(base + 8, 1), FreeLookup::Unknown));
+        assert!(matches!(mark_freed(base + 8, 1, -1), FreeLookup::Unknown));
         let mut n = 0;
         lock_all();
         for_each_held(|e| {

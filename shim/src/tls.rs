@@ -4,6 +4,21 @@ use core::cell::Cell;
 
 thread_local! {
     static IN_SHIM: Cell<bool> = const { Cell::new(false) };
+    static QUIET: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether warnings are muted on this thread (a retry inside libstdc++ after a failed `new`, which
+/// would otherwise report the same request again).
+pub fn quiet() -> bool {
+    QUIET.with(|c| c.get())
+}
+
+/// Runs `f` with warnings muted on this thread.
+pub fn with_quiet<T>(f: impl FnOnce() -> T) -> T {
+    let was = QUIET.with(|c| c.replace(true));
+    let r = f();
+    QUIET.with(|c| c.set(was));
+    r
 }
 
 /// Held while the shim does work that might call back into the allocator (unwinding, reporting).

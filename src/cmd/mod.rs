@@ -14,15 +14,21 @@ pub const VERSION_LINE: &str = env!("CARGO_PKG_VERSION");
 /// Exit status when memcheck itself fails (as `env` and `timeout` do).
 pub const EXIT_INTERNAL: i32 = 125;
 
-/// `X.Y.Z (shim X.Y.Z, record format N, build HASH)`, read from the embedded library so a
-/// mismatched build shows.
+/// `X.Y.Z (shim X.Y.Z, record format N, build HASH)`, read from the embedded library, so a
+/// CLI and library from different builds show it.
 pub fn version_line() -> String {
     let shim = crate::shim::embedded_version().unwrap_or_else(|| "unreadable".into());
-    let shim = shim.strip_prefix("memcheck-shim ").unwrap_or(&shim).replace(" wire ", ", record format ");
+    let mut words = shim.split_whitespace().skip(1);
+    let (ver, wire) = (words.next().unwrap_or("?"), words.nth(1).unwrap_or("?"));
+    let agree = wire == memcheck_wire::VERSION.to_string();
     format!(
-        "{} (shim {shim}; CLI record format {}; shim build {})",
+        "{} (shim {ver}, record format {wire}{}, build {})",
         env!("CARGO_PKG_VERSION"),
-        memcheck_wire::VERSION,
+        if agree {
+            String::new()
+        } else {
+            format!(" but this CLI reads format {}: reinstall memcheck", memcheck_wire::VERSION)
+        },
         crate::shim::HASH
     )
 }

@@ -1,6 +1,6 @@
 //! `memcheck run`: start the program with the shim preloaded, wait for it, then read what every
 //! process recorded, symbolize, report, and choose the exit status.
-use crate::cli::{ColorChoice, Format, LeakCheck, OnError, RunArgs};
+use crate::cli::{ColorChoice, Fill, Format, GuardSide, LeakCheck, OnError, RunArgs};
 use crate::report::{self, Exit, Report, Tool};
 use crate::style::{self, Painter};
 use crate::symbolize::Symbolizer;
@@ -39,14 +39,29 @@ fn shim_options(a: &RunArgs) -> String {
         LeakCheck::Summary => "summary",
         LeakCheck::Full => "full",
     };
-    format!(
-        "leak={leak},depth={},redzone={},quarantine={},children={},abort={}",
+    let guard = match (a.guard, a.sample_rate) {
+        (Some(GuardSide::Underflow), _) => 2,
+        (Some(GuardSide::Overflow), _) | (None, Some(_)) => 1,
+        (None, None) => 0,
+    };
+    let mut o = format!(
+        "leak={leak},depth={},redzone={},quarantine={},children={},abort={},guard={guard},sample={}",
         a.num_callers,
         a.redzone_size,
         a.quarantine_size,
         a.trace_children as u8,
-        (a.on_error == OnError::Abort) as u8
-    )
+        (a.on_error == OnError::Abort) as u8,
+        a.sample_rate.unwrap_or(0),
+    );
+    // Fills are passed only when given, so the library can honour MALLOC_PERTURB_ otherwise.
+    for (key, fill) in [("mfill", a.malloc_fill), ("ffill", a.free_fill)] {
+        match fill {
+            Some(Fill::Byte(b)) => o.push_str(&format!(",{key}={b}")),
+            Some(Fill::None) => o.push_str(&format!(",{key}=none")),
+            None => {}
+        }
+    }
+    o
 }
 
 pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
@@ -145,7 +160,7 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         .iter()
         .map(|p| p.error_count() + if a.warnings_as_errors { p.warning_count() } else { 0 })
         .sum();
-    let lost: u64 = report.processes.iter().map(|p| p.lost_bytes()).sum();
+    let lost: u64 = report.processes.iter().map(|p| p.lost_blocks()).sum();
     if let Some(n) = a.error_exitcode {
         if errors > 0 || lost > 0 {
             return Ok(n as i32);

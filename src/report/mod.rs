@@ -119,10 +119,10 @@ impl ProcessReport {
     pub fn warning_count(&self) -> usize {
         self.errors.iter().filter(|e| e.severity == "warning").count()
     }
-    /// Definite plus indirect bytes.
-    pub fn lost_bytes(&self) -> u64 {
+    /// Definite plus indirect blocks (a lost 0-byte block counts too).
+    pub fn lost_blocks(&self) -> u64 {
         self.leak_summary
-            .map(|s| s.definite.bytes + s.indirect.bytes)
+            .map(|s| s.definite.blocks + s.indirect.blocks)
             .unwrap_or(0)
     }
 }
@@ -132,14 +132,16 @@ pub struct Options {
     pub show: crate::cli::LeakKinds,
 }
 
-fn stack_frames(p: &ProcessRecords, sym: &mut Symbolizer, id: u32) -> Vec<Frame> {
+/// The frames of a recorded stack. Addresses are return addresses, except the first one of a
+/// fault's stack (`exact_first`), which is the faulting instruction itself.
+fn stack_frames(p: &ProcessRecords, sym: &mut Symbolizer, id: u32, exact_first: bool) -> Vec<Frame> {
     let Some(pcs) = p.stacks.get(&id) else {
         return Vec::new();
     };
     let mut out = Vec::new();
-    for &pc in pcs {
+    for (i, &pc) in pcs.iter().enumerate() {
         let module = p.module_of(pc).map(|m| (m.path.as_path(), m.bias));
-        out.extend(sym.frames(pc, module, true));
+        out.extend(sym.frames(pc, module, !(exact_first && i == 0)));
     }
     out
 }
@@ -183,7 +185,16 @@ fn describe(e: &ErrorRec) -> String {
             "realloc of a freed block: {}",
             relation(e.addr, e.block_addr, e.block_size).replace("0 bytes inside a", "a")
         ),
-        _ if e.has_block => relation(e.addr, e.block_addr, e.block_size),
+        _ if e.has_block => {
+            let when = match (e.exact_pc, e.arg1) {
+                (true, _) => "",
+                (false, 1) => " (found damaged when the block was freed)",
+                (false, 2) => " (found damaged when the block left the quarantine)",
+                (false, 3) => " (found damaged at exit)",
+                _ => "",
+            };
+            format!("{}{when}", relation(e.addr, e.block_addr, e.block_size))
+        }
         _ => String::new(),
     }
 }
@@ -212,9 +223,9 @@ pub fn process_report(
                 offset: e.addr.wrapping_sub(e.block_addr) as i64,
                 allocated_by: e.alloc_family.alloc_name(),
             }),
-            stack: stack_frames(p, sym, e.stack),
-            alloc_stack: stack_frames(p, sym, e.alloc_stack),
-            free_stack: stack_frames(p, sym, e.free_stack),
+            stack: stack_frames(p, sym, e.stack, e.exact_pc),
+            alloc_stack: stack_frames(p, sym, e.alloc_stack, false),
+            free_stack: stack_frames(p, sym, e.free_stack, false),
         })
         .collect();
 
@@ -225,7 +236,7 @@ pub fn process_report(
         if !opts.show.shows(l.kind) {
             continue;
         }
-        let stack = stack_frames(p, sym, l.stack);
+        let stack = stack_frames(p, sym, l.stack, false);
         let key: Vec<_> = stack
             .iter()
             .map(|f| (f.function.clone(), f.file.clone(), f.line))

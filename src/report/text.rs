@@ -96,7 +96,7 @@ fn leak(out: &mut String, pre: &str, l: &LeakReport, p: &Painter) {
 pub fn render(r: &ProcessReport, p: &Painter, listed: bool) -> String {
     let pre = p.dim(&format!("=={}==", r.pid));
     let mut out = String::new();
-    let _ = writeln!(out, "{pre} memcheck: {}", p.bold(&r.command));
+    let _ = writeln!(out, "{pre} memcheck: {}", p.bold(&r.command.escape_debug().to_string()));
     for e in &r.errors {
         error(&mut out, &pre, e, p);
     }

@@ -389,6 +389,8 @@ pub struct ErrorRec {
     /// The size or alignment argument of a suspicious call (warnings), else 0.
     pub arg1: u64,
     pub arg2: u64,
+    /// The first frame of `stack` is the exact faulting instruction, not a return address.
+    pub exact_pc: bool,
 }
 
 /// A free-form message from the shim (a degraded mode, a limit reached).
@@ -477,7 +479,8 @@ impl<'a> Record<'a> {
                     .u32(r.alloc_stack)
                     .u32(r.free_stack)
                     .u64(r.arg1)
-                    .u64(r.arg2);
+                    .u64(r.arg2)
+                    .u8(r.exact_pc as u8);
             }
             Record::Exit(x) => {
                 e.i32(x.code);
@@ -559,6 +562,7 @@ impl<'a> Record<'a> {
                     free_stack: d.u32()?,
                     arg1: d.u64()?,
                     arg2: d.u64()?,
+                    exact_pc: d.u8()? != 0,
                 })
             }
             tag::EXIT => Record::Exit(Exit { code: d.i32()? }),
@@ -601,8 +605,12 @@ impl<'a> Iterator for Records<'a> {
 }
 
 #[cfg(test)]
+extern crate std;
+
+#[cfg(test)]
 mod tests {
     use super::*;
+    use std::vec::Vec;
 
     fn roundtrip(r: Record) {
         let mut buf = [0u8; 512];
@@ -656,6 +664,7 @@ mod tests {
             free_stack: 3,
             arg1: 4,
             arg2: 5,
+            exact_pc: true,
         }));
         roundtrip(Record::Exit(Exit { code: -3 }));
         roundtrip(Record::Note(Note { text: b"hello" }));

@@ -1,0 +1,200 @@
+//! The SIGSEGV/SIGBUS handler of guard mode. It decides whether a fault is ours (an address in the
+//! guard pool) with [`guard::diagnose`], reports it with the exact faulting instruction, then
+//! aborts or makes the page accessible and continues, as `--on-error` says. Faults that are not
+//! ours go to the handler the program installed: the shim keeps its own handler in the kernel and
+//! records the program's `sigaction`/`signal` calls for these two signals instead (the JVM and V8
+//! depend on their SIGSEGV handlers).
+use crate::{alloc, guard, opts, sys, unwind};
+use core::cell::UnsafeCell;
+use core::ffi::c_int;
+use core::sync::atomic::{AtomicBool, Ordering};
+use memcheck_wire::{Access, ErrorRec, Family};
+
+extern "C" {
+    fn __sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int;
+}
+
+struct Prev(UnsafeCell<[libc::sigaction; 2]>);
+// SAFETY: written by the program's (rare) sigaction calls and read by the handler; a torn read
+// of a handler being replaced at that very moment is the same race the kernel would have.
+unsafe impl Sync for Prev {}
+
+// SAFETY: an all-zero sigaction is SIG_DFL with no flags.
+static PREV: Prev = Prev(UnsafeCell::new(unsafe { core::mem::zeroed() }));
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+fn slot_index(sig: c_int) -> Option<usize> {
+    match sig {
+        libc::SIGSEGV => Some(0),
+        libc::SIGBUS => Some(1),
+        _ => None,
+    }
+}
+
+/// Installs the handler for SIGSEGV and SIGBUS, remembering what was there.
+pub fn install() {
+    for sig in [libc::SIGSEGV, libc::SIGBUS] {
+        // SAFETY: a zeroed sigaction is valid; we fill the handler and flags.
+        let mut act: libc::sigaction = unsafe { core::mem::zeroed() };
+        act.sa_sigaction = handler as *const () as usize;
+        act.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
+        let i = slot_index(sig).unwrap();
+        // SAFETY: installing a handler; the old disposition goes into our table.
+        unsafe {
+            libc::sigemptyset(&mut act.sa_mask);
+            __sigaction(sig, &act, &mut (*PREV.0.get())[i]);
+        }
+    }
+    INSTALLED.store(true, Ordering::Release);
+}
+
+/// The interposed `sigaction`: for SIGSEGV/SIGBUS while the handler is installed, the program's
+/// disposition is recorded (and reported back) instead of replacing ours.
+///
+/// # Safety
+/// As `sigaction(2)`: `act` and `old` are null or valid.
+pub unsafe fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
+    match slot_index(sig) {
+        Some(i) if INSTALLED.load(Ordering::Acquire) => {
+            // SAFETY: per the caller, the pointers are null or valid; PREV is ours.
+            unsafe {
+                let prev = &mut (*PREV.0.get())[i];
+                if !old.is_null() {
+                    *old = *prev;
+                }
+                if !act.is_null() {
+                    *prev = *act;
+                }
+            }
+            0
+        }
+        // SAFETY: forwarded unchanged.
+        _ => unsafe { __sigaction(sig, act, old) },
+    }
+}
+
+/// The interposed `signal` (BSD semantics, as glibc's).
+pub fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+    // SAFETY: a zeroed sigaction is valid.
+    let mut act: libc::sigaction = unsafe { core::mem::zeroed() };
+    act.sa_sigaction = handler;
+    act.sa_flags = libc::SA_RESTART;
+    // SAFETY: as above.
+    let mut old: libc::sigaction = unsafe { core::mem::zeroed() };
+    // SAFETY: both pointers are valid locals.
+    let r = unsafe {
+        libc::sigemptyset(&mut act.sa_mask);
+        libc::sigaddset(&mut act.sa_mask, sig);
+        sigaction(sig, &act, &mut old)
+    };
+    if r != 0 {
+        libc::SIG_ERR
+    } else {
+        old.sa_sigaction
+    }
+}
+
+/// Reads whether the fault was a write, and the faulting PC, from the signal context.
+fn access_and_pc(ctx: *mut libc::c_void) -> (Access, usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: for SA_SIGINFO handlers the third argument is the ucontext_t.
+        let uc = unsafe { &*(ctx as *const libc::ucontext_t) };
+        let err = uc.uc_mcontext.gregs[libc::REG_ERR as usize];
+        let pc = uc.uc_mcontext.gregs[libc::REG_RIP as usize] as usize;
+        (if err & 2 != 0 { Access::Write } else { Access::Read }, pc)
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        // SAFETY: as above.
+        let uc = unsafe { &*(ctx as *const libc::ucontext_t) };
+        (Access::Unknown, uc.uc_mcontext.pc as usize)
+    }
+}
+
+/// The stack of the faulting code: the unwinder passes through the signal frame and reports the
+/// faulting PC itself; what lies before it is the handler.
+fn fault_stack(pc: usize) -> u32 {
+    let Some(_g) = crate::tls::Guard::acquire() else {
+        return 0;
+    };
+    let depth = opts::DEPTH.load(Ordering::Relaxed);
+    let mut buf = [0u64; memcheck_wire::MAX_FRAMES];
+    let n = unwind::capture(&mut buf[..depth.min(memcheck_wire::MAX_FRAMES - 1)]);
+    let frames = &buf[..n];
+    match frames.iter().position(|&f| f as usize == pc) {
+        Some(i) => crate::depot::intern(&frames[i..]),
+        None => {
+            let mut with_pc = [0u64; memcheck_wire::MAX_FRAMES];
+            with_pc[0] = pc as u64;
+            let m = n.min(memcheck_wire::MAX_FRAMES - 1);
+            with_pc[1..=m].copy_from_slice(&frames[..m]);
+            crate::depot::intern(&with_pc[..=m])
+        }
+    }
+}
+
+extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    let saved = sys::errno();
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    if sig == libc::SIGSEGV && guard::contains(addr) {
+        let (prev, next) = guard::neighbours(addr);
+        if let Some((kind, slot)) = guard::diagnose(addr, prev, next) {
+            let (access, pc) = access_and_pc(ctx);
+            let stack = fault_stack(pc);
+            alloc::report(ErrorRec {
+                access,
+                addr: addr as u64,
+                has_block: true,
+                block_addr: slot.user as u64,
+                block_size: slot.size as u64,
+                alloc_family: Family::from_u8(slot.family).unwrap_or(Family::Malloc),
+                stack,
+                alloc_stack: slot.alloc_stack,
+                free_stack: slot.free_stack,
+                exact_pc: true,
+                ..alloc::error_rec(kind)
+            });
+            // --on-error=abort has aborted inside report; continuing means letting the access
+            // complete.
+            guard::unprotect(addr);
+            sys::set_errno(saved);
+            return;
+        }
+    }
+    sys::set_errno(saved);
+    chain(sig, info, ctx);
+}
+
+/// Passes a fault that is not ours to the program's handler, or to the default action.
+fn chain(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    let Some(i) = slot_index(sig) else { return };
+    // SAFETY: reading the recorded disposition (see Prev).
+    let prev = unsafe { (*PREV.0.get())[i] };
+    let h = prev.sa_sigaction;
+    if h == libc::SIG_DFL || h == libc::SIG_IGN {
+        // Restore the default action; returning re-runs the instruction, which faults again and
+        // ends the process with the signal, as without memcheck.
+        // SAFETY: a zeroed sigaction is SIG_DFL.
+        let dfl: libc::sigaction = unsafe { core::mem::zeroed() };
+        // SAFETY: resetting our own handler.
+        unsafe { __sigaction(sig, &dfl, core::ptr::null_mut()) };
+        INSTALLED.store(false, Ordering::Release);
+        return;
+    }
+    if prev.sa_flags & libc::SA_RESETHAND != 0 {
+        // SAFETY: PREV is ours; the program asked for a one-shot handler.
+        unsafe { (*PREV.0.get())[i].sa_sigaction = libc::SIG_DFL };
+    }
+    if prev.sa_flags & libc::SA_SIGINFO != 0 {
+        // SAFETY: the program installed this three-argument handler for this signal.
+        let f: extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+            unsafe { core::mem::transmute(h) };
+        f(sig, info, ctx);
+    } else {
+        // SAFETY: the program installed this one-argument handler.
+        let f: extern "C" fn(c_int) = unsafe { core::mem::transmute(h) };
+        f(sig);
+    }
+}
