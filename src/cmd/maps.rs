@@ -194,12 +194,14 @@ pub fn render(r: &MapsReport, p: &Painter) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} pid {} ({}): {} regions, {} threads",
+        "{} pid {} ({}): {} region{}, {} thread{}",
         p.bold("memcheck maps:"),
         r.pid,
         r.command,
         r.regions.len(),
-        r.threads
+        if r.regions.len() == 1 { "" } else { "s" },
+        r.threads,
+        if r.threads == 1 { "" } else { "s" }
     );
     if let Some(h) = &r.heap {
         let _ = writeln!(
