@@ -40,9 +40,18 @@ fn memcheck_cmd(args: &[&str]) -> Command {
 
 fn output(mut c: Command) -> Run {
     let cmd = format!("{:?}", c);
-    let out = c
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"));
+    // A copy of the binary just written (see `memcheck_as_nobody`) can be briefly "busy" while
+    // another test thread's fork still holds the writing descriptor: retry that case.
+    let mut tries = 0;
+    let out = loop {
+        match c.output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => break other.unwrap_or_else(|e| panic!("cannot run {cmd}: {e}")),
+        }
+    };
     Run {
         cmd,
         code: out.status.code(),
@@ -528,16 +537,26 @@ int main(void) {
     Command::new(probe).status().unwrap().success()
 }
 
-/// Runs `cmd` as user and group `nobody` when we are root; returns false (run unchanged) if not.
-fn as_nobody(cmd: &mut Command) -> bool {
+/// memcheck running as user and group `nobody`, when we are root (`None` otherwise). It runs from
+/// a copy in a world-readable directory, since the build directory may sit under a private home.
+fn memcheck_as_nobody() -> Option<(Command, tempfile::TempDir)> {
+    use std::os::unix::fs::PermissionsExt;
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        return false;
+        return None;
     }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = dir.path().join("memcheck");
+    std::fs::copy(env!("CARGO_BIN_EXE_memcheck"), &exe).unwrap();
+    let mut c = Command::new(&exe);
+    c.env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .current_dir(dir.path());
     // SAFETY: between fork and exec the closure only calls setgroups, setgid and setuid, which are
     // async-signal-safe, and allocates nothing.
     unsafe {
-        cmd.pre_exec(|| {
+        c.pre_exec(|| {
             if libc::setgroups(0, std::ptr::null()) != 0
                 || libc::setgid(65534) != 0
                 || libc::setuid(65534) != 0
@@ -547,7 +566,7 @@ fn as_nobody(cmd: &mut Command) -> bool {
             Ok(())
         });
     }
-    true
+    Some((c, dir))
 }
 
 fn one_error_line(run: &Run, want: &str) {
@@ -582,18 +601,21 @@ fn missing_pids_and_permission_errors_give_one_line() {
 
     // Another user's process: ours when we are root (memcheck then runs as nobody), else init.
     let t = start_target(&[], false);
-    let mut c = memcheck_cmd(&[]);
-    let victim = if as_nobody(&mut c) {
-        t.pid.to_string()
-    } else {
-        "1".into()
-    };
-    c.args(["maps", &victim]);
-    one_error_line(&output(c), "permission denied");
-    let mut c = memcheck_cmd(&[]);
-    as_nobody(&mut c);
-    c.args(["residency", "--pid", &victim]);
-    one_error_line(&output(c), "permission denied");
+    for args in [["maps", ""], ["residency", "--pid"]] {
+        let (c, _copy) = match memcheck_as_nobody() {
+            Some((mut c, copy)) => {
+                c.args(args.iter().filter(|a| !a.is_empty()))
+                    .arg(t.pid.to_string());
+                (c, Some(copy))
+            }
+            None => {
+                let mut c = memcheck_cmd(&args[..1]);
+                c.args(args[1..].iter().filter(|a| !a.is_empty())).arg("1");
+                (c, None)
+            }
+        };
+        one_error_line(&output(c), "permission denied");
+    }
 }
 
 fn write_file(path: &Path, len: usize) {
@@ -687,15 +709,18 @@ fn unreadable_and_missing_files_give_one_line_each() {
     let secret = dir.path().join("secret");
     write_file(&secret, 100);
     let s = secret.to_str().unwrap();
-    let mut c = memcheck_cmd(&[]);
-    if as_nobody(&mut c) {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    } else {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
-    }
+    use std::os::unix::fs::PermissionsExt;
+    // As root, memcheck runs as nobody and the file is root's alone; otherwise the file is mode 0.
+    let (mut c, _copy) = match memcheck_as_nobody() {
+        Some((c, copy)) => {
+            std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+            (c, Some(copy))
+        }
+        None => {
+            std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
+            (memcheck_cmd(&[]), None)
+        }
+    };
     c.args(["residency", s]);
     one_error_line(&output(c), &format!("{s}: permission denied"));
 
@@ -857,9 +882,21 @@ fn meminfo_kb(key: &str) -> u64 {
 
 #[test]
 fn overcommit_fields_equal_the_kernels() {
-    let before = meminfo_kb("Committed_AS");
-    let run = memcheck(&["overcommit", "--format", "json"]);
-    let after = meminfo_kb("Committed_AS");
+    // Committed_AS moves with every process on the machine: the value memcheck reports must lie
+    // between the kernel's just before and just after (give or take memcheck itself, 64 MiB).
+    // A process that starts and exits in between can swing it, so a few tries are allowed.
+    let mut tries = 0;
+    let (run, before, after) = loop {
+        let before = meminfo_kb("Committed_AS");
+        let run = memcheck(&["overcommit", "--format", "json"]);
+        let after = meminfo_kb("Committed_AS");
+        let got = run.json()["committed_as_kb"].as_u64().unwrap();
+        let inside = got + (64 << 10) >= before.min(after) && got <= before.max(after) + (64 << 10);
+        tries += 1;
+        if inside || tries == 5 {
+            break (run, before, after);
+        }
+    };
     let r = run.json();
     let ctx = run.context();
     assert_eq!(r["mode"], sysctl("overcommit_memory"), "{ctx}");
@@ -872,12 +909,10 @@ fn overcommit_fields_equal_the_kernels() {
     assert_eq!(r["swap_total_kb"], meminfo_kb("SwapTotal"));
     // The formula reproduces the kernel's CommitLimit exactly.
     assert_eq!(r["commit_limit_computed_kb"], r["commit_limit_kb"], "{ctx}");
-    // Committed_AS moves with every process on the machine: it must lie near the values read
-    // just before and after (memcheck itself is alive only in between).
     let got = r["committed_as_kb"].as_u64().unwrap();
     let (lo, hi) = (before.min(after), before.max(after));
     assert!(
-        got + (256 << 10) >= lo && got <= hi + (256 << 10),
+        got + (64 << 10) >= lo && got <= hi + (64 << 10),
         "{got} vs {before}..{after}\n{ctx}"
     );
     assert_eq!(
