@@ -107,3 +107,30 @@ fn leak_totals_equal_valgrinds() {
         assert_eq!(r.summary("indirect"), vi, "indirect vs valgrind\n{}", r.show());
     }
 }
+
+/// The JVM and V8 rely on their own SIGSEGV handlers (the JVM turns a fault into a
+/// NullPointerException); they keep working in every mode, guard mode included.
+#[test]
+fn jvm_and_node_run_unchanged_in_every_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("Hello.java");
+    std::fs::write(
+        &src,
+        "public class Hello { public static void main(String[] a) { Object o = null; \
+         try { o.toString(); } catch (NullPointerException e) { System.out.println(\"npe caught\"); } \
+         StringBuilder sb = new StringBuilder(); for (int i = 0; i < 100000; i++) sb.append(i % 10); \
+         System.out.println(sb.length()); } }",
+    )
+    .unwrap();
+    let javac = Command::new("javac").arg("-d").arg(dir.path()).arg(&src).output().expect("javac is needed (apt-get install default-jdk-headless)");
+    assert!(javac.status.success(), "{}", String::from_utf8_lossy(&javac.stderr));
+    let java = std::fs::canonicalize(which("java")).unwrap();
+    let node = std::fs::canonicalize(which("node")).unwrap();
+    let cp = dir.path().to_str().unwrap();
+    for mode in [&[][..], &["--guard"], &["--sample-rate=20"]] {
+        let mut flags = vec!["--error-exitcode=99", "--leak-check=no"];
+        flags.extend_from_slice(mode);
+        same_as_native(&flags, &java, &["-cp", cp, "Hello"], None);
+        same_as_native(&flags, &node, &["-e", "const a = []; for (let i = 0; i < 1e5; i++) a.push({ i }); console.log(a.length)"], None);
+    }
+}

@@ -128,7 +128,7 @@ pub fn allocate(size: usize, align: usize, family: Family, zero: bool) -> *mut u
                 family: family as u8,
                 state: table::LIVE,
                 flags: FLAG_GUARDED,
-                fill: 0,
+                fill: opts::FORK_GEN.load(Ordering::Relaxed),
             });
             if ok {
                 sys::set_errno(saved);
@@ -178,7 +178,7 @@ pub fn allocate(size: usize, align: usize, family: Family, zero: bool) -> *mut u
         family: family as u8,
         state: table::LIVE,
         flags: 0,
-        fill: 0,
+        fill: opts::FORK_GEN.load(Ordering::Relaxed),
     });
     if !ok {
         // SAFETY: base came from glibc above and was never handed out.

@@ -174,12 +174,15 @@ fn chain(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     let prev = unsafe { (*PREV.0.get())[i] };
     let h = prev.sa_sigaction;
     if h == libc::SIG_DFL || h == libc::SIG_IGN {
-        // Restore the default action; returning re-runs the instruction, which faults again and
-        // ends the process with the signal, as without memcheck.
         // SAFETY: a zeroed sigaction is SIG_DFL.
         let dfl: libc::sigaction = unsafe { core::mem::zeroed() };
-        // SAFETY: resetting our own handler.
-        unsafe { __sigaction(sig, &dfl, core::ptr::null_mut()) };
+        // SAFETY: resetting our own handler, then re-sending the signal: it stays pending until
+        // this handler returns and then takes its default action (a signal sent with kill would
+        // not come back by itself, a fault would).
+        unsafe {
+            __sigaction(sig, &dfl, core::ptr::null_mut());
+            libc::raise(sig);
+        }
         INSTALLED.store(false, Ordering::Release);
         return;
     }

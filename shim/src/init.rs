@@ -108,6 +108,7 @@ extern "C" fn fork_child() {
     record::after_fork_child();
     record::unlock();
     EXITED.store(false, Ordering::Release);
+    opts::FORK_GEN.fetch_add(1, Ordering::Relaxed);
     record::open();
 }
 

@@ -25,6 +25,10 @@ pub static GUARD: AtomicU8 = AtomicU8::new(0);
 pub static SAMPLE_RATE: AtomicU64 = AtomicU64::new(0);
 /// Whether the CLI asked for records at all (`MEMCHECK_DIR` set).
 pub static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// How many forks separate this process from the one memcheck started (mod 256). Live blocks
+/// carry the generation that allocated them, so a forked child's leak report covers only what the
+/// child itself allocated.
+pub static FORK_GEN: AtomicU8 = AtomicU8::new(0);
 /// Errors found so far in this process.
 pub static ERRORS: AtomicU32 = AtomicU32::new(0);
 

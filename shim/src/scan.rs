@@ -26,6 +26,9 @@ struct Block {
     start: usize,
     size: usize,
     stack: u32,
+    /// Allocated before this process was forked: the parent's, traced like a root and not
+    /// reported here.
+    inherited: bool,
 }
 
 struct Marker<'a> {
@@ -294,6 +297,7 @@ pub fn leak_check() {
     let sp = &maps_text as *const _ as usize;
     let (priv_lo, priv_hi) = heap::private_range();
 
+    let gen = crate::opts::FORK_GEN.load(core::sync::atomic::Ordering::Relaxed);
     table::lock_all();
     let mut blocks: Vec<Block> = Vec::new();
     // Allocator memory that must not count as a root: glibc's mmapped chunks (of live and
@@ -310,12 +314,20 @@ pub fn leak_check() {
                 start: e.key,
                 size: e.size,
                 stack: e.alloc_stack,
+                inherited: e.fill != gen,
             });
         }
     });
     blocks.sort_unstable_by_key(|b| b.start);
     let mut m = Marker::new(&blocks);
     let mut buf = rust_alloc::vec![0usize; 8192];
+    for (i, b) in blocks.iter().enumerate() {
+        if b.inherited {
+            m.state[i] = REACHABLE;
+            m.work.push(i as u32);
+        }
+    }
+    m.drain();
 
     for md in &mods {
         for &(s, e) in &md.writable {
@@ -374,7 +386,7 @@ pub fn leak_check() {
     // Aggregate by (kind, stack).
     let mut summary = LeakSummary::default();
     let mut groups: Vec<(LeakKind, u32, u64, u64)> = Vec::new();
-    for (i, b) in blocks.iter().enumerate() {
+    for (i, b) in blocks.iter().enumerate().filter(|(_, b)| !b.inherited) {
         let kind = match m.state[i] {
             REACHABLE => LeakKind::Reachable,
             POSSIBLE => LeakKind::Possible,
@@ -461,6 +473,7 @@ mod tests {
                 start: base + i * 16,
                 size: 16,
                 stack: 0,
+                inherited: false,
             })
             .collect();
         mem[0] = base + 16; // a -> b
@@ -484,6 +497,7 @@ mod tests {
                 start: base + i * 16,
                 size: 16,
                 stack: 0,
+                inherited: false,
             })
             .collect();
         // c -> b -> a: block 2 is the head.

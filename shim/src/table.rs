@@ -26,7 +26,8 @@ pub struct Entry {
     pub state: u8,
     /// `FLAG_*` bits.
     pub flags: u8,
-    /// The free-fill byte written into the block when it was freed (valid with `FLAG_FILLED`).
+    /// Live blocks: the fork generation that allocated them (`opts::FORK_GEN`). Freed blocks:
+    /// the free-fill byte written into them (valid with `FLAG_FILLED`).
     pub fill: u8,
 }
 

@@ -32,8 +32,8 @@ int main(int argc, char **argv)
     }
     printf("own handler caught %d faults\n", caught);
     if (argc > 1) {
-        char *p = malloc(24);
-        ((volatile char *)p)[24] = 1; /* HANDLER-OVERFLOW-HERE */
+        char *p = malloc(32);
+        ((volatile char *)p)[32] = 1; /* HANDLER-OVERFLOW-HERE */
         free(p);
     }
     return 0;
