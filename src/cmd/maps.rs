@@ -212,6 +212,12 @@ pub fn render(r: &MapsReport, p: &Painter) -> String {
             human_kb(h.size_kb)
         );
     }
+    if r.regions.is_empty() && r.heap.is_none() {
+        let _ = writeln!(
+            out,
+            "no user-space memory: a kernel thread, or a process that is exiting"
+        );
+    }
     let w = r
         .regions
         .iter()

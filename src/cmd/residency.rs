@@ -409,7 +409,8 @@ pub fn for_files(
 /// Residency of every region of a live process.
 pub fn for_pid(pid: i32) -> Result<PidReport> {
     let regions = super::maps::regions(pid)?;
-    let mut pm = pagemap::Pagemap::open(pid)?;
+    // Opened on first use: a kernel thread has no regions and no pagemap to open.
+    let mut pm: Option<pagemap::Pagemap> = None;
     let mut out = Vec::new();
     let mut total = PidTotal::default();
     for r in regions {
@@ -418,6 +419,10 @@ pub fn for_pid(pid: i32) -> Result<PidReport> {
         {
             pagemap::empty_range(m.start, m.end, MAP_WIDTH)
         } else {
+            let pm = match &mut pm {
+                Some(pm) => pm,
+                None => pm.insert(pagemap::Pagemap::open(pid)?),
+            };
             pm.range(m.start, m.end, MAP_WIDTH)?
         };
         total.regions += 1;
