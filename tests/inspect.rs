@@ -985,6 +985,53 @@ fn check_agrees_with_a_real_allocation() {
     assert_eq!(run.code, Some(2), "{}", run.context());
 }
 
+/// Sets RLIMIT_AS to `bytes` in the child before it runs.
+fn limit_address_space(c: &mut Command, bytes: u64) {
+    // SAFETY: between fork and exec only setrlimit runs, which is async-signal-safe.
+    unsafe {
+        c.pre_exec(move || {
+            let l = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: bytes,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &l) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn check_agrees_with_a_real_allocation_under_rlimit_as() {
+    let dir = scratch();
+    let alloc = compile(dir.path(), "alloc", ALLOC);
+    // 1 GiB of address space: 256 MiB fits beside memcheck or the C program, 2 GiB does not,
+    // whatever the overcommit mode.
+    for (size, fits) in [(256u64 << 20, true), (2 << 30, false)] {
+        let s = size.to_string();
+        let mut c = memcheck_cmd(&["overcommit", "--check", &s, "--format", "json"]);
+        limit_address_space(&mut c, 1 << 30);
+        let run = output(c);
+        let r = run.json();
+        let mut real = Command::new(&alloc);
+        real.arg(&s);
+        limit_address_space(&mut real, 1 << 30);
+        let real_ok = real.status().unwrap().success();
+        assert_eq!(real_ok, fits, "malloc({size}) under a 1 GiB RLIMIT_AS");
+        let c = &r["check"];
+        assert_eq!(c["succeeded"], real_ok, "{}", run.context());
+        assert_eq!(c["predicted"], real_ok, "{}", run.context());
+        if !fits {
+            assert!(
+                c["explanation"].as_str().unwrap().contains("RLIMIT_AS"),
+                "{}",
+                run.context()
+            );
+        }
+    }
+}
+
 fn limits_line(pid: i32, name: &str) -> (Value, Value) {
     let s = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
     let line = s.lines().find(|l| l.starts_with(name)).unwrap();
