@@ -90,7 +90,7 @@ pub enum MapsSort {
 #[derive(Args, Debug, Clone)]
 #[command(group = clap::ArgGroup::new("action").args(["touch", "evict", "lock"]))]
 pub struct ResidencyArgs {
-    /// Files and directories (searched recursively, symbolic links not followed).
+    /// Files and directories (searched recursively; symbolic links inside them are not followed).
     #[arg(
         value_name = "PATH",
         required_unless_present = "pid",
