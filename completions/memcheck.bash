@@ -19,11 +19,29 @@ _memcheck() {
             memcheck,help)
                 cmd="memcheck__subcmd__help"
                 ;;
+            memcheck,maps)
+                cmd="memcheck__subcmd__maps"
+                ;;
+            memcheck,overcommit)
+                cmd="memcheck__subcmd__overcommit"
+                ;;
+            memcheck,residency)
+                cmd="memcheck__subcmd__residency"
+                ;;
             memcheck,run)
                 cmd="memcheck__subcmd__run"
                 ;;
             memcheck__subcmd__help,help)
                 cmd="memcheck__subcmd__help__subcmd__help"
+                ;;
+            memcheck__subcmd__help,maps)
+                cmd="memcheck__subcmd__help__subcmd__maps"
+                ;;
+            memcheck__subcmd__help,overcommit)
+                cmd="memcheck__subcmd__help__subcmd__overcommit"
+                ;;
+            memcheck__subcmd__help,residency)
+                cmd="memcheck__subcmd__help__subcmd__residency"
                 ;;
             memcheck__subcmd__help,run)
                 cmd="memcheck__subcmd__help__subcmd__run"
@@ -35,7 +53,7 @@ _memcheck() {
 
     case "${cmd}" in
         memcheck)
-            opts="-h -V --color --help --version run help"
+            opts="-h -V --color --help --version run maps residency overcommit help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -53,7 +71,7 @@ _memcheck() {
             return 0
             ;;
         memcheck__subcmd__help)
-            opts="run help"
+            opts="run maps residency overcommit help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -67,6 +85,48 @@ _memcheck() {
             return 0
             ;;
         memcheck__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        memcheck__subcmd__help__subcmd__maps)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        memcheck__subcmd__help__subcmd__overcommit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        memcheck__subcmd__help__subcmd__residency)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -94,8 +154,122 @@ _memcheck() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        memcheck__subcmd__maps)
+            opts="-o -h -V --sort --kind --format --output --color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sort)
+                    COMPREPLY=($(compgen -W "start size rss pss swap kind" -- "${cur}"))
+                    return 0
+                    ;;
+                --kind)
+                    COMPREPLY=($(compgen -W "text rodata data bss heap stack thread-stack malloc-arena anon file shm vdso vvar vsyscall guard memcheck" -- "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        memcheck__subcmd__overcommit)
+            opts="-o -h -V --check --pid --oom --top --format --output --color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --check)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --top)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        memcheck__subcmd__residency)
+            opts="-o -h -V --pid --touch --evict --lock --format --output --color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --pid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         memcheck__subcmd__run)
-            opts="-o -h -V --leak-check --show-leak-kinds --error-exitcode --warnings-as-errors --on-error --format --output --depth --num-callers --quarantine-size --redzone-size --trace-children --color --help --version"
+            opts="-o -h -V --leak-check --show-leak-kinds --error-exitcode --warnings-as-errors --on-error --format --output --depth --num-callers --quarantine-size --redzone-size --guard --sample-rate --malloc-fill --free-fill --trace-children --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -142,6 +316,22 @@ _memcheck() {
                     return 0
                     ;;
                 --redzone-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --guard)
+                    COMPREPLY=($(compgen -W "overflow underflow" -- "${cur}"))
+                    return 0
+                    ;;
+                --sample-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --malloc-fill)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --free-fill)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -30,6 +30,9 @@ never\t''"
 complete -c memcheck -n "__fish_memcheck_needs_command" -s h -l help -d 'Print help'
 complete -c memcheck -n "__fish_memcheck_needs_command" -s V -l version -d 'Print version'
 complete -c memcheck -n "__fish_memcheck_needs_command" -f -a "run" -d 'Run a program under the checker and report its heap errors and leaks'
+complete -c memcheck -n "__fish_memcheck_needs_command" -f -a "maps" -d 'Show every memory region of a live process: its kind (text, heap, thread stack, malloc arena, ...), the ELF sections it holds, and its size, RSS, PSS, dirty and swap'
+complete -c memcheck -n "__fish_memcheck_needs_command" -f -a "residency" -d 'Show which pages of files (or of a live process) are in memory, and load, evict or lock them'
+complete -c memcheck -n "__fish_memcheck_needs_command" -f -a "overcommit" -d 'Explain the kernel\'s overcommit policy and commit accounting, and probe whether an allocation would succeed'
 complete -c memcheck -n "__fish_memcheck_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l leak-check -d 'Leak check at exit: no, summary (totals only) or full (each leak with its stack)' -r -f -a "no\t''
 summary\t''
@@ -44,6 +47,11 @@ complete -c memcheck -n "__fish_memcheck_using_subcommand run" -s o -l output -d
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l num-callers -l depth -d 'Frames recorded per allocation (1-128)' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l quarantine-size -d 'Bytes of freed memory held back from reuse, to catch double frees and late accesses (suffixes K, M, G)' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l redzone-size -d 'Bytes of canary redzone before each block (16-4096, rounded up to 16)' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l guard -d 'Guard mode: every block against a PROT_NONE page, its end flush with the page (overflow, the default) or its start right after one (underflow); freed blocks become inaccessible, so bad reads and writes fault at the instruction' -r -f -a "overflow\t''
+underflow\t''"
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l sample-rate -d 'Guard 1 block in N (GWP-ASan style sampling) and serve the rest in the default mode; implies --guard' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l malloc-fill -d 'Byte written into new blocks (not calloc\'s), 0-255 or none [default: 0xbe, or as MALLOC_PERTURB_ says]' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l free-fill -d 'Byte written into freed blocks and checked when they leave the quarantine, catching writes after free; 0-255 or none [default: 0xfd, or as MALLOC_PERTURB_ says]' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l trace-children -d 'Also check the programs that PROG executes (yes or no)' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l color -d 'When to use colour: auto (only on a terminal, never with NO_COLOR), always or never' -r -f -a "auto\t''
 always\t''
@@ -51,5 +59,62 @@ never\t''"
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l warnings-as-errors -d 'Count warnings (calloc-overflow, allocation-size-too-big, invalid-alignment) as errors'
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -s h -l help -d 'Print help'
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -s V -l version -d 'Print version'
-complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run help" -f -a "run" -d 'Run a program under the checker and report its heap errors and leaks'
-complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c memcheck -n "__fish_memcheck_using_subcommand maps" -l sort -d 'Order of the regions: by start address, by size, RSS, PSS or swap (largest first), or by kind' -r -f -a "start\t''
+size\t''
+rss\t''
+pss\t''
+swap\t''
+kind\t''"
+complete -c memcheck -n "__fish_memcheck_using_subcommand maps" -l kind -d 'Show only regions of this kind (repeatable, or comma-separated). Totals then cover the shown regions' -r -f -a "text\t'Executable code of an ELF object (`r-x`)'
+rodata\t'Read-only data of an ELF object: headers, .rodata, .eh_frame, and RELRO after relocation'
+data\t'Writable data of an ELF object (.data, .got.plt, the start of .bss)'
+bss\t'The anonymous tail of an object\'s writable segment: the rest of its .bss'
+heap\t'The brk area (`[heap]`), where glibc\'s main arena lives'
+stack\t'The main thread\'s stack (`[stack]`)'
+thread-stack\t'Another thread\'s stack, found through its stack pointer'
+malloc-arena\t'A glibc malloc arena of a non-main thread (64 MiB aligned, PROT_NONE tail)'
+anon\t'Other anonymous memory (mmap\'d blocks, JIT areas, ...)'
+file\t'A mapped file that is not an ELF object, or that could not be read'
+shm\t'Shared memory: SysV segments, /dev/shm, memfd and shared anonymous mappings'
+vdso\t'The vDSO, code the kernel maps into every process'
+vvar\t'The vDSO\'s data pages'
+vsyscall\t'The legacy fixed-address system-call page'
+guard\t'An inaccessible (PROT_NONE) region: a guard page or a gap between segments'
+memcheck\t'memcheck\'s own memory inside a checked program (`[anon:memcheck]`)'"
+complete -c memcheck -n "__fish_memcheck_using_subcommand maps" -l format -d 'Format of the output: text or json' -r -f -a "text\t''
+json\t''"
+complete -c memcheck -n "__fish_memcheck_using_subcommand maps" -s o -l output -d 'Write the output to FILE instead of standard output' -r -F
+complete -c memcheck -n "__fish_memcheck_using_subcommand maps" -l color -d 'When to use colour: auto (only on a terminal, never with NO_COLOR), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c memcheck -n "__fish_memcheck_using_subcommand maps" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c memcheck -n "__fish_memcheck_using_subcommand maps" -s V -l version -d 'Print version'
+complete -c memcheck -n "__fish_memcheck_using_subcommand residency" -l pid -d 'Show the residency of each region of this live process instead (from /proc/PID/pagemap): resident, swapped out, not present' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand residency" -l format -d 'Format of the output: text or json' -r -f -a "text\t''
+json\t''"
+complete -c memcheck -n "__fish_memcheck_using_subcommand residency" -s o -l output -d 'Write the output to FILE instead of standard output' -r -F
+complete -c memcheck -n "__fish_memcheck_using_subcommand residency" -l color -d 'When to use colour: auto (only on a terminal, never with NO_COLOR), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c memcheck -n "__fish_memcheck_using_subcommand residency" -l touch -d 'Read the files\' pages into the page cache first'
+complete -c memcheck -n "__fish_memcheck_using_subcommand residency" -l evict -d 'Drop the files\' pages from the page cache first (dirty pages are written back first)'
+complete -c memcheck -n "__fish_memcheck_using_subcommand residency" -l lock -d 'Load the files\' pages and hold them in memory with mlock until interrupted (SIGINT or SIGTERM)'
+complete -c memcheck -n "__fish_memcheck_using_subcommand residency" -s h -l help -d 'Print help'
+complete -c memcheck -n "__fish_memcheck_using_subcommand residency" -s V -l version -d 'Print version'
+complete -c memcheck -n "__fish_memcheck_using_subcommand overcommit" -l check -d 'Probe whether an allocation of SIZE bytes would succeed now (suffixes K, M, G, T), with a real mmap in a throw-away child that never touches it' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand overcommit" -l pid -d 'Also show this process\'s commit, OOM score and memory limits' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand overcommit" -l top -d 'How many processes --oom lists' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand overcommit" -l format -d 'Format of the output: text or json' -r -f -a "text\t''
+json\t''"
+complete -c memcheck -n "__fish_memcheck_using_subcommand overcommit" -s o -l output -d 'Write the output to FILE instead of standard output' -r -F
+complete -c memcheck -n "__fish_memcheck_using_subcommand overcommit" -l color -d 'When to use colour: auto (only on a terminal, never with NO_COLOR), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c memcheck -n "__fish_memcheck_using_subcommand overcommit" -l oom -d 'Also list the processes the OOM killer would pick first'
+complete -c memcheck -n "__fish_memcheck_using_subcommand overcommit" -s h -l help -d 'Print help'
+complete -c memcheck -n "__fish_memcheck_using_subcommand overcommit" -s V -l version -d 'Print version'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit help" -f -a "run" -d 'Run a program under the checker and report its heap errors and leaks'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit help" -f -a "maps" -d 'Show every memory region of a live process: its kind (text, heap, thread stack, malloc arena, ...), the ELF sections it holds, and its size, RSS, PSS, dirty and swap'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit help" -f -a "residency" -d 'Show which pages of files (or of a live process) are in memory, and load, evict or lock them'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit help" -f -a "overcommit" -d 'Explain the kernel\'s overcommit policy and commit accounting, and probe whether an allocation would succeed'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -29,6 +29,128 @@ pub enum Command {
         after_help = "Exit status: the program's own, or --error-exitcode's N when errors or definite/indirect leaks were found; 128+SIG if the program was killed by signal SIG; 125 if memcheck itself failed, 126 if PROG cannot be run, 127 if it was not found."
     )]
     Run(RunArgs),
+
+    /// Show every memory region of a live process: its kind (text, heap, thread stack, malloc
+    /// arena, ...), the ELF sections it holds, and its size, RSS, PSS, dirty and swap.
+    #[command(
+        after_help = "Kinds: text, rodata, data, bss, heap, stack, thread-stack, malloc-arena, anon, file, shm, vdso, vvar, vsyscall, guard, memcheck. Thread stacks and malloc arenas are found heuristically (see docs/inspection.md).\nExit status: 0; 1 if the process does not exist or cannot be read; 125 if memcheck itself failed."
+    )]
+    Maps(MapsArgs),
+
+    /// Show which pages of files (or of a live process) are in memory, and load, evict or lock
+    /// them.
+    #[command(
+        after_help = "Map legend: each character stands for an equal share of the pages: O all in memory, o some, . none.\nExit status: 0; 1 if a file, directory or process cannot be read or locked (the others are still reported); 125 if memcheck itself failed."
+    )]
+    Residency(ResidencyArgs),
+
+    /// Explain the kernel's overcommit policy and commit accounting, and probe whether an
+    /// allocation would succeed.
+    #[command(
+        after_help = "Exit status: 0 (also when --check finds the allocation would fail: the answer is in the report); 1 if --pid names no readable process; 125 if memcheck itself failed."
+    )]
+    Overcommit(OvercommitArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct MapsArgs {
+    /// The process to inspect.
+    #[arg(value_name = "PID")]
+    pub pid: i32,
+
+    /// Order of the regions: by start address, by size, RSS, PSS or swap (largest first), or by
+    /// kind.
+    #[arg(long, value_enum, default_value_t = MapsSort::Start, value_name = "KEY")]
+    pub sort: MapsSort,
+
+    /// Show only regions of this kind (repeatable, or comma-separated). Totals then cover the
+    /// shown regions.
+    #[arg(long = "kind", value_enum, value_delimiter = ',', value_name = "KIND")]
+    pub kinds: Vec<crate::layout::Kind>,
+
+    /// Format of the output: text or json.
+    #[arg(long, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
+    pub format: Format,
+
+    /// Write the output to FILE instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapsSort {
+    Start,
+    Size,
+    Rss,
+    Pss,
+    Swap,
+    Kind,
+}
+
+#[derive(Args, Debug, Clone)]
+#[command(group = clap::ArgGroup::new("action").args(["touch", "evict", "lock"]))]
+pub struct ResidencyArgs {
+    /// Files and directories (searched recursively; symbolic links inside them are not followed).
+    #[arg(
+        value_name = "PATH",
+        required_unless_present = "pid",
+        conflicts_with = "pid"
+    )]
+    pub paths: Vec<PathBuf>,
+
+    /// Show the residency of each region of this live process instead (from /proc/PID/pagemap):
+    /// resident, swapped out, not present.
+    #[arg(long, value_name = "PID", conflicts_with = "action")]
+    pub pid: Option<i32>,
+
+    /// Read the files' pages into the page cache first.
+    #[arg(long)]
+    pub touch: bool,
+
+    /// Drop the files' pages from the page cache first (dirty pages are written back first).
+    #[arg(long)]
+    pub evict: bool,
+
+    /// Load the files' pages and hold them in memory with mlock until interrupted (SIGINT or
+    /// SIGTERM).
+    #[arg(long)]
+    pub lock: bool,
+
+    /// Format of the output: text or json.
+    #[arg(long, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
+    pub format: Format,
+
+    /// Write the output to FILE instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct OvercommitArgs {
+    /// Probe whether an allocation of SIZE bytes would succeed now (suffixes K, M, G, T), with a
+    /// real mmap in a throw-away child that never touches it.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub check: Option<u64>,
+
+    /// Also show this process's commit, OOM score and memory limits.
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<i32>,
+
+    /// Also list the processes the OOM killer would pick first.
+    #[arg(long)]
+    pub oom: bool,
+
+    /// How many processes --oom lists.
+    #[arg(long, default_value_t = 10, value_name = "N", requires = "oom", value_parser = clap::value_parser!(u32).range(1..))]
+    pub top: u32,
+
+    /// Format of the output: text or json.
+    #[arg(long, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
+    pub format: Format,
+
+    /// Write the output to FILE instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -206,7 +328,7 @@ fn parse_leak_kinds(s: &str) -> Result<LeakKinds, String> {
     Ok(k)
 }
 
-/// Parses `123`, `64K`, `8M`, `1G` (powers of 1024).
+/// Parses `123`, `64K`, `8M`, `1G`, `2T` (powers of 1024).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let (num, mult) = match s.char_indices().last() {
@@ -215,7 +337,8 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
                 'K' => 1u64 << 10,
                 'M' => 1 << 20,
                 'G' => 1 << 30,
-                _ => return Err(format!("'{s}': the size suffix must be K, M or G")),
+                'T' => 1 << 40,
+                _ => return Err(format!("'{s}': the size suffix must be K, M, G or T")),
             };
             (&s[..i], m)
         }
@@ -224,7 +347,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     num.parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| format!("'{s}' is not a size: write a number of bytes, optionally with K, M or G"))
+        .ok_or_else(|| format!("'{s}' is not a size: write a number of bytes, optionally with K, M, G or T"))
 }
 
 fn parse_yes_no(s: &str) -> Result<bool, String> {
@@ -250,6 +373,9 @@ mod tests {
         assert_eq!(parse_size("8M"), Ok(8 << 20));
         assert_eq!(parse_size("10"), Ok(10));
         assert!(parse_size("8X").is_err());
+        assert_eq!(parse_size("2T"), Ok(2 << 40));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert!(parse_size("99999999T").is_err());
         assert!(parse_size("").is_err());
         let k = parse_leak_kinds("definite,possible").unwrap();
         assert!(k.definite && k.possible && !k.indirect && !k.reachable);
@@ -264,13 +390,57 @@ mod tests {
     #[test]
     fn run_takes_the_program_and_its_flags_verbatim() {
         let cli = Cli::try_parse_from(["memcheck", "run", "--error-exitcode=3", "--", "ls", "-l", "--color"]).unwrap();
-        let Command::Run(r) = cli.command;
+        let Command::Run(r) = cli.command else { panic!("not run") };
         assert_eq!(r.error_exitcode, Some(3));
         assert_eq!(r.command, ["ls", "-l", "--color"]);
         let cli = Cli::try_parse_from(["memcheck", "run", "--trace-children", "--guard", "prog"]).unwrap();
-        let Command::Run(r) = cli.command;
+        let Command::Run(r) = cli.command else { panic!("not run") };
         assert!(r.trace_children);
         assert_eq!(r.guard, Some(GuardSide::Overflow));
         assert_eq!(r.command, ["prog"]);
+    }
+
+    #[test]
+    fn inspection_commands_parse_their_flags() {
+        use crate::layout::Kind;
+        let cli = Cli::try_parse_from([
+            "memcheck",
+            "maps",
+            "42",
+            "--kind",
+            "heap",
+            "--kind=thread-stack,bss",
+            "--sort",
+            "rss",
+        ])
+        .unwrap();
+        let Command::Maps(m) = cli.command else {
+            panic!("not maps")
+        };
+        assert_eq!((m.pid, m.sort), (42, MapsSort::Rss));
+        assert_eq!(m.kinds, [Kind::Heap, Kind::ThreadStack, Kind::Bss]);
+        assert!(
+            Cli::try_parse_from(["memcheck", "residency"]).is_err(),
+            "a path or --pid is needed"
+        );
+        assert!(Cli::try_parse_from(["memcheck", "residency", "--touch", "--evict", "f"]).is_err());
+        assert!(Cli::try_parse_from(["memcheck", "residency", "--pid", "1", "f"]).is_err());
+        let cli = Cli::try_parse_from([
+            "memcheck",
+            "overcommit",
+            "--check",
+            "3T",
+            "--format",
+            "json",
+        ])
+        .unwrap();
+        let Command::Overcommit(o) = cli.command else {
+            panic!("not overcommit")
+        };
+        assert_eq!((o.check, o.format), (Some(3 << 40), Format::Json));
+        assert!(
+            Cli::try_parse_from(["memcheck", "overcommit", "--top", "3"]).is_err(),
+            "--top needs --oom"
+        );
     }
 }

@@ -2,6 +2,9 @@
 //! live process uses memory. The binary is a thin wrapper over [`main_with_args`].
 pub mod cli;
 pub mod cmd;
+pub mod layout;
+pub mod pagecache;
+pub mod proc;
 pub mod records;
 pub mod report;
 pub mod shim;

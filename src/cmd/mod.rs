@@ -1,4 +1,8 @@
 //! Subcommand dispatch and the mapping of failures to one-line messages and exit statuses.
+pub mod inspect;
+pub mod maps;
+pub mod overcommit;
+pub mod residency;
 pub mod run;
 
 use crate::cli::{Cli, Command};
@@ -47,6 +51,9 @@ pub fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     };
     let result = match &cli.command {
         Command::Run(a) => run::run(a, cli.color),
+        Command::Maps(a) => maps::run(a, cli.color),
+        Command::Residency(a) => residency::run(a, cli.color),
+        Command::Overcommit(a) => overcommit::run(a, cli.color),
     };
     match result {
         Ok(code) => code,
@@ -54,6 +61,7 @@ pub fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
             let code = e
                 .downcast_ref::<crate::target::TargetError>()
                 .map(|t| t.exit_code())
+                .or_else(|| inspect::exit_code(&e))
                 .unwrap_or(EXIT_INTERNAL);
             eprintln!("memcheck: error: {e:#}");
             code
