@@ -46,7 +46,9 @@ fn main() {
             cmd.env_remove(&k);
         }
     }
-    let status = cmd.status().expect("cannot run cargo to build the memcheck shim");
+    let status = cmd
+        .status()
+        .expect("cannot run cargo to build the memcheck shim");
     assert!(status.success(), "building the memcheck shim failed");
     let built = target_dir.join("shim").join("libmemcheck_shim.so");
     let dest = out.join("libmemcheck_shim.so");

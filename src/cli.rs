@@ -224,7 +224,12 @@ pub struct RunArgs {
     pub trace_children: bool,
 
     /// The program to run, then its arguments.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "PROG [ARGS]...")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "PROG [ARGS]..."
+    )]
     pub command: Vec<OsString>,
 }
 
@@ -347,7 +352,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     num.parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| format!("'{s}' is not a size: write a number of bytes, optionally with K, M, G or T"))
+        .ok_or_else(|| {
+            format!("'{s}' is not a size: write a number of bytes, optionally with K, M, G or T")
+        })
 }
 
 fn parse_yes_no(s: &str) -> Result<bool, String> {
@@ -389,12 +396,26 @@ mod tests {
 
     #[test]
     fn run_takes_the_program_and_its_flags_verbatim() {
-        let cli = Cli::try_parse_from(["memcheck", "run", "--error-exitcode=3", "--", "ls", "-l", "--color"]).unwrap();
-        let Command::Run(r) = cli.command else { panic!("not run") };
+        let cli = Cli::try_parse_from([
+            "memcheck",
+            "run",
+            "--error-exitcode=3",
+            "--",
+            "ls",
+            "-l",
+            "--color",
+        ])
+        .unwrap();
+        let Command::Run(r) = cli.command else {
+            panic!("not run")
+        };
         assert_eq!(r.error_exitcode, Some(3));
         assert_eq!(r.command, ["ls", "-l", "--color"]);
-        let cli = Cli::try_parse_from(["memcheck", "run", "--trace-children", "--guard", "prog"]).unwrap();
-        let Command::Run(r) = cli.command else { panic!("not run") };
+        let cli = Cli::try_parse_from(["memcheck", "run", "--trace-children", "--guard", "prog"])
+            .unwrap();
+        let Command::Run(r) = cli.command else {
+            panic!("not run")
+        };
         assert!(r.trace_children);
         assert_eq!(r.guard, Some(GuardSide::Overflow));
         assert_eq!(r.command, ["prog"]);

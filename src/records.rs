@@ -118,7 +118,8 @@ pub fn read_dir(dir: &Path) -> Result<Vec<ProcessRecords>> {
         if path.extension().and_then(|e| e.to_str()) != Some("mcr") {
             continue;
         }
-        let data = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let data =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         out.push(parse(&data, &path)?);
     }
     out.sort_by_key(|p| (p.start_ns, p.pid));

@@ -45,7 +45,10 @@ fn cache_dir() -> Option<PathBuf> {
 
 fn write_to(dir: &Path) -> Result<PathBuf> {
     let path = dir.join(format!("libmemcheck_shim-{HASH}.so"));
-    if std::fs::metadata(&path).map(|m| m.len() == SHIM.len() as u64).unwrap_or(false) {
+    if std::fs::metadata(&path)
+        .map(|m| m.len() == SHIM.len() as u64)
+        .unwrap_or(false)
+    {
         return Ok(path);
     }
     std::fs::create_dir_all(dir)?;

@@ -59,15 +59,22 @@ pub fn debug_file_for(path: &Path, data: &[u8], debug_root: &Path) -> Option<Pat
             }
         }
     }
-    let link = elf.section_headers.iter().find(|s| elf.shdr_strtab.get_at(s.sh_name) == Some(".gnu_debuglink"))?;
+    let link = elf
+        .section_headers
+        .iter()
+        .find(|s| elf.shdr_strtab.get_at(s.sh_name) == Some(".gnu_debuglink"))?;
     let raw = data.get(link.sh_offset as usize..(link.sh_offset + link.sh_size) as usize)?;
     let name = raw.split(|&b| b == 0).next()?;
     let name = std::str::from_utf8(name).ok()?;
     let dir = path.parent().unwrap_or(Path::new("/"));
     let rel = dir.strip_prefix("/").unwrap_or(dir);
-    [dir.join(name), dir.join(".debug").join(name), debug_root.join(rel).join(name)]
-        .into_iter()
-        .find(|p| p.is_file() && p != path)
+    [
+        dir.join(name),
+        dir.join(".debug").join(name),
+        debug_root.join(rel).join(name),
+    ]
+    .into_iter()
+    .find(|p| p.is_file() && p != path)
 }
 
 fn has_dwarf(data: &[u8]) -> bool {
@@ -83,7 +90,10 @@ fn has_dwarf(data: &[u8]) -> bool {
 /// The `.gnu_debugaltlink` supplementary file of a debug file (dwz), if present.
 fn altlink(debug: &Path, data: &[u8]) -> Option<PathBuf> {
     let elf = Elf::parse(data).ok()?;
-    let s = elf.section_headers.iter().find(|s| elf.shdr_strtab.get_at(s.sh_name) == Some(".gnu_debugaltlink"))?;
+    let s = elf
+        .section_headers
+        .iter()
+        .find(|s| elf.shdr_strtab.get_at(s.sh_name) == Some(".gnu_debugaltlink"))?;
     let raw = data.get(s.sh_offset as usize..(s.sh_offset + s.sh_size) as usize)?;
     let name = std::str::from_utf8(raw.split(|&b| b == 0).next()?).ok()?;
     let p = Path::new(name);
@@ -146,14 +156,20 @@ impl Symbolizer {
                 })
                 .collect();
         }
-        let root = self.debug_root.clone().unwrap_or_else(|| PathBuf::from("/usr/lib/debug"));
+        let root = self
+            .debug_root
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/usr/lib/debug"));
         let obj = self
             .objects
             .entry(path.to_path_buf())
             .or_insert_with(|| Object::load(path, &root));
         let object = Some(path.display().to_string());
         let mut out = Vec::new();
-        for loader in [obj.dwarf.as_ref(), obj.symbols.as_ref()].into_iter().flatten() {
+        for loader in [obj.dwarf.as_ref(), obj.symbols.as_ref()]
+            .into_iter()
+            .flatten()
+        {
             if let Ok(mut it) = loader.find_frames(probe) {
                 while let Ok(Some(f)) = it.next() {
                     let function = f

@@ -22,9 +22,13 @@ pub enum TargetError {
     NotElf(String),
     #[error("{0}: statically linked, so LD_PRELOAD cannot reach its allocator; rebuild it dynamically linked (without -static)")]
     Static(String),
-    #[error("{0}: a 32-bit program; memcheck's library is 64-bit ({1}), rebuild the program for 64-bit")]
+    #[error(
+        "{0}: a 32-bit program; memcheck's library is 64-bit ({1}), rebuild the program for 64-bit"
+    )]
     Wrong32(String, &'static str),
-    #[error("{0}: built for another machine ({1}); memcheck checks programs of this machine ({2})")]
+    #[error(
+        "{0}: built for another machine ({1}); memcheck checks programs of this machine ({2})"
+    )]
     WrongMachine(String, String, &'static str),
     #[error("{0}: setuid/setgid, so the loader ignores LD_PRELOAD for it; run a copy without the set-id bit")]
     SetId(String),
@@ -60,7 +64,8 @@ pub fn resolve(prog: &OsStr) -> Result<PathBuf, TargetError> {
             Err(TargetError::NotFound(shown))
         };
     }
-    let path = std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"));
+    let path =
+        std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"));
     let mut first_non_exec = None;
     for dir in std::env::split_paths(&path) {
         let cand = dir.join(prog);

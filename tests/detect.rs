@@ -11,7 +11,12 @@ fn only_error<'a>(r: &'a Run, kind: &str) -> &'a Value {
     let errs = r.errors();
     let found: Vec<&&Value> = errs.iter().filter(|e| e["kind"] == kind).collect();
     assert_eq!(found.len(), 1, "expected exactly one {kind}\n{}", r.show());
-    assert_eq!(errs.iter().filter(|e| e["severity"] == "error").count(), 1, "other errors too\n{}", r.show());
+    assert_eq!(
+        errs.iter().filter(|e| e["severity"] == "error").count(),
+        1,
+        "other errors too\n{}",
+        r.show()
+    );
     found[0]
 }
 
@@ -23,8 +28,19 @@ fn bugs(flags: &[&str], mode: &str) -> Run {
 }
 
 fn alloc_stack_ok(e: &Value, caller: &str) {
-    assert!(has_frame(&e["alloc_stack"], "make", "bugs.c", Some(line_of("bugs.c", "ALLOC-HERE"))), "{e:#}");
-    assert!(has_frame(&e["alloc_stack"], caller, "bugs.c", None), "{e:#}");
+    assert!(
+        has_frame(
+            &e["alloc_stack"],
+            "make",
+            "bugs.c",
+            Some(line_of("bugs.c", "ALLOC-HERE"))
+        ),
+        "{e:#}"
+    );
+    assert!(
+        has_frame(&e["alloc_stack"], caller, "bugs.c", None),
+        "{e:#}"
+    );
 }
 
 #[test]
@@ -34,14 +50,28 @@ fn one_byte_overflow_and_underflow_are_caught_in_every_mode() {
         let e = only_error(&r, "heap-buffer-overflow");
         assert_eq!(e["block"]["size"], 13, "{}", r.show());
         assert_eq!(e["block"]["offset"], 13, "{}", r.show());
-        assert!(e["description"].as_str().unwrap().starts_with("0 bytes after a 13-byte block"), "{}", r.show());
+        assert!(
+            e["description"]
+                .as_str()
+                .unwrap()
+                .starts_with("0 bytes after a 13-byte block"),
+            "{}",
+            r.show()
+        );
         assert_eq!(e["access"], "write", "{}", r.show());
         alloc_stack_ok(e, "overflow");
         assert_eq!(r.code(), Some(0), "continue is the default\n{}", r.show());
 
         let r = bugs(flags, "underflow");
         let e = only_error(&r, "heap-buffer-underflow");
-        assert!(e["description"].as_str().unwrap().starts_with("1 bytes before a 13-byte block"), "{}", r.show());
+        assert!(
+            e["description"]
+                .as_str()
+                .unwrap()
+                .starts_with("1 bytes before a 13-byte block"),
+            "{}",
+            r.show()
+        );
         alloc_stack_ok(e, "underflow");
     }
 }
@@ -51,21 +81,57 @@ fn guard_faults_name_the_exact_line_of_the_bad_access() {
     let r = bugs(&["--guard"], "overflow-to-guard");
     let e = only_error(&r, "heap-buffer-overflow");
     let line = line_of("bugs.c", "GUARD-OVERFLOW-HERE");
-    assert_eq!(e["stack"][0]["function"], "overflow_to_guard", "{}", r.show());
+    assert_eq!(
+        e["stack"][0]["function"],
+        "overflow_to_guard",
+        "{}",
+        r.show()
+    );
     assert_eq!(e["stack"][0]["line"], line, "{}", r.show());
     assert_eq!(e["access"], "write", "{}", r.show());
-    assert!(e["description"].as_str().unwrap().starts_with("0 bytes after a 16-byte block"), "{}", r.show());
-    assert_eq!(r.stdout(), "survived\n", "continuing after the report\n{}", r.show());
+    assert!(
+        e["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("0 bytes after a 16-byte block"),
+        "{}",
+        r.show()
+    );
+    assert_eq!(
+        r.stdout(),
+        "survived\n",
+        "continuing after the report\n{}",
+        r.show()
+    );
 
     let r = bugs(&["--guard=underflow"], "underflow");
     let e = only_error(&r, "heap-buffer-underflow");
-    assert_eq!(e["stack"][0]["line"], line_of("bugs.c", "UNDERFLOW-HERE"), "{}", r.show());
+    assert_eq!(
+        e["stack"][0]["line"],
+        line_of("bugs.c", "UNDERFLOW-HERE"),
+        "{}",
+        r.show()
+    );
 
     let r = bugs(&["--guard"], "uaf-read");
     let e = only_error(&r, "use-after-free");
     assert_eq!(e["access"], "read", "{}", r.show());
-    assert_eq!(e["stack"][0]["line"], line_of("bugs.c", "UAF-READ-HERE"), "{}", r.show());
-    assert!(has_frame(&e["free_stack"], "uaf_read", "bugs.c", Some(line_of("bugs.c", "FREE-HERE"))), "{}", r.show());
+    assert_eq!(
+        e["stack"][0]["line"],
+        line_of("bugs.c", "UAF-READ-HERE"),
+        "{}",
+        r.show()
+    );
+    assert!(
+        has_frame(
+            &e["free_stack"],
+            "uaf_read",
+            "bugs.c",
+            Some(line_of("bugs.c", "FREE-HERE"))
+        ),
+        "{}",
+        r.show()
+    );
     alloc_stack_ok(e, "uaf_read");
 }
 
@@ -76,7 +142,11 @@ fn use_after_free_writes_are_caught_in_every_mode() {
         let e = only_error(&r, "use-after-free");
         assert_eq!(e["access"], "write", "{}", r.show());
         assert_eq!(e["block"]["offset"], 7, "{}", r.show());
-        assert!(!e["free_stack"].as_array().unwrap().is_empty(), "{}", r.show());
+        assert!(
+            !e["free_stack"].as_array().unwrap().is_empty(),
+            "{}",
+            r.show()
+        );
         alloc_stack_ok(e, "uaf_write");
     }
 }
@@ -87,14 +157,31 @@ fn frees_and_reallocs_of_bad_pointers_are_caught_in_every_mode() {
         let r = bugs(flags, "double-free");
         let e = only_error(&r, "double-free");
         let line = line_of("bugs.c", "DOUBLE-FREE-HERE");
-        assert!(has_frame(&e["stack"], "double_free", "bugs.c", Some(line)), "{}", r.show());
-        assert!(has_frame(&e["free_stack"], "double_free", "bugs.c", Some(line - 1)), "{}", r.show());
+        assert!(
+            has_frame(&e["stack"], "double_free", "bugs.c", Some(line)),
+            "{}",
+            r.show()
+        );
+        assert!(
+            has_frame(&e["free_stack"], "double_free", "bugs.c", Some(line - 1)),
+            "{}",
+            r.show()
+        );
         alloc_stack_ok(e, "double_free");
 
         let r = bugs(flags, "invalid-free");
         let e = only_error(&r, "invalid-free");
         assert!(e["block"].is_null(), "{}", r.show());
-        assert!(has_frame(&e["stack"], "invalid_free", "bugs.c", Some(line_of("bugs.c", "INVALID-FREE-HERE"))), "{}", r.show());
+        assert!(
+            has_frame(
+                &e["stack"],
+                "invalid_free",
+                "bugs.c",
+                Some(line_of("bugs.c", "INVALID-FREE-HERE"))
+            ),
+            "{}",
+            r.show()
+        );
 
         let r = bugs(flags, "invalid-free-middle");
         let e = only_error(&r, "invalid-free");
@@ -103,8 +190,21 @@ fn frees_and_reallocs_of_bad_pointers_are_caught_in_every_mode() {
 
         let r = bugs(flags, "invalid-realloc");
         let e = only_error(&r, "invalid-realloc");
-        assert!(has_frame(&e["stack"], "invalid_realloc", "bugs.c", Some(line_of("bugs.c", "REALLOC-HERE"))), "{}", r.show());
-        assert!(!e["free_stack"].as_array().unwrap().is_empty(), "{}", r.show());
+        assert!(
+            has_frame(
+                &e["stack"],
+                "invalid_realloc",
+                "bugs.c",
+                Some(line_of("bugs.c", "REALLOC-HERE"))
+            ),
+            "{}",
+            r.show()
+        );
+        assert!(
+            !e["free_stack"].as_array().unwrap().is_empty(),
+            "{}",
+            r.show()
+        );
     }
 }
 
@@ -113,16 +213,37 @@ fn alloc_dealloc_mismatches_are_caught_in_every_mode() {
     let prog = compile("mismatch.cc", &[]);
     for flags in MODES {
         for (mode, marker, words) in [
-            ("new-free", "NEW-FREE-HERE", "allocated with operator new and released with free"),
-            ("newarray-delete", "NEWARRAY-DELETE-HERE", "allocated with operator new[] and released with operator delete"),
-            ("malloc-delete", "MALLOC-DELETE-HERE", "allocated with malloc and released with operator delete[]"),
+            (
+                "new-free",
+                "NEW-FREE-HERE",
+                "allocated with operator new and released with free",
+            ),
+            (
+                "newarray-delete",
+                "NEWARRAY-DELETE-HERE",
+                "allocated with operator new[] and released with operator delete",
+            ),
+            (
+                "malloc-delete",
+                "MALLOC-DELETE-HERE",
+                "allocated with malloc and released with operator delete[]",
+            ),
         ] {
             let mut f = vec!["--leak-check=no"];
             f.extend_from_slice(flags);
             let r = run_under(&f, &prog, &[mode]);
             let e = only_error(&r, "alloc-dealloc-mismatch");
             assert_eq!(e["description"], words, "{}", r.show());
-            assert!(has_frame(&e["stack"], "main", "mismatch.cc", Some(line_of("mismatch.cc", marker))), "{}", r.show());
+            assert!(
+                has_frame(
+                    &e["stack"],
+                    "main",
+                    "mismatch.cc",
+                    Some(line_of("mismatch.cc", marker))
+                ),
+                "{}",
+                r.show()
+            );
             assert_eq!(r.stdout(), "survived\n", "{}", r.show());
         }
     }
@@ -153,16 +274,34 @@ fn warnings_count_only_when_asked() {
 #[test]
 fn perturb_fill_follows_flags_malloc_perturb_and_mallopt() {
     let r = bugs(&[], "fresh-byte");
-    assert_eq!(r.stdout(), format!("fresh {}\nsurvived\n", 0xbe), "{}", r.show());
+    assert_eq!(
+        r.stdout(),
+        format!("fresh {}\nsurvived\n", 0xbe),
+        "{}",
+        r.show()
+    );
     let r = bugs(&["--malloc-fill=0x41"], "fresh-byte");
     assert_eq!(r.stdout(), "fresh 65\nsurvived\n", "{}", r.show());
     let prog = compile("bugs.c", &["-Wno-free-nonheap-object"]);
     let mut c = Command::new(memcheck());
-    c.args(["run", "--leak-check=no", "--"]).arg(&prog).arg("fresh-byte").env("MALLOC_PERTURB_", "85");
+    c.args(["run", "--leak-check=no", "--"])
+        .arg(&prog)
+        .arg("fresh-byte")
+        .env("MALLOC_PERTURB_", "85");
     let r = run_cmd(&mut c);
-    assert_eq!(r.stdout(), format!("fresh {}\nsurvived\n", 85 ^ 0xff), "{}", r.show());
+    assert_eq!(
+        r.stdout(),
+        format!("fresh {}\nsurvived\n", 85 ^ 0xff),
+        "{}",
+        r.show()
+    );
     let r = bugs(&[], "mallopt-perturb");
-    assert_eq!(r.stdout(), format!("fresh {}\nsurvived\n", 0x11 ^ 0xff), "{}", r.show());
+    assert_eq!(
+        r.stdout(),
+        format!("fresh {}\nsurvived\n", 0x11 ^ 0xff),
+        "{}",
+        r.show()
+    );
     // Without a free fill a write after free cannot be seen in the default mode.
     let r = bugs(&["--free-fill=none"], "uaf-write");
     assert!(r.errors().is_empty(), "{}", r.show());
@@ -171,26 +310,49 @@ fn perturb_fill_follows_flags_malloc_perturb_and_mallopt() {
 #[test]
 fn correct_threaded_forking_program_is_clean_in_every_mode() {
     let prog = compile("threads.c", &[]);
-    for flags in [&[][..], &["--guard"], &["--guard=underflow"], &["--sample-rate=10"]] {
+    for flags in [
+        &[][..],
+        &["--guard"],
+        &["--guard=underflow"],
+        &["--sample-rate=10"],
+    ] {
         let mut f = vec!["--error-exitcode=9"];
         f.extend_from_slice(flags);
         let r = run_under(&f, &prog, &[]);
         assert_eq!(r.code(), Some(0), "{flags:?}\n{}", r.show());
         assert_eq!(r.stdout(), "threads done, child exit 0\n", "{}", r.show());
         assert!(r.errors().is_empty(), "{}", r.show());
-        assert_eq!(r.json()["processes"].as_array().unwrap().len(), 2, "parent and forked child\n{}", r.show());
+        assert_eq!(
+            r.json()["processes"].as_array().unwrap().len(),
+            2,
+            "parent and forked child\n{}",
+            r.show()
+        );
     }
 }
 
 #[test]
 fn guard_mode_survives_more_live_blocks_than_max_map_count() {
-    let max: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count").unwrap().trim().parse().unwrap();
+    let max: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let n = (max + 5000).to_string();
     let prog = compile("bugs.c", &["-Wno-free-nonheap-object"]);
     let r = run_under(&["--guard", "--error-exitcode=9"], &prog, &["many", &n]);
     assert_eq!(r.code(), Some(0), "{}", r.show());
-    assert!(r.stdout().starts_with(&format!("{n} blocks")), "{}", r.show());
-    assert_eq!(r.stderr().matches("live guarded blocks reach").count(), 1, "one warning\n{}", r.show());
+    assert!(
+        r.stdout().starts_with(&format!("{n} blocks")),
+        "{}",
+        r.show()
+    );
+    assert_eq!(
+        r.stderr().matches("live guarded blocks reach").count(),
+        1,
+        "one warning\n{}",
+        r.show()
+    );
 }
 
 #[test]
@@ -204,18 +366,33 @@ fn programs_with_their_own_sigsegv_handler_keep_it() {
     }
     let r = run_under(&["--guard"], &prog, &["overflow"]);
     let e = only_error(&r, "heap-buffer-overflow");
-    assert_eq!(e["stack"][0]["line"], line_of("handler.c", "HANDLER-OVERFLOW-HERE"), "{}", r.show());
+    assert_eq!(
+        e["stack"][0]["line"],
+        line_of("handler.c", "HANDLER-OVERFLOW-HERE"),
+        "{}",
+        r.show()
+    );
 }
 
 #[test]
 fn a_real_segfault_still_kills_the_program_under_guard_mode() {
-    let r = run_under(&["--guard"], std::path::Path::new("/bin/sh"), &["-c", "kill -SEGV $$"]);
+    let r = run_under(
+        &["--guard"],
+        std::path::Path::new("/bin/sh"),
+        &["-c", "kill -SEGV $$"],
+    );
     assert_eq!(r.code(), Some(128 + 11), "{}", r.show());
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("null.c");
     std::fs::write(&src, "int main(void) { volatile int *p = 0; return *p; }\n").unwrap();
     let bin = dir.path().join("null");
-    assert!(Command::new("gcc").arg("-o").arg(&bin).arg(&src).status().unwrap().success());
+    assert!(Command::new("gcc")
+        .arg("-o")
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .unwrap()
+        .success());
     let r = run_under(&["--guard"], &bin, &[]);
     assert_eq!(r.code(), Some(128 + 11), "{}", r.show());
     assert!(r.errors().is_empty(), "{}", r.show());

@@ -23,9 +23,18 @@ fn generated() -> Vec<(PathBuf, Vec<u8>)> {
         out.push((root().join("man").join(format!("{name}.1")), buf));
     }
     use clap_complete::Shell;
-    for (shell, file) in [(Shell::Bash, "memcheck.bash"), (Shell::Zsh, "_memcheck"), (Shell::Fish, "memcheck.fish")] {
+    for (shell, file) in [
+        (Shell::Bash, "memcheck.bash"),
+        (Shell::Zsh, "_memcheck"),
+        (Shell::Fish, "memcheck.fish"),
+    ] {
         let mut buf = Vec::new();
-        clap_complete::generate(shell, &mut memcheck::cli::Cli::command(), "memcheck", &mut buf);
+        clap_complete::generate(
+            shell,
+            &mut memcheck::cli::Cli::command(),
+            "memcheck",
+            &mut buf,
+        );
         out.push((root().join("completions").join(file), buf));
     }
     out
@@ -42,7 +51,12 @@ fn man_pages_and_completions_match_the_cli() {
                 std::fs::create_dir_all(path.parent().unwrap()).unwrap();
                 std::fs::write(&path, &want).unwrap();
             } else {
-                stale.push(path.strip_prefix(root()).unwrap_or(Path::new("?")).display().to_string());
+                stale.push(
+                    path.strip_prefix(root())
+                        .unwrap_or(Path::new("?"))
+                        .display()
+                        .to_string(),
+                );
             }
         }
     }

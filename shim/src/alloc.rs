@@ -229,7 +229,11 @@ fn first_not(b: &[u8], byte: u8) -> Option<usize> {
         }
         at += 8;
     }
-    chunks.remainder().iter().position(|&x| x != byte).map(|i| at + i)
+    chunks
+        .remainder()
+        .iter()
+        .position(|&x| x != byte)
+        .map(|i| at + i)
 }
 
 /// An error record with no block, stacks or arguments.
@@ -254,7 +258,13 @@ pub fn error_rec(kind: ErrorKind) -> ErrorRec {
     }
 }
 
-fn block_error(kind: ErrorKind, e: &Entry, addr: usize, free_family: Family, stack: u32) -> ErrorRec {
+fn block_error(
+    kind: ErrorKind,
+    e: &Entry,
+    addr: usize,
+    free_family: Family,
+    stack: u32,
+) -> ErrorRec {
     ErrorRec {
         addr: addr as u64,
         has_block: true,
@@ -279,7 +289,10 @@ fn redzones(e: &Entry) -> (usize, usize, usize, usize) {
     let (left, right) = if e.flags & FLAG_GUARDED != 0 {
         let page = e.key & !(guard::PAGE - 1);
         let end = (e.key + e.size).div_ceil(guard::PAGE) * guard::PAGE;
-        ((e.key - page).min(16), (end.max(e.key) - (e.key + e.size)).min(16))
+        (
+            (e.key - page).min(16),
+            (end.max(e.key) - (e.key + e.size)).min(16),
+        )
     } else {
         (e.base_off as usize, right_redzone(e.size))
     };
@@ -346,7 +359,13 @@ pub fn release(p: *mut u8, family: Family) {
     match table::mark_freed(p as usize, stack, byte) {
         FreeLookup::Live(e) => {
             if e.family != family as u8 {
-                report(block_error(ErrorKind::AllocDeallocMismatch, &e, p as usize, family, stack));
+                report(block_error(
+                    ErrorKind::AllocDeallocMismatch,
+                    &e,
+                    p as usize,
+                    family,
+                    stack,
+                ));
             }
             // Checked as the live block it was (redzones only).
             check_block(&e, stack, FOUND_AT_FREE);
@@ -359,9 +378,20 @@ pub fn release(p: *mut u8, family: Family) {
             }
         }
         FreeLookup::AlreadyFreed(e) => {
-            report(block_error(ErrorKind::DoubleFree, &e, p as usize, family, stack));
+            report(block_error(
+                ErrorKind::DoubleFree,
+                &e,
+                p as usize,
+                family,
+                stack,
+            ));
         }
-        FreeLookup::Unknown => report(unknown_pointer(ErrorKind::InvalidFree, p as usize, family, stack)),
+        FreeLookup::Unknown => report(unknown_pointer(
+            ErrorKind::InvalidFree,
+            p as usize,
+            family,
+            stack,
+        )),
     }
     sys::set_errno(saved);
 }
@@ -417,7 +447,13 @@ pub fn reallocate(p: *mut u8, size: usize) -> *mut u8 {
     let Some(old) = table::get(p as usize).filter(|e| e.state == table::LIVE) else {
         let stack = capture_stack();
         let rec = match table::get(p as usize) {
-            Some(e) => block_error(ErrorKind::InvalidRealloc, &e, p as usize, Family::Malloc, stack),
+            Some(e) => block_error(
+                ErrorKind::InvalidRealloc,
+                &e,
+                p as usize,
+                Family::Malloc,
+                stack,
+            ),
             None => unknown_pointer(ErrorKind::InvalidRealloc, p as usize, Family::Malloc, stack),
         };
         report(rec);
@@ -453,7 +489,8 @@ pub fn check_all() {
         if e.flags & FLAG_GUARDED != 0 && e.state == table::FREED {
             return; // its pages are gone
         }
-        if check_canaries(e).is_some() || (e.state == table::FREED && check_free_fill(e).is_some()) {
+        if check_canaries(e).is_some() || (e.state == table::FREED && check_free_fill(e).is_some())
+        {
             damaged.push(*e);
         }
     });

@@ -34,7 +34,11 @@ fn glibc_minor() -> u32 {
     let minor = v
         .split(|&b| b == b'.')
         .nth(1)
-        .map(|s| s.iter().take_while(|c| c.is_ascii_digit()).fold(0u32, |n, &c| n * 10 + (c - b'0') as u32))
+        .map(|s| {
+            s.iter()
+                .take_while(|c| c.is_ascii_digit())
+                .fold(0u32, |n, &c| n * 10 + (c - b'0') as u32)
+        })
         .unwrap_or(36);
     MINOR.store(minor.max(1), Ordering::Relaxed);
     minor
@@ -95,8 +99,12 @@ pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: size_t, size: size_t) -
 }
 
 #[cfg_attr(not(test), no_mangle)]
-pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: size_t, size: size_t) -> c_int {
-    if align % PTR != 0 || !(align / PTR).is_power_of_two() || align == 0 {
+pub unsafe extern "C" fn posix_memalign(
+    out: *mut *mut c_void,
+    align: size_t,
+    size: size_t,
+) -> c_int {
+    if !align.is_multiple_of(PTR) || !(align / PTR).is_power_of_two() || align == 0 {
         init::ensure();
         let saved = sys::errno();
         alloc::warn(ErrorKind::InvalidAlignment, size as u64, align as u64);
@@ -197,15 +205,18 @@ fn cxx_fallback(sym: &CStr, size: usize, align: usize, family: Family) -> *mut u
     if f.is_null() {
         return core::ptr::null_mut();
     }
-    let p = crate::tls::with_quiet(|| if align == 0 {
-        // SAFETY: f is libstdc++'s operator new(size_t) (or its nothrow twin, same ABI here).
-        let f: extern "C" fn(usize, *const c_void) -> *mut u8 = unsafe { core::mem::transmute(f) };
-        f(size, core::ptr::null())
-    } else {
-        // SAFETY: f is libstdc++'s aligned operator new(size_t, align_val_t[, nothrow]).
-        let f: extern "C" fn(usize, usize, *const c_void) -> *mut u8 =
-            unsafe { core::mem::transmute(f) };
-        f(size, align, core::ptr::null())
+    let p = crate::tls::with_quiet(|| {
+        if align == 0 {
+            // SAFETY: f is libstdc++'s operator new(size_t) (or its nothrow twin, same ABI here).
+            let f: extern "C" fn(usize, *const c_void) -> *mut u8 =
+                unsafe { core::mem::transmute(f) };
+            f(size, core::ptr::null())
+        } else {
+            // SAFETY: f is libstdc++'s aligned operator new(size_t, align_val_t[, nothrow]).
+            let f: extern "C" fn(usize, usize, *const c_void) -> *mut u8 =
+                unsafe { core::mem::transmute(f) };
+            f(size, align, core::ptr::null())
+        }
     });
     if !p.is_null() {
         crate::table::set_family(p as usize, family as u8);
@@ -214,7 +225,11 @@ fn cxx_fallback(sym: &CStr, size: usize, align: usize, family: Family) -> *mut u
 }
 
 fn cxx_new(size: usize, align: usize, family: Family, sym: &CStr) -> *mut u8 {
-    let a = if align <= 16 { 16 } else { align.next_power_of_two() };
+    let a = if align <= 16 {
+        16
+    } else {
+        align.next_power_of_two()
+    };
     let p = allocate(size, a, family, false);
     if p.is_null() {
         return cxx_fallback(sym, size, if align <= 16 { 0 } else { align }, family);
@@ -251,10 +266,30 @@ macro_rules! new_fn {
 
 new_fn!(_Znwm, Family::New, c"_Znwm");
 new_fn!(_Znam, Family::NewArray, c"_Znam");
-new_fn!(_ZnwmRKSt9nothrow_t, Family::New, c"_ZnwmRKSt9nothrow_t", nothrow);
-new_fn!(_ZnamRKSt9nothrow_t, Family::NewArray, c"_ZnamRKSt9nothrow_t", nothrow);
-new_fn!(_ZnwmSt11align_val_t, Family::New, c"_ZnwmSt11align_val_t", aligned);
-new_fn!(_ZnamSt11align_val_t, Family::NewArray, c"_ZnamSt11align_val_t", aligned);
+new_fn!(
+    _ZnwmRKSt9nothrow_t,
+    Family::New,
+    c"_ZnwmRKSt9nothrow_t",
+    nothrow
+);
+new_fn!(
+    _ZnamRKSt9nothrow_t,
+    Family::NewArray,
+    c"_ZnamRKSt9nothrow_t",
+    nothrow
+);
+new_fn!(
+    _ZnwmSt11align_val_t,
+    Family::New,
+    c"_ZnwmSt11align_val_t",
+    aligned
+);
+new_fn!(
+    _ZnamSt11align_val_t,
+    Family::NewArray,
+    c"_ZnamSt11align_val_t",
+    aligned
+);
 new_fn!(
     _ZnwmSt11align_val_tRKSt9nothrow_t,
     Family::New,

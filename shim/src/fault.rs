@@ -53,7 +53,11 @@ pub fn install() {
 ///
 /// # Safety
 /// As `sigaction(2)`: `act` and `old` are null or valid.
-pub unsafe fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
+pub unsafe fn sigaction(
+    sig: c_int,
+    act: *const libc::sigaction,
+    old: *mut libc::sigaction,
+) -> c_int {
     match slot_index(sig) {
         Some(i) if INSTALLED.load(Ordering::Acquire) => {
             // SAFETY: per the caller, the pointers are null or valid; PREV is ours.
@@ -102,7 +106,14 @@ fn access_and_pc(ctx: *mut libc::c_void) -> (Access, usize) {
         let uc = unsafe { &*(ctx as *const libc::ucontext_t) };
         let err = uc.uc_mcontext.gregs[libc::REG_ERR as usize];
         let pc = uc.uc_mcontext.gregs[libc::REG_RIP as usize] as usize;
-        (if err & 2 != 0 { Access::Write } else { Access::Read }, pc)
+        (
+            if err & 2 != 0 {
+                Access::Write
+            } else {
+                Access::Read
+            },
+            pc,
+        )
     }
     #[cfg(target_arch = "aarch64")]
     {

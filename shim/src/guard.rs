@@ -89,7 +89,9 @@ pub fn init() {
         )
     };
     if p == libc::MAP_FAILED {
-        crate::log!("cannot reserve address space for guard pages; guard mode is off, blocks get canaries");
+        crate::log!(
+            "cannot reserve address space for guard pages; guard mode is off, blocks get canaries"
+        );
         return;
     }
     *LOCK.lock() = p as usize;
@@ -150,7 +152,10 @@ pub fn neighbours(addr: usize) -> (Option<SlotView>, Option<SlotView>) {
     let n = COUNT.load(Ordering::Acquire);
     let i = index_at(addr);
     let next = i.map_or(0, |i| i + 1);
-    (i.map(|i| slot(i).view()), (next < n).then(|| slot(next).view()))
+    (
+        i.map(|i| slot(i).view()),
+        (next < n).then(|| slot(next).view()),
+    )
 }
 
 /// The slot whose user pointer is exactly `user`.
@@ -324,7 +329,11 @@ pub fn diagnose(
         if let Some(n) = next {
             if n.user > addr && n.user - addr < over {
                 return Some((
-                    if n.freed { UseAfterFree } else { HeapBufferUnderflow },
+                    if n.freed {
+                        UseAfterFree
+                    } else {
+                        HeapBufferUnderflow
+                    },
                     n,
                 ));
             }
@@ -353,7 +362,11 @@ mod tests {
 
     fn slot(start: usize, pages: usize, size: usize, freed: bool, mode: u8) -> SlotView {
         let end = start + (pages + 1) * PAGE;
-        let user = if mode == 2 { start + PAGE } else { (end - PAGE - size) & !15 };
+        let user = if mode == 2 {
+            start + PAGE
+        } else {
+            (end - PAGE - size) & !15
+        };
         SlotView {
             start,
             end,
@@ -371,14 +384,20 @@ mod tests {
     fn a_touch_of_the_guard_page_after_a_block_is_an_overflow() {
         let s = slot(0x10000, 1, 13, false, 1);
         let end = s.user + 13;
-        assert_eq!(diagnose(0x11000, Some(s), None), Some((HeapBufferOverflow, s)));
+        assert_eq!(
+            diagnose(0x11000, Some(s), None),
+            Some((HeapBufferOverflow, s))
+        );
         assert_eq!(0x11000 - end, 3);
     }
 
     #[test]
     fn a_touch_of_a_freed_block_is_use_after_free() {
         let s = slot(0x10000, 2, 5000, true, 1);
-        assert_eq!(diagnose(s.user + 10, Some(s), None), Some((UseAfterFree, s)));
+        assert_eq!(
+            diagnose(s.user + 10, Some(s), None),
+            Some((UseAfterFree, s))
+        );
     }
 
     #[test]
@@ -390,14 +409,23 @@ mod tests {
     #[test]
     fn underflow_mode_guard_is_before_the_block() {
         let s = slot(0x10000, 1, 100, false, 2);
-        assert_eq!(diagnose(0x10ff0, Some(s), None), Some((HeapBufferUnderflow, s)));
+        assert_eq!(
+            diagnose(0x10ff0, Some(s), None),
+            Some((HeapBufferUnderflow, s))
+        );
     }
 
     #[test]
     fn gaps_go_to_the_nearest_block() {
         let a = slot(0x10000, 1, 4096, false, 1);
         let b = slot(0x40000, 1, 16, false, 1);
-        assert_eq!(diagnose(0x12000, Some(a), Some(b)), Some((HeapBufferOverflow, a)));
-        assert_eq!(diagnose(b.user - 8, Some(a), Some(b)).unwrap().0, HeapBufferUnderflow);
+        assert_eq!(
+            diagnose(0x12000, Some(a), Some(b)),
+            Some((HeapBufferOverflow, a))
+        );
+        assert_eq!(
+            diagnose(b.user - 8, Some(a), Some(b)).unwrap().0,
+            HeapBufferUnderflow
+        );
     }
 }

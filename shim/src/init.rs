@@ -1,7 +1,9 @@
 //! One-time set-up (a state machine safe to enter from the first `malloc`, which may come from the
 //! dynamic loader before libc is initialised), the constructor, the exit hook that runs the leak
 //! check, and the fork handlers that keep every shim lock consistent across `fork`.
-use crate::{alloc, depot, fault, guard, heap, modules, opts, quarantine, record, scan, table, unwind};
+use crate::{
+    alloc, depot, fault, guard, heap, modules, opts, quarantine, record, scan, table, unwind,
+};
 use core::ffi::{c_int, c_void, CStr};
 use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use memcheck_wire::{Exit, Record};

@@ -1,7 +1,9 @@
 //! The one table of settings the CLI passes in `MEMCHECK_OPTIONS` (`key=value` pairs separated by
 //! commas) and `MEMCHECK_DIR`. Read from `/proc/self/environ`, which works before libc has set up
 //! `environ` (the first `malloc` can come from the dynamic loader).
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 
 /// Leak check: 0 no, 1 summary, 2 full.
 pub static LEAK_CHECK: AtomicU8 = AtomicU8::new(2);
@@ -111,14 +113,15 @@ fn apply(kv: &[u8]) {
             (n as usize).clamp(1, memcheck_wire::MAX_FRAMES),
             Ordering::Relaxed,
         ),
-        (b"redzone", Some(n)) => REDZONE.store(
-            ((n as usize).clamp(16, 4096) + 15) & !15,
-            Ordering::Relaxed,
-        ),
+        (b"redzone", Some(n)) => {
+            REDZONE.store(((n as usize).clamp(16, 4096) + 15) & !15, Ordering::Relaxed)
+        }
         (b"quarantine", Some(n)) => QUARANTINE.store(n, Ordering::Relaxed),
         (b"children", Some(n)) => TRACE_CHILDREN.store(n != 0, Ordering::Relaxed),
         (b"abort", Some(n)) => ABORT_ON_ERROR.store(n != 0, Ordering::Relaxed),
-        (b"mfill", _) => MALLOC_FILL.store(num.map_or(-1, |n| (n & 0xff) as i32), Ordering::Relaxed),
+        (b"mfill", _) => {
+            MALLOC_FILL.store(num.map_or(-1, |n| (n & 0xff) as i32), Ordering::Relaxed)
+        }
         (b"ffill", _) => FREE_FILL.store(num.map_or(-1, |n| (n & 0xff) as i32), Ordering::Relaxed),
         (b"guard", Some(n)) => GUARD.store(n.min(2) as u8, Ordering::Relaxed),
         (b"sample", Some(n)) => SAMPLE_RATE.store(n, Ordering::Relaxed),

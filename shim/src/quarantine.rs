@@ -43,7 +43,9 @@ pub fn push(key: usize, size: usize) {
         {
             let mut q = Q.lock();
             while q.bytes > limit && n < BATCH {
-                let Some((k, s)) = q.fifo.pop_front() else { break };
+                let Some((k, s)) = q.fifo.pop_front() else {
+                    break;
+                };
                 q.bytes -= s as u64;
                 crate::stats::add(|p| &p.quarantine_bytes, -(s as i64));
                 crate::stats::add(|p| &p.quarantine_blocks, -1);

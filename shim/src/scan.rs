@@ -42,7 +42,11 @@ struct Marker<'a> {
 impl<'a> Marker<'a> {
     fn new(blocks: &'a [Block]) -> Self {
         let lo = blocks.first().map_or(0, |b| b.start);
-        let hi = blocks.iter().map(|b| b.start + b.size.max(1)).max().unwrap_or(0);
+        let hi = blocks
+            .iter()
+            .map(|b| b.start + b.size.max(1))
+            .max()
+            .unwrap_or(0);
         Marker {
             blocks,
             state: rust_alloc::vec![UNREACHED; blocks.len()],
@@ -58,7 +62,10 @@ impl<'a> Marker<'a> {
         if addr < self.lo || addr >= self.hi {
             return None;
         }
-        let i = self.blocks.partition_point(|b| b.start <= addr).checked_sub(1)?;
+        let i = self
+            .blocks
+            .partition_point(|b| b.start <= addr)
+            .checked_sub(1)?;
         let b = &self.blocks[i];
         if addr < b.start + b.size.max(1) {
             Some((i, addr == b.start))
@@ -349,9 +356,8 @@ pub fn leak_check() {
         if !mp.readable || (mp.start < priv_hi && mp.end > priv_lo) {
             continue;
         }
-        let anon = mp.path.is_empty()
-            || mp.path.starts_with(b"[anon:")
-            || mp.path.starts_with(b"[stack");
+        let anon =
+            mp.path.is_empty() || mp.path.starts_with(b"[anon:") || mp.path.starts_with(b"[stack");
         if !anon || mp.path.starts_with(b"[anon:memcheck") {
             continue;
         }

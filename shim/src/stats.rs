@@ -7,6 +7,7 @@ use core::fmt::Write;
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use memcheck_wire::stats::{self, Page, Shard, CLASSES, SHARDS};
 
+#[allow(clippy::declare_interior_mutable_const)] // a fresh zero for each field below
 const Z: AtomicU64 = AtomicU64::new(0);
 static STATIC_PAGE: Page = Page {
     magic: Z,
@@ -142,7 +143,9 @@ pub fn publish(start_ns: u64) {
 #[inline]
 pub fn on_alloc(shard: usize, size: usize) {
     let s = &page().shards[shard];
-    let add = |a: &AtomicU64, v: u64| a.store(a.load(Ordering::Relaxed).wrapping_add(v), Ordering::Relaxed);
+    let add = |a: &AtomicU64, v: u64| {
+        a.store(a.load(Ordering::Relaxed).wrapping_add(v), Ordering::Relaxed)
+    };
     add(&s.live_blocks, 1);
     add(&s.live_bytes, size as u64);
     add(&s.allocs, 1);
@@ -155,7 +158,9 @@ pub fn on_alloc(shard: usize, size: usize) {
 #[inline]
 pub fn on_free(shard: usize, size: usize) {
     let s = &page().shards[shard];
-    let add = |a: &AtomicU64, v: u64| a.store(a.load(Ordering::Relaxed).wrapping_add(v), Ordering::Relaxed);
+    let add = |a: &AtomicU64, v: u64| {
+        a.store(a.load(Ordering::Relaxed).wrapping_add(v), Ordering::Relaxed)
+    };
     add(&s.live_blocks, u64::MAX);
     add(&s.live_bytes, (size as u64).wrapping_neg());
     add(&s.frees, 1);
@@ -184,7 +189,10 @@ fn batch(d: i64) {
     });
     if let Some(v) = pending {
         let p = page();
-        let now = p.batched_live_bytes.fetch_add(v as u64, Ordering::Relaxed).wrapping_add(v as u64);
+        let now = p
+            .batched_live_bytes
+            .fetch_add(v as u64, Ordering::Relaxed)
+            .wrapping_add(v as u64);
         if (now as i64) > 0 {
             p.peak_bytes.fetch_max(now, Ordering::Relaxed);
         }

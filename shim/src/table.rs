@@ -2,8 +2,8 @@
 //! the user pointer. Live blocks and blocks waiting in the quarantine both stay here, so a second
 //! free is told apart from a foreign pointer. Sharded by address (64 shards, each an open-addressing
 //! table behind its own spinlock) so threads rarely meet on one lock.
-use crate::{heap, stats};
 use crate::spin::SpinLock;
+use crate::{heap, stats};
 
 const SHARDS: usize = 64;
 const EMPTY: usize = 0;

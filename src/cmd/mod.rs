@@ -27,7 +27,10 @@ pub fn version_line() -> String {
         if agree {
             String::new()
         } else {
-            format!(" but this CLI reads format {}: reinstall memcheck", memcheck_wire::VERSION)
+            format!(
+                " but this CLI reads format {}: reinstall memcheck",
+                memcheck_wire::VERSION
+            )
         },
         crate::shim::HASH
     )

@@ -27,7 +27,12 @@ extern "C" fn forward(sig: libc::c_int) {
 /// SIGHUP sent to memcheck are passed on. Handlers, unlike SIG_IGN, reset on exec, so the program
 /// starts with default dispositions.
 fn guard_signals() {
-    for s in [Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTERM, Signal::SIGHUP] {
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+    ] {
         // SAFETY: `forward` only reads an atomic and calls kill, both async-signal-safe.
         let _ = unsafe { signal::signal(s, SigHandler::Handler(forward)) };
     }
@@ -137,7 +142,11 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
     };
     let mut text = String::new();
     for p in &report.processes {
-        text.push_str(&report::text::render(p, &painter, a.leak_check == LeakCheck::Full));
+        text.push_str(&report::text::render(
+            p,
+            &painter,
+            a.leak_check == LeakCheck::Full,
+        ));
     }
     if last_of_child.is_none() {
         text.push_str(&format!(
@@ -147,7 +156,9 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
     }
     if let Exit::Signal(s) = exit {
         let name = Signal::try_from(s).map(|s| s.as_str()).unwrap_or("?");
-        text.push_str(&format!("memcheck: the program was killed by signal {s} ({name})\n"));
+        text.push_str(&format!(
+            "memcheck: the program was killed by signal {s} ({name})\n"
+        ));
     }
     eprint!("{text}");
     if a.format == Format::Json {
@@ -158,7 +169,14 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
     let errors: usize = report
         .processes
         .iter()
-        .map(|p| p.error_count() + if a.warnings_as_errors { p.warning_count() } else { 0 })
+        .map(|p| {
+            p.error_count()
+                + if a.warnings_as_errors {
+                    p.warning_count()
+                } else {
+                    0
+                }
+        })
         .sum();
     let lost: u64 = report.processes.iter().map(|p| p.lost_blocks()).sum();
     if let Some(n) = a.error_exitcode {

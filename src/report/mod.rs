@@ -117,7 +117,10 @@ impl ProcessReport {
         self.errors.iter().filter(|e| e.severity == "error").count()
     }
     pub fn warning_count(&self) -> usize {
-        self.errors.iter().filter(|e| e.severity == "warning").count()
+        self.errors
+            .iter()
+            .filter(|e| e.severity == "warning")
+            .count()
     }
     /// Definite plus indirect blocks (a lost 0-byte block counts too).
     pub fn lost_blocks(&self) -> u64 {
@@ -134,7 +137,12 @@ pub struct Options {
 
 /// The frames of a recorded stack. Addresses are return addresses, except the first one of a
 /// fault's stack (`exact_first`), which is the faulting instruction itself.
-fn stack_frames(p: &ProcessRecords, sym: &mut Symbolizer, id: u32, exact_first: bool) -> Vec<Frame> {
+fn stack_frames(
+    p: &ProcessRecords,
+    sym: &mut Symbolizer,
+    id: u32,
+    exact_first: bool,
+) -> Vec<Frame> {
     let Some(pcs) = p.stacks.get(&id) else {
         return Vec::new();
     };
@@ -168,7 +176,10 @@ fn describe(e: &ErrorRec) -> String {
             e.arg1, e.arg2
         ),
         ErrorKind::AllocationSizeTooBig => {
-            format!("requested {} bytes, more than any allocator can serve", e.arg1)
+            format!(
+                "requested {} bytes, more than any allocator can serve",
+                e.arg1
+            )
         }
         ErrorKind::InvalidAlignment => format!(
             "alignment {} is not a valid alignment (size {})",
@@ -199,6 +210,9 @@ fn describe(e: &ErrorRec) -> String {
     }
 }
 
+/// A frame reduced to what groups leaks: function, file, line.
+type SourceLine = (Option<String>, Option<String>, Option<u32>);
+
 /// Builds the report of one process.
 pub fn process_report(
     p: &ProcessRecords,
@@ -211,7 +225,11 @@ pub fn process_report(
         .iter()
         .map(|e| ErrorReport {
             kind: e.kind.name(),
-            severity: if e.kind.is_warning() { "warning" } else { "error" },
+            severity: if e.kind.is_warning() {
+                "warning"
+            } else {
+                "error"
+            },
             address: e.addr,
             access: e.access.name(),
             access_size: (e.access_size > 0).then_some(e.access_size),
@@ -230,8 +248,7 @@ pub fn process_report(
         .collect();
 
     // Group leaks by kind and symbolized stack (two PCs of one line merge), largest first.
-    let mut groups: BTreeMap<(LeakKind, Vec<(Option<String>, Option<String>, Option<u32>)>), LeakReport> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<(LeakKind, Vec<SourceLine>), LeakReport> = BTreeMap::new();
     for l in &p.leaks {
         if !opts.show.shows(l.kind) {
             continue;
@@ -250,7 +267,8 @@ pub fn process_report(
         g.bytes += l.bytes;
         g.blocks += l.blocks;
     }
-    let mut leaks: Vec<(LeakKind, LeakReport)> = groups.into_iter().map(|((k, _), v)| (k, v)).collect();
+    let mut leaks: Vec<(LeakKind, LeakReport)> =
+        groups.into_iter().map(|((k, _), v)| (k, v)).collect();
     leaks.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.bytes.cmp(&a.1.bytes)));
 
     let leak_summary = p.leak_summary.map(|s| {
@@ -285,8 +303,17 @@ mod tests {
 
     #[test]
     fn relations_read_like_asan() {
-        assert_eq!(relation(0x100d, 0x1000, 13), "0 bytes after a 13-byte block");
-        assert_eq!(relation(0xfff, 0x1000, 13), "1 bytes before a 13-byte block");
-        assert_eq!(relation(0x1004, 0x1000, 13), "4 bytes inside a 13-byte block");
+        assert_eq!(
+            relation(0x100d, 0x1000, 13),
+            "0 bytes after a 13-byte block"
+        );
+        assert_eq!(
+            relation(0xfff, 0x1000, 13),
+            "1 bytes before a 13-byte block"
+        );
+        assert_eq!(
+            relation(0x1004, 0x1000, 13),
+            "4 bytes inside a 13-byte block"
+        );
     }
 }

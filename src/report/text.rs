@@ -21,7 +21,10 @@ fn frame_line(f: &Frame) -> String {
 
 /// Frames up to and including `main`; what lies below it is libc start-up.
 fn visible(stack: &[Frame]) -> &[Frame] {
-    match stack.iter().position(|f| f.function.as_deref() == Some("main")) {
+    match stack
+        .iter()
+        .position(|f| f.function.as_deref() == Some("main"))
+    {
         Some(i) => &stack[..=i],
         None => stack,
     }
@@ -65,7 +68,10 @@ fn error(out: &mut String, pre: &str, e: &ErrorReport, p: &Painter) {
         stack(
             out,
             pre,
-            &format!(" block {:#x} of {} bytes allocated by {}:", b.address, b.size, b.allocated_by),
+            &format!(
+                " block {:#x} of {} bytes allocated by {}:",
+                b.address, b.size, b.allocated_by
+            ),
             &e.alloc_stack,
             p,
         );
@@ -96,7 +102,11 @@ fn leak(out: &mut String, pre: &str, l: &LeakReport, p: &Painter) {
 pub fn render(r: &ProcessReport, p: &Painter, listed: bool) -> String {
     let pre = p.dim(&format!("=={}==", r.pid));
     let mut out = String::new();
-    let _ = writeln!(out, "{pre} memcheck: {}", p.bold(&r.command.escape_debug().to_string()));
+    let _ = writeln!(
+        out,
+        "{pre} memcheck: {}",
+        p.bold(&r.command.escape_debug().to_string())
+    );
     for e in &r.errors {
         error(&mut out, &pre, e, p);
     }
@@ -113,19 +123,33 @@ pub fn render(r: &ProcessReport, p: &Painter, listed: bool) -> String {
             ("  possibly lost", s.possible),
             ("still reachable", s.reachable),
         ] {
-            let _ = writeln!(out, "{pre}    {name}: {} bytes in {} blocks", a.bytes, a.blocks);
+            let _ = writeln!(
+                out,
+                "{pre}    {name}: {} bytes in {} blocks",
+                a.bytes, a.blocks
+            );
         }
-        if s.definite.blocks + s.indirect.blocks + s.possible.blocks > 0 && r.leaks.is_empty() && listed {
+        if s.definite.blocks + s.indirect.blocks + s.possible.blocks > 0
+            && r.leaks.is_empty()
+            && listed
+        {
             let _ = writeln!(out, "{pre} (use --show-leak-kinds=all to list every kind)");
         }
     }
     if r.truncated {
-        let _ = writeln!(out, "{pre} the record ended early: the process died while writing it");
+        let _ = writeln!(
+            out,
+            "{pre} the record ended early: the process died while writing it"
+        );
     }
     let errors = r.error_count();
     let warnings = r.warning_count();
     let summary = format!("ERROR SUMMARY: {errors} errors, {warnings} warnings");
-    let summary = if errors > 0 { p.red(&summary) } else { p.green(&summary) };
+    let summary = if errors > 0 {
+        p.red(&summary)
+    } else {
+        p.green(&summary)
+    };
     let _ = writeln!(out, "{pre} {summary}");
     out
 }

@@ -20,9 +20,18 @@ fn build_dir() -> PathBuf {
 /// Compiles `tests/programs/NAME` (C or C++ by extension) with `-g -O1` and extra flags, once per
 /// flag set, and returns the binary.
 pub fn compile(name: &str, extra: &[&str]) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs").join(name);
-    let stem = Path::new(name).file_stem().unwrap().to_string_lossy().into_owned();
-    let tag: String = extra.iter().map(|f| f.replace(['-', '=', '/'], "_")).collect();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/programs")
+        .join(name);
+    let stem = Path::new(name)
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let tag: String = extra
+        .iter()
+        .map(|f| f.replace(['-', '=', '/'], "_"))
+        .collect();
     let out = build_dir().join(format!("{stem}{tag}"));
     let cxx = name.ends_with(".cc") || name.ends_with(".cpp");
     let lock = build_dir().join(format!("{stem}{tag}.lock"));
@@ -35,13 +44,24 @@ pub fn compile(name: &str, extra: &[&str]) -> PathBuf {
     if !fresh {
         let tmp = out.with_extension(format!("tmp{}", std::process::id()));
         let o = Command::new(if cxx { "g++" } else { "gcc" })
-            .args(["-g", "-O1", "-fno-omit-frame-pointer", "-fno-builtin", "-pthread", "-o"])
+            .args([
+                "-g",
+                "-O1",
+                "-fno-omit-frame-pointer",
+                "-fno-builtin",
+                "-pthread",
+                "-o",
+            ])
             .arg(&tmp)
             .arg(&src)
             .args(extra)
             .output()
             .expect("a C compiler (gcc/g++) is needed for the tests");
-        assert!(o.status.success(), "compiling {name} failed:\n{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "compiling {name} failed:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         std::fs::rename(&tmp, &out).unwrap();
     }
     out
@@ -72,11 +92,16 @@ impl Run {
             self.out.status,
             self.stdout(),
             self.stderr(),
-            self.json.as_ref().map(|j| serde_json::to_string_pretty(j).unwrap()).unwrap_or_default()
+            self.json
+                .as_ref()
+                .map(|j| serde_json::to_string_pretty(j).unwrap())
+                .unwrap_or_default()
         )
     }
     pub fn json(&self) -> &Value {
-        self.json.as_ref().unwrap_or_else(|| panic!("no JSON report\n{}", self.show()))
+        self.json
+            .as_ref()
+            .unwrap_or_else(|| panic!("no JSON report\n{}", self.show()))
     }
     /// The process of the report whose argv[0] ends with `name`, or the first.
     pub fn process(&self) -> &Value {
@@ -102,7 +127,10 @@ impl Run {
     }
     pub fn summary(&self, kind: &str) -> (u64, u64) {
         let s = &self.process()["leak_summary"][kind];
-        (s["bytes"].as_u64().unwrap_or(u64::MAX), s["blocks"].as_u64().unwrap_or(u64::MAX))
+        (
+            s["bytes"].as_u64().unwrap_or(u64::MAX),
+            s["blocks"].as_u64().unwrap_or(u64::MAX),
+        )
     }
 }
 
@@ -111,11 +139,20 @@ pub fn run_under(flags: &[&str], prog: &Path, args: &[&str]) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
     let mut c = Command::new(memcheck());
-    c.arg("run").args(flags).arg("--format=json").arg("--output").arg(&report).arg("--").arg(prog).args(args);
+    c.arg("run")
+        .args(flags)
+        .arg("--format=json")
+        .arg("--output")
+        .arg(&report)
+        .arg("--")
+        .arg(prog)
+        .args(args);
     c.env("NO_COLOR", "1");
     let cmd = format!("{c:?}");
     let out = c.output().unwrap();
-    let json = std::fs::read_to_string(&report).ok().map(|t| serde_json::from_str(&t).expect("valid JSON"));
+    let json = std::fs::read_to_string(&report)
+        .ok()
+        .map(|t| serde_json::from_str(&t).expect("valid JSON"));
     Run { cmd, out, json }
 }
 
@@ -123,7 +160,11 @@ pub fn run_under(flags: &[&str], prog: &Path, args: &[&str]) -> Run {
 pub fn run_cmd(c: &mut Command) -> Run {
     let cmd = format!("{c:?}");
     let out = c.output().unwrap();
-    Run { cmd, out, json: None }
+    Run {
+        cmd,
+        out,
+        json: None,
+    }
 }
 
 /// A frame of a stack is in function `f` at `file:line` where `file` ends with the given name.
@@ -139,6 +180,14 @@ pub fn has_frame(stack: &Value, func: &str, file: &str, line: Option<u64>) -> bo
 
 /// The line number of the first line of `tests/programs/NAME` containing `marker`.
 pub fn line_of(name: &str, marker: &str) -> u64 {
-    let src = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs").join(name)).unwrap();
-    src.lines().position(|l| l.contains(marker)).unwrap_or_else(|| panic!("{marker} not in {name}")) as u64 + 1
+    let src = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/programs")
+            .join(name),
+    )
+    .unwrap();
+    src.lines()
+        .position(|l| l.contains(marker))
+        .unwrap_or_else(|| panic!("{marker} not in {name}")) as u64
+        + 1
 }

@@ -112,7 +112,9 @@ impl ErrorKind {
     pub fn is_warning(self) -> bool {
         matches!(
             self,
-            ErrorKind::CallocOverflow | ErrorKind::AllocationSizeTooBig | ErrorKind::InvalidAlignment
+            ErrorKind::CallocOverflow
+                | ErrorKind::AllocationSizeTooBig
+                | ErrorKind::InvalidAlignment
         )
     }
 }
@@ -289,7 +291,9 @@ impl<'a> Dec<'a> {
 /// Encodes the file header into `buf` (at least [`HEADER_LEN`] bytes).
 pub fn encode_header(buf: &mut [u8]) -> usize {
     let mut e = Enc::new(buf);
-    e.bytes(&MAGIC).u32(VERSION).u32(core::mem::size_of::<usize>() as u32);
+    e.bytes(&MAGIC)
+        .u32(VERSION)
+        .u32(core::mem::size_of::<usize>() as u32);
     e.finish().unwrap_or(0)
 }
 
@@ -544,7 +548,8 @@ impl<'a> Record<'a> {
                 let kind = ErrorKind::from_u8(d.u8()?).ok_or(DecodeError::Invalid("error kind"))?;
                 let access = Access::from_u8(d.u8()?);
                 let has_block = d.u8()? != 0;
-                let alloc_family = Family::from_u8(d.u8()?).ok_or(DecodeError::Invalid("family"))?;
+                let alloc_family =
+                    Family::from_u8(d.u8()?).ok_or(DecodeError::Invalid("family"))?;
                 let free_family = Family::from_u8(d.u8()?).ok_or(DecodeError::Invalid("family"))?;
                 Record::Error(ErrorRec {
                     kind,
@@ -874,7 +879,8 @@ pub mod stats {
         #[test]
         fn pages_decode_summing_shards() {
             let mut raw = [0u8; PAGE_BYTES];
-            let mut put = |i: usize, v: u64| raw[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+            let mut put =
+                |i: usize, v: u64| raw[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
             put(0, MAGIC);
             put(1, VERSION);
             put(2, 42);
@@ -883,7 +889,10 @@ pub mod stats {
             put(HEADER_FIELDS + SHARD_FIELDS, 2); // shard 1
             put(HEADER_FIELDS + SHARD_FIELDS + 1, 200);
             let s = decode(&raw).unwrap();
-            assert_eq!((s.pid, s.live_blocks, s.live_bytes, s.peak_bytes), (42, 5, 500, 500));
+            assert_eq!(
+                (s.pid, s.live_blocks, s.live_bytes, s.peak_bytes),
+                (42, 5, 500, 500)
+            );
             assert_eq!(decode(&raw[..10]), Err(crate::DecodeError::Truncated));
         }
     }
