@@ -131,7 +131,7 @@ fn fault_stack(pc: usize) -> u32 {
     };
     let depth = opts::DEPTH.load(Ordering::Relaxed);
     let mut buf = [0u64; memcheck_wire::MAX_FRAMES];
-    let n = unwind::capture(&mut buf[..depth.min(memcheck_wire::MAX_FRAMES - 1)]);
+    let n = unwind::capture_libgcc(&mut buf[..depth.min(memcheck_wire::MAX_FRAMES - 1)]);
     let frames = &buf[..n];
     match frames.iter().position(|&f| f as usize == pc) {
         Some(i) => crate::depot::intern(&frames[i..]),

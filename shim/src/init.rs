@@ -84,6 +84,8 @@ extern "C" fn exit_hook(code: c_int, _arg: *mut c_void) {
 }
 
 extern "C" fn fork_prepare() {
+    #[cfg(target_arch = "x86_64")]
+    crate::fastunwind::lock();
     record::lock();
     quarantine::lock();
     guard::lock();
@@ -93,6 +95,8 @@ extern "C" fn fork_prepare() {
 }
 
 extern "C" fn fork_parent() {
+    #[cfg(target_arch = "x86_64")]
+    crate::fastunwind::unlock();
     heap::unlock_all();
     table::unlock_all();
     depot::unlock();
@@ -102,6 +106,8 @@ extern "C" fn fork_parent() {
 }
 
 extern "C" fn fork_child() {
+    #[cfg(target_arch = "x86_64")]
+    crate::fastunwind::unlock();
     heap::unlock_all();
     table::unlock_all();
     depot::unlock();

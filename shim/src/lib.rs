@@ -15,6 +15,8 @@ extern crate alloc as rust_alloc;
 mod alloc;
 mod depot;
 mod exports;
+#[cfg(target_arch = "x86_64")]
+mod fastunwind;
 mod fault;
 mod guard;
 mod heap;

@@ -54,9 +54,20 @@ extern "C" fn step(ctx: *mut c_void, arg: *mut c_void) -> c_int {
     }
 }
 
-/// Fills `out` with return addresses of the current thread, innermost first, and returns how many.
+/// Fills `out` with return addresses of the current thread, innermost first, and returns how many:
+/// through the cached CFI rules where every frame has simple ones, else through libgcc.
 #[inline(never)]
 pub fn capture(out: &mut [u64]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(n) = crate::fastunwind::capture(out, in_self) {
+        return n;
+    }
+    capture_libgcc(out)
+}
+
+/// The same through libgcc's `_Unwind_Backtrace` (any frame, signal frames included; slower).
+#[inline(never)]
+pub fn capture_libgcc(out: &mut [u64]) -> usize {
     if out.is_empty() {
         return 0;
     }
