@@ -17,7 +17,7 @@ use memcheck_wire::{Access, ErrorKind, ErrorRec, Family, Record};
 /// The canary byte in redzones.
 pub const CANARY: u8 = 0xcb;
 /// At most this many bytes of a block are filled on allocation and on free.
-pub const FILL_MAX: usize = 4096;
+pub const FILL_MAX: usize = 1024;
 /// glibc refuses any request above PTRDIFF_MAX without trying.
 const MAX_REQUEST: usize = isize::MAX as usize;
 /// Above this no machine can serve the request (the user address space is 128 TiB).
@@ -585,10 +585,12 @@ mod tests {
 
     #[test]
     fn first_not_finds_the_first_different_byte() {
-        let mut v = [7u8; 37];
+        let mut v = [7u8; 200];
         assert_eq!(first_not(&v, 7), None);
-        v[36] = 1;
-        assert_eq!(first_not(&v, 7), Some(36));
+        v[199] = 1;
+        assert_eq!(first_not(&v, 7), Some(199));
+        v[70] = 1;
+        assert_eq!(first_not(&v, 7), Some(70));
         v[9] = 0;
         assert_eq!(first_not(&v, 7), Some(9));
     }
