@@ -186,7 +186,7 @@ pub struct RunArgs {
     pub output: Option<PathBuf>,
 
     /// Frames recorded per allocation (1-128).
-    #[arg(long, visible_alias = "depth", default_value_t = 24, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=128))]
+    #[arg(long, visible_alias = "depth", default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=128))]
     pub num_callers: u32,
 
     /// Bytes of freed memory held back from reuse, to catch double frees and late accesses

@@ -3,30 +3,43 @@
 //! Id 0 means "no stack" (the depot is full or the stack could not be taken).
 use crate::heap;
 use crate::spin::SpinLock;
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 const SLOTS: usize = 1 << 20;
 const CHUNK: usize = 1 << 20;
 
-static SLOTS_PTR: AtomicPtr<AtomicUsize> = AtomicPtr::new(core::ptr::null_mut());
-/// Bump storage for entries: (next, end).
+/// Open-addressing table of stack hashes: slot i holds the 64-bit hash of stack id i+1 (0 =
+/// free). A lookup touches only this array; distinct stacks are told apart by their 64-bit hash.
+static HASHES: AtomicPtr<AtomicU64> = AtomicPtr::new(core::ptr::null_mut());
+/// Where each stack's frames are stored (`[n, frames...]`), by slot; written before the hash.
+static ENTRIES: AtomicPtr<AtomicUsize> = AtomicPtr::new(core::ptr::null_mut());
+/// Bump storage for frames: (next, end).
 static STORE: SpinLock<(usize, usize)> = SpinLock::new((0, 0));
 
-fn slots() -> Option<&'static [AtomicUsize]> {
-    let mut p = SLOTS_PTR.load(Ordering::Acquire);
-    if p.is_null() {
+fn tables() -> Option<(&'static [AtomicU64], &'static [AtomicUsize])> {
+    let mut h = HASHES.load(Ordering::Acquire);
+    if h.is_null() {
         let _g = STORE.lock();
-        p = SLOTS_PTR.load(Ordering::Acquire);
-        if p.is_null() {
-            p = heap::alloc_pages(SLOTS * 8) as *mut AtomicUsize;
-            if p.is_null() {
+        h = HASHES.load(Ordering::Acquire);
+        if h.is_null() {
+            let e = heap::alloc_pages(SLOTS * 8) as *mut AtomicUsize;
+            let hh = heap::alloc_pages(SLOTS * 8) as *mut AtomicU64;
+            if e.is_null() || hh.is_null() {
                 return None;
             }
-            SLOTS_PTR.store(p, Ordering::Release);
+            ENTRIES.store(e, Ordering::Release);
+            HASHES.store(hh, Ordering::Release);
+            h = hh;
         }
     }
-    // SAFETY: the slot array is committed once, zeroed, and never freed.
-    Some(unsafe { core::slice::from_raw_parts(p, SLOTS) })
+    let e = ENTRIES.load(Ordering::Acquire);
+    // SAFETY: both arrays are committed once, zeroed, never freed, and SLOTS long.
+    Some(unsafe {
+        (
+            core::slice::from_raw_parts(h, SLOTS),
+            core::slice::from_raw_parts(e, SLOTS),
+        )
+    })
 }
 
 #[inline]
@@ -35,21 +48,14 @@ fn hash(frames: &[u64]) -> u64 {
     for &f in frames {
         h = (h ^ f).wrapping_mul(0x0100_0000_01b3).rotate_left(23);
     }
-    h | 1
+    // Final mix so nearby stacks spread over the table.
+    h ^= h >> 31;
+    h = h.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (h ^ (h >> 29)) | 1
 }
 
-/// An entry is `[hash, n, frames...]` of u64s.
-fn entry_frames(p: usize) -> (u64, &'static [u64]) {
-    // SAFETY: p points at an entry written completely before its pointer was published.
-    unsafe {
-        let e = p as *const u64;
-        let n = *e.add(1) as usize;
-        (*e, core::slice::from_raw_parts(e.add(2), n))
-    }
-}
-
-fn store(h: u64, frames: &[u64]) -> usize {
-    let bytes = (2 + frames.len()) * 8;
+fn store(frames: &[u64]) -> usize {
+    let bytes = (1 + frames.len()) * 8;
     let mut s = STORE.lock();
     if s.0 + bytes > s.1 || s.0 == 0 {
         let c = heap::alloc_pages(CHUNK) as usize;
@@ -63,11 +69,18 @@ fn store(h: u64, frames: &[u64]) -> usize {
     // SAFETY: [p, p+bytes) was reserved from the chunk above and is written only here.
     unsafe {
         let e = p as *mut u64;
-        *e = h;
-        *e.add(1) = frames.len() as u64;
-        core::ptr::copy_nonoverlapping(frames.as_ptr(), e.add(2), frames.len());
+        *e = frames.len() as u64;
+        core::ptr::copy_nonoverlapping(frames.as_ptr(), e.add(1), frames.len());
     }
     p
+}
+
+const RECENT: usize = 1024;
+thread_local! {
+    /// This thread's recently seen stacks, `(hash, id)` by hash: most allocations come from a
+    /// few call sites, and this keeps them off the big shared table.
+    static RECENT_IDS: [core::cell::Cell<(u64, u32)>; RECENT] =
+        const { [const { core::cell::Cell::new((0, 0)) }; RECENT] };
 }
 
 /// The id of `frames`, storing them on first sight.
@@ -75,29 +88,47 @@ pub fn intern(frames: &[u64]) -> u32 {
     if frames.is_empty() {
         return 0;
     }
-    let Some(slots) = slots() else { return 0 };
     let h = hash(frames);
-    let mut i = h as usize & (SLOTS - 1);
+    let slot = h as usize & (RECENT - 1);
+    let cached = RECENT_IDS.with(|r| r[slot].get());
+    if cached.0 == h {
+        return cached.1;
+    }
+    let id = intern_shared(frames, h);
+    if id != 0 {
+        RECENT_IDS.with(|r| r[slot].set((h, id)));
+    }
+    id
+}
+
+fn intern_shared(frames: &[u64], h: u64) -> u32 {
+    let Some((hashes, entries)) = tables() else {
+        return 0;
+    };
+    let mut i = (h >> 20) as usize & (SLOTS - 1);
     for _ in 0..SLOTS {
-        let p = slots[i].load(Ordering::Acquire);
-        if p == 0 {
-            let e = store(h, frames);
-            if e == 0 {
-                return 0;
+        let cur = hashes[i].load(Ordering::Acquire);
+        if cur == h {
+            return i as u32 + 1;
+        }
+        if cur == 0 {
+            // Claim the slot with a reserved marker, store the frames, then publish the hash.
+            if hashes[i]
+                .compare_exchange(0, u64::MAX - 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                let e = store(frames);
+                entries[i].store(e, Ordering::Release);
+                hashes[i].store(h, Ordering::Release);
+                return if e == 0 { 0 } else { i as u32 + 1 };
             }
-            match slots[i].compare_exchange(0, e, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return i as u32 + 1,
-                Err(other) => {
-                    // Another thread filled the slot first; the stored copy is wasted.
-                    let (oh, of) = entry_frames(other);
-                    if oh == h && of == frames {
-                        return i as u32 + 1;
-                    }
-                }
+            // Lost the race: look at what the winner published.
+            let mut spins = 0;
+            while hashes[i].load(Ordering::Acquire) == u64::MAX - 1 && spins < 1_000_000 {
+                core::hint::spin_loop();
+                spins += 1;
             }
-        } else {
-            let (ph, pf) = entry_frames(p);
-            if ph == h && pf == frames {
+            if hashes[i].load(Ordering::Acquire) == h {
                 return i as u32 + 1;
             }
         }
@@ -111,12 +142,18 @@ pub fn frames(id: u32) -> &'static [u64] {
     if id == 0 || id as usize > SLOTS {
         return &[];
     }
-    let Some(slots) = slots() else { return &[] };
-    let p = slots[id as usize - 1].load(Ordering::Acquire);
+    let Some((_, entries)) = tables() else {
+        return &[];
+    };
+    let p = entries[id as usize - 1].load(Ordering::Acquire);
     if p == 0 {
         return &[];
     }
-    entry_frames(p).1
+    // SAFETY: p points at an entry written completely before its hash was published.
+    unsafe {
+        let e = p as *const u64;
+        core::slice::from_raw_parts(e.add(1), *e as usize)
+    }
 }
 
 /// Fork prepare/child helpers.

@@ -22,8 +22,18 @@ const END: u64 = 8;
 const UNSUPPORTED: u64 = 16;
 
 const CACHE: usize = 1 << 16;
-static KEYS: [AtomicU64; CACHE] = [const { AtomicU64::new(0) }; CACHE];
-static RULES: [AtomicU64; CACHE] = [const { AtomicU64::new(0) }; CACHE];
+/// `(key, rule)` pairs side by side, so a lookup touches one cache line.
+#[repr(C, align(16))]
+struct Slot {
+    key: AtomicU64,
+    rule: AtomicU64,
+}
+static SLOTS: [Slot; CACHE] = [const {
+    Slot {
+        key: AtomicU64::new(0),
+        rule: AtomicU64::new(0),
+    }
+}; CACHE];
 
 struct Object {
     start: usize,
@@ -175,17 +185,18 @@ fn rule_from_cfi(
 #[inline]
 fn rule(addr: usize) -> u64 {
     let h = ((addr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 48) as usize & (CACHE - 1);
-    let k1 = KEYS[h].load(Ordering::Acquire);
+    let slot = &SLOTS[h];
+    let k1 = slot.key.load(Ordering::Acquire);
     if k1 == addr as u64 {
-        let r = RULES[h].load(Ordering::Relaxed);
-        if KEYS[h].load(Ordering::Acquire) == k1 && r != 0 {
+        let r = slot.rule.load(Ordering::Acquire);
+        if slot.key.load(Ordering::Acquire) == k1 && r != 0 {
             return r;
         }
     }
     let r = compute(addr);
-    KEYS[h].store(0, Ordering::Release);
-    RULES[h].store(r, Ordering::Relaxed);
-    KEYS[h].store(addr as u64, Ordering::Release);
+    slot.key.store(0, Ordering::Release);
+    slot.rule.store(r, Ordering::Release);
+    slot.key.store(addr as u64, Ordering::Release);
     r
 }
 

@@ -8,7 +8,7 @@ use core::sync::atomic::{
 /// Leak check: 0 no, 1 summary, 2 full.
 pub static LEAK_CHECK: AtomicU8 = AtomicU8::new(2);
 /// Frames recorded per allocation.
-pub static DEPTH: AtomicUsize = AtomicUsize::new(24);
+pub static DEPTH: AtomicUsize = AtomicUsize::new(16);
 /// Bytes of canary redzone before each block (at least 16, a multiple of 16).
 pub static REDZONE: AtomicUsize = AtomicUsize::new(16);
 /// Bytes of freed blocks held back from reuse.
