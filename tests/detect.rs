@@ -397,3 +397,46 @@ fn a_real_segfault_still_kills_the_program_under_guard_mode() {
     assert_eq!(r.code(), Some(128 + 11), "{}", r.show());
     assert!(r.errors().is_empty(), "{}", r.show());
 }
+
+/// mallinfo2 under memcheck counts what the program holds, not memcheck's redzones, quarantined
+/// blocks or guard pages: its deltas match the native ones.
+#[test]
+fn mallinfo_reports_the_programs_share_in_every_mode() {
+    let prog = compile("mallinfo.c", &[]);
+    let native = run_cmd(&mut Command::new(&prog));
+    let nums = |s: &str| -> Vec<i64> {
+        s.split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect()
+    };
+    let n = nums(&native.stdout());
+    for flags in MODES {
+        let mut f = vec!["--leak-check=no"];
+        f.extend_from_slice(flags);
+        let r = run_under(&f, &prog, &[]);
+        let m = nums(&r.stdout());
+        assert_eq!(m.len(), n.len(), "{}", r.show());
+        // 1000 x 100 bytes: within 10% of the native delta (chunk rounding differs).
+        if flags.is_empty() {
+            assert!(
+                (m[0] - n[0]).abs() * 10 <= n[0],
+                "small delta {} vs native {}\n{}",
+                m[0],
+                n[0],
+                r.show()
+            );
+        }
+        // Four 1 MiB blocks show as four mmapped blocks of at least 4 MiB, as natively.
+        assert_eq!(m[1], 4, "{}", r.show());
+        assert!(
+            m[2] >= 4 << 20 && m[2] < (4 << 20) + (4 << 20) / 8,
+            "{}",
+            r.show()
+        );
+        // After freeing everything nothing is left in use, although memcheck still holds the
+        // blocks in its quarantine.
+        assert!(m[3].abs() < 4096, "after free {}\n{}", m[3], r.show());
+        assert_eq!(m[4], 0, "{}", r.show());
+        assert_eq!(m[5], 1, "{}", r.show());
+    }
+}

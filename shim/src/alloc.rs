@@ -186,8 +186,36 @@ pub fn allocate(size: usize, align: usize, family: Family, zero: bool) -> *mut u
         sys::set_errno(libc::ENOMEM);
         return core::ptr::null_mut();
     }
+    let (chunk, mm) = chunk_of(base as usize);
+    let ovh = chunk as i64 - native_chunk(size, mm) as i64;
+    if mm {
+        crate::stats::overhead(0, ovh, 0);
+    } else {
+        crate::stats::overhead(ovh, 0, 0);
+    }
     sys::set_errno(saved);
     user
+}
+
+/// The size of glibc's chunk holding the block at `base`, and whether glibc mmapped it.
+#[inline]
+fn chunk_of(base: usize) -> (usize, bool) {
+    // SAFETY: every glibc block is preceded by its chunk header; the size field is the word
+    // just before the block.
+    let f = unsafe { *((base - 8) as *const usize) };
+    (f & !7, f & 2 != 0)
+}
+
+/// The chunk glibc would have used for `size` bytes without memcheck: what the program's block
+/// costs natively, and so what mallinfo should count for it.
+#[inline]
+fn native_chunk(size: usize, mmapped: bool) -> usize {
+    let nb = ((size + 8 + 15) & !15).max(32);
+    if mmapped {
+        (nb + 8 + 4095) & !4095
+    } else {
+        nb
+    }
 }
 
 /// The first canary byte that changed: `(offset from the user pointer, is it after the block)`.
@@ -342,8 +370,15 @@ pub fn release_to_glibc(key: usize) {
             return; // its pages were dropped when it was freed
         }
         check_block(&e, 0, FOUND_AT_EVICTION);
-        // SAFETY: key - base_off is the glibc block this entry was allocated as.
-        unsafe { real::__libc_free((key - e.base_off as usize) as *mut c_void) };
+        let base = key - e.base_off as usize;
+        let (chunk, mm) = chunk_of(base);
+        if mm {
+            crate::stats::overhead(0, -(chunk as i64), -1);
+        } else {
+            crate::stats::overhead(-(chunk as i64), 0, 0);
+        }
+        // SAFETY: base is the glibc block this entry was allocated as.
+        unsafe { real::__libc_free(base as *mut c_void) };
     }
 }
 
@@ -374,6 +409,13 @@ pub fn release(p: *mut u8, family: Family) {
                 quarantine::push(e.key, e.size.max(16));
             } else {
                 fill(p, e.size, byte);
+                let (_, mm) = chunk_of(e.key - e.base_off as usize);
+                let native = native_chunk(e.size, mm) as i64;
+                if mm {
+                    crate::stats::overhead(0, native, 1);
+                } else {
+                    crate::stats::overhead(native, 0, 0);
+                }
                 quarantine::push(e.key, e.size + e.base_off as usize + right_redzone(e.size));
             }
         }

@@ -22,7 +22,10 @@ static STATIC_PAGE: Page = Page {
     guard_bytes: Z,
     errors: Z,
     warnings: Z,
-    reserved: [Z; 4],
+    arena_overhead: Z,
+    mmap_overhead: Z,
+    mmap_quarantine_blocks: Z,
+    reserved: [Z; 1],
     shards: [const {
         Shard {
             live_blocks: Z,
@@ -60,6 +63,9 @@ fn copy_counters(from: &Page, to: &Page) {
         (&from.guard_bytes, &to.guard_bytes),
         (&from.errors, &to.errors),
         (&from.warnings, &to.warnings),
+        (&from.arena_overhead, &to.arena_overhead),
+        (&from.mmap_overhead, &to.mmap_overhead),
+        (&from.mmap_quarantine_blocks, &to.mmap_quarantine_blocks),
     ] {
         copy(a, b);
     }
@@ -170,6 +176,41 @@ pub fn on_free(shard: usize, size: usize) {
 
 thread_local! {
     static DELTA: Cell<i64> = const { Cell::new(0) };
+    /// Pending overhead changes: arena bytes, mmap bytes, mmapped quarantined blocks.
+    static OVERHEAD: Cell<(i64, i64, i64)> = const { Cell::new((0, 0, 0)) };
+}
+
+/// Records a change of the bytes glibc holds for memcheck rather than for the program.
+#[inline]
+pub fn overhead(arena: i64, mmap: i64, mmap_blocks: i64) {
+    let flush = OVERHEAD.with(|c| {
+        let (a, m, b) = c.get();
+        let v = (a + arena, m + mmap, b + mmap_blocks);
+        if v.0.abs() > BATCH || v.1.abs() > BATCH || v.2.abs() > 64 {
+            c.set((0, 0, 0));
+            Some(v)
+        } else {
+            c.set(v);
+            None
+        }
+    });
+    if let Some((a, m, b)) = flush {
+        let p = page();
+        p.arena_overhead.fetch_add(a as u64, Ordering::Relaxed);
+        p.mmap_overhead.fetch_add(m as u64, Ordering::Relaxed);
+        p.mmap_quarantine_blocks
+            .fetch_add(b as u64, Ordering::Relaxed);
+    }
+}
+
+/// Folds this thread's pending overhead into the page (before the program reads mallinfo).
+pub fn flush_overhead() {
+    let (a, m, b) = OVERHEAD.with(|c| c.replace((0, 0, 0)));
+    let p = page();
+    p.arena_overhead.fetch_add(a as u64, Ordering::Relaxed);
+    p.mmap_overhead.fetch_add(m as u64, Ordering::Relaxed);
+    p.mmap_quarantine_blocks
+        .fetch_add(b as u64, Ordering::Relaxed);
 }
 const BATCH: i64 = 64 << 10;
 

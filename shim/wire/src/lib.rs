@@ -784,7 +784,14 @@ pub mod stats {
         pub guard_bytes: AtomicU64,
         pub errors: AtomicU64,
         pub warnings: AtomicU64,
-        pub reserved: [AtomicU64; 4],
+        /// Bytes glibc holds in arena chunks that are not the program's: redzones of live blocks
+        /// and whole quarantined blocks (batched per thread like the live bytes).
+        pub arena_overhead: AtomicU64,
+        /// The same for blocks in mmapped chunks.
+        pub mmap_overhead: AtomicU64,
+        /// Quarantined blocks in mmapped chunks.
+        pub mmap_quarantine_blocks: AtomicU64,
+        pub reserved: [AtomicU64; 1],
         pub shards: [Shard; SHARDS],
     }
 
@@ -810,6 +817,9 @@ pub mod stats {
         pub guard_bytes: u64,
         pub errors: u64,
         pub warnings: u64,
+        pub arena_overhead: u64,
+        pub mmap_overhead: u64,
+        pub mmap_quarantine_blocks: u64,
         pub hist: [u64; CLASSES],
     }
 
@@ -839,6 +849,9 @@ pub mod stats {
             guard_bytes: w(9),
             errors: w(10),
             warnings: w(11),
+            arena_overhead: w(12),
+            mmap_overhead: w(13),
+            mmap_quarantine_blocks: w(14),
             ..Snapshot::default()
         };
         for sh in 0..SHARDS {
