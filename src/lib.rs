@@ -2,6 +2,7 @@
 //! live process uses memory. The binary is a thin wrapper over [`main_with_args`].
 pub mod cli;
 pub mod cmd;
+pub mod proc;
 pub mod records;
 pub mod report;
 pub mod shim;
