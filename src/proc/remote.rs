@@ -16,7 +16,7 @@
 //! - The ptrace session runs on a thread of its own: if the target never stops, nothing was
 //!   changed and that thread's exit detaches it.
 use procfs::process::{MMPermissions, MMapPath, MemoryMap, Process};
-use procfs::ProcError;
+use procfs::{FromBufRead, ProcError};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -608,7 +608,17 @@ impl Target {
         if status.state.starts_with('Z') && status.threads <= 1 {
             return Err(RemoteError::NoSuchProcess(pid));
         }
-        let maps: Vec<MemoryMap> = proc.maps().map_err(gone)?.into_iter().collect();
+        let tid = live_thread(pid)?;
+        let status = proc
+            .task_from_tid(tid)
+            .and_then(|t| t.status())
+            .map_err(gone)?;
+        let maps: Vec<MemoryMap> = std::fs::File::open(format!("/proc/{pid}/task/{tid}/maps"))
+            .map_err(ProcError::from)
+            .and_then(|f| procfs::process::MemoryMaps::from_buf_read(std::io::BufReader::new(f)))
+            .map_err(gone)?
+            .into_iter()
+            .collect();
         if maps.is_empty() {
             return Err(RemoteError::NoGlibc {
                 pid,
@@ -621,11 +631,11 @@ impl Target {
         })?;
         let file = if libc.deleted {
             PathBuf::from(format!(
-                "/proc/{pid}/map_files/{:x}-{:x}",
+                "/proc/{tid}/map_files/{:x}-{:x}",
                 libc.first.0, libc.first.1
             ))
         } else {
-            Path::new(&format!("/proc/{pid}/root"))
+            Path::new(&format!("/proc/{tid}/root"))
                 .join(libc.path.strip_prefix("/").unwrap_or(&libc.path))
         };
         let image = std::fs::read(&file).map_err(|e| RemoteError::Other {
@@ -672,7 +682,7 @@ impl Target {
         };
         for (vaddr, bytes) in &mut syms.probes {
             *vaddr = vaddr.wrapping_add(bias);
-            if read_mem(pid, *vaddr, bytes.len()).ok().as_ref() != Some(bytes) {
+            if read_mem(tid, *vaddr, bytes.len()).ok().as_ref() != Some(bytes) {
                 return Err(RemoteError::Other {
                     pid,
                     what: format!(
@@ -698,6 +708,36 @@ impl Target {
         }
         Ok(Target { pid, libc, syms })
     }
+}
+
+/// The thread to stop: the leader if it is alive, else another live thread (the leader of a
+/// process whose main thread called pthread_exit is a zombie: it never stops and has no maps).
+fn live_thread(pid: i32) -> Result<i32, RemoteError> {
+    let proc = Process::new(pid).map_err(|_| RemoteError::NoSuchProcess(pid))?;
+    let live = |t: &procfs::process::Task| t.status().is_ok_and(|s| !s.state.starts_with('Z'));
+    let tid = match proc.task_main_thread() {
+        Ok(leader) if live(&leader) => pid,
+        _ => proc
+            .tasks()
+            .map_err(|_| RemoteError::NoSuchProcess(pid))?
+            .flatten()
+            .find(live)
+            .map(|t| t.tid)
+            .ok_or(RemoteError::NoSuchProcess(pid))?,
+    };
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).unwrap_or_default();
+    if status
+        .lines()
+        .any(|l| l.starts_with("x86_Thread_features:") && l.contains("shstk"))
+    {
+        return Err(RemoteError::Unsupported {
+            pid,
+            what: "its thread uses a shadow stack, which a remote call's return would violate"
+                .into(),
+        });
+    }
+    Ok(tid)
 }
 
 /// Reads `len` bytes of process memory.
@@ -839,10 +879,28 @@ mod x86 {
     }
 
     /// Waits for the next event of `tid` until `deadline` (None: it passed first). Polls, as a
-    /// ptrace stop cannot be waited for with a timeout.
+    /// ptrace stop cannot be waited for with a timeout. An exit is seen without being reaped, so
+    /// a parent in this process still collects its child's status.
     fn wait_event(tid: i32, deadline: Instant) -> Result<Option<Event>, Errno> {
         let mut idle = 0u32;
         loop {
+            // SAFETY: siginfo_t is plain data, valid when zeroed.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            let flags =
+                libc::WEXITED | libc::WSTOPPED | libc::WNOWAIT | libc::WNOHANG | libc::__WALL;
+            // SAFETY: info is a valid siginfo_t for the kernel to write.
+            if unsafe { libc::waitid(libc::P_PID, tid as libc::id_t, &mut info, flags) } == -1 {
+                match Errno::last() {
+                    Errno::EINTR => continue,
+                    e => return Err(e),
+                }
+            }
+            // SAFETY: waitid filled in a SIGCHLD siginfo, or left it zeroed (nothing to report).
+            let (who, code) = (unsafe { info.si_pid() }, info.si_code);
+            if who == tid && matches!(code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED)
+            {
+                return Ok(Some(Event::Exited));
+            }
             let mut status = 0;
             // SAFETY: status is a valid int for the kernel to write.
             let r = unsafe { libc::waitpid(tid, &mut status, libc::__WALL | libc::WNOHANG) };
@@ -918,7 +976,7 @@ mod x86 {
             if attempt > 1 {
                 std::thread::sleep(RETRY_PAUSE);
             }
-            let tid = pick_thread(pid)?;
+            let tid = live_thread(pid)?;
             let mut s = Session::attach(t, tid, opts.call_timeout)?;
             let outcome = s.save().and_then(|()| s.work());
             let calls = s.calls;
@@ -955,36 +1013,6 @@ mod x86 {
             }
             None => Err(RemoteError::Busy { pid, attempts: max }),
         }
-    }
-
-    /// The leader if it is alive, else another live thread (the leader of a process whose main
-    /// thread called pthread_exit is a zombie and never stops).
-    fn pick_thread(pid: i32) -> Result<i32, RemoteError> {
-        let proc = Process::new(pid).map_err(|_| RemoteError::NoSuchProcess(pid))?;
-        let live = |t: &procfs::process::Task| t.status().is_ok_and(|s| !s.state.starts_with('Z'));
-        let tid = match proc.task_main_thread() {
-            Ok(leader) if live(&leader) => pid,
-            _ => proc
-                .tasks()
-                .map_err(|_| RemoteError::NoSuchProcess(pid))?
-                .flatten()
-                .find(live)
-                .map(|t| t.tid)
-                .ok_or(RemoteError::NoSuchProcess(pid))?,
-        };
-        let status =
-            std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).unwrap_or_default();
-        if status
-            .lines()
-            .any(|l| l.starts_with("x86_Thread_features:") && l.contains("shstk"))
-        {
-            return Err(RemoteError::Unsupported {
-                pid,
-                what: "its thread uses a shadow stack, which a remote call's return would violate"
-                    .into(),
-            });
-        }
-        Ok(tid)
     }
 
     impl<'a> Session<'a> {
@@ -1463,7 +1491,7 @@ mod x86 {
             // Put the FILE back as it was: descriptor, flags2, buffer pointers, offset.
             let restored = self.write(file, saved);
             let text = match &called {
-                Ok(Call::Returned(_)) => std::fs::read(format!("/proc/{}/fd/{fd}", self.pid()))
+                Ok(Call::Returned(_)) => std::fs::read(format!("/proc/{}/fd/{fd}", self.tid))
                     .map(|b| MallocStats::Captured(String::from_utf8_lossy(&b).into_owned()))
                     .map_err(|e| self.err(format!("cannot read malloc_stats' output: {e}"))),
                 _ => Ok(MallocStats::Skipped(
