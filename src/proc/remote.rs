@@ -682,11 +682,18 @@ impl Target {
         };
         for (vaddr, bytes) in &mut syms.probes {
             *vaddr = vaddr.wrapping_add(bias);
-            if read_mem(tid, *vaddr, bytes.len()).ok().as_ref() != Some(bytes) {
+            let mapped = read_mem(tid, *vaddr, bytes.len()).map_err(|e| match e {
+                nix::errno::Errno::ESRCH => RemoteError::NoSuchProcess(pid),
+                e => RemoteError::Other {
+                    pid,
+                    what: format!("cannot read its memory at {:#x}: {e}", *vaddr),
+                },
+            })?;
+            if mapped != *bytes {
                 return Err(RemoteError::Other {
                     pid,
                     what: format!(
-                        "the libc mapped in the process differs from {} (replaced since it started?); restart it",
+                        "the libc mapped in it differs from {} (replaced since it started?); restart it",
                         libc.path.display()
                     ),
                 });
