@@ -1,7 +1,9 @@
 //! Readers of `/proc` for the inspection commands (`maps`, `residency`, `overcommit`), built on the
-//! `procfs` crate. Invariant: every failure is a [`ProcError`] whose one-line message names the
+//! `procfs` crate, and [`remote`], glibc's heap figures fetched inside a live process by ptrace.
+//! Built on the `procfs` crate. Invariant: every failure is a [`ProcError`] whose one-line message names the
 //! file or pid and says what to do, so the command boundary can print it as is.
 pub mod pagemap;
+pub mod remote;
 pub mod smaps;
 pub mod tasks;
 pub mod vm;
