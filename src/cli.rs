@@ -29,6 +29,35 @@ pub enum Command {
         after_help = "Exit status: the program's own, or --error-exitcode's N when errors or definite/indirect leaks were found; 128+SIG if the program was killed by signal SIG; 125 if memcheck itself failed, 126 if PROG cannot be run, 127 if it was not found."
     )]
     Run(RunArgs),
+
+    /// Show the heap figures of a live process: memcheck's own counters (read without stopping
+    /// it) when it runs under memcheck, glibc's mallinfo2 and malloc_stats (through a brief
+    /// ptrace call) for any process, and its footprint from /proc.
+    Stats(StatsArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StatsArgs {
+    /// The process to inspect.
+    #[arg(value_name = "PID")]
+    pub pid: i32,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
+    pub format: Format,
+
+    /// Refresh every SECONDS: a live view on a terminal, one line per refresh when piped (one JSON
+    /// object per line with --format json); ends when the process exits.
+    #[arg(long, value_name = "SECONDS")]
+    pub watch: Option<f64>,
+
+    /// Also stop a process that runs under memcheck briefly to ask glibc for mallinfo2.
+    #[arg(long, conflicts_with = "no_ptrace")]
+    pub ptrace: bool,
+
+    /// Never stop the process: no glibc figures for processes outside memcheck.
+    #[arg(long)]
+    pub no_ptrace: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -264,11 +293,11 @@ mod tests {
     #[test]
     fn run_takes_the_program_and_its_flags_verbatim() {
         let cli = Cli::try_parse_from(["memcheck", "run", "--error-exitcode=3", "--", "ls", "-l", "--color"]).unwrap();
-        let Command::Run(r) = cli.command;
+        let Command::Run(r) = cli.command else { panic!("not run") };
         assert_eq!(r.error_exitcode, Some(3));
         assert_eq!(r.command, ["ls", "-l", "--color"]);
         let cli = Cli::try_parse_from(["memcheck", "run", "--trace-children", "--guard", "prog"]).unwrap();
-        let Command::Run(r) = cli.command;
+        let Command::Run(r) = cli.command else { panic!("not run") };
         assert!(r.trace_children);
         assert_eq!(r.guard, Some(GuardSide::Overflow));
         assert_eq!(r.command, ["prog"]);

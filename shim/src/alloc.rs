@@ -468,8 +468,11 @@ pub fn report(rec: ErrorRec) {
     let Some(_g) = tls::Guard::acquire() else {
         return;
     };
-    if !rec.kind.is_warning() {
+    if rec.kind.is_warning() {
+        crate::stats::add(|p| &p.warnings, 1);
+    } else {
         opts::ERRORS.fetch_add(1, Ordering::Relaxed);
+        crate::stats::add(|p| &p.errors, 1);
     }
     record::emit_modules();
     for s in [rec.stack, rec.alloc_stack, rec.free_stack] {

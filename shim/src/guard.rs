@@ -241,6 +241,8 @@ pub fn allocate(size: usize, align: usize, family: u8, stack: u32, mode: u8) -> 
     *next = start + total;
     drop(next);
     LIVE.fetch_add(1, Ordering::Relaxed);
+    crate::stats::add(|p| &p.guard_blocks, 1);
+    crate::stats::add(|p| &p.guard_bytes, (data_pages * PAGE) as i64);
     Some(user)
 }
 
@@ -272,6 +274,8 @@ pub fn release(user: usize, free_stack: u32) {
         )
     };
     LIVE.fetch_sub(1, Ordering::Relaxed);
+    crate::stats::add(|p| &p.guard_blocks, -1);
+    crate::stats::add(|p| &p.guard_bytes, -((b - a) as i64));
 }
 
 /// Makes the page holding `addr` accessible again (continuing after a reported fault).

@@ -26,6 +26,7 @@ mod real;
 mod record;
 mod scan;
 mod spin;
+mod stats;
 mod sys;
 mod table;
 mod tls;

@@ -30,6 +30,8 @@ pub fn push(key: usize, size: usize) {
         let mut q = Q.lock();
         q.fifo.push_back((key, size));
         q.bytes += size as u64;
+        crate::stats::add(|p| &p.quarantine_bytes, size as i64);
+        crate::stats::add(|p| &p.quarantine_blocks, 1);
         if q.bytes <= limit {
             return;
         }
@@ -43,6 +45,8 @@ pub fn push(key: usize, size: usize) {
             while q.bytes > limit && n < BATCH {
                 let Some((k, s)) = q.fifo.pop_front() else { break };
                 q.bytes -= s as u64;
+                crate::stats::add(|p| &p.quarantine_bytes, -(s as i64));
+                crate::stats::add(|p| &p.quarantine_blocks, -1);
                 out[n] = k;
                 n += 1;
             }

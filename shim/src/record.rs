@@ -38,6 +38,7 @@ fn open_file() -> i32 {
     }
     let start = now_ns();
     START_NS.store(start, Ordering::Relaxed);
+    crate::stats::publish(start);
     let mut path = sys::FixedBuf::<4200>::new();
     // SAFETY: DIR is written once during init, before any record is opened.
     let dir = unsafe { &*core::ptr::addr_of!(opts::DIR) };

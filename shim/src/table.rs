@@ -2,7 +2,7 @@
 //! the user pointer. Live blocks and blocks waiting in the quarantine both stay here, so a second
 //! free is told apart from a foreign pointer. Sharded by address (64 shards, each an open-addressing
 //! table behind its own spinlock) so threads rarely meet on one lock.
-use crate::heap;
+use crate::{heap, stats};
 use crate::spin::SpinLock;
 
 const SHARDS: usize = 64;
@@ -151,13 +151,24 @@ impl Shard {
     }
 }
 
-fn shard(key: usize) -> &'static SpinLock<Shard> {
-    &TABLE[hash(key) >> (usize::BITS as usize - 6)]
+#[inline]
+fn shard_index(key: usize) -> usize {
+    hash(key) >> (usize::BITS as usize - 6)
 }
 
-/// Records a block; false if the table could not grow (out of memory).
+fn shard(key: usize) -> &'static SpinLock<Shard> {
+    &TABLE[shard_index(key)]
+}
+
+/// Records a live block; false if the table could not grow (out of memory).
 pub fn insert(e: Entry) -> bool {
-    shard(e.key).lock().insert(e)
+    let i = shard_index(e.key);
+    let mut s = TABLE[i].lock();
+    let ok = s.insert(e);
+    if ok {
+        stats::on_alloc(i, e.size);
+    }
+    ok
 }
 
 /// A copy of the entry for `key`.
@@ -180,7 +191,8 @@ pub enum FreeLookup {
 /// Marks a live block freed by a call at `free_stack`; `fill` (the free-fill byte about to be
 /// written, or negative) is recorded for blocks in glibc memory.
 pub fn mark_freed(key: usize, free_stack: u32, fill: i32) -> FreeLookup {
-    let mut s = shard(key).lock();
+    let i = shard_index(key);
+    let mut s = TABLE[i].lock();
     let Some(i) = s.find(key) else {
         return FreeLookup::Unknown;
     };
@@ -189,6 +201,7 @@ pub fn mark_freed(key: usize, free_stack: u32, fill: i32) -> FreeLookup {
         return FreeLookup::AlreadyFreed(*e);
     }
     let before = *e;
+    stats::on_free(i, e.size);
     e.state = FREED;
     e.free_stack = free_stack;
     if fill >= 0 && e.flags & FLAG_GUARDED == 0 {

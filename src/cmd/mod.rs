@@ -1,5 +1,6 @@
 //! Subcommand dispatch and the mapping of failures to one-line messages and exit statuses.
 pub mod run;
+pub mod stats;
 
 use crate::cli::{Cli, Command};
 use clap::{CommandFactory, FromArgMatches};
@@ -47,6 +48,7 @@ pub fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     };
     let result = match &cli.command {
         Command::Run(a) => run::run(a, cli.color),
+        Command::Stats(a) => stats::run(a, cli.color),
     };
     match result {
         Ok(code) => code,
