@@ -31,6 +31,9 @@ _memcheck() {
             memcheck,run)
                 cmd="memcheck__subcmd__run"
                 ;;
+            memcheck,stats)
+                cmd="memcheck__subcmd__stats"
+                ;;
             memcheck__subcmd__help,help)
                 cmd="memcheck__subcmd__help__subcmd__help"
                 ;;
@@ -46,6 +49,9 @@ _memcheck() {
             memcheck__subcmd__help,run)
                 cmd="memcheck__subcmd__help__subcmd__run"
                 ;;
+            memcheck__subcmd__help,stats)
+                cmd="memcheck__subcmd__help__subcmd__stats"
+                ;;
             *)
                 ;;
         esac
@@ -53,7 +59,7 @@ _memcheck() {
 
     case "${cmd}" in
         memcheck)
-            opts="-h -V --color --help --version run maps residency overcommit help"
+            opts="-h -V --color --help --version run maps residency overcommit stats help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -71,7 +77,7 @@ _memcheck() {
             return 0
             ;;
         memcheck__subcmd__help)
-            opts="run maps residency overcommit help"
+            opts="run maps residency overcommit stats help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -141,6 +147,20 @@ _memcheck() {
             return 0
             ;;
         memcheck__subcmd__help__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        memcheck__subcmd__help__subcmd__stats)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -336,6 +356,32 @@ _memcheck() {
                     return 0
                     ;;
                 --trace-children)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        memcheck__subcmd__stats)
+            opts="-h -V --format --watch --ptrace --no-ptrace --color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --watch)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

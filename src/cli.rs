@@ -50,6 +50,38 @@ pub enum Command {
         after_help = "Exit status: 0 (also when --check finds the allocation would fail: the answer is in the report); 1 if --pid names no readable process; 125 if memcheck itself failed."
     )]
     Overcommit(OvercommitArgs),
+
+    /// Show the heap figures of a live process: memcheck's own counters (read without stopping
+    /// it) when it runs under memcheck, glibc's mallinfo2 and malloc_stats (through a brief
+    /// ptrace call) for any process, and its footprint from /proc.
+    #[command(
+        after_help = "Exit status: 0; 1 if the process does not exist or cannot be read; 125 if memcheck itself failed. Details: docs/stats.md."
+    )]
+    Stats(StatsArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StatsArgs {
+    /// The process to inspect.
+    #[arg(value_name = "PID")]
+    pub pid: i32,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
+    pub format: Format,
+
+    /// Refresh every SECONDS: a live view on a terminal, one line per refresh when piped (one JSON
+    /// object per line with --format json); ends when the process exits.
+    #[arg(long, value_name = "SECONDS")]
+    pub watch: Option<f64>,
+
+    /// Also stop a process that runs under memcheck briefly to ask glibc for mallinfo2.
+    #[arg(long, conflicts_with = "no_ptrace")]
+    pub ptrace: bool,
+
+    /// Never stop the process: no glibc figures for processes outside memcheck.
+    #[arg(long)]
+    pub no_ptrace: bool,
 }
 
 #[derive(Args, Debug, Clone)]

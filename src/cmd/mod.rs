@@ -4,6 +4,7 @@ pub mod maps;
 pub mod overcommit;
 pub mod residency;
 pub mod run;
+pub mod stats;
 
 use crate::cli::{Cli, Command};
 use clap::{CommandFactory, FromArgMatches};
@@ -57,6 +58,7 @@ pub fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         Command::Maps(a) => maps::run(a, cli.color),
         Command::Residency(a) => residency::run(a, cli.color),
         Command::Overcommit(a) => overcommit::run(a, cli.color),
+        Command::Stats(a) => stats::run(a, cli.color),
     };
     match result {
         Ok(code) => code,

@@ -34,8 +34,10 @@ pub fn compile(name: &str, extra: &[&str]) -> PathBuf {
         .collect();
     let out = build_dir().join(format!("{stem}{tag}"));
     let cxx = name.ends_with(".cc") || name.ends_with(".cpp");
-    let lock = build_dir().join(format!("{stem}{tag}.lock"));
-    let _l = std::fs::File::create(&lock).unwrap();
+    // One compile at a time in this test process; across test processes the temporary name
+    // (pid) and the atomic rename keep the result whole.
+    static COMPILING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _l = COMPILING.lock().unwrap_or_else(|e| e.into_inner());
     let fresh = std::fs::metadata(&out)
         .and_then(|m| m.modified())
         .ok()

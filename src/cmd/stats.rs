@@ -1,0 +1,417 @@
+//! `memcheck stats PID`: the heap figures of a live process. Under the memcheck library they come
+//! from its shared statistics page, read without stopping or signalling the process. For any
+//! process glibc's own `mallinfo2()`/`malloc_stats()` can be fetched by a brief ptrace remote call
+//! (the only way from outside). Both sit next to what `/proc/PID/status` and `smaps_rollup` say.
+use crate::cli::{ColorChoice, Format, StatsArgs};
+use crate::proc::remote::{self, Mallinfo2, RemoteOptions};
+use crate::style::{self, Painter};
+use anyhow::{bail, Context, Result};
+use memcheck_wire::stats::{self as page, Snapshot};
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Heap {
+    pub live_bytes: u64,
+    pub live_blocks: u64,
+    pub peak_bytes: u64,
+    pub allocs: u64,
+    pub frees: u64,
+    pub alloc_bytes: u64,
+    pub quarantine_bytes: u64,
+    pub quarantine_blocks: u64,
+    pub guard_blocks: u64,
+    pub guard_bytes: u64,
+    pub errors: u64,
+    pub warnings: u64,
+    /// Live blocks by size class: `max_size` is the class's upper bound (null for the last).
+    pub histogram: Vec<Class>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Class {
+    pub max_size: Option<u64>,
+    pub blocks: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ProcessMem {
+    pub rss_kb: Option<u64>,
+    pub rss_anon_kb: Option<u64>,
+    pub rss_file_kb: Option<u64>,
+    pub hwm_kb: Option<u64>,
+    pub data_kb: Option<u64>,
+    pub vsize_kb: Option<u64>,
+    pub swap_kb: Option<u64>,
+    pub pss_kb: Option<u64>,
+    pub private_dirty_kb: Option<u64>,
+    pub threads: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatsReport {
+    pub pid: i32,
+    pub command: String,
+    /// Whether the process runs under the memcheck library.
+    pub shim: bool,
+    pub heap: Option<Heap>,
+    pub mallinfo: Option<Mallinfo2>,
+    /// What `malloc_stats()` printed in the process.
+    pub malloc_stats: Option<String>,
+    /// Why mallinfo is missing, when it is.
+    pub mallinfo_error: Option<String>,
+    /// How long the process was stopped for the ptrace call, in milliseconds (0 if not stopped).
+    pub stopped_ms: f64,
+    pub process: ProcessMem,
+}
+
+fn heap_of(s: &Snapshot) -> Heap {
+    Heap {
+        live_bytes: s.live_bytes,
+        live_blocks: s.live_blocks,
+        peak_bytes: s.peak_bytes,
+        allocs: s.allocs,
+        frees: s.frees,
+        alloc_bytes: s.alloc_bytes,
+        quarantine_bytes: s.quarantine_bytes,
+        quarantine_blocks: s.quarantine_blocks,
+        guard_blocks: s.guard_blocks,
+        guard_bytes: s.guard_bytes,
+        errors: s.errors,
+        warnings: s.warnings,
+        histogram: s
+            .hist
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| Class {
+                max_size: (i + 1 < page::CLASSES).then_some(16u64 << i),
+                blocks: b,
+            })
+            .collect(),
+    }
+}
+
+/// The statistics page file a process under memcheck maps, found through its memory map.
+pub fn page_path(pid: i32) -> Option<PathBuf> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    let prefix = format!("/{pid}-");
+    maps.lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| p.ends_with(page::SUFFIX) && p.contains(&prefix))
+        .map(PathBuf::from)
+}
+
+/// Reads the page of a process under memcheck.
+pub fn read_page(pid: i32) -> Option<Snapshot> {
+    let path = page_path(pid)?;
+    let bytes = std::fs::read(path).ok()?;
+    page::decode(&bytes).ok()
+}
+
+fn process_mem(pid: i32) -> ProcessMem {
+    let mut m = ProcessMem::default();
+    if let Ok(p) = procfs::process::Process::new(pid) {
+        if let Ok(st) = p.status() {
+            m.rss_kb = st.vmrss;
+            m.rss_anon_kb = st.rssanon;
+            m.rss_file_kb = st.rssfile;
+            m.hwm_kb = st.vmhwm;
+            m.data_kb = st.vmdata;
+            m.vsize_kb = st.vmsize;
+            m.swap_kb = st.vmswap;
+            m.threads = Some(st.threads);
+        }
+        if let Ok(r) = p.smaps_rollup() {
+            if let Some(map) = r.memory_map_rollup.iter().next() {
+                let get = |k: &str| map.extension.map.get(k).map(|b| b / 1024);
+                m.pss_kb = get("Pss");
+                m.private_dirty_kb = get("Private_Dirty");
+                if m.swap_kb.is_none() {
+                    m.swap_kb = get("Swap");
+                }
+            }
+        }
+    }
+    m
+}
+
+fn command_of(pid: i32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            b.split(|&c| c == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+/// Gathers one report.
+pub fn collect(pid: i32, a: &StatsArgs) -> Result<StatsReport> {
+    if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        bail!("no process with pid {pid} (it may have exited); check the pid with ps");
+    }
+    let snap = read_page(pid);
+    let want_remote = !a.no_ptrace && (snap.is_none() || a.ptrace);
+    let (mut mallinfo, mut malloc_stats, mut mallinfo_error, mut stopped_ms) =
+        (None, None, None, 0.0);
+    if want_remote {
+        match remote::heap_of(pid, &RemoteOptions::default()) {
+            Ok(h) => {
+                mallinfo = Some(h.mallinfo);
+                malloc_stats = h.malloc_stats.text().map(str::to_string);
+                stopped_ms = h.stopped_for.as_secs_f64() * 1000.0;
+            }
+            Err(e) => mallinfo_error = Some(e.to_string()),
+        }
+    } else if snap.is_some() {
+        mallinfo_error = Some("not asked: the process runs under memcheck and was not stopped (use --ptrace for glibc's figures)".into());
+    } else {
+        mallinfo_error = Some("not asked (--no-ptrace)".into());
+    }
+    let report = StatsReport {
+        pid,
+        command: command_of(pid),
+        shim: snap.is_some(),
+        heap: snap.as_ref().map(heap_of),
+        mallinfo,
+        malloc_stats,
+        mallinfo_error,
+        stopped_ms,
+        process: process_mem(pid),
+    };
+    if report.heap.is_none()
+        && report.mallinfo.is_none()
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    {
+        bail!("process {pid} exited while it was being inspected");
+    }
+    Ok(report)
+}
+
+fn kb(v: Option<u64>) -> String {
+    v.map(|k| human(k * 1024)).unwrap_or_else(|| "-".into())
+}
+
+/// Bytes with a binary unit, e.g. `1.5 MiB`.
+pub fn human(b: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
+
+/// What each mallinfo2 field means (glibc manual).
+pub const MALLINFO_FIELDS: [(&str, &str); 10] = [
+    (
+        "arena",
+        "bytes obtained from the system with brk/sbrk (non-mmapped)",
+    ),
+    ("ordblks", "number of free chunks (not in fastbins)"),
+    ("smblks", "number of free fastbin chunks"),
+    ("hblks", "number of blocks allocated with mmap"),
+    ("hblkhd", "bytes in blocks allocated with mmap"),
+    ("usmblks", "always 0 (obsolete)"),
+    ("fsmblks", "bytes in free fastbin chunks"),
+    ("uordblks", "bytes in use by allocated chunks"),
+    ("fordblks", "bytes in free chunks"),
+    (
+        "keepcost",
+        "releasable bytes at the top of the heap (malloc_trim could return them)",
+    ),
+];
+
+pub fn render_text(r: &StatsReport, p: &Painter) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "{} {}", p.bold(&format!("pid {}", r.pid)), r.command);
+    if let Some(h) = &r.heap {
+        let _ = writeln!(
+            o,
+            "{}",
+            p.bold("heap (memcheck library, read without stopping the process)")
+        );
+        let _ = writeln!(
+            o,
+            "  live        {} in {} blocks (peak {})",
+            human(h.live_bytes),
+            h.live_blocks,
+            human(h.peak_bytes)
+        );
+        let _ = writeln!(
+            o,
+            "  total       {} allocations ({}), {} frees",
+            h.allocs,
+            human(h.alloc_bytes),
+            h.frees
+        );
+        let _ = writeln!(
+            o,
+            "  quarantine  {} in {} blocks",
+            human(h.quarantine_bytes),
+            h.quarantine_blocks
+        );
+        let _ = writeln!(
+            o,
+            "  guard pages {} blocks on {} of pages",
+            h.guard_blocks,
+            human(h.guard_bytes)
+        );
+        let errs = format!("{} errors, {} warnings", h.errors, h.warnings);
+        let _ = writeln!(
+            o,
+            "  found       {}",
+            if h.errors > 0 { p.red(&errs) } else { errs }
+        );
+        let classes: Vec<String> = h
+            .histogram
+            .iter()
+            .filter(|c| c.blocks > 0)
+            .map(|c| match c.max_size {
+                Some(m) => format!("<={}: {}", human(m), c.blocks),
+                None => format!("larger: {}", c.blocks),
+            })
+            .collect();
+        let _ = writeln!(
+            o,
+            "  sizes       {}",
+            if classes.is_empty() {
+                "-".into()
+            } else {
+                classes.join(", ")
+            }
+        );
+    }
+    match &r.mallinfo {
+        Some(m) => {
+            let _ = writeln!(
+                o,
+                "{}",
+                p.bold(&format!(
+                    "glibc mallinfo2 (ptrace call; process stopped {:.1} ms)",
+                    r.stopped_ms
+                ))
+            );
+            let values = [
+                m.arena, m.ordblks, m.smblks, m.hblks, m.hblkhd, m.usmblks, m.fsmblks, m.uordblks,
+                m.fordblks, m.keepcost,
+            ];
+            for ((name, meaning), v) in MALLINFO_FIELDS.iter().zip(values) {
+                let _ = writeln!(o, "  {name:<9} {v:>14}  {}", p.dim(meaning));
+            }
+        }
+        None => {
+            if let Some(e) = &r.mallinfo_error {
+                let _ = writeln!(o, "{} {}", p.bold("glibc mallinfo2:"), e);
+            }
+        }
+    }
+    let pm = &r.process;
+    let _ = writeln!(o, "{}", p.bold("process (/proc status and smaps_rollup)"));
+    let _ = writeln!(
+        o,
+        "  rss {} (anon {}, file {}), peak rss {}",
+        kb(pm.rss_kb),
+        kb(pm.rss_anon_kb),
+        kb(pm.rss_file_kb),
+        kb(pm.hwm_kb)
+    );
+    let _ = writeln!(
+        o,
+        "  pss {}, private dirty {}, data {}, swap {}, virtual {}",
+        kb(pm.pss_kb),
+        kb(pm.private_dirty_kb),
+        kb(pm.data_kb),
+        kb(pm.swap_kb),
+        kb(pm.vsize_kb)
+    );
+    o
+}
+
+fn line(r: &StatsReport) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    match &r.heap {
+        Some(h) => format!(
+            "{now} pid={} live_bytes={} live_blocks={} peak_bytes={} quarantine_bytes={} errors={} rss_kb={}",
+            r.pid,
+            h.live_bytes,
+            h.live_blocks,
+            h.peak_bytes,
+            h.quarantine_bytes,
+            h.errors,
+            r.process.rss_kb.unwrap_or(0)
+        ),
+        None => format!(
+            "{now} pid={} uordblks={} hblkhd={} rss_kb={}",
+            r.pid,
+            r.mallinfo.map(|m| m.uordblks).unwrap_or(0),
+            r.mallinfo.map(|m| m.hblkhd).unwrap_or(0),
+            r.process.rss_kb.unwrap_or(0)
+        ),
+    }
+}
+
+pub fn run(a: &StatsArgs, color: ColorChoice) -> Result<i32> {
+    let pid = a.pid;
+    let painter = Painter {
+        on: style::stdout_color(color),
+    };
+    let Some(secs) = a.watch else {
+        let r = collect(pid, a)?;
+        let text = match a.format {
+            Format::Json => serde_json::to_string_pretty(&r)? + "\n",
+            Format::Text => render_text(&r, &painter),
+        };
+        std::io::stdout().write_all(text.as_bytes())?;
+        return Ok(0);
+    };
+    let tty = std::io::stdout().is_terminal() && a.format == Format::Text;
+    let interval = Duration::from_secs_f64(secs.max(0.1));
+    loop {
+        let t = Instant::now();
+        let r = match collect(pid, a) {
+            Ok(r) => r,
+            Err(_) if !std::path::Path::new(&format!("/proc/{pid}")).exists() => {
+                eprintln!("memcheck: process {pid} has exited");
+                return Ok(0);
+            }
+            Err(e) => return Err(e),
+        };
+        let mut out = std::io::stdout().lock();
+        let text = match (a.format, tty) {
+            (Format::Json, _) => serde_json::to_string(&r)? + "\n",
+            (Format::Text, true) => format!("\x1b[H\x1b[2J{}", render_text(&r, &painter)),
+            (Format::Text, false) => line(&r) + "\n",
+        };
+        if out
+            .write_all(text.as_bytes())
+            .and_then(|_| out.flush())
+            .is_err()
+        {
+            return Ok(0); // the reader went away (a closed pipe)
+        }
+        drop(out);
+        std::thread::sleep(interval.saturating_sub(t.elapsed()));
+    }
+}
+
+/// Convenience for tests and the benchmark: how long one read of the page takes.
+pub fn time_page_read(pid: i32) -> Result<Duration> {
+    let t = Instant::now();
+    read_page(pid).context("no memcheck statistics page in that process")?;
+    Ok(t.elapsed())
+}
