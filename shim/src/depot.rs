@@ -44,13 +44,14 @@ fn tables() -> Option<(&'static [AtomicU64], &'static [AtomicUsize])> {
 
 #[inline]
 fn hash(frames: &[u64]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ frames.len() as u64;
+    // Each frame goes through a full 64-bit multiply-xorshift round, so stacks that differ only
+    // in the order of a few repeated addresses (recursion) still spread over the whole table.
+    let mut h: u64 = 0x9E37_79B9_7F4A_7C15 ^ frames.len() as u64;
     for &f in frames {
-        h = (h ^ f).wrapping_mul(0x0100_0000_01b3).rotate_left(23);
+        h = (h ^ f).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h ^= h >> 31;
     }
-    // Final mix so nearby stacks spread over the table.
-    h ^= h >> 31;
-    h = h.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
     (h ^ (h >> 29)) | 1
 }
 
@@ -89,7 +90,7 @@ pub fn intern(frames: &[u64]) -> u32 {
         return 0;
     }
     let h = hash(frames);
-    let slot = h as usize & (RECENT - 1);
+    let slot = (h >> 1) as usize & (RECENT - 1);
     let cached = RECENT_IDS.with(|r| r[slot].get());
     if cached.0 == h {
         return cached.1;
@@ -105,7 +106,7 @@ fn intern_shared(frames: &[u64], h: u64) -> u32 {
     let Some((hashes, entries)) = tables() else {
         return 0;
     };
-    let mut i = (h >> 20) as usize & (SLOTS - 1);
+    let mut i = (h >> 40) as usize & (SLOTS - 1);
     for _ in 0..SLOTS {
         let cur = hashes[i].load(Ordering::Acquire);
         if cur == h {

@@ -55,9 +55,18 @@ static TABLE: [SpinLock<Shard>; SHARDS] = [const {
     })
 }; SHARDS];
 
+/// Fibonacci hashing of the pointer: the top 6 bits of the product pick the shard and the bits
+/// below them the slot (the low bits of a product are poor for pointers with a power-of-two
+/// stride).
 #[inline]
 fn hash(key: usize) -> usize {
     ((key >> 4) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) as usize
+}
+
+/// The home slot of a key in a table of `cap` (a power of two) slots.
+#[inline]
+fn home(key: usize, cap: usize) -> usize {
+    (hash(key) << 6) >> (usize::BITS - cap.trailing_zeros())
 }
 
 impl Shard {
@@ -74,7 +83,7 @@ impl Shard {
             return None;
         }
         let mask = self.cap - 1;
-        let mut i = hash(key) & mask;
+        let mut i = home(key, self.cap);
         let slots = self.slots();
         loop {
             let k = slots[i].key;
@@ -89,7 +98,7 @@ impl Shard {
     }
 
     fn grow(&mut self) -> bool {
-        let new_cap = (self.live * 4).next_power_of_two().max(MIN_CAP);
+        let new_cap = (self.live * 2 + 2).next_power_of_two().max(MIN_CAP);
         let bytes = new_cap * core::mem::size_of::<Entry>();
         let p = heap::alloc_pages(bytes) as *mut Entry;
         if p.is_null() {
@@ -100,7 +109,7 @@ impl Shard {
         let mask = new_cap - 1;
         for e in self.slots().iter() {
             if e.key > TOMBSTONE {
-                let mut i = hash(e.key) & mask;
+                let mut i = home(e.key, new_cap);
                 while new[i].key != EMPTY {
                     i = (i + 1) & mask;
                 }
@@ -121,7 +130,7 @@ impl Shard {
             return false;
         }
         let mask = self.cap - 1;
-        let mut i = hash(e.key) & mask;
+        let mut i = home(e.key, self.cap);
         let slots = self.slots();
         let mut reuse = None;
         loop {
