@@ -890,8 +890,9 @@ mod x86 {
     }
 
     /// Waits for the next event of `tid` until `deadline` (None: it passed first). Polls, as a
-    /// ptrace stop cannot be waited for with a timeout. An exit is seen without being reaped, so
-    /// a parent in this process still collects its child's status.
+    /// ptrace stop cannot be waited for with a timeout. Events are looked at with `WNOWAIT` and
+    /// only stops are collected: an exit stays unreaped, so a parent in this process still
+    /// collects its child's status.
     fn wait_event(tid: i32, deadline: Instant) -> Result<Option<Event>, Errno> {
         let mut idle = 0u32;
         loop {
@@ -908,25 +909,19 @@ mod x86 {
             }
             // SAFETY: waitid filled in a SIGCHLD siginfo, or left it zeroed (nothing to report).
             let (who, code) = (unsafe { info.si_pid() }, info.si_code);
-            if who == tid && matches!(code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED)
-            {
-                return Ok(Some(Event::Exited));
-            }
-            let mut status = 0;
-            // SAFETY: status is a valid int for the kernel to write.
-            let r = unsafe { libc::waitpid(tid, &mut status, libc::__WALL | libc::WNOHANG) };
-            if r == -1 {
-                match Errno::last() {
-                    Errno::EINTR => continue,
-                    e => return Err(e),
+            if who == tid {
+                if matches!(code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED) {
+                    return Ok(Some(Event::Exited));
                 }
-            }
-            if r == tid {
-                return Ok(Some(
-                    if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
-                        Event::Exited
-                    } else if !libc::WIFSTOPPED(status) {
-                        Event::Other
+                let mut status = 0;
+                // SAFETY: status is a valid int for the kernel to write.
+                let r = unsafe { libc::waitpid(tid, &mut status, libc::__WALL | libc::WNOHANG) };
+                if r == -1 && Errno::last() != Errno::EINTR {
+                    return Err(Errno::last());
+                }
+                if r == tid {
+                    return Ok(Some(if !libc::WIFSTOPPED(status) {
+                        Event::Exited // killed between the two calls
                     } else {
                         match status >> 16 {
                             0 => Event::Signal(libc::WSTOPSIG(status)),
@@ -934,8 +929,8 @@ mod x86 {
                             PTRACE_EVENT_STOP => Event::Stop,
                             _ => Event::Other,
                         }
-                    },
-                ));
+                    }));
+                }
             }
             let now = Instant::now();
             if now >= deadline {
