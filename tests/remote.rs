@@ -202,6 +202,49 @@ fn heap_of_a_working_process_thirty_times_leaves_it_unchanged() {
 }
 
 #[test]
+fn job_control_during_inspections_is_kept() {
+    // SIGSTOP and SIGCONT keep arriving, also while a call runs: a stop that reaches the
+    // inspected thread is held and delivered on detach, a group stop is resumed for the call
+    // and re-entered after it.
+    let mut p = Running::start("remote_target.c", &[], &[]);
+    let pid = p.pid();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                for sig in [libc::SIGSTOP, libc::SIGCONT] {
+                    // SAFETY: kill takes integers only.
+                    assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+                    std::thread::sleep(Duration::from_micros(700));
+                }
+            }
+        })
+    };
+    for i in 0..30 {
+        let h = heap_of(pid, &RemoteOptions::default())
+            .unwrap_or_else(|e| panic!("inspection {i}: {e}"));
+        assert!(
+            h.mallinfo.uordblks + h.mallinfo.hblkhd >= TARGET_LIVE,
+            "{:?}",
+            h.mallinfo
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    sender.join().unwrap();
+    // SAFETY: kill takes integers only.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let f = p.finish("quit\n");
+    assert_eq!(f.code, Some(7), "{}", f.show());
+    assert_eq!(
+        f.stdout,
+        "blocks intact\nmask ok\nrt 0\ndone\nsegv handler ran\n",
+        "{}",
+        f.show()
+    );
+}
+
+#[test]
 fn a_read_in_progress_completes_after_the_inspection() {
     let mut p = Running::start("remote_blocked.c", &[], &[]);
     let h = heap_of(p.pid(), &RemoteOptions::default()).unwrap();

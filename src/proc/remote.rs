@@ -2,6 +2,13 @@
 //! `malloc_stats()`, called in the process through ptrace (as a debugger's `call` does), so the
 //! heap of any process of the same user can be shown without preloading anything.
 //!
+//! How: one thread is seized and interrupted; each call sets its registers to the function and
+//! its arguments with a return address of 0, and the fault of that return is caught and never
+//! delivered. The calls run on a scratch stack mapped in the process (the thread may be on a small
+//! signal or coroutine stack). `malloc_stats()` prints to `stderr`: while memcheck holds stderr's
+//! lock, that `FILE`'s descriptor is pointed at a memfd, so no other thread's output is captured
+//! and nothing is written to disk; the text is read back through `/proc/PID/fd`.
+//!
 //! Invariants:
 //! - One thread is stopped (the thread-group leader, or another live thread when the leader has
 //!   exited); the others keep running, so a lock one of them holds gets released.
@@ -1514,17 +1521,19 @@ mod x86 {
             if self.gone {
                 return Ok(self.stopped_at.elapsed());
             }
+            // Every step is tried even if one fails, and the thread is detached in any case.
+            let mut restored = Ok(());
             if let Some(saved) = self.saved.take() {
-                self.write(saved.area_at, &saved.area)?;
-                ptrace::setregs(Pid::from_raw(tid), saved.regs)
-                    .map_err(|e| self.fail("PTRACE_SETREGS", e))?;
+                let stack = self.write(saved.area_at, &saved.area);
+                let regs = ptrace::setregs(Pid::from_raw(tid), saved.regs)
+                    .map_err(|e| self.fail("PTRACE_SETREGS", e));
                 let (note, mut x) = saved.xstate;
                 let mut iov = libc::iovec {
                     iov_base: x.as_mut_ptr().cast(),
                     iov_len: x.len(),
                 };
                 // SAFETY: iov describes x, which outlives the call; the kernel reads iov_len bytes.
-                unsafe {
+                let xstate = unsafe {
                     ptrace_raw(
                         PTRACE_SETREGSET,
                         tid,
@@ -1532,27 +1541,28 @@ mod x86 {
                         &mut iov as *mut libc::iovec as usize,
                     )
                 }
-                .map_err(|e| self.fail("PTRACE_SETREGSET", e))?;
-                self.set_mask(saved.mask)?;
+                .map_err(|e| self.fail("PTRACE_SETREGSET", e));
+                let mask = self.set_mask(saved.mask);
+                restored = stack.and(regs).and(xstate).and(mask);
             }
-            let mut pending = std::mem::take(&mut self.pending).into_iter();
+            // The first signal that arrived is injected with its siginfo; later ones are sent.
+            let mut pending = std::mem::take(&mut self.pending);
             let mut sig = 0;
-            if self.signal_stop {
-                if let Some(info) = pending.next() {
-                    ptrace::setsiginfo(Pid::from_raw(tid), &info)
-                        .map_err(|e| self.fail("PTRACE_SETSIGINFO", e))?;
-                    sig = info.si_signo;
-                }
+            if self.signal_stop
+                && !pending.is_empty()
+                && ptrace::setsiginfo(Pid::from_raw(tid), &pending[0]).is_ok()
+            {
+                sig = pending.remove(0).si_signo;
             }
             // SAFETY: PTRACE_DETACH takes no pointer; data is a signal number.
-            unsafe { ptrace_raw(libc::PTRACE_DETACH, tid, 0, sig as usize) }
-                .map_err(|e| self.fail("PTRACE_DETACH", e))?;
+            let detached = unsafe { ptrace_raw(libc::PTRACE_DETACH, tid, 0, sig as usize) }
+                .map_err(|e| self.fail("PTRACE_DETACH", e));
             let stopped = self.stopped_at.elapsed();
             for info in pending {
                 // SAFETY: tgkill takes three integers.
                 unsafe { libc::syscall(libc::SYS_tgkill, self.pid(), tid, info.si_signo) };
             }
-            Ok(stopped)
+            restored.and(detached).map(|()| stopped)
         }
     }
 }
