@@ -1359,9 +1359,10 @@ mod x86 {
                 return result;
             }
             let unmapped = match mapped {
-                Ok(base) => self
-                    .syscall(libc::SYS_munmap, &[base, SCRATCH], sp)
-                    .map(|_| ()),
+                Ok(base) => match self.syscall(libc::SYS_munmap, &[base, SCRATCH], sp) {
+                    Ok(Err(e)) => Err(self.err(format!("unmapping the scratch stack failed: {e}"))),
+                    r => r.map(|_| ()),
+                },
                 Err(_) => Ok(()),
             };
             let restored = unmapped.and_then(|()| self.write(errno_at, &errno));
