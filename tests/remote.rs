@@ -202,6 +202,49 @@ fn heap_of_a_working_process_thirty_times_leaves_it_unchanged() {
 }
 
 #[test]
+fn job_control_during_inspections_is_kept() {
+    // SIGSTOP and SIGCONT keep arriving, also while a call runs: a stop that reaches the
+    // inspected thread is held and delivered on detach, a group stop is resumed for the call
+    // and re-entered after it.
+    let mut p = Running::start("remote_target.c", &[], &[]);
+    let pid = p.pid();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                for sig in [libc::SIGSTOP, libc::SIGCONT] {
+                    // SAFETY: kill takes integers only.
+                    assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+                    std::thread::sleep(Duration::from_micros(700));
+                }
+            }
+        })
+    };
+    for i in 0..30 {
+        let h = heap_of(pid, &RemoteOptions::default())
+            .unwrap_or_else(|e| panic!("inspection {i}: {e}"));
+        assert!(
+            h.mallinfo.uordblks + h.mallinfo.hblkhd >= TARGET_LIVE,
+            "{:?}",
+            h.mallinfo
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    sender.join().unwrap();
+    // SAFETY: kill takes integers only.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let f = p.finish("quit\n");
+    assert_eq!(f.code, Some(7), "{}", f.show());
+    assert_eq!(
+        f.stdout,
+        "blocks intact\nmask ok\nrt 0\ndone\nsegv handler ran\n",
+        "{}",
+        f.show()
+    );
+}
+
+#[test]
 fn a_read_in_progress_completes_after_the_inspection() {
     let mut p = Running::start("remote_blocked.c", &[], &[]);
     let h = heap_of(p.pid(), &RemoteOptions::default()).unwrap();
@@ -467,34 +510,22 @@ fn a_seccomp_filtered_process_is_refused_untouched() {
     );
 }
 
-#[test]
-fn another_users_process_is_refused_with_the_reason() {
+/// Calls `heap_of(pid)` in a forked child running as `uid` (when given; root drops to it) and
+/// returns the error message, or what it got instead.
+fn refusal_as(uid: Option<u32>, pid: i32) -> String {
     use nix::unistd::{fork, setgroups, setresgid, setresuid, ForkResult, Gid, Uid};
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test drops from root to another user"
-    );
-    let mut p = Running::start("remote_blocked.c", &[], &[]);
-    let pid = p.pid();
     let (r, w) = nix::unistd::pipe().unwrap();
     // SAFETY: the child only calls into memcheck and writes to a pipe before _exit; it neither
     // returns into the test harness nor touches locks other threads may have held at fork time.
     match unsafe { fork() }.unwrap() {
         ForkResult::Child => {
             let result = std::panic::catch_unwind(|| {
-                setgroups(&[]).unwrap();
-                setresgid(
-                    Gid::from_raw(65534),
-                    Gid::from_raw(65534),
-                    Gid::from_raw(65534),
-                )
-                .unwrap();
-                setresuid(
-                    Uid::from_raw(65534),
-                    Uid::from_raw(65534),
-                    Uid::from_raw(65534),
-                )
-                .unwrap();
+                if let Some(uid) = uid {
+                    setgroups(&[]).unwrap();
+                    let (g, u) = (Gid::from_raw(uid), Uid::from_raw(uid));
+                    setresgid(g, g, g).unwrap();
+                    setresuid(u, u, u).unwrap();
+                }
                 let msg = match heap_of(pid, &RemoteOptions::default()) {
                     Err(e @ RemoteError::PermissionDenied { .. }) => format!("denied: {e}"),
                     other => format!("unexpected: {other:?}"),
@@ -509,16 +540,33 @@ fn another_users_process_is_refused_with_the_reason() {
             let mut msg = String::new();
             std::fs::File::from(r).read_to_string(&mut msg).unwrap();
             let status = nix::sys::wait::waitpid(child, None).unwrap();
-            assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
             assert_eq!(
-                msg,
-                format!(
-                    "denied: process {pid}: not allowed to trace it: it runs as uid 0 and memcheck as uid \
-                     65534; run memcheck as that user, or as root"
-                )
+                status,
+                nix::sys::wait::WaitStatus::Exited(child, 0),
+                "{msg}"
             );
+            msg
         }
     }
+}
+
+const NOBODY: u32 = 65534;
+
+#[test]
+fn another_users_process_is_refused_with_the_reason() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test drops from root to another user: run it as root"
+    );
+    let mut p = Running::start("remote_blocked.c", &[], &[]);
+    let pid = p.pid();
+    assert_eq!(
+        refusal_as(Some(NOBODY), pid),
+        format!(
+            "denied: process {pid}: not allowed to trace it: it runs as uid 0 and memcheck as uid \
+             {NOBODY}; run memcheck as that user, or as root"
+        )
+    );
     let f = p.finish("hello\n");
     assert_eq!(
         (f.code, f.stdout.as_str()),
@@ -526,4 +574,51 @@ fn another_users_process_is_refused_with_the_reason() {
         "{}",
         f.show()
     );
+}
+
+#[test]
+fn a_non_dumpable_process_of_the_same_user_is_refused_with_the_reason() {
+    // Root may trace anything, so as root both sides run as another user.
+    let root = nix::unistd::geteuid().is_root();
+    let exe = common::compile("remote_blocked.c", &[]);
+    let mut cmd = Command::new(exe);
+    if root {
+        use std::os::unix::process::CommandExt;
+        cmd.uid(NOBODY).gid(NOBODY);
+    }
+    let mut child = cmd
+        .arg("nodump")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let pid = child.id() as i32;
+    let msg = refusal_as(root.then_some(NOBODY), pid);
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        msg.starts_with(&format!(
+            "denied: process {pid}: not allowed to trace it: it made itself non-dumpable"
+        )),
+        "{msg}"
+    );
+    assert_eq!((status.code(), rest.as_str()), (Some(3), "got hello\n"));
+}
+
+#[test]
+fn inspecting_itself_is_refused() {
+    let pid = std::process::id() as i32;
+    match heap_of(pid, &RemoteOptions::default()) {
+        Err(e @ RemoteError::Unsupported { .. }) => {
+            assert!(e.to_string().contains("cannot trace itself"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
 }

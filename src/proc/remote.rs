@@ -2,6 +2,13 @@
 //! `malloc_stats()`, called in the process through ptrace (as a debugger's `call` does), so the
 //! heap of any process of the same user can be shown without preloading anything.
 //!
+//! How: one thread is seized and interrupted; each call sets its registers to the function and
+//! its arguments with a return address of 0, and the fault of that return is caught and never
+//! delivered. The calls run on a scratch stack mapped in the process (the thread may be on a small
+//! signal or coroutine stack). `malloc_stats()` prints to `stderr`: while memcheck holds stderr's
+//! lock, that `FILE`'s descriptor is pointed at a memfd, so no other thread's output is captured
+//! and nothing is written to disk; the text is read back through `/proc/PID/fd`.
+//!
 //! Invariants:
 //! - One thread is stopped (the thread-group leader, or another live thread when the leader has
 //!   exited); the others keep running, so a lock one of them holds gets released.
@@ -15,6 +22,7 @@
 //!   blocked, are recorded and re-injected on detach with their siginfo: none is lost or added.
 //! - The ptrace session runs on a thread of its own: if the target never stops, nothing was
 //!   changed and that thread's exit detaches it.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 use procfs::process::{MMPermissions, MMapPath, MemoryMap, Process};
 use procfs::{FromBufRead, ProcError};
 use serde::Serialize;
@@ -200,7 +208,7 @@ pub fn heap_of(pid: i32, opts: &RemoteOptions) -> Result<RemoteHeap, RemoteError
 
 /// glibc as mapped in a process.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LibcMapping {
+struct LibcMapping {
     /// The file as the process names it (without a " (deleted)" suffix).
     pub path: PathBuf,
     /// The file was replaced or removed since it was mapped.
@@ -219,7 +227,7 @@ impl LibcMapping {
 }
 
 /// True for the file names glibc's C library has had: `libc.so.6`, and `libc-2.NN.so` before 2.34.
-pub fn is_glibc_name(name: &str) -> bool {
+fn is_glibc_name(name: &str) -> bool {
     name == "libc.so.6"
         || name
             .strip_prefix("libc-")
@@ -229,7 +237,7 @@ pub fn is_glibc_name(name: &str) -> bool {
 
 /// Finds glibc in a process's memory map (the first file named like it that is mapped from
 /// offset 0), or `None` for a static program or another C library.
-pub fn find_libc(maps: &[MemoryMap]) -> Option<LibcMapping> {
+fn find_libc(maps: &[MemoryMap]) -> Option<LibcMapping> {
     let named = |m: &MemoryMap| match &m.pathname {
         MMapPath::Path(p) => {
             let s = p.to_string_lossy();
@@ -263,7 +271,7 @@ pub fn find_libc(maps: &[MemoryMap]) -> Option<LibcMapping> {
 
 /// Where a process's live `stderr` pointer is read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StderrRef {
+enum StderrRef {
     /// libc's GOT slot for `stderr`: holds the address of the variable libc's own code uses, which
     /// is the executable's copy when the executable refers to `stderr` (a copy relocation).
     Got(u64),
@@ -273,7 +281,7 @@ pub enum StderrRef {
 
 /// The parts of libc memcheck calls or reads, as link-time addresses of the file.
 #[derive(Debug, Clone)]
-pub struct LibcSymbols {
+struct LibcSymbols {
     pub mallinfo2: u64,
     pub malloc_stats: u64,
     pub syscall: u64,
@@ -289,7 +297,7 @@ pub struct LibcSymbols {
 
 /// Why a libc file cannot serve.
 #[derive(Debug, PartialEq, Eq)]
-pub enum ImageError {
+enum ImageError {
     NotElf,
     /// Class or machine other than 64-bit x86_64 (described).
     WrongArch(String),
@@ -311,7 +319,7 @@ const PROBE_LEN: usize = 16;
 
 /// Reads the symbols memcheck needs from a libc image. Of several versions of a symbol, the
 /// default one (`name@@VERSION`) is taken, as the linker would.
-pub fn parse_libc(image: &[u8]) -> Result<LibcSymbols, ImageError> {
+fn parse_libc(image: &[u8]) -> Result<LibcSymbols, ImageError> {
     use goblin::elf::{header, program_header::PT_LOAD, sym::STT_GNU_IFUNC, Elf};
     let elf = Elf::parse(image).map_err(|_| ImageError::NotElf)?;
     if !elf.is_64 || elf.header.e_machine != header::EM_X86_64 {
@@ -379,7 +387,7 @@ pub fn parse_libc(image: &[u8]) -> Result<LibcSymbols, ImageError> {
 }
 
 /// The defined dynamic symbol `name`, its default version preferred.
-pub fn lookup(elf: &goblin::elf::Elf, name: &str) -> Option<goblin::elf::Sym> {
+fn lookup(elf: &goblin::elf::Elf, name: &str) -> Option<goblin::elf::Sym> {
     let mut hidden = None;
     for (i, sym) in elf.dynsyms.iter().enumerate() {
         if sym.st_shndx == 0 || elf.dynstrtab.get_at(sym.st_name) != Some(name) {
@@ -401,13 +409,13 @@ pub fn lookup(elf: &goblin::elf::Elf, name: &str) -> Option<goblin::elf::Sym> {
 
 /// What decides why ptrace was refused.
 #[derive(Debug, Clone, Default)]
-pub struct Access {
+struct Access {
     /// `TracerPid` of the thread (0: none).
     pub tracer: i32,
     pub tracer_name: String,
     /// Real, effective, saved and filesystem uid of the process.
     pub uids: [u32; 4],
-    /// Owner of `/proc/PID`: root for a process that made itself non-dumpable.
+    /// Owner of `/proc/PID/status`: root for a process that made itself non-dumpable.
     pub proc_owner: Option<u32>,
     /// memcheck's effective uid.
     pub me: u32,
@@ -418,7 +426,7 @@ pub struct Access {
 }
 
 /// Turns a refusal into the error that names the likeliest cause and what to do.
-pub fn explain_denial(pid: i32, a: &Access) -> RemoteError {
+fn explain_denial(pid: i32, a: &Access) -> RemoteError {
     if a.tracer != 0 {
         return RemoteError::AlreadyTraced {
             pid,
@@ -479,7 +487,7 @@ fn gather_access(pid: i32, tid: i32) -> Access {
         uids: status
             .as_ref()
             .map_or([0; 4], |s| [s.ruid, s.euid, s.suid, s.fuid]),
-        proc_owner: std::fs::metadata(format!("/proc/{pid}"))
+        proc_owner: std::fs::metadata(format!("/proc/{pid}/status"))
             .ok()
             .map(|m| std::os::unix::fs::MetadataExt::uid(&m)),
         me: nix::unistd::geteuid().as_raw(),
@@ -492,7 +500,7 @@ fn gather_access(pid: i32, tid: i32) -> Access {
 
 /// True when registers stopped in a thread show it waiting in `futex` (a lock wait): the syscall
 /// number is futex's and the result is a restart code or EINTR, as after an interrupt.
-pub fn is_futex_wait(orig_rax: u64, rax: u64) -> bool {
+fn is_futex_wait(orig_rax: u64, rax: u64) -> bool {
     const SYS_FUTEX: i64 = 202;
     // -EINTR, -ERESTARTSYS, -ERESTARTNOINTR, -ERESTARTNOHAND, -ERESTART_RESTARTBLOCK
     orig_rax as i64 == SYS_FUTEX && matches!(rax as i64, -4 | -512 | -513 | -514 | -516)
@@ -500,7 +508,7 @@ pub fn is_futex_wait(orig_rax: u64, rax: u64) -> bool {
 
 /// glibc's `FILE` on x86_64 (`bits/types/struct_FILE.h`, a stable ABI), checked by a test against
 /// the headers, and the flags memcheck reads.
-pub mod file_abi {
+mod file_abi {
     pub const SIZE: usize = 216;
     pub const FLAGS: usize = 0;
     pub const WRITE_BASE: usize = 32;
@@ -521,7 +529,7 @@ pub mod file_abi {
 
 /// The fields of a `FILE` that decide whether `malloc_stats` may print through it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileView {
+struct FileView {
     pub flags: u32,
     pub flags2: u32,
     pub write_base: u64,
@@ -572,7 +580,6 @@ impl FileView {
 }
 
 /// A process checked and resolved before it is stopped.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 struct Target {
     pid: i32,
     libc: LibcMapping,
@@ -580,7 +587,6 @@ struct Target {
     syms: LibcSymbols,
 }
 
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 impl Target {
     fn inspect(pid: i32) -> Result<Target, RemoteError> {
         let gone = |e: ProcError| match e {
@@ -593,6 +599,12 @@ impl Target {
         };
         if pid <= 0 {
             return Err(RemoteError::NoSuchProcess(pid));
+        }
+        if pid as u32 == std::process::id() {
+            return Err(RemoteError::Unsupported {
+                pid,
+                what: "a process cannot trace itself; call mallinfo2() in it directly".into(),
+            });
         }
         let proc = Process::new(pid).map_err(gone)?;
         let status = proc.status().map_err(gone)?;
@@ -767,7 +779,6 @@ fn read_mem(tid: i32, addr: u64, len: usize) -> Result<Vec<u8>, nix::errno::Errn
 }
 
 /// Writes process memory (respecting its page protections).
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn write_mem(tid: i32, addr: u64, data: &[u8]) -> Result<(), nix::errno::Errno> {
     use nix::sys::uio::{process_vm_writev, RemoteIoVec};
     let n = process_vm_writev(
@@ -828,7 +839,7 @@ mod x86 {
     /// How one call ended.
     enum Call {
         Returned(u64),
-        /// Stopped while waiting in futex on this address.
+        /// Stopped while waiting in futex (for a lock).
         Blocked,
     }
 
@@ -886,8 +897,9 @@ mod x86 {
     }
 
     /// Waits for the next event of `tid` until `deadline` (None: it passed first). Polls, as a
-    /// ptrace stop cannot be waited for with a timeout. An exit is seen without being reaped, so
-    /// a parent in this process still collects its child's status.
+    /// ptrace stop cannot be waited for with a timeout. Events are looked at with `WNOWAIT` and
+    /// only stops are collected: an exit stays unreaped, so a parent in this process still
+    /// collects its child's status.
     fn wait_event(tid: i32, deadline: Instant) -> Result<Option<Event>, Errno> {
         let mut idle = 0u32;
         loop {
@@ -904,25 +916,19 @@ mod x86 {
             }
             // SAFETY: waitid filled in a SIGCHLD siginfo, or left it zeroed (nothing to report).
             let (who, code) = (unsafe { info.si_pid() }, info.si_code);
-            if who == tid && matches!(code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED)
-            {
-                return Ok(Some(Event::Exited));
-            }
-            let mut status = 0;
-            // SAFETY: status is a valid int for the kernel to write.
-            let r = unsafe { libc::waitpid(tid, &mut status, libc::__WALL | libc::WNOHANG) };
-            if r == -1 {
-                match Errno::last() {
-                    Errno::EINTR => continue,
-                    e => return Err(e),
+            if who == tid {
+                if matches!(code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED) {
+                    return Ok(Some(Event::Exited));
                 }
-            }
-            if r == tid {
-                return Ok(Some(
-                    if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
-                        Event::Exited
-                    } else if !libc::WIFSTOPPED(status) {
-                        Event::Other
+                let mut status = 0;
+                // SAFETY: status is a valid int for the kernel to write.
+                let r = unsafe { libc::waitpid(tid, &mut status, libc::__WALL | libc::WNOHANG) };
+                if r == -1 && Errno::last() != Errno::EINTR {
+                    return Err(Errno::last());
+                }
+                if r == tid {
+                    return Ok(Some(if !libc::WIFSTOPPED(status) {
+                        Event::Exited // killed between the two calls
                     } else {
                         match status >> 16 {
                             0 => Event::Signal(libc::WSTOPSIG(status)),
@@ -930,8 +936,8 @@ mod x86 {
                             PTRACE_EVENT_STOP => Event::Stop,
                             _ => Event::Other,
                         }
-                    },
-                ));
+                    }));
+                }
             }
             let now = Instant::now();
             if now >= deadline {
@@ -1256,6 +1262,8 @@ mod x86 {
                         return Err(RemoteError::Died { pid: self.pid() });
                     }
                     Event::Exec => {
+                        // Another thread ran execve: ours is gone, and the thread that now has
+                        // its id keeps its own registers and signal mask. Nothing to restore.
                         self.gone = true;
                         // SAFETY: PTRACE_DETACH takes no pointer.
                         let _ = unsafe { ptrace_raw(libc::PTRACE_DETACH, tid, 0, 0) };
@@ -1351,9 +1359,10 @@ mod x86 {
                 return result;
             }
             let unmapped = match mapped {
-                Ok(base) => self
-                    .syscall(libc::SYS_munmap, &[base, SCRATCH], sp)
-                    .map(|_| ()),
+                Ok(base) => match self.syscall(libc::SYS_munmap, &[base, SCRATCH], sp) {
+                    Ok(Err(e)) => Err(self.err(format!("unmapping the scratch stack failed: {e}"))),
+                    r => r.map(|_| ()),
+                },
                 Err(_) => Ok(()),
             };
             let restored = unmapped.and_then(|()| self.write(errno_at, &errno));
@@ -1395,8 +1404,7 @@ mod x86 {
         fn stats(&mut self, top: u64, sp: u64) -> Result<(MallocStats, bool), RemoteError> {
             let skip = |why: &str, retry: bool| Ok((MallocStats::Skipped(why.to_string()), retry));
             let sy = &self.t.syms;
-            let (ftrylockfile, funlockfile, malloc_stats) =
-                (sy.ftrylockfile, sy.funlockfile, sy.malloc_stats);
+            let (ftrylockfile, funlockfile) = (sy.ftrylockfile, sy.funlockfile);
             let var = match sy.stderr {
                 StderrRef::Got(slot) => self.read_u64(slot)?,
                 StderrRef::Var(v) => v,
@@ -1406,16 +1414,13 @@ mod x86 {
                 return skip("stderr is NULL in the process", false);
             }
             let regs = self.saved().regs;
-            let view = match FileView::parse(&self.read(file, file_abi::SIZE)?) {
-                Some(v) => v,
-                None => return skip("stderr is unreadable", false),
+            let Some(view) = FileView::parse(&self.read(file, file_abi::SIZE)?) else {
+                return skip("stderr is unreadable", false);
             };
             if let Some(why) = view.unusable() {
                 return skip(why, false);
             }
-            let lock = self.read(view.lock, 16)?;
-            let held = u32::from_ne_bytes(lock[0..4].try_into().unwrap_or_default()) != 0;
-            let owner = u64::from_ne_bytes(lock[8..16].try_into().unwrap_or_default());
+            let (held, _, owner) = self.lock_state(view.lock)?;
             if held && owner == regs.fs_base {
                 return skip("the thread was inside stdio on stderr", true);
             }
@@ -1423,74 +1428,71 @@ mod x86 {
                 && self.t.libc.in_code(regs.rip)
                 && (regs.orig_rax as i64) < 0
             {
-                return skip("the thread was inside libc, where stdio runs unlocked in a single-threaded process", true);
+                return skip(
+                    "the thread was inside libc, where stdio runs unlocked in a single-threaded process",
+                    true,
+                );
             }
             if self.ret(ftrylockfile, &[file], sp)? as u32 != 0 {
                 return skip("another thread was writing to stderr", true);
             }
-            // Under the lock no other thread changes the FILE; save it whole.
+            // Under the lock no other thread changes the FILE: check it again and save it whole.
             let saved = self.read(file, file_abi::SIZE)?;
-            let outcome = match FileView::parse(&saved) {
-                Some(v) if v.pending_output() => Ok((
-                    MallocStats::Skipped("stderr had output pending".into()),
-                    true,
-                )),
-                _ => self.stats_locked(file, &saved, top, sp, malloc_stats),
+            let outcome = match FileView::parse(&saved).map(|v| (v.unusable(), v.pending_output()))
+            {
+                Some((None, false)) => self.stats_locked(file, &saved, top, sp),
+                Some((Some(why), _)) => skip(why, false),
+                _ => skip("stderr had output pending", true),
             };
             if self.gone {
                 return outcome;
             }
             // Release what this thread holds: our lock, and malloc_stats' if it was abandoned.
-            let released = (|| {
-                let lock = self.read(view.lock, 16)?;
-                let count = u32::from_ne_bytes(lock[4..8].try_into().unwrap_or_default());
-                let owner = u64::from_ne_bytes(lock[8..16].try_into().unwrap_or_default());
+            let released = self.lock_state(view.lock).and_then(|(_, count, owner)| {
                 if owner != regs.fs_base {
                     return Err(
                         self.err("stderr's lock changed owner during the call; left as it is")
                     );
                 }
-                for _ in 0..count {
-                    self.ret(funlockfile, &[file], sp)?;
-                }
-                Ok(())
-            })();
+                (0..count).try_for_each(|_| self.ret(funlockfile, &[file], sp).map(|_| ()))
+            });
             let r = outcome?;
             released?;
             Ok(r)
         }
 
+        /// glibc's `_IO_lock_t` at `at`: held, recursion count, owner (the owning thread's
+        /// `struct pthread`, which is its fs base on x86_64).
+        fn lock_state(&mut self, at: u64) -> Result<(bool, u32, u64), RemoteError> {
+            let b = self.read(at, 16)?;
+            let word = |r: std::ops::Range<usize>| {
+                b[r].iter().rev().fold(0u64, |v, &x| v << 8 | u64::from(x))
+            };
+            Ok((word(0..4) != 0, word(4..8) as u32, word(8..16)))
+        }
+
+        /// The part of [`Self::stats`] done holding stderr's lock: malloc_stats() with stderr's
+        /// descriptor pointed at a memfd, then the FILE put back as `saved`.
         fn stats_locked(
             &mut self,
             file: u64,
             saved: &[u8],
             top: u64,
             sp: u64,
-            malloc_stats: u64,
         ) -> Result<(MallocStats, bool), RemoteError> {
             let name = top - 40;
             self.write(name, STATS_NAME)?;
-            let fd = match self.syscall(
-                libc::SYS_memfd_create,
-                &[name, libc::MFD_CLOEXEC as u64],
-                sp,
-            )? {
+            let flags = libc::MFD_CLOEXEC as u64;
+            let fd = match self.syscall(libc::SYS_memfd_create, &[name, flags], sp)? {
                 Ok(fd) => fd,
-                Err(_) => {
-                    return Ok((
-                        MallocStats::Skipped("memfd_create failed in the process".into()),
-                        false,
-                    ))
+                Err(e) => {
+                    let why = format!("memfd_create failed in the process ({e})");
+                    return Ok((MallocStats::Skipped(why), false));
                 }
             };
-            let mut fileno = saved.to_vec();
-            fileno[file_abi::FILENO..file_abi::FILENO + 4]
-                .copy_from_slice(&(fd as i32).to_ne_bytes());
+            let malloc_stats = self.t.syms.malloc_stats;
             let called = self
-                .write(
-                    file + file_abi::FILENO as u64,
-                    &fileno[file_abi::FILENO..file_abi::FILENO + 4],
-                )
+                .write(file + file_abi::FILENO as u64, &(fd as i32).to_ne_bytes())
                 .and_then(|()| self.call(malloc_stats, &[], sp));
             if self.gone {
                 return Err(RemoteError::Died { pid: self.pid() });
@@ -1508,9 +1510,9 @@ mod x86 {
             let closed = self.syscall(libc::SYS_close, &[fd], sp);
             let called = called?;
             restored?;
-            closed?.map_err(|_| self.err("closing the memfd in the process failed"))?;
-            let retry = matches!(called, Call::Blocked);
-            Ok((text?, retry))
+            closed?
+                .map_err(|e| self.err(format!("closing the memfd in the process failed: {e}")))?;
+            Ok((text?, matches!(called, Call::Blocked)))
         }
 
         /// Restores registers, extended state, signal mask and stack bytes, then detaches,
@@ -1520,17 +1522,19 @@ mod x86 {
             if self.gone {
                 return Ok(self.stopped_at.elapsed());
             }
+            // Every step is tried even if one fails, and the thread is detached in any case.
+            let mut restored = Ok(());
             if let Some(saved) = self.saved.take() {
-                self.write(saved.area_at, &saved.area)?;
-                ptrace::setregs(Pid::from_raw(tid), saved.regs)
-                    .map_err(|e| self.fail("PTRACE_SETREGS", e))?;
+                let stack = self.write(saved.area_at, &saved.area);
+                let regs = ptrace::setregs(Pid::from_raw(tid), saved.regs)
+                    .map_err(|e| self.fail("PTRACE_SETREGS", e));
                 let (note, mut x) = saved.xstate;
                 let mut iov = libc::iovec {
                     iov_base: x.as_mut_ptr().cast(),
                     iov_len: x.len(),
                 };
                 // SAFETY: iov describes x, which outlives the call; the kernel reads iov_len bytes.
-                unsafe {
+                let xstate = unsafe {
                     ptrace_raw(
                         PTRACE_SETREGSET,
                         tid,
@@ -1538,27 +1542,28 @@ mod x86 {
                         &mut iov as *mut libc::iovec as usize,
                     )
                 }
-                .map_err(|e| self.fail("PTRACE_SETREGSET", e))?;
-                self.set_mask(saved.mask)?;
+                .map_err(|e| self.fail("PTRACE_SETREGSET", e));
+                let mask = self.set_mask(saved.mask);
+                restored = stack.and(regs).and(xstate).and(mask);
             }
-            let mut pending = std::mem::take(&mut self.pending).into_iter();
+            // The first signal that arrived is injected with its siginfo; later ones are sent.
+            let mut pending = std::mem::take(&mut self.pending);
             let mut sig = 0;
-            if self.signal_stop {
-                if let Some(info) = pending.next() {
-                    ptrace::setsiginfo(Pid::from_raw(tid), &info)
-                        .map_err(|e| self.fail("PTRACE_SETSIGINFO", e))?;
-                    sig = info.si_signo;
-                }
+            if self.signal_stop
+                && !pending.is_empty()
+                && ptrace::setsiginfo(Pid::from_raw(tid), &pending[0]).is_ok()
+            {
+                sig = pending.remove(0).si_signo;
             }
             // SAFETY: PTRACE_DETACH takes no pointer; data is a signal number.
-            unsafe { ptrace_raw(libc::PTRACE_DETACH, tid, 0, sig as usize) }
-                .map_err(|e| self.fail("PTRACE_DETACH", e))?;
+            let detached = unsafe { ptrace_raw(libc::PTRACE_DETACH, tid, 0, sig as usize) }
+                .map_err(|e| self.fail("PTRACE_DETACH", e));
             let stopped = self.stopped_at.elapsed();
             for info in pending {
                 // SAFETY: tgkill takes three integers.
                 unsafe { libc::syscall(libc::SYS_tgkill, self.pid(), tid, info.si_signo) };
             }
-            Ok(stopped)
+            restored.and(detached).map(|()| stopped)
         }
     }
 }

@@ -1,6 +1,7 @@
 /* A single-threaded process that waits in read(2) on stdin while memcheck inspects its heap
- * (one block of 300000 bytes, so mmapped). "seccomp" as argument: it first installs a seccomp
- * filter that allows everything. Then it echoes the line it read, writes to stderr, exits 3. */
+ * (one block of 300000 bytes, so mmapped). With "seccomp" as argument it first installs a
+ * seccomp filter that allows everything; with "nodump" it makes itself non-dumpable. Then it
+ * echoes the line it read, writes to stderr, exits 3. */
 #define _GNU_SOURCE
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -19,6 +20,7 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
+  if (argc > 1 && !strcmp(argv[1], "nodump")) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   char *keep = malloc(300000);
   memset(keep, 1, 300000);
   printf("ready\n");
