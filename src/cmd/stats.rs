@@ -160,7 +160,7 @@ pub fn collect(pid: i32, a: &StatsArgs) -> Result<StatsReport> {
     let (mut mallinfo, mut malloc_stats, mut mallinfo_error, mut stopped_ms) =
         (None, None, None, 0.0);
     if want_remote {
-        match remote::heap_of(pid, &RemoteOptions::default()) {
+        match remote_call(pid) {
             Ok(h) => {
                 mallinfo = Some(h.mallinfo);
                 malloc_stats = h.malloc_stats.text().map(str::to_string);
@@ -191,6 +191,30 @@ pub fn collect(pid: i32, a: &StatsArgs) -> Result<StatsReport> {
         bail!("process {pid} exited while it was being inspected");
     }
     Ok(report)
+}
+
+/// The ptrace call with SIGINT, SIGTERM, SIGHUP and SIGQUIT held back: memcheck dying in the
+/// middle of a call would leave the process's registers hijacked. A signal that arrives meanwhile
+/// takes effect as soon as the process is released.
+fn remote_call(pid: i32) -> Result<remote::RemoteHeap, remote::RemoteError> {
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+    let mut held = SigSet::empty();
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
+        held.add(s);
+    }
+    let mut old = SigSet::empty();
+    let blocked =
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&held), Some(&mut old)).is_ok();
+    let r = remote::heap_of(pid, &RemoteOptions::default());
+    if blocked {
+        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    }
+    r
 }
 
 fn kb(v: Option<u64>) -> String {
