@@ -82,12 +82,20 @@ fn python_runs_unchanged() {
         .output()
         .unwrap();
     let py = PathBuf::from(String::from_utf8(o.stdout).unwrap().trim());
-    same_as_native(FLAGS, &py, &["-c", "import json, re; print(json.dumps({'n': sum(range(1000)), 'm': re.findall('a+', 'caaab')}))"], None);
+    for mode in [&[][..], &["--guard"], &["--sample-rate=50"]] {
+        let mut flags = FLAGS.to_vec();
+        flags.extend_from_slice(mode);
+        same_as_native(&flags, &py, &["-c", "import json, re; print(json.dumps({'n': sum(range(1000)), 'm': re.findall('a+', 'caaab')}))"], None);
+    }
 }
 
 #[test]
 fn perl_sort_and_git_run_unchanged() {
-    same_as_native(FLAGS, &which("perl"), &["-e", "my %h = map { $_ => $_ * 2 } 1..100; print join(',', map { $h{$_} } sort { $a <=> $b } keys %h), qq{\n}"], None);
+    for mode in [&[][..], &["--guard"]] {
+        let mut flags = FLAGS.to_vec();
+        flags.extend_from_slice(mode);
+        same_as_native(&flags, &which("perl"), &["-e", "my %h = map { $_ => $_ * 2 } 1..100; print join(',', map { $h{$_} } sort { $a <=> $b } keys %h), qq{\n}"], None);
+    }
     same_as_native(FLAGS, &which("sort"), &["-n"], Some("10\n9\n100\n1\n"));
     same_as_native(FLAGS, &which("git"), &["--version"], None);
 }
