@@ -28,16 +28,17 @@ fn hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
 }
 
 struct Object {
-    /// DWARF source (the object or its separate debug file).
-    dwarf: Option<addr2line::Loader>,
-    /// Symbol table source (the object itself).
+    path: PathBuf,
+    /// The separate debug file's DWARF, loaded on first need (`None` until then).
+    dwarf: Option<Option<addr2line::Loader>>,
+    /// The object itself: its symbol table, and its DWARF when it was not stripped.
     symbols: Option<addr2line::Loader>,
 }
 
 #[derive(Default)]
 pub struct Symbolizer {
     objects: HashMap<PathBuf, Object>,
-    cache: HashMap<(PathBuf, u64), Vec<Frame>>,
+    cache: HashMap<(PathBuf, u64, bool), Vec<Frame>>,
     /// Root for debug files; `/usr/lib/debug` unless tests change it.
     pub debug_root: Option<PathBuf>,
 }
@@ -106,24 +107,29 @@ fn altlink(debug: &Path, data: &[u8]) -> Option<PathBuf> {
 }
 
 impl Object {
-    fn load(path: &Path, debug_root: &Path) -> Object {
-        let Ok(data) = std::fs::read(path) else {
-            return Object {
-                dwarf: None,
-                symbols: None,
-            };
-        };
-        let symbols = addr2line::Loader::new(path).ok();
-        let dwarf = if has_dwarf(&data) {
-            None
-        } else {
-            debug_file_for(path, &data, debug_root).and_then(|dbg| {
+    fn open(path: &Path) -> Object {
+        Object {
+            path: path.to_path_buf(),
+            dwarf: None,
+            symbols: addr2line::Loader::new(path).ok(),
+        }
+    }
+
+    /// The separate debug file, found and loaded the first time a frame asks for lines.
+    fn dwarf(&mut self, debug_root: &Path) -> Option<&addr2line::Loader> {
+        if self.dwarf.is_none() {
+            let loaded = std::fs::read(&self.path).ok().and_then(|data| {
+                if has_dwarf(&data) {
+                    return None; // the object's own loader has it
+                }
+                let dbg = debug_file_for(&self.path, &data, debug_root)?;
                 let ddata = std::fs::read(&dbg).ok()?;
                 let sup = altlink(&dbg, &ddata);
                 addr2line::Loader::new_with_sup(&dbg, sup.as_deref()).ok()
-            })
-        };
-        Object { dwarf, symbols }
+            });
+            self.dwarf = Some(loaded);
+        }
+        self.dwarf.as_ref().and_then(Option::as_ref)
     }
 }
 
@@ -135,6 +141,19 @@ impl Symbolizer {
     /// The source frames of `pc` inside the object at `path` loaded with `bias`. Return addresses
     /// are looked up one byte earlier, inside the call instruction.
     pub fn frames(&mut self, pc: u64, module: Option<(&Path, u64)>, is_return: bool) -> Vec<Frame> {
+        self.frames_with(pc, module, is_return, true)
+    }
+
+    /// As [`Self::frames`]; without `detail` only what the object itself holds is used (its symbol
+    /// table, or its own DWARF), never a separate debug file: for frames nobody reads the lines
+    /// of, such as libc's start-up below `main`, whose debug file costs tens of megabytes.
+    pub fn frames_with(
+        &mut self,
+        pc: u64,
+        module: Option<(&Path, u64)>,
+        is_return: bool,
+        detail: bool,
+    ) -> Vec<Frame> {
         let Some((path, bias)) = module else {
             return vec![Frame {
                 address: pc,
@@ -146,7 +165,7 @@ impl Symbolizer {
             }];
         };
         let probe = pc.wrapping_sub(bias).wrapping_sub(is_return as u64);
-        let key = (path.to_path_buf(), probe);
+        let key = (path.to_path_buf(), probe, detail);
         if let Some(f) = self.cache.get(&key) {
             return f
                 .iter()
@@ -163,13 +182,15 @@ impl Symbolizer {
         let obj = self
             .objects
             .entry(path.to_path_buf())
-            .or_insert_with(|| Object::load(path, &root));
+            .or_insert_with(|| Object::open(path));
+        if detail {
+            obj.dwarf(&root);
+        }
+        let obj = &*obj;
+        let dwarf = obj.dwarf.as_ref().and_then(Option::as_ref);
         let object = Some(path.display().to_string());
         let mut out = Vec::new();
-        for loader in [obj.dwarf.as_ref(), obj.symbols.as_ref()]
-            .into_iter()
-            .flatten()
-        {
+        for loader in [dwarf, obj.symbols.as_ref()].into_iter().flatten() {
             if let Ok(mut it) = loader.find_frames(probe) {
                 while let Ok(Some(f)) = it.next() {
                     let function = f
@@ -204,7 +225,7 @@ impl Symbolizer {
         let sym = obj
             .symbols
             .as_ref()
-            .or(obj.dwarf.as_ref())
+            .or(dwarf)
             .and_then(|l| l.find_symbol(probe))
             .map(|s| addr2line::demangle_auto(s.into(), None).into_owned());
         if out.is_empty() {

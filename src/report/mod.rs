@@ -146,10 +146,19 @@ fn stack_frames(
     let Some(pcs) = p.stacks.get(&id) else {
         return Vec::new();
     };
-    let mut out = Vec::new();
+    let mut out: Vec<Frame> = Vec::new();
+    // The outermost frames that all lie in one object are start-up code (libc's `_start` chain,
+    // `start_thread`/`clone3`): they are named from symbol tables without loading that object's
+    // separate debug file (libc's costs tens of megabytes) for lines nobody reads. Every frame
+    // with a frame of another object further out gets its lines.
+    let modules: Vec<Option<(&std::path::Path, u64)>> = pcs
+        .iter()
+        .map(|&pc| p.module_of(pc).map(|m| (m.path.as_path(), m.bias)))
+        .collect();
     for (i, &pc) in pcs.iter().enumerate() {
-        let module = p.module_of(pc).map(|m| (m.path.as_path(), m.bias));
-        out.extend(sym.frames(pc, module, !(exact_first && i == 0)));
+        let here = modules[i].map(|m| m.0);
+        let detail = modules[i + 1..].iter().any(|m| m.map(|m| m.0) != here);
+        out.extend(sym.frames_with(pc, modules[i], !(exact_first && i == 0), detail));
     }
     out
 }
