@@ -77,25 +77,14 @@ static WARNED: AtomicU8 = AtomicU8::new(0);
 
 /// Reserves the pool and sets the mapping budget. Called once at init in guard mode.
 pub fn init() {
-    // SAFETY: a fresh PROT_NONE reservation at a kernel-chosen address touches no existing memory.
-    let p = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            RESERVE,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
+    let Some(p) = sys::reserve(RESERVE) else {
         crate::log!(
             "cannot reserve address space for guard pages; guard mode is off, blocks get canaries"
         );
         return;
-    }
-    *LOCK.lock() = p as usize;
-    BASE.store(p as usize, Ordering::Release);
+    };
+    *LOCK.lock() = p;
+    BASE.store(p, Ordering::Release);
     let mut buf = [0u8; 32];
     let n = sys::read_file(c"/proc/sys/vm/max_map_count", &mut buf);
     let max = buf[..n]

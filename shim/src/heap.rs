@@ -32,21 +32,9 @@ fn reserve() -> usize {
     if b != 0 {
         return b;
     }
-    // SAFETY: a fresh PROT_NONE reservation at a kernel-chosen address touches no existing memory.
-    let p = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            RESERVE,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
+    let Some(p) = crate::sys::reserve(RESERVE) else {
         return 0;
-    }
-    let p = p as usize;
+    };
     NEXT.store(p, Ordering::Relaxed);
     BASE.store(p, Ordering::Release);
     p

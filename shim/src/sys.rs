@@ -66,6 +66,23 @@ pub fn read_file(path: &core::ffi::CStr, buf: &mut [u8]) -> usize {
     total
 }
 
+/// Reserves `len` bytes of address space (PROT_NONE, no memory committed) at a kernel-chosen
+/// address; `None` if the kernel refuses.
+pub fn reserve(len: usize) -> Option<usize> {
+    // SAFETY: a fresh PROT_NONE reservation at a kernel-chosen address touches no existing memory.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    (p != libc::MAP_FAILED).then_some(p as usize)
+}
+
 /// Names an anonymous mapping `[anon:NAME]` in /proc/PID/maps where the kernel supports it.
 pub fn name_mapping(p: *mut u8, len: usize, name: &'static core::ffi::CStr) {
     const PR_SET_VMA: libc::c_int = 0x53564d41;
