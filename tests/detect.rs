@@ -353,6 +353,13 @@ fn guard_mode_survives_more_live_blocks_than_max_map_count() {
         "one warning\n{}",
         r.show()
     );
+    let notes = r.process()["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{}", r.show());
+    assert!(
+        notes[0].as_str().unwrap().contains("max_map_count"),
+        "{}",
+        r.show()
+    );
 }
 
 #[test]

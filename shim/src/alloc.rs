@@ -486,9 +486,10 @@ pub fn reallocate(p: *mut u8, size: usize) -> *mut u8 {
         return core::ptr::null_mut();
     }
     init::ensure();
-    let Some(old) = table::get(p as usize).filter(|e| e.state == table::LIVE) else {
+    let found = table::get(p as usize);
+    let Some(old) = found.filter(|e| e.state == table::LIVE) else {
         let stack = capture_stack();
-        let rec = match table::get(p as usize) {
+        let rec = match found {
             Some(e) => block_error(
                 ErrorKind::InvalidRealloc,
                 &e,
@@ -564,7 +565,6 @@ pub fn report(rec: ErrorRec) {
     if rec.kind.is_warning() {
         crate::stats::add(|p| &p.warnings, 1);
     } else {
-        opts::ERRORS.fetch_add(1, Ordering::Relaxed);
         crate::stats::add(|p| &p.errors, 1);
     }
     record::emit_modules();

@@ -1,9 +1,7 @@
 //! The one table of settings the CLI passes in `MEMCHECK_OPTIONS` (`key=value` pairs separated by
 //! commas) and `MEMCHECK_DIR`. Read from `/proc/self/environ`, which works before libc has set up
 //! `environ` (the first `malloc` can come from the dynamic loader).
-use core::sync::atomic::{
-    AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
-};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 /// Leak check: 0 no, 1 summary, 2 full.
 pub static LEAK_CHECK: AtomicU8 = AtomicU8::new(2);
@@ -31,8 +29,6 @@ pub static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// carry the generation that allocated them, so a forked child's leak report covers only what the
 /// child itself allocated.
 pub static FORK_GEN: AtomicU8 = AtomicU8::new(0);
-/// Errors found so far in this process.
-pub static ERRORS: AtomicU32 = AtomicU32::new(0);
 
 /// `MEMCHECK_DIR`, NUL-terminated, in a static buffer.
 pub static mut DIR: [u8; 4096] = [0; 4096];

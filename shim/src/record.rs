@@ -3,12 +3,11 @@
 //! crash right after a report still leaves it complete.
 use crate::{depot, modules, opts, spin::SpinLock, sys};
 use core::fmt::Write;
-use core::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicI32, Ordering};
 use memcheck_wire::{Module, Process, Record, Stack};
 use rust_alloc::vec::Vec;
 
 static FD: AtomicI32 = AtomicI32::new(-1);
-static START_NS: AtomicU64 = AtomicU64::new(0);
 /// Serializes opening the file and the sets of what was written.
 static STATE: SpinLock<Written> = SpinLock::new(Written {
     stacks: Vec::new(),
@@ -37,7 +36,6 @@ fn open_file() -> i32 {
         return -1;
     }
     let start = now_ns();
-    START_NS.store(start, Ordering::Relaxed);
     crate::stats::publish(start);
     let mut path = sys::FixedBuf::<4200>::new();
     // SAFETY: DIR is written once during init, before any record is opened.

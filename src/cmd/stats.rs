@@ -5,7 +5,7 @@
 use crate::cli::{ColorChoice, Format, StatsArgs};
 use crate::proc::remote::{self, Mallinfo2, RemoteOptions};
 use crate::style::{self, Painter};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use memcheck_wire::stats::{self as page, Snapshot};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -431,11 +431,4 @@ pub fn run(a: &StatsArgs, color: ColorChoice) -> Result<i32> {
         drop(out);
         std::thread::sleep(interval.saturating_sub(t.elapsed()));
     }
-}
-
-/// Convenience for tests and the benchmark: how long one read of the page takes.
-pub fn time_page_read(pid: i32) -> Result<Duration> {
-    let t = Instant::now();
-    read_page(pid).context("no memcheck statistics page in that process")?;
-    Ok(t.elapsed())
 }

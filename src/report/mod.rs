@@ -52,6 +52,8 @@ pub struct ProcessReport {
     pub leak_summary: Option<LeakSummary>,
     /// The record file ended early (the process died while writing it).
     pub truncated: bool,
+    /// Messages of the memcheck library about this run (a degraded mode, a limit reached).
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Default, PartialEq, Eq)]
@@ -303,6 +305,7 @@ pub fn process_report(
         leaks: leaks.into_iter().map(|(_, l)| l).collect(),
         leak_summary,
         truncated: p.truncated,
+        notes: p.notes.clone(),
     }
 }
 

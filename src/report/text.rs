@@ -136,6 +136,9 @@ pub fn render(r: &ProcessReport, p: &Painter, listed: bool) -> String {
             let _ = writeln!(out, "{pre} (use --show-leak-kinds=all to list every kind)");
         }
     }
+    for n in &r.notes {
+        let _ = writeln!(out, "{pre} note: {n}");
+    }
     if r.truncated {
         let _ = writeln!(
             out,
