@@ -58,7 +58,17 @@ pub enum Command {
         after_help = "Exit status: 0; 1 if the process does not exist or cannot be read; 125 if memcheck itself failed. Details: docs/stats.md."
     )]
     Stats(StatsArgs),
+
+    /// Remove the run directories (TMPDIR/memcheck-PID-START-*) that runs of memcheck killed
+    /// before they could clean up left behind; every run also does this quietly first.
+    #[command(
+        after_help = "Only your own directories whose memcheck process is gone are removed: the pid and start time in the name tell a live run from a dead one, even after the pid was reused. Directories without them (made by an older memcheck) are listed, not removed.\nExit status: 0; 1 if a stale directory could not be removed; 125 if memcheck itself failed."
+    )]
+    Clean(CleanArgs),
 }
+
+#[derive(Args, Debug, Clone)]
+pub struct CleanArgs {}
 
 #[derive(Args, Debug, Clone)]
 pub struct StatsArgs {

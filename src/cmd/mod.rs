@@ -1,4 +1,5 @@
 //! Subcommand dispatch and the mapping of failures to one-line messages and exit statuses.
+pub mod clean;
 pub mod inspect;
 pub mod maps;
 pub mod overcommit;
@@ -18,7 +19,7 @@ pub const EXIT_INTERNAL: i32 = 125;
 /// `X.Y.Z (shim X.Y.Z, record format N, build HASH)`, read from the embedded library, so a
 /// CLI and library from different builds show it.
 pub fn version_line() -> String {
-    let shim = crate::shim::embedded_version().unwrap_or_else(|| "unreadable".into());
+    let shim = crate::preload::embedded_version().unwrap_or_else(|| "unreadable".into());
     let mut words = shim.split_whitespace().skip(1);
     let (ver, wire) = (words.next().unwrap_or("?"), words.nth(1).unwrap_or("?"));
     let agree = wire == memcheck_wire::VERSION.to_string();
@@ -33,7 +34,7 @@ pub fn version_line() -> String {
                 memcheck_wire::VERSION
             )
         },
-        crate::shim::HASH
+        crate::preload::HASH
     )
 }
 
@@ -59,6 +60,7 @@ pub fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         Command::Residency(a) => residency::run(a, cli.color),
         Command::Overcommit(a) => overcommit::run(a, cli.color),
         Command::Stats(a) => stats::run(a, cli.color),
+        Command::Clean(a) => clean::run(a),
     };
     match result {
         Ok(code) => code,

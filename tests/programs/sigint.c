@@ -1,0 +1,29 @@
+/* Waits (at most 20 s) for SIGINT with a handler; on it prints "got SIGINT" and exits 3. Prints
+ * "ready" once the handler is installed. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t got;
+
+static void on_int(int s)
+{
+    (void)s;
+    got = 1;
+}
+
+int main(void)
+{
+    signal(SIGINT, on_int);
+    printf("ready\n");
+    fflush(stdout);
+    for (int i = 0; i < 200 && !got; i++)
+        usleep(100000);
+    if (got) {
+        printf("got SIGINT\n");
+        return 3;
+    }
+    printf("no SIGINT\n");
+    return 0;
+}
