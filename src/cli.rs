@@ -26,7 +26,7 @@ pub struct Cli {
 pub enum Command {
     /// Run a program under the checker and report its heap errors and leaks.
     #[command(
-        after_help = "Exit status: the program's own, or --error-exitcode's N when errors or definite/indirect leaks were found; 128+SIG if the program was killed by signal SIG; 125 if memcheck itself failed, 126 if PROG cannot be run, 127 if it was not found."
+        after_help = "Signals: SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2 and SIGALRM sent to memcheck are passed on to the program; signals ignored when memcheck starts stay ignored in the program.\nProcesses of the run that outlive PROG with the memcheck library loaded (a daemon's child) are waited for; Ctrl-C ends that wait.\nExit status: the program's own, or --error-exitcode's N when errors or definite/indirect leaks were found; 128+SIG if the program was killed by signal SIG; 125 if memcheck itself failed, 126 if PROG cannot be run, 127 if it was not found."
     )]
     Run(RunArgs),
 
