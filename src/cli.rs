@@ -59,10 +59,10 @@ pub enum Command {
     )]
     Stats(StatsArgs),
 
-    /// Remove the run directories (TMPDIR/memcheck-PID-START-*) that runs of memcheck killed
+    /// Remove the run directories (TMPDIR/memcheck-PID-START-NS-*) that runs of memcheck killed
     /// before they could clean up left behind; every run also does this quietly first.
     #[command(
-        after_help = "Only your own directories whose memcheck process is gone are removed: the pid and start time in the name tell a live run from a dead one, even after the pid was reused. Directories without them (made by an older memcheck) are listed, not removed.\nExit status: 0; 1 if a stale directory could not be removed; 125 if memcheck itself failed."
+        after_help = "Only your own directories whose memcheck process is gone are removed: the pid and start time in the name tell a live run from a dead one, even after the pid was reused. Directories without them (made by an older memcheck) or made in another pid namespace are listed, not removed.\nExit status: 0; 1 if a stale directory could not be removed; 125 if memcheck itself failed."
     )]
     Clean(CleanArgs),
 }

@@ -1,10 +1,11 @@
 //! The private run directory of `memcheck run`, where the library writes its record files, and the
 //! removal of run directories whose memcheck is gone (killed with SIGKILL, say).
 //!
-//! A run directory is `$TMPDIR/memcheck-PID-START-XXXXXX`: mode 0700, owned by the user, and its
-//! name records the creating memcheck's pid and start time (field 22 of `/proc/PID/stat`, clock
-//! ticks since boot), so a later run can tell a live run from a dead one even after the pid has
-//! been reused. The name is chosen and made in one `mkdir`, so there is no moment when a new
+//! A run directory is `$TMPDIR/memcheck-PID-START-NS-XXXXXX`: mode 0700, owned by the user, and
+//! its name records the creating memcheck's pid, start time (field 22 of `/proc/PID/stat`, clock
+//! ticks since boot) and pid namespace (the inode of `/proc/self/ns/pid`), so a later run can tell
+//! a live run from a dead one even after the pid has been reused, and leaves alone what a run in
+//! another pid namespace (a container sharing /tmp) made, since its pids mean nothing here. The name is chosen and made in one `mkdir`, so there is no moment when a new
 //! directory lacks its creator.
 use anyhow::{bail, Context, Result};
 use nix::unistd::Uid;
@@ -21,12 +22,18 @@ fn start_time(pid: i32) -> Option<u64> {
         .map(|s| s.starttime)
 }
 
+/// This process's pid namespace (the inode `/proc/self/ns/pid` names).
+fn pid_namespace() -> Option<u64> {
+    std::fs::metadata("/proc/self/ns/pid").ok().map(|m| m.ino())
+}
+
 /// Creates this run's directory in the temporary directory, 0700, and checks what was made.
 pub fn create() -> Result<tempfile::TempDir> {
     let pid = std::process::id() as i32;
     let start = start_time(pid).context("cannot read this process's start time from /proc")?;
+    let ns = pid_namespace().context("cannot read this process's pid namespace from /proc")?;
     let dir = tempfile::Builder::new()
-        .prefix(&format!("{PREFIX}{pid}-{start}-"))
+        .prefix(&format!("{PREFIX}{pid}-{start}-{ns}-"))
         .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir()
         .context("cannot create a temporary directory for the run (is TMPDIR writable?)")?;
@@ -43,13 +50,15 @@ pub fn create() -> Result<tempfile::TempDir> {
     Ok(dir)
 }
 
-/// The creator recorded in a run directory's name: `memcheck-PID-START-XXXXXX`.
-pub fn creator(name: &str) -> Option<(i32, u64)> {
-    let mut parts = name.strip_prefix(PREFIX)?.splitn(3, '-');
+/// The creator recorded in a run directory's name, `memcheck-PID-START-NS-XXXXXX`: pid, start
+/// time, pid namespace.
+pub fn creator(name: &str) -> Option<(i32, u64, u64)> {
+    let mut parts = name.strip_prefix(PREFIX)?.splitn(4, '-');
     let pid = parts.next()?.parse().ok()?;
     let start = parts.next()?.parse().ok()?;
+    let ns = parts.next()?.parse().ok()?;
     parts.next().filter(|r| !r.is_empty())?;
-    Some((pid, start))
+    Some((pid, start, ns))
 }
 
 /// What a look at one `memcheck-*` entry of the temporary directory found.
@@ -57,15 +66,16 @@ pub fn creator(name: &str) -> Option<(i32, u64)> {
 pub enum Found {
     /// The user's run directory whose memcheck (pid) is gone.
     Stale { path: PathBuf, pid: i32 },
-    /// A directory of the user's without a creator in its name (made by an older memcheck, or
-    /// not by memcheck at all): never removed, since it may belong to a live run.
-    Unknown { path: PathBuf },
+    /// A directory of the user's whose creator cannot be judged here: never removed, since it
+    /// may belong to a live run.
+    Kept { path: PathBuf, why: &'static str },
 }
 
-/// The `memcheck-*` directories of the user in `tmp` that are stale or of unknown creator. Live
+/// The `memcheck-*` directories of the user in `tmp` that are stale or whose creator is unknown. Live
 /// runs, other users' directories and anything that is not a plain directory are left out.
 pub fn scan(tmp: &Path) -> Vec<Found> {
     let me = Uid::effective().as_raw();
+    let our_ns = pid_namespace();
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(tmp) else {
         return out;
@@ -84,12 +94,19 @@ pub fn scan(tmp: &Path) -> Vec<Found> {
             continue;
         }
         match creator(name) {
-            Some((pid, start)) => {
+            Some((_, _, ns)) if Some(ns) != our_ns => out.push(Found::Kept {
+                path,
+                why: "made in another pid namespace (a container?), whose pids cannot be checked from here",
+            }),
+            Some((pid, start, _)) => {
                 if start_time(pid) != Some(start) {
                     out.push(Found::Stale { path, pid });
                 }
             }
-            None => out.push(Found::Unknown { path }),
+            None => out.push(Found::Kept {
+                path,
+                why: "its name records no memcheck process (an older memcheck made it)",
+            }),
         }
     }
     out.sort_by(|a, b| a.path().cmp(b.path()));
@@ -99,7 +116,7 @@ pub fn scan(tmp: &Path) -> Vec<Found> {
 impl Found {
     pub fn path(&self) -> &Path {
         match self {
-            Found::Stale { path, .. } | Found::Unknown { path } => path,
+            Found::Stale { path, .. } | Found::Kept { path, .. } => path,
         }
     }
 }
@@ -128,17 +145,19 @@ mod tests {
 
     #[test]
     fn the_creator_is_read_from_the_name() {
-        assert_eq!(creator("memcheck-42-1234-Ab3xYz"), Some((42, 1234)));
-        assert_eq!(creator("memcheck-42-1234-a-b"), Some((42, 1234)));
+        assert_eq!(creator("memcheck-42-1234-99-Ab3xYz"), Some((42, 1234, 99)));
+        assert_eq!(creator("memcheck-42-1234-99-a-b"), Some((42, 1234, 99)));
         assert_eq!(creator("memcheck-Ab3xYz"), None);
-        assert_eq!(creator("memcheck-42-1234-"), None);
-        assert_eq!(creator("memcheck-42-x-abc"), None);
-        assert_eq!(creator("other-42-1234-abc"), None);
+        assert_eq!(creator("memcheck-42-1234-abc"), None);
+        assert_eq!(creator("memcheck-42-1234-99-"), None);
+        assert_eq!(creator("memcheck-42-x-99-abc"), None);
+        assert_eq!(creator("other-42-1234-99-abc"), None);
     }
 
     #[test]
     fn this_process_is_live() {
         let pid = std::process::id() as i32;
         assert!(start_time(pid).is_some());
+        assert!(pid_namespace().is_some());
     }
 }

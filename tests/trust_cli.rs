@@ -409,6 +409,11 @@ fn start_time(pid: u32) -> u64 {
     after.split_whitespace().nth(19).unwrap().parse().unwrap()
 }
 
+/// The inode of /proc/self/ns/pid.
+fn pid_namespace() -> u64 {
+    std::fs::metadata("/proc/self/ns/pid").unwrap().ino()
+}
+
 /// A pid that no process has now.
 fn dead_pid() -> u32 {
     let mut c = Command::new("true").spawn().unwrap();
@@ -422,16 +427,19 @@ struct Dirs {
     reused: PathBuf,
     live: PathBuf,
     legacy: PathBuf,
+    foreign: PathBuf,
     link: PathBuf,
     linked: PathBuf,
 }
 
 /// A temporary directory holding: a run directory whose memcheck is dead, one whose pid is alive
 /// but started at another time (a reused pid), a live one (this test process), one without a
-/// creator, and a symbolic link named like a dead run's directory.
+/// creator, one made in another pid namespace, and a symbolic link named like a dead run's
+/// directory.
 fn plant_run_dirs(tmp: &Path) -> Dirs {
     let me = std::process::id();
     let dead = dead_pid();
+    let ns = pid_namespace();
     let mk = |name: String| {
         let p = tmp.join(name);
         std::fs::create_dir(&p).unwrap();
@@ -441,13 +449,14 @@ fn plant_run_dirs(tmp: &Path) -> Dirs {
     let linked = tmp.join("not-a-run");
     std::fs::create_dir(&linked).unwrap();
     std::fs::write(linked.join("keep"), b"x").unwrap();
-    let link = tmp.join(format!("memcheck-{dead}-1-link00"));
+    let link = tmp.join(format!("memcheck-{dead}-1-{ns}-link00"));
     std::os::unix::fs::symlink(&linked, &link).unwrap();
     Dirs {
-        stale: mk(format!("memcheck-{dead}-1-abcdef")),
-        reused: mk(format!("memcheck-{me}-{}-abcdef", start_time(me) + 1)),
-        live: mk(format!("memcheck-{me}-{}-abcdef", start_time(me))),
+        stale: mk(format!("memcheck-{dead}-1-{ns}-abcdef")),
+        reused: mk(format!("memcheck-{me}-{}-{ns}-abcdef", start_time(me) + 1)),
+        live: mk(format!("memcheck-{me}-{}-{ns}-abcdef", start_time(me))),
         legacy: mk("memcheck-Xy12Zq".into()),
+        foreign: mk(format!("memcheck-{dead}-1-{}-abcdef", ns + 1)),
         link,
         linked,
     }
@@ -458,6 +467,7 @@ fn assert_only_live_kept(d: &Dirs, log: &str) {
     assert!(!d.reused.exists(), "{log}");
     assert!(d.live.join("1-2.mcr").exists(), "{log}");
     assert!(d.legacy.exists(), "{log}");
+    assert!(d.foreign.exists(), "{log}");
     assert!(d.link.symlink_metadata().is_ok(), "{log}");
     assert!(d.linked.join("keep").exists(), "{log}");
 }
@@ -475,7 +485,7 @@ fn the_next_run_removes_stale_run_directories_and_keeps_live_ones() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(left.len(), 4, "{left:?}");
+    assert_eq!(left.len(), 5, "{left:?}");
 }
 
 #[test]
@@ -502,6 +512,14 @@ fn memcheck_clean_removes_stale_run_directories_and_says_so() {
     );
     assert!(
         out.contains(&format!("kept {}", d.legacy.display())),
+        "{}",
+        r.show()
+    );
+    assert!(
+        out.contains(&format!(
+            "kept {}: made in another pid namespace",
+            d.foreign.display()
+        )),
         "{}",
         r.show()
     );

@@ -23,8 +23,8 @@ pub fn run(_a: &CleanArgs) -> Result<i32> {
                     failed += 1;
                 }
             },
-            Found::Unknown { path } => println!(
-                "kept {}: its name records no memcheck process (an older memcheck made it); remove it by hand if no run uses it",
+            Found::Kept { path, why } => println!(
+                "kept {}: {why}; remove it by hand if no run uses it",
                 path.display()
             ),
         }
