@@ -166,6 +166,69 @@ fn a_symlinked_cache_directory_is_not_followed() {
 }
 
 #[test]
+fn a_symlinked_or_loose_library_file_is_replaced_not_followed() {
+    let prog = compile("dispositions.c", &[]);
+    let dir = scratch();
+    let cache = dir.path().join("cache");
+    let r = run_env(&[("XDG_CACHE_HOME", &cache)], &[], &prog, &[]);
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    let lib = cached_library(&cache);
+    let genuine = std::fs::read(&lib).unwrap();
+
+    // The library's name is a link to a file elsewhere holding the genuine bytes.
+    let elsewhere = dir.path().join("elsewhere.so");
+    std::fs::write(&elsewhere, &genuine).unwrap();
+    std::fs::remove_file(&lib).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &lib).unwrap();
+    let r = run_env(&[("XDG_CACHE_HOME", &cache)], &[], &prog, &[]);
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    let m = std::fs::symlink_metadata(&lib).unwrap();
+    assert!(m.file_type().is_file(), "the link is still there");
+    assert_eq!(std::fs::read(&lib).unwrap(), genuine);
+    assert_eq!(
+        std::fs::read(&elsewhere).unwrap(),
+        genuine,
+        "the target was touched"
+    );
+
+    // The genuine bytes in a file others may write to are not trusted either.
+    std::fs::set_permissions(&lib, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let r = run_env(&[("XDG_CACHE_HOME", &cache)], &[], &prog, &[]);
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    assert_eq!(mode(&lib), 0o755);
+}
+
+#[test]
+fn a_cache_below_a_directory_others_can_change_is_not_used() {
+    let prog = compile("dispositions.c", &[]);
+    let dir = scratch();
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let cache = open.join("cache");
+    let r = run_env(&[("XDG_CACHE_HOME", &cache)], &[], &prog, &[]);
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    assert_eq!(
+        r.process()["exit"],
+        serde_json::json!({"code": 0}),
+        "{}",
+        r.show()
+    );
+    assert!(!cache.join("memcheck").exists(), "{}", r.show());
+    assert!(
+        r.stderr().contains("writable by other users"),
+        "{}",
+        r.show()
+    );
+    // Sticky, as /tmp is, it is fine: others cannot rename or remove what is ours in it.
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let r = run_env(&[("XDG_CACHE_HOME", &cache)], &[], &prog, &[]);
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    cached_library(&cache);
+    assert!(!r.stderr().contains("is not used"), "{}", r.show());
+}
+
+#[test]
 fn the_cache_and_run_directories_are_made_0700() {
     let prog = compile("dispositions.c", &[]);
     let dir = scratch();
@@ -269,6 +332,44 @@ fn sigint_sent_to_memcheck_alone_reaches_the_program() {
         serde_json::json!({"code": 3}),
         "{json}"
     );
+}
+
+#[test]
+fn terminating_signals_sent_to_memcheck_reach_the_program_and_the_report_is_written() {
+    let prog = compile("sigint.c", &[]);
+    for sig in [libc::SIGUSR1, libc::SIGTERM, libc::SIGALRM] {
+        let dir = scratch();
+        let report = dir.path().join("report.json");
+        let mut child = Command::new(memcheck())
+            .args(["run", "--format=json", "--output"])
+            .arg(&report)
+            .arg("--")
+            .arg(&prog)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line, "ready\n");
+        // SAFETY: kill takes integers only.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        // The program died of the signal's default action; memcheck lived to report it.
+        assert_eq!(o.status.code(), Some(128 + sig), "signal {sig}: {err}");
+        assert!(
+            err.contains(&format!("killed by signal {sig}")),
+            "signal {sig}: {err}"
+        );
+        let json: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        assert_eq!(
+            json["processes"][0]["exit"],
+            serde_json::json!({ "signal": sig }),
+            "{json}"
+        );
+    }
 }
 
 // ---- item 10: processes that outlive the program ----------------------------------------------
