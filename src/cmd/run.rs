@@ -138,14 +138,18 @@ fn shim_options(a: &RunArgs) -> String {
     o
 }
 
-/// Reaps every exited child: orphans of the run are reparented to memcheck (a child subreaper).
-fn reap_children() {
-    while let Ok(s) = nix::sys::wait::waitpid(
-        Pid::from_raw(-1),
-        Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL),
-    ) {
-        if s == nix::sys::wait::WaitStatus::StillAlive {
-            break;
+/// Reaps every exited child (orphans of the run are reparented to memcheck, a child subreaper)
+/// and tells whether any child is left: without one, memcheck has no descendant at all.
+fn reap_children() -> bool {
+    loop {
+        match nix::sys::wait::waitpid(
+            Pid::from_raw(-1),
+            Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL),
+        ) {
+            Ok(nix::sys::wait::WaitStatus::StillAlive) => return true,
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::ECHILD) => return false,
+            Err(_) => return true,
         }
     }
 }
@@ -202,8 +206,11 @@ fn wait_for_late_processes(lib: &Path) -> Vec<i32> {
     STOP.store(false, Ordering::Relaxed);
     WAITING.store(true, Ordering::Relaxed);
     let left = loop {
-        reap_children();
-        let late = late_processes(&lib);
+        let late = if reap_children() {
+            late_processes(&lib)
+        } else {
+            Vec::new()
+        };
         if late.is_empty() || STOP.load(Ordering::Relaxed) {
             break late;
         }
