@@ -256,13 +256,14 @@ fn the_cache_and_run_directories_are_made_0700() {
 
 // ---- item 8: signal dispositions --------------------------------------------------------------
 
-/// Starts `c` with SIGHUP and SIGPIPE ignored and SIGUSR1 blocked, as `nohup`, a shell's
+/// Starts `c` with SIGHUP, SIGINT and SIGPIPE ignored and SIGUSR1 blocked, as `nohup`, a shell's
 /// background job or a supervisor would.
 fn with_inherited_dispositions(c: &mut Command) -> &mut Command {
     // SAFETY: signal and sigprocmask are async-signal-safe; nothing is allocated.
     unsafe {
         c.pre_exec(|| {
             libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
             libc::signal(libc::SIGPIPE, libc::SIG_IGN);
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
@@ -278,6 +279,7 @@ fn the_program_starts_with_the_dispositions_it_inherits_natively() {
     let prog = compile("dispositions.c", &[]);
     let native = run_cmd(with_inherited_dispositions(&mut Command::new(&prog)));
     assert!(native.stdout().contains("1:ign\n"), "{}", native.show());
+    assert!(native.stdout().contains("2:ign\n"), "{}", native.show());
     assert!(native.stdout().contains("13:ign\n"), "{}", native.show());
     assert!(
         native.stdout().contains("10:dfl,blocked\n"),
@@ -370,6 +372,20 @@ fn terminating_signals_sent_to_memcheck_reach_the_program_and_the_report_is_writ
             "{json}"
         );
     }
+}
+
+#[test]
+fn a_signal_the_program_sends_its_parent_is_not_bounced_back_to_it() {
+    let prog = compile("sigint.c", &[]);
+    let r = run_under(&[], &prog, &["parent"]);
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    assert_eq!(r.stdout(), "still here\n", "{}", r.show());
+    assert_eq!(
+        r.process()["exit"],
+        serde_json::json!({"code": 0}),
+        "{}",
+        r.show()
+    );
 }
 
 // ---- item 10: processes that outlive the program ----------------------------------------------

@@ -1,8 +1,10 @@
 /* Waits (at most 20 s) for SIGINT with a handler; on it prints "got SIGINT" and exits 3. Prints
- * "ready" once the handler is installed. */
+ * "ready" once the handler is installed. With "parent": sends SIGUSR1 to its parent, then (if
+ * still alive 0.2 s later) prints "still here" and exits 0. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t got;
@@ -13,8 +15,14 @@ static void on_int(int s)
     got = 1;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "parent") == 0) {
+        kill(getppid(), SIGUSR1);
+        usleep(200000);
+        printf("still here\n");
+        return 0;
+    }
     signal(SIGINT, on_int);
     printf("ready\n");
     fflush(stdout);
