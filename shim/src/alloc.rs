@@ -8,9 +8,8 @@
 //! with sampling) serves blocks from [`guard`]. Every block is keyed in [`table`] by its user
 //! pointer with its size, family, allocation stack and flags.
 use crate::table::{self, Entry, FreeLookup, FLAG_FILLED, FLAG_GUARDED};
-use crate::{depot, guard, init, opts, quarantine, real, record, sys, tls, unwind};
+use crate::{depot, guard, init, opts, quarantine, real, record, reentry, sys, tls, unwind};
 use core::cell::Cell;
-use core::ffi::c_void;
 use core::sync::atomic::Ordering;
 use memcheck_wire::{Access, ErrorKind, ErrorRec, Family, Record};
 
@@ -93,6 +92,12 @@ pub fn allocate(size: usize, align: usize, family: Family, zero: bool) -> *mut u
     init::ensure();
     // A successful allocation leaves errno alone, whatever the shim's own system calls did.
     let saved = sys::errno();
+    if reentry::active() {
+        let p = reentry::allocate(size, align);
+        sys::set_errno(if p.is_null() { libc::ENOMEM } else { saved });
+        return p;
+    }
+    reentry::drain(release);
     if size >= TOO_BIG {
         warn(ErrorKind::AllocationSizeTooBig, size as u64, align as u64);
     }
@@ -139,22 +144,20 @@ pub fn allocate(size: usize, align: usize, family: Family, zero: bool) -> *mut u
     }
     let left = left_redzone(align);
     let total = left + size + right_redzone(size);
-    // SAFETY: plain calls into glibc's allocator with a valid size and power-of-two alignment.
-    let base = unsafe {
-        if align <= 16 {
-            if zero {
-                real::__libc_calloc(1, total)
-            } else {
-                real::__libc_malloc(total)
-            }
+    let base = if align <= 16 {
+        if zero {
+            real::calloc(1, total)
         } else {
-            let p = real::__libc_memalign(align, total);
-            if zero && !p.is_null() {
-                core::ptr::write_bytes(p as *mut u8, 0, total);
-            }
-            p
+            real::malloc(total)
         }
-    } as *mut u8;
+    } else {
+        let p = real::memalign(align, total);
+        if zero && !p.is_null() {
+            // SAFETY: p is a fresh block of `total` bytes.
+            unsafe { core::ptr::write_bytes(p, 0, total) };
+        }
+        p
+    };
     if base.is_null() {
         sys::set_errno(libc::ENOMEM);
         return base;
@@ -182,7 +185,7 @@ pub fn allocate(size: usize, align: usize, family: Family, zero: bool) -> *mut u
     });
     if !ok {
         // SAFETY: base came from glibc above and was never handed out.
-        unsafe { real::__libc_free(base as *mut c_void) };
+        unsafe { real::free(base) };
         sys::set_errno(libc::ENOMEM);
         return core::ptr::null_mut();
     }
@@ -378,7 +381,7 @@ pub fn release_to_glibc(key: usize) {
             crate::stats::overhead(-(chunk as i64), 0, 0);
         }
         // SAFETY: base is the glibc block this entry was allocated as.
-        unsafe { real::__libc_free(base as *mut c_void) };
+        unsafe { real::free(base as *mut u8) };
     }
 }
 
@@ -389,9 +392,17 @@ pub fn release(p: *mut u8, family: Family) {
     }
     init::ensure();
     let saved = sys::errno();
+    if reentry::active() {
+        if !reentry::free_if_ours(p) {
+            reentry::defer_free(p, family);
+        }
+        sys::set_errno(saved);
+        return;
+    }
+    reentry::drain(release);
     let stack = capture_stack();
     let byte = opts::FREE_FILL.load(Ordering::Relaxed);
-    match table::mark_freed(p as usize, stack, byte) {
+    match table::mark_freed(p as usize, stack, byte, FILL_MAX) {
         FreeLookup::Live(e) => {
             if e.family != family as u8 {
                 report(block_error(
@@ -408,7 +419,6 @@ pub fn release(p: *mut u8, family: Family) {
                 guard::release(e.key, stack);
                 quarantine::push(e.key, e.size.max(16));
             } else {
-                fill(p, e.size, byte);
                 let (_, mm) = chunk_of(e.key - e.base_off as usize);
                 let native = native_chunk(e.size, mm) as i64;
                 if mm {
@@ -428,6 +438,7 @@ pub fn release(p: *mut u8, family: Family) {
                 stack,
             ));
         }
+        FreeLookup::Unknown if reentry::free_if_ours(p) => {}
         FreeLookup::Unknown => report(unknown_pointer(
             ErrorKind::InvalidFree,
             p as usize,
@@ -486,7 +497,21 @@ pub fn reallocate(p: *mut u8, size: usize) -> *mut u8 {
         return core::ptr::null_mut();
     }
     init::ensure();
+    if reentry::active() {
+        return reentry::reallocate(p, size);
+    }
     let found = table::get(p as usize);
+    if found.is_none() {
+        if let Some(old) = reentry::size_of(p) {
+            let new = allocate(size, 16, Family::Malloc, false);
+            if !new.is_null() {
+                // SAFETY: p holds `old` bytes, new `size`; distinct blocks.
+                unsafe { core::ptr::copy_nonoverlapping(p, new, old.min(size)) };
+                reentry::free_if_ours(p);
+            }
+            return new;
+        }
+    }
     let Some(old) = found.filter(|e| e.state == table::LIVE) else {
         let stack = capture_stack();
         let rec = match found {
@@ -517,6 +542,13 @@ pub fn reallocate(p: *mut u8, size: usize) -> *mut u8 {
 pub fn usable_size(p: *mut u8) -> usize {
     if p.is_null() {
         return 0;
+    }
+    if let Some(n) = reentry::size_of(p) {
+        return n;
+    }
+    if reentry::active() {
+        // The block table cannot be consulted here; a guarded block's size is known lock-free.
+        return guard::slot_of(p as usize).map_or(0, |s| s.size);
     }
     match table::get(p as usize) {
         Some(e) if e.state == table::LIVE => e.size,

@@ -9,7 +9,7 @@
 //! with one warning.
 use crate::spin::SpinLock;
 use crate::{heap, sys};
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 pub const PAGE: usize = 4096;
 const RESERVE: usize = 1 << 40;
@@ -64,27 +64,86 @@ impl Slot {
     }
 }
 
-static BASE: AtomicUsize = AtomicUsize::new(0);
 static DIR: [AtomicPtr<Slot>; CHUNKS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; CHUNKS];
 /// Number of published slots.
 static COUNT: AtomicUsize = AtomicUsize::new(0);
-/// Bump pointer inside the reservation; taken with LOCK.
-static LOCK: SpinLock<usize> = SpinLock::new(0);
+
+/// The pool is reserved in pieces: one piece of [`RESERVE`] when `RLIMIT_AS` is unlimited, pieces
+/// of [`LIMITED_PIECE`] under a limit (which counts reserved address space). Piece `k` holds the
+/// slots from `first` up to the next piece's `first` (or [`COUNT`]), in address order.
+struct Piece {
+    start: AtomicUsize,
+    end: AtomicUsize,
+    first: AtomicUsize,
+}
+const MAX_PIECES: usize = 4096;
+const LIMITED_PIECE: usize = 64 << 20;
+static PIECES: [Piece; MAX_PIECES] = [const {
+    Piece {
+        start: AtomicUsize::new(0),
+        end: AtomicUsize::new(0),
+        first: AtomicUsize::new(0),
+    }
+}; MAX_PIECES];
+static NPIECES: AtomicUsize = AtomicUsize::new(0);
+/// `RLIMIT_AS` is finite: pieces are small and freed blocks give their address space back.
+static LIMITED: AtomicBool = AtomicBool::new(false);
+
+/// The piece being carved: the next free byte and its end; taken to allocate a slot.
+struct Bump {
+    next: usize,
+    end: usize,
+}
+static LOCK: SpinLock<Bump> = SpinLock::new(Bump { next: 0, end: 0 });
 /// Live guarded blocks, and how many the mapping budget allows.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static BUDGET: AtomicUsize = AtomicUsize::new(usize::MAX);
 static WARNED: AtomicU8 = AtomicU8::new(0);
 
+fn as_limited() -> bool {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: r is a valid out-pointer.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut r) } == 0;
+    ok && r.rlim_cur != libc::RLIM_INFINITY
+}
+
+/// Reserves a new piece of at least `len` bytes and makes it current (LOCK held).
+fn grow(b: &mut Bump, len: usize) -> bool {
+    let n = NPIECES.load(Ordering::Relaxed);
+    if n == MAX_PIECES {
+        return false;
+    }
+    let size = if LIMITED.load(Ordering::Relaxed) {
+        LIMITED_PIECE.max(len)
+    } else {
+        RESERVE.max(len)
+    };
+    let Some(p) = sys::reserve(size) else {
+        return false;
+    };
+    PIECES[n].start.store(p, Ordering::Relaxed);
+    PIECES[n].end.store(p + size, Ordering::Relaxed);
+    PIECES[n]
+        .first
+        .store(COUNT.load(Ordering::Relaxed), Ordering::Relaxed);
+    NPIECES.store(n + 1, Ordering::Release);
+    b.next = p;
+    b.end = p + size;
+    true
+}
+
 /// Reserves the pool and sets the mapping budget. Called once at init in guard mode.
 pub fn init() {
-    let Some(p) = sys::reserve(RESERVE) else {
+    LIMITED.store(as_limited(), Ordering::Relaxed);
+    if !grow(&mut LOCK.lock(), 0) {
         crate::log!(
             "cannot reserve address space for guard pages; guard mode is off, blocks get canaries"
         );
         return;
-    };
-    *LOCK.lock() = p;
-    BASE.store(p, Ordering::Release);
+    }
     let mut buf = [0u8; 32];
     let n = sys::read_file(c"/proc/sys/vm/max_map_count", &mut buf);
     let max = buf[..n]
@@ -100,19 +159,40 @@ pub fn init() {
 }
 
 pub fn active() -> bool {
-    BASE.load(Ordering::Relaxed) != 0
+    NPIECES.load(Ordering::Relaxed) != 0
 }
 
-/// The pool's address range, if guard mode is on.
-pub fn range() -> Option<(usize, usize)> {
-    let b = BASE.load(Ordering::Relaxed);
-    (b != 0).then_some((b, b + RESERVE))
+/// Calls `f` with each piece of the pool (for the leak scan, which traces blocks, not the pool).
+pub fn for_each_range(mut f: impl FnMut(usize, usize)) {
+    let n = NPIECES.load(Ordering::Acquire);
+    for p in &PIECES[..n] {
+        f(
+            p.start.load(Ordering::Relaxed),
+            p.end.load(Ordering::Relaxed),
+        );
+    }
+}
+
+/// The piece holding `addr` and its slot index range `[first, last)`.
+fn piece_of(addr: usize) -> Option<(usize, usize)> {
+    // COUNT first: a slot counted in it belongs to a piece already published.
+    let count = COUNT.load(Ordering::Acquire);
+    let n = NPIECES.load(Ordering::Acquire);
+    let k = PIECES[..n].iter().position(|p| {
+        addr >= p.start.load(Ordering::Relaxed) && addr < p.end.load(Ordering::Relaxed)
+    })?;
+    let first = PIECES[k].first.load(Ordering::Relaxed);
+    let last = if k + 1 < n {
+        PIECES[k + 1].first.load(Ordering::Relaxed)
+    } else {
+        count
+    };
+    Some((first, last.min(count)))
 }
 
 /// Whether `addr` lies in the guard pool.
 pub fn contains(addr: usize) -> bool {
-    let b = BASE.load(Ordering::Relaxed);
-    b != 0 && addr >= b && addr < b + RESERVE
+    piece_of(addr).is_some()
 }
 
 fn slot(i: usize) -> &'static Slot {
@@ -121,10 +201,11 @@ fn slot(i: usize) -> &'static Slot {
     unsafe { &*chunk.add(i % CHUNK) }
 }
 
-/// Index of the last slot starting at or below `addr`.
-fn index_at(addr: usize) -> Option<usize> {
-    let n = COUNT.load(Ordering::Acquire);
-    let (mut lo, mut hi) = (0, n);
+/// Index of the last slot of `addr`'s piece starting at or below `addr`, and the piece's end
+/// index.
+fn index_at(addr: usize) -> Option<(Option<usize>, usize)> {
+    let (first, last) = piece_of(addr)?;
+    let (mut lo, mut hi) = (first, last);
     while lo < hi {
         let mid = (lo + hi) / 2;
         if slot(mid).start <= addr {
@@ -133,27 +214,47 @@ fn index_at(addr: usize) -> Option<usize> {
             hi = mid;
         }
     }
-    lo.checked_sub(1)
+    Some(((lo > first).then(|| lo - 1), last))
 }
 
-/// The slots around `addr`: the last starting at or below it, and the next one.
+/// The slots around `addr` in its piece: the last starting at or below it, and the next one.
 pub fn neighbours(addr: usize) -> (Option<SlotView>, Option<SlotView>) {
-    let n = COUNT.load(Ordering::Acquire);
-    let i = index_at(addr);
-    let next = i.map_or(0, |i| i + 1);
+    let Some((i, last)) = index_at(addr) else {
+        return (None, None);
+    };
+    let next = match i {
+        Some(i) => i + 1,
+        None => piece_of(addr).map_or(last, |(first, _)| first),
+    };
     (
         i.map(|i| slot(i).view()),
-        (next < n).then(|| slot(next).view()),
+        (next < last).then(|| slot(next).view()),
     )
 }
 
 /// The slot whose user pointer is exactly `user`.
 pub fn slot_of(user: usize) -> Option<&'static Slot> {
-    if !contains(user) {
-        return None;
-    }
-    let s = slot(index_at(user)?);
+    let s = slot(index_at(user)?.0?);
     (s.user == user).then_some(s)
+}
+
+/// The program lowered `RLIMIT_AS`, which counts reserved address space: give back the unused
+/// tail of the current piece and use small pieces from now on.
+pub fn trim() {
+    if !active() {
+        return;
+    }
+    LIMITED.store(true, Ordering::Relaxed);
+    let mut b = LOCK.lock();
+    if b.end > b.next {
+        // SAFETY: [next, end) is reserved by us and holds no slot.
+        unsafe { libc::munmap(b.next as *mut _, b.end - b.next) };
+        let n = NPIECES.load(Ordering::Relaxed);
+        if n > 0 && PIECES[n - 1].end.load(Ordering::Relaxed) == b.end {
+            PIECES[n - 1].end.store(b.next, Ordering::Relaxed);
+        }
+        b.end = b.next;
+    }
 }
 
 /// Allocates a guarded block; `None` when the pool or the mapping budget is exhausted (the caller
@@ -182,12 +283,13 @@ pub fn allocate(size: usize, align: usize, family: u8, stack: u32, mode: u8) -> 
         (size + align - 1).div_ceil(PAGE).max(1)
     };
     let total = (data_pages + 1) * PAGE;
-    let mut next = LOCK.lock();
-    let start = *next;
-    let base = BASE.load(Ordering::Relaxed);
-    if start + total > base + RESERVE {
+    let mut bump = LOCK.lock();
+    if bump.next + total > bump.end && !grow(&mut bump, total) {
+        // No address space (RLIMIT_AS): the block is served in the default mode, where glibc
+        // meets the limit as it would without memcheck.
         return None;
     }
+    let start = bump.next;
     let data = if mode == 2 { start + PAGE } else { start };
     // SAFETY: [data, data + data_pages pages) is inside our reservation and unused.
     let r = unsafe {
@@ -232,8 +334,8 @@ pub fn allocate(size: usize, align: usize, family: u8, stack: u32, mode: u8) -> 
         })
     };
     COUNT.store(i + 1, Ordering::Release);
-    *next = start + total;
-    drop(next);
+    bump.next = start + total;
+    drop(bump);
     LIVE.fetch_add(1, Ordering::Relaxed);
     crate::stats::add(|p| &p.guard_blocks, 1);
     crate::stats::add(|p| &p.guard_bytes, (data_pages * PAGE) as i64);
@@ -255,18 +357,26 @@ pub fn release(user: usize, free_stack: u32) {
     s.free_stack.store(free_stack, Ordering::Release);
     s.state.store(SLOT_FREED, Ordering::Release);
     let (a, b) = data_range(&s.view());
-    // SAFETY: the pages belong to this freed block; replacing them with a fresh PROT_NONE
-    // mapping returns their memory and makes every later access fault.
-    unsafe {
-        libc::mmap(
-            a as *mut _,
-            b - a,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
+    if LIMITED.load(Ordering::Relaxed) {
+        // Under RLIMIT_AS the freed block's address space is given back, as glibc would, so a
+        // program that frees what it allocates never runs out of it. The range may be reused by
+        // a later mapping, so a late access is caught only while it stays unmapped.
+        // SAFETY: the pages belong to this freed block and nobody else.
+        unsafe { libc::munmap(a as *mut _, b - a) };
+    } else {
+        // SAFETY: the pages belong to this freed block; replacing them with a fresh PROT_NONE
+        // mapping returns their memory and makes every later access fault.
+        unsafe {
+            libc::mmap(
+                a as *mut _,
+                b - a,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+    }
     LIVE.fetch_sub(1, Ordering::Relaxed);
     crate::stats::add(|p| &p.guard_blocks, -1);
     crate::stats::add(|p| &p.guard_bytes, -((b - a) as i64));
@@ -277,7 +387,21 @@ pub fn unprotect(addr: usize) {
     let page = addr & !(PAGE - 1);
     // SAFETY: the page lies in our pool; making it readable and writable lets the faulting
     // instruction complete, which is what continuing after a report means.
-    unsafe { libc::mprotect(page as *mut _, PAGE, libc::PROT_READ | libc::PROT_WRITE) };
+    let r = unsafe { libc::mprotect(page as *mut _, PAGE, libc::PROT_READ | libc::PROT_WRITE) };
+    if r != 0 {
+        // A freed block's pages given back under RLIMIT_AS: map a fresh page where nothing is.
+        // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping.
+        unsafe {
+            libc::mmap(
+                page as *mut _,
+                PAGE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+                -1,
+                0,
+            )
+        };
+    }
 }
 
 /// Fork handlers.

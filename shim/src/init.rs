@@ -79,7 +79,7 @@ extern "C" fn exit_hook(code: c_int, _arg: *mut c_void) {
         alloc::check_all();
     }
     if opts::LEAK_CHECK.load(Ordering::Relaxed) > 0 && opts::ACTIVE.load(Ordering::Relaxed) {
-        scan::leak_check();
+        record::batch(scan::leak_check);
     }
 }
 

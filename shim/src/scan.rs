@@ -302,7 +302,6 @@ pub fn leak_check() {
     let maps = parse_maps(&maps_text);
     let mods = modules::all();
     let sp = &maps_text as *const _ as usize;
-    let (priv_lo, priv_hi) = heap::private_range();
 
     let gen = crate::opts::FORK_GEN.load(core::sync::atomic::Ordering::Relaxed);
     table::lock_all();
@@ -347,13 +346,13 @@ pub fn leak_check() {
     for md in &mods {
         holes.extend_from_slice(&md.writable);
     }
-    // The guard pool holds blocks, which are traced, not roots.
-    if let Some(r) = guard::range() {
-        holes.push(r);
-    }
+    // The guard pool holds blocks, which are traced, not roots; the shim's own memory is not the
+    // program's.
+    guard::for_each_range(|s, e| holes.push((s, e)));
+    heap::for_each_range(|s, e| holes.push((s, e)));
     let mut roots: Vec<(usize, usize)> = Vec::new();
     for mp in &maps {
-        if !mp.readable || (mp.start < priv_hi && mp.end > priv_lo) {
+        if !mp.readable {
             continue;
         }
         let anon =

@@ -1,4 +1,6 @@
-//! A small spinlock that never allocates and can be taken and released by fork handlers.
+//! A small spinlock that never allocates and can be taken and released by fork handlers. Each
+//! lock and unlock is counted per thread ([`crate::tls::locks_held`]), so a hook entered from a
+//! signal handler knows whether the interrupted code holds a shim lock.
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -28,6 +30,7 @@ impl<T> SpinLock<T> {
 
     /// Takes the lock without a guard (fork prepare handler); pair with [`Self::raw_unlock`].
     pub fn raw_lock(&self) {
+        crate::tls::count_lock(1);
         let mut spins = 0u32;
         while self
             .locked
@@ -56,6 +59,7 @@ impl<T> SpinLock<T> {
     /// Releases a lock taken by [`Self::raw_lock`].
     pub fn raw_unlock(&self) {
         self.locked.store(false, Ordering::Release);
+        crate::tls::count_lock(-1);
     }
 }
 

@@ -197,9 +197,11 @@ pub enum FreeLookup {
     Unknown,
 }
 
-/// Marks a live block freed by a call at `free_stack`; `fill` (the free-fill byte about to be
-/// written, or negative) is recorded for blocks in glibc memory.
-pub fn mark_freed(key: usize, free_stack: u32, fill: i32) -> FreeLookup {
+/// Marks a live block freed by a call at `free_stack`. For blocks in glibc memory, `fill` (the
+/// free-fill byte, or negative for none) is written into the first `fill_max` bytes here, under
+/// the shard lock, so a `fork` (whose prepare handler takes every shard lock) never sees a block
+/// marked filled whose fill is half written.
+pub fn mark_freed(key: usize, free_stack: u32, fill: i32, fill_max: usize) -> FreeLookup {
     let shard = shard_index(key);
     let mut s = TABLE[shard].lock();
     let Some(i) = s.find(key) else {
@@ -214,6 +216,8 @@ pub fn mark_freed(key: usize, free_stack: u32, fill: i32) -> FreeLookup {
     e.state = FREED;
     e.free_stack = free_stack;
     if fill >= 0 && e.flags & FLAG_GUARDED == 0 {
+        // SAFETY: the block was live until now: its user bytes are ours to overwrite.
+        unsafe { core::ptr::write_bytes(key as *mut u8, fill as u8, e.size.min(fill_max)) };
         e.flags |= FLAG_FILLED;
         e.fill = fill as u8;
     }
@@ -305,12 +309,15 @@ mod tests {
             assert!(insert(entry(base + i * 32, i)));
         }
         assert_eq!(get(base + 32 * 4999).map(|e| e.size), Some(4999));
-        assert!(matches!(mark_freed(base, 9, -1), FreeLookup::Live(_)));
-        match mark_freed(base, 10, -1) {
+        assert!(matches!(mark_freed(base, 9, -1, 0), FreeLookup::Live(_)));
+        match mark_freed(base, 10, -1, 0) {
             FreeLookup::AlreadyFreed(e) => assert_eq!(e.free_stack, 9),
             _ => panic!("second free not seen"),
         }
-        assert!(matches!(mark_freed(base + 8, 1, -1), FreeLookup::Unknown));
+        assert!(matches!(
+            mark_freed(base + 8, 1, -1, 0),
+            FreeLookup::Unknown
+        ));
         let mut n = 0;
         lock_all();
         for_each_held(|e| {

@@ -1,10 +1,25 @@
-//! Per-thread state: the reentrancy guard. Const-initialised, no destructor, so touching it never
-//! registers a TLS destructor (which would go through `calloc`).
+//! Per-thread state: the reentrancy guard and the count of shim locks this thread holds.
+//! Const-initialised, no destructor, so touching it never registers a TLS destructor (which would
+//! go through `calloc`).
 use core::cell::Cell;
 
 thread_local! {
     static IN_SHIM: Cell<bool> = const { Cell::new(false) };
     static QUIET: Cell<bool> = const { Cell::new(false) };
+    static LOCKS_HELD: Cell<u32> = const { Cell::new(0) };
+}
+
+/// How many shim spinlocks this thread holds. Non-zero on entry to a hook means the hook runs in
+/// a signal handler that interrupted the shim inside a locked section (see `reentry`).
+#[inline]
+pub fn locks_held() -> u32 {
+    LOCKS_HELD.with(|c| c.get())
+}
+
+/// Called by every spinlock as it is taken (`+1`) and released (`-1`).
+#[inline]
+pub fn count_lock(delta: i32) {
+    LOCKS_HELD.with(|c| c.set(c.get().wrapping_add_signed(delta)));
 }
 
 /// Whether warnings are muted on this thread (a retry inside libstdc++ after a failed `new`, which
