@@ -48,7 +48,7 @@ fn left_redzone(align: usize) -> usize {
 /// Captures the calling stack into the depot; 0 when re-entered (the unwinder allocating).
 #[inline]
 pub fn capture_stack() -> u32 {
-    let Some(_g) = tls::Guard::acquire() else {
+    let Some(_g) = tls::Reentry::acquire() else {
         return 0;
     };
     let depth = opts::DEPTH.load(Ordering::Relaxed);
@@ -557,7 +557,7 @@ pub fn warn(kind: ErrorKind, arg1: u64, arg2: u64) {
 
 /// Writes an error record (with the stacks and modules it needs) and announces errors on stderr.
 pub fn report(rec: ErrorRec) {
-    let Some(_g) = tls::Guard::acquire() else {
+    let Some(_g) = tls::Reentry::acquire() else {
         return;
     };
     if rec.kind.is_warning() {

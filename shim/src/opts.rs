@@ -27,7 +27,7 @@ pub static MALLOC_FILL: AtomicI32 = AtomicI32::new(0xbe);
 /// Byte written into freed blocks, or -1 for none.
 pub static FREE_FILL: AtomicI32 = AtomicI32::new(0xfd);
 /// Guard mode (`GuardMode as u8`); read through [`guard_mode`].
-pub static GUARD: AtomicU8 = AtomicU8::new(DEFAULT.guard as u8);
+pub static GUARD_MODE: AtomicU8 = AtomicU8::new(DEFAULT.guard as u8);
 /// With guard mode, guard 1 block in N (0: every block).
 pub static SAMPLE_RATE: AtomicU64 = AtomicU64::new(DEFAULT.sample_rate);
 /// Whether the CLI asked for records at all (`MEMCHECK_DIR` set).
@@ -83,7 +83,7 @@ pub fn leak_check() -> LeakCheck {
 /// The guard mode asked for.
 #[inline]
 pub fn guard_mode() -> GuardMode {
-    GuardMode::from_u8(GUARD.load(Ordering::Relaxed)).unwrap_or(GuardMode::Off)
+    GuardMode::from_u8(GUARD_MODE.load(Ordering::Relaxed)).unwrap_or(GuardMode::Off)
 }
 
 /// glibc's perturb semantics (`MALLOC_PERTURB_`, `mallopt(M_PERTURB)`): new blocks get
@@ -127,7 +127,7 @@ fn apply(o: &ShimOptions) {
     QUARANTINE.store(o.quarantine, Ordering::Relaxed);
     TRACE_CHILDREN.store(o.trace_children, Ordering::Relaxed);
     ABORT_ON_ERROR.store(o.abort_on_error, Ordering::Relaxed);
-    GUARD.store(o.guard as u8, Ordering::Relaxed);
+    GUARD_MODE.store(o.guard as u8, Ordering::Relaxed);
     SAMPLE_RATE.store(o.sample_rate, Ordering::Relaxed);
     for (fill, to) in [(o.malloc_fill, &MALLOC_FILL), (o.free_fill, &FREE_FILL)] {
         match fill {

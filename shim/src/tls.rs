@@ -1,4 +1,5 @@
-//! Per-thread state: the reentrancy guard. Const-initialised, no destructor, so touching it never
+//! Per-thread state: the reentrancy mark ([`Reentry`]) and the warning mute. Const-initialised, no
+//! destructor, so touching it never
 //! registers a TLS destructor (which would go through `calloc`).
 use core::cell::Cell;
 
@@ -21,25 +22,26 @@ pub fn with_quiet<T>(f: impl FnOnce() -> T) -> T {
     r
 }
 
-/// Held while the shim does work that might call back into the allocator (unwinding, reporting).
-/// Nested hook calls see the guard taken and skip that work.
-pub struct Guard(());
+/// Held while the shim does work that might call back into the allocator (unwinding, reporting):
+/// this thread has entered the shim. Nested hook calls find it held and skip that work; dropping
+/// it leaves the shim.
+pub struct Reentry(());
 
-impl Guard {
+impl Reentry {
     /// `None` if this thread is already inside the shim.
-    pub fn acquire() -> Option<Guard> {
+    pub fn acquire() -> Option<Reentry> {
         IN_SHIM.with(|c| {
             if c.get() {
                 None
             } else {
                 c.set(true);
-                Some(Guard(()))
+                Some(Reentry(()))
             }
         })
     }
 }
 
-impl Drop for Guard {
+impl Drop for Reentry {
     fn drop(&mut self) {
         IN_SHIM.with(|c| c.set(false));
     }
