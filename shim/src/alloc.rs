@@ -350,11 +350,8 @@ fn check_block(e: &Entry, stack: u32, found: FoundAt) {
                 arg1: found.to_u64(),
                 ..block_error(ErrorKind::UseAfterFree, e, e.key + off, Family::Malloc, 0)
             });
-            fill(
-                e.key as *mut u8,
-                e.size,
-                e.free_fill().map_or(-1, i32::from),
-            );
+            let byte = e.free_fill().map_or(-1, i32::from);
+            fill(e.key as *mut u8, e.size, byte);
         }
     }
 }
