@@ -398,7 +398,7 @@ fn cxx_fallback(sym: &CStr, size: usize, align: usize, family: Family) -> *mut u
         }
     });
     if !p.is_null() {
-        crate::table::set_family(p as usize, family as u8);
+        crate::table::set_family(p as usize, family);
     }
     p
 }

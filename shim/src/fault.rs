@@ -146,7 +146,7 @@ fn access_and_pc(ctx: *mut libc::c_void) -> (Access, usize) {
 /// The stack of the faulting code: the unwinder passes through the signal frame and reports the
 /// faulting PC itself; what lies before it is the handler.
 fn fault_stack(pc: usize) -> u32 {
-    let Some(_g) = crate::tls::Guard::acquire() else {
+    let Some(_g) = crate::tls::Reentry::acquire() else {
         return 0;
     };
     let depth = opts::DEPTH.load(Ordering::Relaxed);

@@ -10,6 +10,7 @@
 use crate::spin::SpinLock;
 use crate::{heap, sys};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use memcheck_wire::GuardMode;
 
 pub const PAGE: usize = 4096;
 const RESERVE: usize = 1 << 40;
@@ -30,8 +31,8 @@ pub struct Slot {
     pub free_stack: AtomicU32,
     pub family: u8,
     pub state: AtomicU8,
-    /// 1 overflow, 2 underflow.
-    pub mode: u8,
+    /// Overflow or underflow (never `Off`).
+    pub mode: GuardMode,
 }
 
 /// A copy of a slot's fields, for the pure diagnosis.
@@ -45,7 +46,7 @@ pub struct SlotView {
     pub free_stack: u32,
     pub family: u8,
     pub freed: bool,
-    pub mode: u8,
+    pub mode: GuardMode,
 }
 
 impl Slot {
@@ -259,7 +260,13 @@ pub fn trim() {
 
 /// Allocates a guarded block; `None` when the pool or the mapping budget is exhausted (the caller
 /// then serves the block in the default mode).
-pub fn allocate(size: usize, align: usize, family: u8, stack: u32, mode: u8) -> Option<usize> {
+pub fn allocate(
+    size: usize,
+    align: usize,
+    family: u8,
+    stack: u32,
+    mode: GuardMode,
+) -> Option<usize> {
     if !active() || size > (1 << 36) {
         return None;
     }
@@ -276,7 +283,7 @@ pub fn allocate(size: usize, align: usize, family: u8, stack: u32, mode: u8) -> 
         return None;
     }
     let align = align.max(16);
-    let data_pages = if mode == 2 {
+    let data_pages = if mode == GuardMode::Underflow {
         size.div_ceil(PAGE).max(1)
     } else {
         // The block's end sits on the guard page; its start is aligned down, possibly a page more.
@@ -290,7 +297,11 @@ pub fn allocate(size: usize, align: usize, family: u8, stack: u32, mode: u8) -> 
         return None;
     }
     let start = bump.next;
-    let data = if mode == 2 { start + PAGE } else { start };
+    let data = if mode == GuardMode::Underflow {
+        start + PAGE
+    } else {
+        start
+    };
     // SAFETY: [data, data + data_pages pages) is inside our reservation and unused.
     let r = unsafe {
         libc::mprotect(
@@ -302,7 +313,7 @@ pub fn allocate(size: usize, align: usize, family: u8, stack: u32, mode: u8) -> 
     if r != 0 {
         return None;
     }
-    let user = if mode == 2 {
+    let user = if mode == GuardMode::Underflow {
         data
     } else {
         (data + data_pages * PAGE - size) & !(align - 1)
@@ -344,7 +355,7 @@ pub fn allocate(size: usize, align: usize, family: u8, stack: u32, mode: u8) -> 
 
 /// The range of a guarded block's data pages.
 pub fn data_range(s: &SlotView) -> (usize, usize) {
-    if s.mode == 2 {
+    if s.mode == GuardMode::Underflow {
         (s.start + PAGE, s.end)
     } else {
         (s.start, s.end - PAGE)
@@ -430,7 +441,7 @@ pub fn diagnose(
         if p.freed {
             return Some((UseAfterFree, p));
         }
-        if p.mode == 2 {
+        if p.mode == GuardMode::Underflow {
             // The guard page before this block; unless the previous block's end is nearer
             // (an overflow of the block below cannot be: its end is page-aligned data), an
             // underflow of this block.
@@ -473,9 +484,9 @@ mod tests {
     use super::*;
     use memcheck_wire::ErrorKind::*;
 
-    fn slot(start: usize, pages: usize, size: usize, freed: bool, mode: u8) -> SlotView {
+    fn slot(start: usize, pages: usize, size: usize, freed: bool, mode: GuardMode) -> SlotView {
         let end = start + (pages + 1) * PAGE;
-        let user = if mode == 2 {
+        let user = if mode == GuardMode::Underflow {
             start + PAGE
         } else {
             (end - PAGE - size) & !15
@@ -495,7 +506,7 @@ mod tests {
 
     #[test]
     fn a_touch_of_the_guard_page_after_a_block_is_an_overflow() {
-        let s = slot(0x10000, 1, 13, false, 1);
+        let s = slot(0x10000, 1, 13, false, GuardMode::Overflow);
         let end = s.user + 13;
         assert_eq!(
             diagnose(0x11000, Some(s), None),
@@ -506,7 +517,7 @@ mod tests {
 
     #[test]
     fn a_touch_of_a_freed_block_is_use_after_free() {
-        let s = slot(0x10000, 2, 5000, true, 1);
+        let s = slot(0x10000, 2, 5000, true, GuardMode::Overflow);
         assert_eq!(
             diagnose(s.user + 10, Some(s), None),
             Some((UseAfterFree, s))
@@ -515,13 +526,13 @@ mod tests {
 
     #[test]
     fn live_data_pages_are_not_ours_to_diagnose() {
-        let s = slot(0x10000, 1, 100, false, 1);
+        let s = slot(0x10000, 1, 100, false, GuardMode::Overflow);
         assert_eq!(diagnose(s.user + 10, Some(s), None), None);
     }
 
     #[test]
     fn underflow_mode_guard_is_before_the_block() {
-        let s = slot(0x10000, 1, 100, false, 2);
+        let s = slot(0x10000, 1, 100, false, GuardMode::Underflow);
         assert_eq!(
             diagnose(0x10ff0, Some(s), None),
             Some((HeapBufferUnderflow, s))
@@ -530,8 +541,8 @@ mod tests {
 
     #[test]
     fn gaps_go_to_the_nearest_block() {
-        let a = slot(0x10000, 1, 4096, false, 1);
-        let b = slot(0x40000, 1, 16, false, 1);
+        let a = slot(0x10000, 1, 4096, false, GuardMode::Overflow);
+        let b = slot(0x40000, 1, 16, false, GuardMode::Overflow);
         assert_eq!(
             diagnose(0x12000, Some(a), Some(b)),
             Some((HeapBufferOverflow, a))

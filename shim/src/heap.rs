@@ -102,7 +102,7 @@ pub fn alloc_pages(len: usize) -> *mut u8 {
     if r != 0 {
         return core::ptr::null_mut();
     }
-    crate::sys::name_mapping(p as *mut u8, len, c"memcheck");
+    crate::sys::name_mapping(p as *mut u8, len, memcheck_wire::MAPPING_NAME_C);
     p as *mut u8
 }
 

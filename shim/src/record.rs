@@ -131,7 +131,8 @@ fn create() {
     let dlen = dir.iter().position(|&b| b == 0).unwrap_or(0);
     path.buf[..dlen].copy_from_slice(&dir[..dlen]);
     path.len = dlen;
-    let _ = write!(path, "/{}-{}.mcr\0", sys::getpid(), start);
+    let suffix = memcheck_wire::RECORD_SUFFIX;
+    let _ = write!(path, "/{}-{}{suffix}\0", sys::getpid(), start);
     // SAFETY: path is NUL-terminated.
     let fd = unsafe {
         libc::open(

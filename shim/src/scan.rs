@@ -315,12 +315,12 @@ pub fn leak_check() {
                 holes.push(h);
             }
         }
-        if e.state == table::LIVE {
+        if e.state == table::BlockState::Live {
             blocks.push(Block {
                 start: e.key,
                 size: e.size,
                 stack: e.alloc_stack,
-                inherited: e.fill != gen,
+                inherited: e.fork_gen() != gen,
             });
         }
     });
@@ -357,7 +357,7 @@ pub fn leak_check() {
         }
         let anon =
             mp.path.is_empty() || mp.path.starts_with(b"[anon:") || mp.path.starts_with(b"[stack");
-        if !anon || mp.path.starts_with(b"[anon:memcheck") {
+        if !anon || memcheck_wire::is_shim_mapping(mp.path) {
             continue;
         }
         if sp >= mp.start && sp < mp.end {
@@ -414,7 +414,7 @@ pub fn leak_check() {
             _ => merged.push(g),
         }
     }
-    let full = crate::opts::LEAK_CHECK.load(core::sync::atomic::Ordering::Relaxed) >= 2;
+    let full = crate::opts::leak_check() == memcheck_wire::LeakCheck::Full;
     if full && !merged.is_empty() {
         record::emit_modules();
         for &(kind, stack, bytes, blocks) in &merged {
