@@ -27,7 +27,7 @@ fn run_strs(flags: &[String], prog: &Path, args: &[&str]) -> Run {
 fn records_survive_closed_duped_and_reused_descriptors() {
     let prog = compile("fdclose.c", &[]);
     for mode in MODES {
-        for how in ["close", "devnull", "reuse"] {
+        for how in ["close", "devnull", "reuse", "exhaust"] {
             let data = tempfile::tempdir().unwrap();
             let flags = with_mode(mode, &["--error-exitcode=9"]);
             let r = run_strs(&flags, &prog, &[how, data.path().to_str().unwrap()]);

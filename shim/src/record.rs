@@ -1,8 +1,10 @@
 //! The record file of this process: `MEMCHECK_DIR/PID-STARTNS.mcr`, created at start-up (and anew
 //! in a forked child).
 //!
-//! No descriptor is kept open between records: each write opens the file by its path
-//! (`O_APPEND`), writes whole records with one `write(2)` and closes it again. A program that
+//! No descriptor is relied on between records: each write opens the file by its path
+//! (`O_APPEND`), writes whole records with one `write(2)` and closes it again. (A spare
+//! descriptor at a high number serves only when the program has used up every descriptor, and
+//! only after checking it still refers to this file.) A program that
 //! closes every descriptor, `dup2`s `/dev/null` over them or opens its own files on the numbers
 //! memcheck used therefore neither loses the report nor receives memcheck's records in its files.
 //! The exit report (many records at once) is gathered in a buffer and written in large pieces
@@ -10,7 +12,7 @@
 //! report as a note when a later write succeeds, so an incomplete report never passes silently.
 use crate::{depot, modules, opts, spin::SpinLock, sys};
 use core::fmt::Write;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use memcheck_wire::{Module, Process, Record, Stack};
 use rust_alloc::vec::Vec;
 
@@ -19,6 +21,10 @@ use rust_alloc::vec::Vec;
 static mut PATH: sys::FixedBuf<4200> = sys::FixedBuf::new();
 /// Whether the file exists (created, header and process record written) and `PATH` names it.
 static OPEN: AtomicBool = AtomicBool::new(false);
+/// A spare descriptor of the file at a high number, used only when `open` fails for want of
+/// descriptors (`EMFILE`), and checked to still be this file (device and inode) before each use.
+static SPARE_FD: AtomicI32 = AtomicI32::new(-1);
+static FILE_ID: AtomicU64 = AtomicU64::new(0);
 /// Records that could not be written, and the errno of the last failure.
 static LOST: AtomicU64 = AtomicU64::new(0);
 static LOST_ERRNO: AtomicU64 = AtomicU64::new(0);
@@ -72,18 +78,56 @@ fn write_out(bytes: &[u8]) {
             libc::O_WRONLY | libc::O_APPEND | libc::O_CLOEXEC | libc::O_NOFOLLOW,
         )
     };
-    let ok = fd >= 0 && sys::write_all(fd, bytes);
-    if !ok {
-        lost(sys::errno());
-    }
-    if fd >= 0 {
+    let ok = if fd >= 0 {
+        let ok = sys::write_all(fd, bytes);
         // SAFETY: fd was opened above and is closed once.
         unsafe { libc::close(fd) };
+        ok
+    } else {
+        let e = sys::errno();
+        let spare = SPARE_FD.load(Ordering::Relaxed);
+        (e == libc::EMFILE || e == libc::ENFILE)
+            && spare >= 0
+            && file_id(spare) == Some(FILE_ID.load(Ordering::Relaxed))
+            && sys::write_all(spare, bytes)
+    };
+    if !ok {
+        lost(sys::errno());
     }
     if ok && LOST.load(Ordering::Relaxed) != 0 {
         note_lost();
     }
     sys::set_errno(saved);
+}
+
+/// The device and inode of what `fd` refers to, folded into one word.
+fn file_id(fd: i32) -> Option<u64> {
+    // SAFETY: an all-zero stat is a valid out-buffer.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: fstat writes into st; a closed fd just fails.
+    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_dev << 40) ^ st.st_ino)
+}
+
+/// Keeps a spare descriptor of the new file `fd` at a high number (below 1024 and the limit).
+fn keep_spare(fd: i32) {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: r is a valid out-pointer.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
+    let top = r.rlim_cur.min(1024) as i32 - 1;
+    if top <= 2 {
+        return;
+    }
+    // SAFETY: F_DUPFD_CLOEXEC duplicates fd onto the lowest free number >= top.
+    let spare = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, top) };
+    if spare >= 0 {
+        if let Some(id) = file_id(spare) {
+            FILE_ID.store(id, Ordering::Relaxed);
+            SPARE_FD.store(spare, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Counts a record that could not be written and says so (once) on stderr.
@@ -106,7 +150,8 @@ fn note_lost() {
     let mut text = sys::FixedBuf::<160>::new();
     let _ = write!(
         text,
-        "{n} records could not be written (errno {}): this process's report is incomplete",
+        "{n} {} (errno {}): this process's report is incomplete",
+        memcheck_wire::NOTE_RECORDS_LOST,
         LOST_ERRNO.load(Ordering::Relaxed)
     );
     let rec = Record::Note(memcheck_wire::Note {
@@ -153,6 +198,7 @@ fn create() {
     let mut hdr = [0u8; memcheck_wire::HEADER_LEN];
     memcheck_wire::encode_header(&mut hdr);
     sys::write_all(fd, &hdr);
+    keep_spare(fd);
     // SAFETY: fd was opened above.
     unsafe { libc::close(fd) };
     // SAFETY: see PATH: no thread reads it before OPEN is set below.
@@ -289,6 +335,13 @@ pub fn emit_modules() {
 /// In a forked child: forget the parent's file; [`open`] then creates the child's own.
 pub fn after_fork_child() {
     OPEN.store(false, Ordering::Release);
+    // The parent's spare descriptor: closed only if it still is the parent's file.
+    let spare = SPARE_FD.swap(-1, Ordering::Relaxed);
+    if spare >= 0 && file_id(spare) == Some(FILE_ID.load(Ordering::Relaxed)) {
+        // SAFETY: spare refers to the parent's record file (checked just now), not to a file of
+        // the program's.
+        unsafe { libc::close(spare) };
+    }
     LOST.store(0, Ordering::Relaxed);
     // SAFETY: the fork child handler runs single-threaded with STATE's lock held by prepare.
     let w = unsafe { STATE.held() };

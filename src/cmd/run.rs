@@ -182,8 +182,9 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         })
         .sum();
     let lost: u64 = report.processes.iter().map(|p| p.lost_blocks()).sum();
+    let incomplete = report.processes.iter().any(|p| p.incomplete);
     if let Some(n) = a.error_exitcode {
-        if errors > 0 || lost > 0 {
+        if errors > 0 || lost > 0 || incomplete {
             return Ok(n as i32);
         }
     }

@@ -52,6 +52,9 @@ pub struct ProcessReport {
     pub leak_summary: Option<LeakSummary>,
     /// The record file ended early (the process died while writing it).
     pub truncated: bool,
+    /// Some of the process's records could not be written (the shim says so in a note): its
+    /// findings may be missing, so an `--error-exitcode` gate fails.
+    pub incomplete: bool,
     /// Messages of the memcheck library about this run (a degraded mode, a limit reached).
     pub notes: Vec<String>,
 }
@@ -307,6 +310,10 @@ pub fn process_report(
         leaks: leaks.into_iter().map(|(_, l)| l).collect(),
         leak_summary,
         truncated: p.truncated,
+        incomplete: p
+            .notes
+            .iter()
+            .any(|n| n.contains(memcheck_wire::NOTE_RECORDS_LOST)),
         notes: p.notes.clone(),
     }
 }

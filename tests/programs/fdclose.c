@@ -1,6 +1,6 @@
 // Hostile to memcheck's record file: MODE "close" closes fds 0..1023, "devnull" dup2s /dev/null
-// over every fd, "reuse" closes every fd and opens eight data files in DIR (argv[2]); then each
-// leaks a block and exits with status 0.
+// over every fd, "reuse" closes every fd and opens eight data files in DIR (argv[2]), "exhaust"
+// opens /dev/null until no descriptor is left; then each leaks a block and exits with status 0.
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +30,9 @@ int main(int argc, char **argv) {
             snprintf(path, sizeof path, "%s/data%d", argv[2], i);
             int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
             if (fd >= 0) write(fd, "data\n", 5);
+        }
+    } else if (strcmp(mode, "exhaust") == 0) {
+        while (open("/dev/null", O_RDONLY) >= 0) {
         }
     }
     leak33();

@@ -14,6 +14,10 @@ pub const ENV_ALL: [&str; 2] = [ENV_DIR, ENV_OPTIONS];
 /// File name suffix of a record file (`MEMCHECK_DIR/PID-STARTNS.mcr`).
 pub const RECORD_SUFFIX: &str = ".mcr";
 
+/// The words a NOTE record carries when some of the process's records could not be written: the
+/// CLI then marks the process's report incomplete and fails an `--error-exitcode` gate.
+pub const NOTE_RECORDS_LOST: &str = "records could not be written";
+
 /// The name of the shim's private memory, shown as `[anon:memcheck]` in `/proc/PID/maps`.
 pub const MAPPING_NAME_C: &CStr = c"memcheck";
 /// [`MAPPING_NAME_C`] as a string.
