@@ -513,6 +513,7 @@ fn ctrl_c_stops_the_wait_and_the_report_names_the_missing_process() {
         p["notes"].as_array().unwrap().iter().any(|n| n == &note),
         "{json}"
     );
+    assert_eq!(p["incomplete"], true, "{json}");
     // The daemon itself was left running, not killed.
     assert!(Path::new(&format!("/proc/{daemon}")).exists());
 }
