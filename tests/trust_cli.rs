@@ -229,6 +229,38 @@ fn a_cache_below_a_directory_others_can_change_is_not_used() {
 }
 
 #[test]
+fn without_a_cache_the_library_is_not_written_below_a_directory_others_can_change() {
+    let prog = compile("dispositions.c", &[]);
+    let dir = scratch();
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let cache = dir.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    std::os::unix::fs::symlink(dir.path(), cache.join("memcheck")).unwrap();
+    let r = run_env(
+        &[("XDG_CACHE_HOME", &cache), ("TMPDIR", &open)],
+        &[],
+        &prog,
+        &[],
+    );
+    assert_eq!(r.code(), Some(125), "{}", r.show());
+    assert!(r.stdout().is_empty(), "the program ran\n{}", r.show());
+    let stderr = r.stderr();
+    let err: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("memcheck: error:"))
+        .collect();
+    assert_eq!(err.len(), 1, "{}", r.show());
+    assert!(err[0].contains("set TMPDIR"), "{}", r.show());
+    assert!(
+        std::fs::read_dir(&open).unwrap().next().is_none(),
+        "{}",
+        r.show()
+    );
+}
+
+#[test]
 fn the_cache_and_run_directories_are_made_0700() {
     let prog = compile("dispositions.c", &[]);
     let dir = scratch();
