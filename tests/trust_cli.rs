@@ -407,6 +407,45 @@ fn terminating_signals_sent_to_memcheck_reach_the_program_and_the_report_is_writ
 }
 
 #[test]
+fn ctrl_c_on_a_terminal_reaches_the_program_once() {
+    use std::io::Write;
+    let prog = compile("sigint.c", &[]);
+    // script(1) runs memcheck on a pseudo-terminal; a ^C written to it makes the terminal signal
+    // its foreground process group, memcheck and the program both.
+    let cmd = format!(
+        "{} run --leak-check=no -- {} count",
+        memcheck().display(),
+        prog.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux is needed for this test");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut l = String::new();
+        assert_ne!(out.read_line(&mut l).unwrap(), 0, "no ready line: {seen}");
+        seen.push_str(&l);
+        if l.contains("ready") {
+            break;
+        }
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"\x03").unwrap();
+    stdin.flush().unwrap();
+    std::io::Read::read_to_string(&mut out, &mut seen).unwrap();
+    drop(stdin);
+    let status = child.wait().unwrap();
+    assert!(seen.contains("got 1 SIGINT"), "{seen}");
+    assert_eq!(status.code(), Some(3), "{seen}");
+}
+
+#[test]
 fn a_signal_the_program_sends_its_parent_is_not_bounced_back_to_it() {
     let prog = compile("sigint.c", &[]);
     let r = run_under(&[], &prog, &["parent"]);
