@@ -74,7 +74,11 @@ pub enum Found {
 /// The `memcheck-*` directories of the user in `tmp` that are stale or whose creator is unknown. Live
 /// runs, other users' directories and anything that is not a plain directory are left out.
 pub fn scan(tmp: &Path) -> Vec<Found> {
-    let me = Uid::effective().as_raw();
+    scan_as(tmp, Uid::effective().as_raw())
+}
+
+/// [`scan`] for the user `me`.
+fn scan_as(tmp: &Path, me: u32) -> Vec<Found> {
     let our_ns = pid_namespace();
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(tmp) else {
@@ -152,6 +156,22 @@ mod tests {
         assert_eq!(creator("memcheck-42-1234-99-"), None);
         assert_eq!(creator("memcheck-42-x-99-abc"), None);
         assert_eq!(creator("other-42-1234-99-abc"), None);
+    }
+
+    #[test]
+    fn another_users_directory_is_never_a_candidate() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ns = pid_namespace().unwrap();
+        // pid 0 is never a process: the directory is stale for its owner.
+        let d = tmp.path().join(format!("memcheck-0-1-{ns}-abcdef"));
+        std::fs::create_dir(&d).unwrap();
+        let me = Uid::effective().as_raw();
+        let mine = scan_as(tmp.path(), me);
+        assert!(
+            matches!(mine.as_slice(), [Found::Stale { path, pid: 0 }] if path == &d),
+            "{mine:?}"
+        );
+        assert!(scan_as(tmp.path(), me.wrapping_add(1)).is_empty());
     }
 
     #[test]
