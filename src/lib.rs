@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod cmd;
 pub mod layout;
+pub mod output;
 pub mod pagecache;
 pub mod preload;
 pub mod proc;
