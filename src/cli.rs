@@ -271,7 +271,6 @@ pub struct RunArgs {
     #[arg(
         required = true,
         trailing_var_arg = true,
-        allow_hyphen_values = true,
         value_name = "PROG [ARGS]..."
     )]
     pub command: Vec<OsString>,
