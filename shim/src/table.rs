@@ -58,7 +58,7 @@ impl Entry {
 
 /// The block lives in the guard pool (its own pages), not in glibc's heap.
 pub const FLAG_GUARDED: u8 = 1;
-/// The freed block was filled with [`Entry::free_fill`] (its first `alloc::FILL_MAX` bytes).
+/// The freed block was filled with [`Entry::free_fill`] (its first `canary::FILL_MAX` bytes).
 pub const FLAG_FILLED: u8 = 2;
 
 struct Shard {
