@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[derive(Parser, Debug)]
 #[command(
     name = "memcheck",
-    version = crate::cmd::VERSION_LINE,
+    version = crate::version::VERSION_LINE,
     about = "Find heap bugs and leaks in unmodified Linux programs, and see how a live process uses memory",
     long_about = None,
     propagate_version = true,

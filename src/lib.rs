@@ -2,6 +2,7 @@
 //! live process uses memory. The binary is a thin wrapper over [`main_with_args`].
 pub mod cli;
 pub mod cmd;
+pub mod exit;
 pub mod layout;
 pub mod pagecache;
 pub mod proc;
@@ -11,6 +12,7 @@ pub mod shim;
 pub mod style;
 pub mod symbolize;
 pub mod target;
+pub mod version;
 
 /// Runs memcheck with these arguments and returns the process exit status.
 pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {

@@ -418,7 +418,7 @@ fn a_missing_process_is_named() {
         Err(e @ RemoteError::NoSuchProcess(p)) if p == pid => {
             assert_eq!(
                 e.to_string(),
-                format!("no process {pid} is running (check the PID with `ps`)")
+                format!("no process with pid {pid} (it may have exited; check the pid with `ps -p {pid}`)")
             );
         }
         other => panic!("{other:?}"),

@@ -187,13 +187,59 @@ fn text_view_explains_the_fields_and_watch_prints_lines() {
 }
 
 #[test]
-fn a_missing_pid_is_one_clear_line() {
-    let r = run_cmd(Command::new(memcheck()).args(["stats", "999999999"]));
-    assert_ne!(r.code(), Some(0), "{}", r.show());
-    assert_eq!(r.stderr().lines().count(), 1, "{}", r.show());
-    assert!(
-        r.stderr().contains("no process with pid 999999999"),
-        "{}",
-        r.show()
+fn a_missing_pid_is_one_clear_line_and_exit_status_1() {
+    // With and without --watch, in both formats: the same line and status as `maps`.
+    for args in [
+        &["stats", "999999999"][..],
+        &["stats", "--format", "json", "999999999"],
+        &["stats", "--watch", "1", "999999999"],
+        &["stats", "--watch", "1", "--format", "json", "999999999"],
+        &["maps", "999999999"],
+    ] {
+        let r = run_cmd(Command::new(memcheck()).args(args));
+        assert_eq!(r.code(), Some(1), "{}", r.show());
+        assert_eq!(r.stderr().lines().count(), 1, "{}", r.show());
+        assert_eq!(
+            r.stderr(),
+            "memcheck: error: no process with pid 999999999 (it may have exited; check the pid \
+             with `ps -p 999999999`)\n",
+            "{}",
+            r.show()
+        );
+        assert_eq!(r.stdout(), "", "{}", r.show());
+    }
+}
+
+#[test]
+fn the_memcheck_cli_pid_names_the_checked_child() {
+    let prog = compile("holder.c", &[]);
+    let t = start(
+        Command::new(memcheck())
+            .args(["run", "--leak-check=no", "--"])
+            .arg(&prog),
     );
+    // `$!` after `memcheck run ... &` is the CLI, whose child is the program.
+    let cli = t.child.id() as i32;
+    assert_ne!(cli, t.pid);
+    let (r, v) = stats(cli, &["--no-ptrace"]);
+    assert_eq!(v["version"], 1, "{}", r.show());
+    assert_eq!(v["memcheck_children"][0], t.pid, "{}", r.show());
+    let text = run_cmd(
+        Command::new(memcheck())
+            .args(["stats", "--no-ptrace"])
+            .arg(cli.to_string())
+            .env("NO_COLOR", "1"),
+    );
+    assert_eq!(text.code(), Some(0), "{}", text.show());
+    assert!(
+        text.stdout()
+            .contains(&format!("the checked program is its child, pid {}", t.pid)),
+        "{}",
+        text.show()
+    );
+    // The program itself is not a memcheck CLI.
+    let (r, v) = stats(t.pid, &[]);
+    assert!(v["memcheck_children"].is_null(), "{}", r.show());
+    let (code, _, _) = t.finish();
+    assert_eq!(code, Some(7));
 }

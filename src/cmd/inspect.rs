@@ -1,22 +1,14 @@
 //! What the inspection commands (`maps`, `residency`, `overcommit`) share: where output goes
-//! (stdout, or a file written atomically), sizes and addresses for people, and the exit status
-//! of their typed errors. Invariant: JSON addresses are `"0x..."` strings, sizes are KiB numbers.
+//! (stdout, or a file written atomically), sizes and addresses for people. Invariant: JSON addresses are `"0x..."` strings, sizes are KiB numbers.
 use crate::cli::ColorChoice;
 use crate::style::{self, Painter};
 use anyhow::Result;
 use std::io::Write;
 use std::path::Path;
 
-/// The exit status for an inspection error, or `None` if it is not one (memcheck's own failure).
-pub fn exit_code(e: &anyhow::Error) -> Option<i32> {
-    if let Some(p) = e.downcast_ref::<crate::proc::ProcError>() {
-        return Some(p.exit_code());
-    }
-    if let Some(r) = e.downcast_ref::<super::residency::ResidencyError>() {
-        return Some(r.exit_code());
-    }
-    None
-}
+/// The format version of the inspection commands' JSON (`maps`, `residency`, `overcommit`,
+/// `stats`), its `version` field; bumped on incompatible changes.
+pub const JSON_VERSION: u32 = 1;
 
 /// The painter for output going to `output` (never colour into a file).
 pub fn painter(color: ColorChoice, output: Option<&Path>) -> Painter {
@@ -86,12 +78,5 @@ mod tests {
         assert_eq!(hex(0x7fff_0000), "0x7fff0000");
         assert_eq!(percent(1, 3), 33.3);
         assert_eq!(percent(0, 0), 0.0);
-    }
-
-    #[test]
-    fn inspection_errors_exit_with_one() {
-        let e = anyhow::Error::from(crate::proc::ProcError::NoSuchProcess(7));
-        assert_eq!(exit_code(&e), Some(1));
-        assert_eq!(exit_code(&anyhow::anyhow!("internal")), None);
     }
 }

@@ -6,7 +6,7 @@
 use super::inspect::{self, hex, human_kb, percent};
 use crate::cli::{ColorChoice, Format, ResidencyArgs};
 use crate::layout::Kind;
-use crate::pagecache::{self, Locked};
+use crate::pagecache::{self, FileError, Locked};
 use crate::proc::{self, pagemap};
 use crate::style::Painter;
 use anyhow::Result;
@@ -20,48 +20,6 @@ use std::time::{Duration, Instant};
 
 /// Width of the compact residency map.
 pub const MAP_WIDTH: usize = 60;
-
-/// Why a file could not be inspected or locked.
-#[derive(Debug, thiserror::Error)]
-pub enum ResidencyError {
-    #[error("{0}: no such file or directory (check the path)")]
-    NotFound(String),
-    #[error("{0}: permission denied (run memcheck as a user who may read it, or as root)")]
-    PermissionDenied(String),
-    #[error("{0}: cannot read it: {1}")]
-    Io(String, String),
-    #[error("{0}: not a regular file or a directory, so it has no page-cache pages to show")]
-    NotRegular(String),
-    #[error(
-        "{path}: cannot lock its {size} in memory: {cause}. Locked memory is limited by RLIMIT_MEMLOCK \
-         (here soft {soft}, hard {hard}; see `ulimit -l`) unless the process has CAP_IPC_LOCK: raise the \
-         limit (`ulimit -l unlimited`, memlock in /etc/security/limits.conf, LimitMEMLOCK= for a systemd \
-         service) or give memcheck CAP_IPC_LOCK (run it as root, or `setcap cap_ipc_lock+ep` on it)"
-    )]
-    Lock {
-        path: String,
-        size: String,
-        cause: String,
-        soft: String,
-        hard: String,
-    },
-}
-
-impl ResidencyError {
-    /// Bad input or a refused lock: 1.
-    pub fn exit_code(&self) -> i32 {
-        1
-    }
-
-    fn from_io(path: &Path, e: std::io::Error) -> ResidencyError {
-        let shown = path.display().to_string();
-        match e.kind() {
-            std::io::ErrorKind::NotFound => ResidencyError::NotFound(shown),
-            std::io::ErrorKind::PermissionDenied => ResidencyError::PermissionDenied(shown),
-            _ => ResidencyError::Io(shown, e.to_string()),
-        }
-    }
-}
 
 #[derive(Serialize, Debug)]
 pub struct FilesReport {
@@ -244,7 +202,7 @@ fn walk(paths: &[PathBuf], errors: &mut Vec<ErrorOut>) -> Vec<(PathBuf, std::fs:
     let fail = |p: &Path, e: std::io::Error, errors: &mut Vec<ErrorOut>| {
         errors.push(ErrorOut {
             path: p.display().to_string(),
-            error: ResidencyError::from_io(p, e).to_string(),
+            error: FileError::from_io(p, e).to_string(),
         })
     };
     while let Some((p, top)) = stack.pop() {
@@ -280,7 +238,7 @@ fn walk(paths: &[PathBuf], errors: &mut Vec<ErrorOut>) -> Vec<(PathBuf, std::fs:
             // deserves an answer.
             errors.push(ErrorOut {
                 path: p.display().to_string(),
-                error: ResidencyError::NotRegular(p.display().to_string()).to_string(),
+                error: FileError::NotRegular(p.display().to_string()).to_string(),
             });
         }
     }
@@ -320,7 +278,7 @@ pub fn for_files(
             Err(e) => {
                 errors.push(ErrorOut {
                     path: shown,
-                    error: ResidencyError::from_io(&path, e).to_string(),
+                    error: FileError::from_io(&path, e).to_string(),
                 });
                 continue;
             }
@@ -341,7 +299,7 @@ pub fn for_files(
                         Ok(None) => {}
                         Err(e) => {
                             let (soft, hard) = memlock_limits();
-                            return Err(ResidencyError::Lock {
+                            return Err(FileError::Lock {
                                 path: shown.clone(),
                                 size: human_kb(len.div_ceil(1024)),
                                 cause: match e.raw_os_error() {
@@ -378,14 +336,14 @@ pub fn for_files(
                 total.resident_pages += fo.resident_pages;
                 out.push(fo);
             }
-            Err(e) if e.is::<ResidencyError>() => {
+            Err(e) if e.is::<FileError>() => {
                 progress.done();
                 return Err(e);
             }
             Err(e) => {
                 let io = e
                     .downcast::<std::io::Error>()
-                    .map(|io| ResidencyError::from_io(&path, io).to_string())
+                    .map(|io| FileError::from_io(&path, io).to_string())
                     .unwrap_or_else(|e| format!("{shown}: {e}"));
                 errors.push(ErrorOut {
                     path: shown,
@@ -633,7 +591,7 @@ mod tests {
     #[test]
     fn lock_errors_explain_the_limit_and_the_capability() {
         let (soft, hard) = memlock_limits();
-        let e = ResidencyError::Lock {
+        let e = FileError::Lock {
             path: "/f".into(),
             size: "1.0M".into(),
             cause: "mlock failed: ENOMEM".into(),

@@ -5,7 +5,7 @@ use crate::report::{self, Exit, Report, Tool};
 use crate::style::{self, Painter};
 use crate::symbolize::Symbolizer;
 use crate::{records, shim, target};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use nix::sys::signal::{self, SigHandler, Signal};
 use std::ffi::OsString;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -71,7 +71,10 @@ fn shim_options(a: &RunArgs) -> String {
 
 pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
     if a.format == Format::Json && a.output.is_none() {
-        bail!("--format json needs --output FILE (or --output - for standard output)");
+        return Err(crate::exit::UsageError(
+            "--format json needs --output FILE (or --output - for standard output)".into(),
+        )
+        .into());
     }
     let prog = &a.command[0];
     let path = target::resolve(prog)?;

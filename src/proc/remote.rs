@@ -138,7 +138,7 @@ impl Default for RemoteOptions {
 /// Why glibc in a process could not be asked.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
-    #[error("no process {0} is running (check the PID with `ps`)")]
+    #[error("{}", super::no_such_process(*.0))]
     NoSuchProcess(i32),
     #[error("process {pid}: not allowed to trace it: {reason}")]
     PermissionDenied { pid: i32, reason: String },
