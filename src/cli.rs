@@ -1,5 +1,7 @@
 //! The one clap definition of memcheck's command line. Man pages and shell completions are
 //! generated from it (see `tests/generated.rs`), so it is the single source of truth.
+pub use crate::report::LeakKinds;
+pub use crate::style::ColorChoice;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -265,11 +267,19 @@ pub struct RunArgs {
     pub command: Vec<OsString>,
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ColorChoice {
-    Auto,
-    Always,
-    Never,
+/// `--color WHEN`: the type is [`crate::style`]'s (which knows nothing of clap), its names are
+/// given here.
+impl ValueEnum for ColorChoice {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[ColorChoice::Auto, ColorChoice::Always, ColorChoice::Never]
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(match self {
+            ColorChoice::Auto => "auto",
+            ColorChoice::Always => "always",
+            ColorChoice::Never => "never",
+        }))
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -317,39 +327,11 @@ pub enum Format {
     Json,
 }
 
-/// Which leak kinds are listed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct LeakKinds {
-    pub definite: bool,
-    pub indirect: bool,
-    pub possible: bool,
-    pub reachable: bool,
-}
-
-impl LeakKinds {
-    pub fn shows(&self, kind: memcheck_wire::LeakKind) -> bool {
-        use memcheck_wire::LeakKind::*;
-        match kind {
-            Definite => self.definite,
-            Indirect => self.indirect,
-            Possible => self.possible,
-            Reachable => self.reachable,
-        }
-    }
-}
-
 fn parse_leak_kinds(s: &str) -> Result<LeakKinds, String> {
     let mut k = LeakKinds::default();
     for part in s.split(',').map(str::trim) {
         match part {
-            "all" => {
-                k = LeakKinds {
-                    definite: true,
-                    indirect: true,
-                    possible: true,
-                    reachable: true,
-                }
-            }
+            "all" => k = LeakKinds::ALL,
             "none" => k = LeakKinds::default(),
             "definite" => k.definite = true,
             "indirect" => k.indirect = true,

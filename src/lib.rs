@@ -3,6 +3,8 @@
 pub mod cli;
 pub mod cmd;
 pub mod exit;
+#[cfg(test)]
+mod import_graph;
 pub mod layout;
 pub mod pagecache;
 pub mod proc;

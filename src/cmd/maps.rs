@@ -3,7 +3,7 @@
 //! Invariant: the counters are the kernel's, untouched; totals are sums over the regions shown.
 use super::inspect::{self, hex, human_kb};
 use crate::cli::{ColorChoice, Format, MapsArgs, MapsSort};
-use crate::layout::{self, Kind, ProcObjects, Region};
+use crate::layout::{self, Kind, Region};
 use crate::proc::{self, smaps, tasks};
 use crate::style::Painter;
 use anyhow::Result;
@@ -79,19 +79,6 @@ impl Totals {
     }
 }
 
-/// Reads and classifies every region of `pid`.
-pub fn regions(pid: i32) -> Result<Vec<Region>, proc::ProcError> {
-    let maps = smaps::read(pid)?;
-    let threads = tasks::threads(pid);
-    let mut objects = ProcObjects::new(pid);
-    Ok(layout::classify(
-        maps,
-        &threads,
-        &mut objects,
-        proc::page_size(),
-    ))
-}
-
 fn heap(pid: i32, regions: &[Region]) -> Option<Heap> {
     let stat = proc::process(pid).ok()?.stat().ok()?;
     let start = stat.start_brk.filter(|&s| s != 0)?;
@@ -108,7 +95,7 @@ fn heap(pid: i32, regions: &[Region]) -> Option<Heap> {
 }
 
 pub fn build(a: &MapsArgs) -> Result<MapsReport> {
-    let mut all = regions(a.pid)?;
+    let mut all = layout::regions(a.pid)?;
     let heap = heap(a.pid, &all);
     let threads = tasks::threads(a.pid).len();
     if !a.kinds.is_empty() {

@@ -366,7 +366,7 @@ pub fn for_files(
 
 /// Residency of every region of a live process.
 pub fn for_pid(pid: i32) -> Result<PidReport> {
-    let regions = super::maps::regions(pid)?;
+    let regions = crate::layout::regions(pid)?;
     // Opened on first use: a kernel thread has no regions and no pagemap to open.
     let mut pm: Option<pagemap::Pagemap> = None;
     let mut out = Vec::new();

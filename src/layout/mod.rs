@@ -306,6 +306,19 @@ pub fn classify(
     regions
 }
 
+/// Reads and classifies every region of `pid`.
+pub fn regions(pid: i32) -> Result<Vec<Region>, crate::proc::ProcError> {
+    let maps = crate::proc::smaps::read(pid)?;
+    let threads = crate::proc::tasks::threads(pid);
+    let mut objects = ProcObjects::new(pid);
+    Ok(classify(
+        maps,
+        &threads,
+        &mut objects,
+        crate::proc::page_size(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::elf::{Layout, Section, Segment};

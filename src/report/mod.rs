@@ -92,11 +92,21 @@ fn hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format!("{v:#x}"))
 }
 
+/// How bad a finding is. JSON shows `"error"` or `"warning"`.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// A heap error: the program did something wrong.
+    Error,
+    /// A suspicious call that keeps glibc's answer (calloc-overflow, allocation-size-too-big,
+    /// invalid-alignment).
+    Warning,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ErrorReport {
     pub kind: &'static str,
-    /// "error", or "warning" for suspicious calls that keep glibc's answer.
-    pub severity: &'static str,
+    pub severity: Severity,
     #[serde(serialize_with = "hex")]
     pub address: u64,
     /// "read" or "write" where known.
@@ -116,12 +126,15 @@ pub struct ErrorReport {
 
 impl ProcessReport {
     pub fn error_count(&self) -> usize {
-        self.errors.iter().filter(|e| e.severity == "error").count()
+        self.errors
+            .iter()
+            .filter(|e| e.severity == Severity::Error)
+            .count()
     }
     pub fn warning_count(&self) -> usize {
         self.errors
             .iter()
-            .filter(|e| e.severity == "warning")
+            .filter(|e| e.severity == Severity::Warning)
             .count()
     }
     /// Definite plus indirect blocks (a lost 0-byte block counts too).
@@ -134,7 +147,35 @@ impl ProcessReport {
 
 /// What to keep when building the report.
 pub struct Options {
-    pub show: crate::cli::LeakKinds,
+    pub show: LeakKinds,
+}
+
+/// Which leak kinds are listed one by one (`--show-leak-kinds`; the totals cover every kind).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct LeakKinds {
+    pub definite: bool,
+    pub indirect: bool,
+    pub possible: bool,
+    pub reachable: bool,
+}
+
+impl LeakKinds {
+    /// Every kind.
+    pub const ALL: LeakKinds = LeakKinds {
+        definite: true,
+        indirect: true,
+        possible: true,
+        reachable: true,
+    };
+
+    pub fn shows(&self, kind: LeakKind) -> bool {
+        match kind {
+            LeakKind::Definite => self.definite,
+            LeakKind::Indirect => self.indirect,
+            LeakKind::Possible => self.possible,
+            LeakKind::Reachable => self.reachable,
+        }
+    }
 }
 
 /// The frames of a recorded stack. Addresses are return addresses, except the first one of a
@@ -237,9 +278,9 @@ pub fn process_report(
         .map(|e| ErrorReport {
             kind: e.kind.name(),
             severity: if e.kind.is_warning() {
-                "warning"
+                Severity::Warning
             } else {
-                "error"
+                Severity::Error
             },
             address: e.addr,
             access: e.access.name(),
@@ -327,5 +368,11 @@ mod tests {
             relation(0x1004, 0x1000, 13),
             "4 bytes inside a 13-byte block"
         );
+    }
+
+    #[test]
+    fn severity_is_a_word_in_json() {
+        assert_eq!(serde_json::to_value(Severity::Error).unwrap(), "error");
+        assert_eq!(serde_json::to_value(Severity::Warning).unwrap(), "warning");
     }
 }
