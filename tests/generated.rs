@@ -1,12 +1,10 @@
 //! Man pages (`man/`) and shell completions (`completions/`) are generated from the clap
 //! definition; this test fails when the committed files drift from it. Regenerate with
 //! `UPDATE_GENERATED=1 cargo test --test generated`.
+mod common;
 use clap::CommandFactory;
+use common::root;
 use std::path::{Path, PathBuf};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn generated() -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
