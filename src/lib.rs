@@ -14,6 +14,7 @@ pub mod shim;
 pub mod style;
 pub mod symbolize;
 pub mod target;
+pub mod units;
 pub mod version;
 
 /// Runs memcheck with these arguments and returns the process exit status.

@@ -736,7 +736,11 @@ fn a_refused_lock_explains_the_limit_and_the_capability() {
         "{}",
         run.show()
     );
-    assert!(run.stderr().contains("soft 0K, hard 0K"), "{}", run.show());
+    assert!(
+        run.stderr().contains("soft 0 B, hard 0 B"),
+        "{}",
+        run.show()
+    );
 }
 
 fn sysctl(name: &str) -> u64 {
@@ -807,6 +811,21 @@ fn overcommit_fields_equal_the_kernels() {
     );
 }
 
+/// The JSON of `overcommit --check`, after checking its status: 0 if the allocation would
+/// succeed, 1 if not.
+fn check_json(run: &Run, succeeds: bool) -> Value {
+    assert_eq!(
+        run.code(),
+        Some(if succeeds { 0 } else { 1 }),
+        "{}",
+        run.show()
+    );
+    let v: Value = serde_json::from_str(&run.stdout())
+        .unwrap_or_else(|e| panic!("bad JSON ({e})\n{}", run.show()));
+    assert_eq!(v["check"]["succeeded"], succeeds, "{}", run.show());
+    v
+}
+
 #[test]
 fn check_agrees_with_a_real_allocation() {
     let alloc = common::compile("alloc.c", &["-O0"]);
@@ -815,9 +834,10 @@ fn check_agrees_with_a_real_allocation() {
     for size in [64 << 20, ram / 2, ram + swap + (1 << 30), 2 * (ram + swap)] {
         let s = size.to_string();
         let run = memcheck(&["overcommit", "--check", &s, "--format", "json"]);
-        let r = run.stdout_json();
         let real = Command::new(&alloc).arg(&s).output().unwrap();
         let real_ok = real.status.success();
+        // The status says what the report says: 1 when the allocation would fail.
+        let r = check_json(&run, real_ok);
         assert_eq!(
             String::from_utf8_lossy(&real.stdout),
             format!(
@@ -850,7 +870,10 @@ fn check_agrees_with_a_real_allocation() {
         assert!(!c["explanation"].as_str().unwrap().is_empty());
     }
     // Suffixes, and a size no 47-bit address space holds.
-    let r = memcheck(&["overcommit", "--check", "1024T", "--format", "json"]).stdout_json();
+    let r = check_json(
+        &memcheck(&["overcommit", "--check", "1024T", "--format", "json"]),
+        false,
+    );
     assert_eq!(r["check"]["size_bytes"], 1u64 << 50);
     assert_eq!(r["check"]["succeeded"], false);
     assert!(
@@ -888,7 +911,7 @@ fn check_agrees_with_a_real_allocation_under_rlimit_as() {
         let mut c = memcheck_cmd(&["overcommit", "--check", &s, "--format", "json"]);
         limit_address_space(&mut c, 1 << 30);
         let run = output(c);
-        let r = run.stdout_json();
+        let r = check_json(&run, fits);
         let mut real = Command::new(&alloc);
         real.arg(&s);
         limit_address_space(&mut real, 1 << 30);
@@ -983,4 +1006,168 @@ fn pid_and_oom_views_match_proc() {
     assert!(oom
         .iter()
         .all(|o| o["oom_score_adj"] != -1000 && o["pid"] != 1));
+}
+
+#[test]
+fn a_check_of_zero_bytes_is_a_usage_error() {
+    let run = memcheck(&["overcommit", "--check", "0"]);
+    assert_eq!(run.code(), Some(2), "{}", run.show());
+    assert!(
+        run.stderr()
+            .starts_with("memcheck: error: --check needs a size above 0"),
+        "{}",
+        run.show()
+    );
+}
+
+/// A limit file as memcheck reports it: `max` (v2) or v1's unlimited value is null.
+fn limit_value(text: &str) -> Value {
+    let t = text.trim();
+    match t.parse::<u64>() {
+        Ok(v) if v < 1 << 62 => Value::from(v),
+        Ok(_) => Value::Null,
+        Err(_) => {
+            assert_eq!(t, "max");
+            Value::Null
+        }
+    }
+}
+
+fn keyed_value(text: &str, key: &str) -> Value {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(key)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map(Value::from)
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn overcommit_shows_the_cgroup_limits_the_kernel_has() {
+    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+    let pid = child.id();
+    let run = memcheck(&["overcommit", "--pid", &pid.to_string(), "--format", "json"]);
+    let text = memcheck(&["overcommit", "--pid", &pid.to_string()]);
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let in_dir = |dir: &Path| {
+        std::fs::read_to_string(dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l == pid.to_string())
+    };
+    let r = run.stdout_json();
+    let c = &r["process"]["cgroup"];
+    let holds = c["dir"].as_str().map(|d| in_dir(Path::new(d)));
+    let _ = child.kill();
+    let _ = child.wait();
+    let memory_line = own.lines().find(|l| {
+        l.split(':')
+            .nth(1)
+            .is_some_and(|c| c.split(',').any(|x| x == "memory"))
+    });
+    if c.is_null() {
+        // No memory controller: none on v1, and none enabled at the cgroup2 root.
+        assert!(memory_line.is_none(), "{own}\n{}", run.show());
+        let v2 = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers").unwrap_or_default();
+        assert!(
+            !v2.split_whitespace().any(|x| x == "memory"),
+            "{}",
+            run.show()
+        );
+        return;
+    }
+    // The same cgroup as /proc/PID/cgroup names, and the directory holds the process.
+    let version = c["version"].as_u64().unwrap();
+    let want_path = match version {
+        2 => own.lines().find_map(|l| l.strip_prefix("0::")),
+        1 => memory_line.and_then(|l| l.splitn(3, ':').nth(2)),
+        v => panic!("version {v}"),
+    };
+    assert_eq!(c["path"].as_str(), want_path, "{own}\n{}", run.show());
+    let dir = Path::new(c["dir"].as_str().unwrap());
+    assert_eq!(
+        holds,
+        Some(true),
+        "{dir:?}/cgroup.procs lists the process\n{}",
+        run.show()
+    );
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+    if version == 2 {
+        assert_eq!(
+            c["memory_max"],
+            limit_value(&read("memory.max")),
+            "{}",
+            run.show()
+        );
+        assert_eq!(
+            c["memory_high"],
+            limit_value(&read("memory.high")),
+            "{}",
+            run.show()
+        );
+        assert_eq!(
+            c["memory_swap_max"],
+            limit_value(&read("memory.swap.max")),
+            "{}",
+            run.show()
+        );
+        assert_eq!(
+            c["oom_kill"],
+            keyed_value(&read("memory.events"), "oom_kill")
+        );
+    } else {
+        assert_eq!(
+            c["memory_max"],
+            limit_value(&read("memory.limit_in_bytes")),
+            "{}",
+            run.show()
+        );
+        assert!(c["memory_high"].is_null() && c["memory_swap_max"].is_null());
+        assert_eq!(
+            c["oom_kill"],
+            keyed_value(&read("memory.oom_control"), "oom_kill")
+        );
+    }
+    assert!(c["memory_current"].as_u64().unwrap() > 0, "{}", run.show());
+    // memcheck's own cgroup is the one it was started in: the test's, as sleep's.
+    assert_eq!(r["cgroup"]["path"], c["path"], "{}", run.show());
+    assert_eq!(r["version"], 1);
+    assert!(
+        text.stdout()
+            .contains(&format!("cgroup v{version} {}", want_path.unwrap())),
+        "{}",
+        text.show()
+    );
+}
+
+#[test]
+fn every_inspection_json_carries_its_version() {
+    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+    let pid = child.id().to_string();
+    let file = env!("CARGO_MANIFEST_DIR").to_string() + "/Cargo.toml";
+    let runs = [
+        memcheck(&["maps", &pid, "--format", "json"]),
+        memcheck(&["residency", &file, "--format", "json"]),
+        memcheck(&["residency", "--pid", &pid, "--format", "json"]),
+        memcheck(&["overcommit", "--format", "json"]),
+        memcheck(&["stats", "--no-ptrace", &pid, "--format", "json"]),
+    ];
+    let _ = child.kill();
+    let _ = child.wait();
+    for run in &runs {
+        assert_eq!(run.stdout_json()["version"], 1, "{}", run.show());
+    }
+    // Both forms of residency list their errors, empty here.
+    for run in &runs[1..3] {
+        assert_eq!(
+            run.stdout_json()["errors"],
+            Value::Array(vec![]),
+            "{}",
+            run.show()
+        );
+    }
 }

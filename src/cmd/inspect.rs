@@ -1,5 +1,6 @@
 //! What the inspection commands (`maps`, `residency`, `overcommit`) share: where output goes
-//! (stdout, or a file written atomically), sizes and addresses for people. Invariant: JSON addresses are `"0x..."` strings, sizes are KiB numbers.
+//! (stdout, or a file written atomically), the JSON format version, percentages. Sizes and
+//! addresses for people are `crate::units`'. Invariant: JSON addresses are `"0x..."` strings, sizes are KiB numbers.
 use crate::cli::ColorChoice;
 use crate::style::{self, Painter};
 use anyhow::Result;
@@ -37,24 +38,6 @@ pub fn json<T: serde::Serialize>(v: &T) -> String {
     s
 }
 
-/// An address as JSON shows it.
-pub fn hex(v: u64) -> String {
-    format!("0x{v:x}")
-}
-
-/// KiB for people: `812K`, `4.5M`, `1.2G`.
-pub fn human_kb(kb: u64) -> String {
-    const M: u64 = 1024;
-    const G: u64 = 1024 * 1024;
-    const T: u64 = 1024 * 1024 * 1024;
-    match kb {
-        k if k < M => format!("{k}K"),
-        k if k < G => format!("{:.1}M", k as f64 / M as f64),
-        k if k < T => format!("{:.1}G", k as f64 / G as f64),
-        k => format!("{:.1}T", k as f64 / T as f64),
-    }
-}
-
 /// Percentage with one decimal, 0 for an empty whole.
 pub fn percent(part: u64, whole: u64) -> f64 {
     if whole == 0 {
@@ -69,13 +52,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_read_naturally() {
-        assert_eq!(human_kb(0), "0K");
-        assert_eq!(human_kb(1023), "1023K");
-        assert_eq!(human_kb(1536), "1.5M");
-        assert_eq!(human_kb(3 << 20), "3.0G");
-        assert_eq!(human_kb(5 << 30), "5.0T");
-        assert_eq!(hex(0x7fff_0000), "0x7fff0000");
+    fn percentages_have_one_decimal() {
         assert_eq!(percent(1, 3), 33.3);
         assert_eq!(percent(0, 0), 0.0);
     }

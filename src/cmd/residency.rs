@@ -3,12 +3,13 @@
 //! of a live process are resident, swapped out or not present (pagemap). Invariants: directories
 //! are walked without following symbolic links and each file (device and inode) is counted once;
 //! a file that cannot be read is reported on its own line and the others are still processed.
-use super::inspect::{self, hex, human_kb, percent};
+use super::inspect::{self, percent};
 use crate::cli::{ColorChoice, Format, ResidencyArgs};
 use crate::layout::Kind;
 use crate::pagecache::{self, FileError, Locked};
 use crate::proc::{self, pagemap};
 use crate::style::Painter;
+use crate::units::{self, hex};
 use anyhow::Result;
 use serde::Serialize;
 use std::collections::HashSet;
@@ -23,6 +24,8 @@ pub const MAP_WIDTH: usize = 60;
 
 #[derive(Serialize, Debug)]
 pub struct FilesReport {
+    /// The format version of this JSON.
+    pub version: u32,
     pub page_size: u64,
     /// `touch`, `evict`, `lock`, or null.
     pub action: Option<&'static str>,
@@ -61,11 +64,16 @@ pub struct ErrorOut {
 
 #[derive(Serialize, Debug)]
 pub struct PidReport {
+    /// The format version of this JSON.
+    pub version: u32,
     pub pid: i32,
     pub command: String,
     pub page_size: u64,
     pub regions: Vec<PidRegion>,
     pub total: PidTotal,
+    /// Regions whose pages could not be read (the others are still reported), as in the file
+    /// form: `path` is the pagemap file, `error` names the region.
+    pub errors: Vec<ErrorOut>,
 }
 
 #[derive(Serialize, Debug)]
@@ -97,12 +105,15 @@ pub fn run(a: &ResidencyArgs, color: ColorChoice) -> Result<i32> {
     let painter = inspect::painter(color, a.output.as_deref());
     if let Some(pid) = a.pid {
         let r = for_pid(pid)?;
+        for e in &r.errors {
+            eprintln!("memcheck: error: {}: {}", e.path, e.error);
+        }
         let text = match a.format {
             Format::Json => inspect::json(&r),
             Format::Text => render_pid(&r, &painter),
         };
         inspect::emit(a.output.as_deref(), &text)?;
-        return Ok(0);
+        return Ok(if r.errors.is_empty() { 0 } else { 1 });
     }
     let action = if a.touch {
         Some(Action::Touch)
@@ -134,7 +145,7 @@ pub fn run(a: &ResidencyArgs, color: ColorChoice) -> Result<i32> {
         if std::io::stderr().is_terminal() {
             eprintln!(
                 "memcheck: holding {} locked in memory; interrupt (Ctrl-C) or send SIGTERM to release",
-                human_kb(report.total.locked_bytes / 1024)
+                units::bytes(report.total.locked_bytes)
             );
         }
         let sig = stop.wait()?;
@@ -250,7 +261,7 @@ fn memlock_limits() -> (String, String) {
         if v == libc::RLIM_INFINITY {
             "unlimited".to_string()
         } else {
-            human_kb(v / 1024)
+            units::bytes(v)
         }
     };
     match nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_MEMLOCK) {
@@ -301,7 +312,7 @@ pub fn for_files(
                             let (soft, hard) = memlock_limits();
                             return Err(FileError::Lock {
                                 path: shown.clone(),
-                                size: human_kb(len.div_ceil(1024)),
+                                size: units::bytes(len),
                                 cause: match e.raw_os_error() {
                                     Some(n) => format!(
                                         "mlock failed with {}",
@@ -356,6 +367,7 @@ pub fn for_files(
     progress.done();
     total.resident_percent = percent(total.resident_pages, total.pages);
     Ok(FilesReport {
+        version: inspect::JSON_VERSION,
         page_size: proc::page_size(),
         action: action.map(Action::name),
         files: out,
@@ -370,6 +382,7 @@ pub fn for_pid(pid: i32) -> Result<PidReport> {
     // Opened on first use: a kernel thread has no regions and no pagemap to open.
     let mut pm: Option<pagemap::Pagemap> = None;
     let mut out = Vec::new();
+    let mut errors = Vec::new();
     let mut total = PidTotal::default();
     for r in regions {
         let m = &r.mapping;
@@ -381,7 +394,17 @@ pub fn for_pid(pid: i32) -> Result<PidReport> {
                 Some(pm) => pm,
                 None => pm.insert(pagemap::Pagemap::open(pid)?),
             };
-            pm.range(m.start, m.end, MAP_WIDTH)?
+            match pm.range(m.start, m.end, MAP_WIDTH) {
+                Ok(res) => res,
+                Err(e @ proc::ProcError::NoSuchProcess(_)) => return Err(e.into()),
+                Err(e) => {
+                    errors.push(ErrorOut {
+                        path: format!("/proc/{pid}/pagemap"),
+                        error: format!("region {}-{}: {e}", hex(m.start), hex(m.end)),
+                    });
+                    continue;
+                }
+            }
         };
         total.regions += 1;
         total.pages += res.pages;
@@ -404,16 +427,18 @@ pub fn for_pid(pid: i32) -> Result<PidReport> {
         });
     }
     Ok(PidReport {
+        version: inspect::JSON_VERSION,
         pid,
         command: proc::comm(pid),
         page_size: proc::page_size(),
         regions: out,
         total,
+        errors,
     })
 }
 
 fn pages_kb(pages: u64, ps: u64) -> String {
-    human_kb(pages * ps / 1024)
+    units::bytes(pages * ps)
 }
 
 pub fn render_files(r: &FilesReport, p: &Painter) -> String {
@@ -463,7 +488,7 @@ pub fn render_files(r: &FilesReport, p: &Painter) -> String {
         t.resident_percent
     );
     match r.action {
-        Some("lock") => line.push_str(&format!("; {} locked", human_kb(t.locked_bytes / 1024))),
+        Some("lock") => line.push_str(&format!("; {} locked", units::bytes(t.locked_bytes))),
         Some(a) => line.push_str(&format!("; after --{a}")),
         None => {}
     }
@@ -502,7 +527,7 @@ pub fn render_pid(r: &PidReport, p: &Painter) -> String {
         out,
         "{}",
         p.bold(&format!(
-            "{:>w$} {:<5} {:<12} {:>8} {:>8} {:>8} {:>8}  {:<mw$}  PATH",
+            "{:>w$} {:<5} {:<12} {:>10} {:>10} {:>10} {:>10}  {:<mw$}  PATH",
             "START",
             "PERMS",
             "KIND",
@@ -522,7 +547,7 @@ pub fn render_pid(r: &PidReport, p: &Painter) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "{:>w$} {:<5} {:<12} {:>8} {:>8} {:>8} {:>8}  [{:<mw$}]  {}",
+            "{:>w$} {:<5} {:<12} {:>10} {:>10} {:>10} {:>10}  [{:<mw$}]  {}",
             x.start.trim_start_matches("0x"),
             x.perms,
             x.kind.as_str(),

@@ -8,6 +8,7 @@ use crate::proc::footprint::{self, ProcessMem};
 use crate::proc::remote::{self, Mallinfo2, RemoteOptions};
 use crate::proc::{statspage, ProcError};
 use crate::style::{self, Painter};
+use crate::units;
 use anyhow::Result;
 use memcheck_wire::stats::{self as page, Snapshot};
 use serde::Serialize;
@@ -155,23 +156,7 @@ fn remote_call(pid: i32) -> Result<remote::RemoteHeap, remote::RemoteError> {
 }
 
 fn kb(v: Option<u64>) -> String {
-    v.map(|k| human(k * 1024)).unwrap_or_else(|| "-".into())
-}
-
-/// Bytes with a binary unit, e.g. `1.5 MiB`.
-pub fn human(b: u64) -> String {
-    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < U.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", U[i])
-    }
+    v.map(units::kib).unwrap_or_else(|| "-".into())
 }
 
 /// What each mallinfo2 field means (glibc manual).
@@ -225,28 +210,28 @@ pub fn render_text(r: &StatsReport, p: &Painter) -> String {
         let _ = writeln!(
             o,
             "  live        {} in {} blocks (peak {})",
-            human(h.live_bytes),
+            units::bytes(h.live_bytes),
             h.live_blocks,
-            human(h.peak_bytes)
+            units::bytes(h.peak_bytes)
         );
         let _ = writeln!(
             o,
             "  total       {} allocations ({}), {} frees",
             h.allocs,
-            human(h.alloc_bytes),
+            units::bytes(h.alloc_bytes),
             h.frees
         );
         let _ = writeln!(
             o,
             "  quarantine  {} in {} blocks",
-            human(h.quarantine_bytes),
+            units::bytes(h.quarantine_bytes),
             h.quarantine_blocks
         );
         let _ = writeln!(
             o,
             "  guard pages {} blocks on {} of pages",
             h.guard_blocks,
-            human(h.guard_bytes)
+            units::bytes(h.guard_bytes)
         );
         let errs = format!("{} errors, {} warnings", h.errors, h.warnings);
         let _ = writeln!(
@@ -259,7 +244,7 @@ pub fn render_text(r: &StatsReport, p: &Painter) -> String {
             .iter()
             .filter(|c| c.blocks > 0)
             .map(|c| match c.max_size {
-                Some(m) => format!("<={}: {}", human(m), c.blocks),
+                Some(m) => format!("<={}: {}", units::bytes(m), c.blocks),
                 None => format!("larger: {}", c.blocks),
             })
             .collect();

@@ -2,6 +2,7 @@
 //! `procfs` crate, and [`remote`], glibc's heap figures fetched inside a live process by ptrace.
 //! Built on the `procfs` crate. Invariant: every failure is a [`ProcError`] whose one-line message names the
 //! file or pid and says what to do, so the command boundary can print it as is.
+pub mod cgroup;
 pub mod footprint;
 pub mod pagemap;
 pub mod remote;

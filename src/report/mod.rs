@@ -80,16 +80,12 @@ pub struct LeakReport {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BlockInfo {
-    #[serde(serialize_with = "hex")]
+    #[serde(serialize_with = "crate::units::hex_json")]
     pub address: u64,
     pub size: u64,
     /// Offset of the bad address from the block's start (negative before it).
     pub offset: i64,
     pub allocated_by: &'static str,
-}
-
-fn hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format!("{v:#x}"))
 }
 
 /// How bad a finding is. JSON shows `"error"` or `"warning"`.
@@ -107,7 +103,7 @@ pub enum Severity {
 pub struct ErrorReport {
     pub kind: &'static str,
     pub severity: Severity,
-    #[serde(serialize_with = "hex")]
+    #[serde(serialize_with = "crate::units::hex_json")]
     pub address: u64,
     /// "read" or "write" where known.
     pub access: Option<&'static str>,
