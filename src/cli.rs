@@ -28,14 +28,15 @@ pub struct Cli {
 pub enum Command {
     /// Run a program under the checker and report its heap errors and leaks.
     #[command(
-        after_help = "Exit status: the program's own, or --error-exitcode's N when errors or definite/indirect leaks were found; 128+SIG if the program was killed by signal SIG; 125 if memcheck itself failed, 126 if PROG cannot be run, 127 if it was not found."
+        override_usage = "memcheck run [OPTIONS] -- PROG [ARGS]...",
+        after_help = "Exit status: the program's own, or --error-exitcode's N when errors or definite/indirect leaks were found; 128+SIG if the program was killed by signal SIG; 2 for a bad command line; 125 if memcheck itself failed, 126 if PROG cannot be run, 127 if it was not found."
     )]
     Run(RunArgs),
 
     /// Show every memory region of a live process: its kind (text, heap, thread stack, malloc
     /// arena, ...), the ELF sections it holds, and its size, RSS, PSS, dirty and swap.
     #[command(
-        after_help = "Kinds: text, rodata, data, bss, heap, stack, thread-stack, malloc-arena, anon, file, shm, vdso, vvar, vsyscall, guard, memcheck. Thread stacks and malloc arenas are found heuristically (see docs/inspection.md).\nExit status: 0; 1 if the process does not exist or cannot be read; 125 if memcheck itself failed."
+        after_help = "Kinds: text, rodata, data, bss, heap, stack, thread-stack, malloc-arena, anon, file, shm, vdso, vvar, vsyscall, guard, memcheck. Thread stacks are found by the threads' stack pointers, malloc arenas by their 64 MiB alignment and PROT_NONE tail: both are heuristics.\nExit status: 0; 1 if the process does not exist or cannot be read; 125 if memcheck itself failed."
     )]
     Maps(MapsArgs),
 
@@ -49,7 +50,7 @@ pub enum Command {
     /// Explain the kernel's overcommit policy and commit accounting, and probe whether an
     /// allocation would succeed.
     #[command(
-        after_help = "Exit status: 0 (also when --check finds the allocation would fail: the answer is in the report); 1 if --pid names no readable process; 125 if memcheck itself failed."
+        after_help = "Also shows the memory limits of the cgroup memcheck (and --pid's process) lives in: in a container memory.max, not CommitLimit, decides when the OOM killer acts.\nExit status: 0; 1 if --check finds the allocation would fail (the report says why) or --pid names no readable process; 2 for a bad command line; 125 if memcheck itself failed."
     )]
     Overcommit(OvercommitArgs),
 
@@ -57,7 +58,7 @@ pub enum Command {
     /// it) when it runs under memcheck, glibc's mallinfo2 and malloc_stats (through a brief
     /// ptrace call) for any process, and its footprint from /proc.
     #[command(
-        after_help = "Exit status: 0; 1 if the process does not exist or cannot be read; 125 if memcheck itself failed. Details: docs/stats.md."
+        after_help = "Under memcheck the figures come from its statistics page, read without stopping the process; for any other process glibc's are fetched by a ptrace call that stops one thread for a few milliseconds (stopped_ms says how long). Giving the pid of a `memcheck run` CLI names the checked program, its child.\nExit status: 0; 1 if the process does not exist or cannot be read; 125 if memcheck itself failed."
     )]
     Stats(StatsArgs),
 }
@@ -376,6 +377,118 @@ fn parse_yes_no(s: &str) -> Result<bool, String> {
         "yes" | "true" | "1" => Ok(true),
         "no" | "false" | "0" => Ok(false),
         _ => Err(format!("'{s}': expected yes or no")),
+    }
+}
+
+/// What a man page says beyond the clap definition (rendered by `tests/generated.rs`): its exit
+/// status when no "Exit status:" help line gives it, environment, files and examples.
+pub struct ManExtra {
+    pub exit_status: Option<&'static str>,
+    pub environment: &'static [(&'static str, &'static str)],
+    pub files: &'static [(&'static str, &'static str)],
+    pub examples: &'static [(&'static str, &'static str)],
+}
+
+const COLOUR_ENV: [(&str, &str); 2] = [
+    (
+        "NO_COLOR",
+        "when set and not empty, no colour with --color=auto (the default)",
+    ),
+    ("TERM", "dumb: no colour with --color=auto"),
+];
+
+/// The extra sections of the page of `page`: `memcheck`, or a subcommand's name.
+pub fn man_extra(page: &str) -> ManExtra {
+    const NONE: &[(&str, &str)] = &[];
+    match page {
+        "run" => ManExtra {
+            exit_status: None,
+            environment: &[
+                COLOUR_ENV[0],
+                COLOUR_ENV[1],
+                ("PATH", "searched for PROG when it has no slash, as execvp does"),
+                ("LD_PRELOAD", "kept: the program gets memcheck's library first, then these"),
+                ("MALLOC_PERTURB_", "the fill bytes when --malloc-fill and --free-fill are not given, as glibc uses it"),
+                ("TMPDIR", "where the run directory (the record files) is made"),
+                ("XDG_CACHE_HOME, HOME", "where the library is written out: $XDG_CACHE_HOME/memcheck, else ~/.cache/memcheck"),
+                ("MEMCHECK_SHIM", "the path of a library to preload instead of the built-in one"),
+                ("MEMCHECK_DIR, MEMCHECK_OPTIONS", "set by memcheck for the program: the run directory and the library's settings"),
+            ],
+            files: &[
+                ("~/.cache/memcheck/", "the library, written out on first use, named by its content hash"),
+                ("$TMPDIR/memcheck-XXXXXX/", "the run directory: one record file per process (PID-STARTNS.mcr) and the statistics pages memcheck stats reads; removed after the report"),
+            ],
+            examples: &[
+                ("memcheck run -- ./prog arg", "check ./prog, report on stderr; exit with the program's status"),
+                ("memcheck run --error-exitcode=99 -- ./prog", "exit 99 when an error or a definite or indirect leak was found"),
+                ("memcheck run --format=json --output=report.json -- ./prog", "also write the report as JSON"),
+                ("memcheck run --guard --trace-children=yes -- make check", "guard pages around every block, in every program make runs"),
+            ],
+        },
+        "maps" => ManExtra {
+            exit_status: None,
+            environment: &COLOUR_ENV,
+            files: &[
+                ("/proc/PID/smaps", "the regions and their counters"),
+                ("/proc/PID/task/*/stat", "the threads' stack pointers"),
+                ("/proc/PID/map_files/, /proc/PID/root/", "the mapped objects, whose ELF headers give the sections"),
+            ],
+            examples: &[
+                ("memcheck maps 1234", "every region of process 1234, then totals by kind"),
+                ("memcheck maps --sort rss --kind heap,malloc-arena 1234", "only the heap regions, largest RSS first"),
+                ("memcheck maps --format json -o maps.json 1234", "the same as JSON in a file"),
+            ],
+        },
+        "residency" => ManExtra {
+            exit_status: None,
+            environment: &COLOUR_ENV,
+            files: &[("/proc/PID/pagemap", "with --pid: which pages are present or swapped")],
+            examples: &[
+                ("memcheck residency /var/lib/db", "how much of each file under /var/lib/db is in the page cache"),
+                ("memcheck residency --evict big.dat", "drop a file's pages from the cache, then show it"),
+                ("memcheck residency --lock index.bin", "hold a file's pages in memory until interrupted"),
+                ("memcheck residency --pid 1234", "which pages of each region of process 1234 are resident"),
+            ],
+        },
+        "overcommit" => ManExtra {
+            exit_status: None,
+            environment: &COLOUR_ENV,
+            files: &[
+                ("/proc/sys/vm/overcommit_memory, overcommit_ratio, overcommit_kbytes", "the policy"),
+                ("/proc/meminfo", "CommitLimit, Committed_AS, MemTotal, SwapTotal"),
+                ("/proc/PID/cgroup, /proc/self/mountinfo", "the cgroup and where its hierarchy is mounted"),
+                ("/sys/fs/cgroup/CGROUP/memory.max, memory.high, memory.swap.max, memory.current, memory.events", "the cgroup's limits (v1: memory.limit_in_bytes, memory.usage_in_bytes, memory.oom_control)"),
+            ],
+            examples: &[
+                ("memcheck overcommit", "the policy, the commit accounting and the cgroup limits"),
+                ("memcheck overcommit --check 64G || echo no", "whether a 64 GiB allocation would succeed now"),
+                ("memcheck overcommit --pid 1234 --oom", "a process's commit and limits, and the OOM killer's first choices"),
+            ],
+        },
+        "stats" => ManExtra {
+            exit_status: None,
+            environment: &COLOUR_ENV,
+            files: &[
+                ("/proc/PID/maps", "finds the statistics page of a process under memcheck"),
+                ("/proc/PID/status, /proc/PID/smaps_rollup", "the footprint"),
+                ("/proc/PID/task/*/children", "the checked program of a memcheck run CLI"),
+            ],
+            examples: &[
+                ("memcheck run -- ./server & memcheck stats $!", "the heap of a program under memcheck (given the CLI's pid, it names the program's)"),
+                ("memcheck stats --watch 1 1234", "refresh every second until the process exits"),
+                ("memcheck stats --format json --no-ptrace 1234", "as JSON, never stopping the process"),
+            ],
+        },
+        _ => ManExtra {
+            exit_status: Some("0 on success; 1 for bad input (a process or file that is gone or unreadable, an allocation --check finds would fail); 2 for a bad command line; 125 if memcheck itself failed; memcheck run passes the program's status through (see memcheck-run(1))."),
+            environment: &COLOUR_ENV,
+            files: NONE,
+            examples: &[
+                ("memcheck run -- ./prog", "check a program's heap"),
+                ("memcheck maps $(pidof prog)", "see a live process's memory"),
+                ("memcheck stats $(pidof prog)", "its heap figures"),
+            ],
+        },
     }
 }
 

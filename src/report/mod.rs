@@ -204,11 +204,11 @@ fn stack_frames(
 
 fn relation(addr: u64, block: u64, size: u64) -> String {
     if addr >= block + size {
-        format!("{} bytes after a {size}-byte block", addr - (block + size))
+        format!("{} after {}", bytes(addr - (block + size)), a_block(size))
     } else if addr < block {
-        format!("{} bytes before a {size}-byte block", block - addr)
+        format!("{} before {}", bytes(block - addr), a_block(size))
     } else {
-        format!("{} bytes inside a {size}-byte block", addr - block)
+        format!("{} inside {}", bytes(addr - block), a_block(size))
     }
 }
 
@@ -346,6 +346,20 @@ pub fn process_report(
     }
 }
 
+/// `1 byte`, `0 bytes`, `13 bytes`.
+fn bytes(n: u64) -> String {
+    format!("{n} byte{}", if n == 1 { "" } else { "s" })
+}
+
+/// `a 13-byte block`, `an 8-byte block`, `an 11-byte block`: the article that fits the number
+/// as it is spoken (eight, eleven, eighteen, eighty, eleven thousand, ...).
+fn a_block(size: u64) -> String {
+    let s = size.to_string();
+    let an =
+        s.starts_with('8') || (s.len() % 3 == 2 && (s.starts_with("11") || s.starts_with("18")));
+    format!("{} {size}-byte block", if an { "an" } else { "a" })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,14 +370,26 @@ mod tests {
             relation(0x100d, 0x1000, 13),
             "0 bytes after a 13-byte block"
         );
-        assert_eq!(
-            relation(0xfff, 0x1000, 13),
-            "1 bytes before a 13-byte block"
-        );
+        assert_eq!(relation(0xfff, 0x1000, 13), "1 byte before a 13-byte block");
         assert_eq!(
             relation(0x1004, 0x1000, 13),
             "4 bytes inside a 13-byte block"
         );
+    }
+
+    #[test]
+    fn articles_and_plurals_read_right() {
+        assert_eq!(relation(0x1008, 0x1000, 8), "0 bytes after an 8-byte block");
+        assert_eq!(a_block(11), "an 11-byte block");
+        assert_eq!(a_block(18), "an 18-byte block");
+        assert_eq!(a_block(80), "an 80-byte block");
+        assert_eq!(a_block(800), "an 800-byte block");
+        assert_eq!(a_block(11000), "an 11000-byte block");
+        assert_eq!(a_block(110), "a 110-byte block");
+        assert_eq!(a_block(1100), "a 1100-byte block");
+        assert_eq!(a_block(1), "a 1-byte block");
+        assert_eq!(a_block(16), "a 16-byte block");
+        assert_eq!(bytes(1), "1 byte");
     }
 
     #[test]
