@@ -376,10 +376,7 @@ fn oom_ranking(top: usize) -> Vec<OomOut> {
 }
 
 fn limit_text(l: &Limit) -> String {
-    let v = |x: Option<u64>| {
-        x.map(|b| units::bytes(b))
-            .unwrap_or_else(|| "unlimited".into())
-    };
+    let v = |x: Option<u64>| x.map(units::bytes).unwrap_or_else(|| "unlimited".into());
     format!("soft {}, hard {}", v(l.soft), v(l.hard))
 }
 
