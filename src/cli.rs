@@ -289,6 +289,16 @@ pub enum GuardSide {
     Underflow,
 }
 
+/// `--kind KIND`: the type is [`crate::layout`]'s, its names and help are given here.
+impl ValueEnum for crate::layout::Kind {
+    fn value_variants<'a>() -> &'a [Self] {
+        &crate::layout::Kind::ALL
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()).help(self.about()))
+    }
+}
+
 /// A fill byte, or none.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fill {
@@ -500,6 +510,16 @@ mod tests {
     #[test]
     fn definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn kind_names_match_the_command_line() {
+        use crate::layout::Kind;
+        for k in Kind::value_variants() {
+            assert_eq!(k.to_possible_value().unwrap().get_name(), k.as_str());
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        assert_eq!(Kind::value_variants().len(), Kind::ALL.len());
     }
 
     #[test]
