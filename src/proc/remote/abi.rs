@@ -86,10 +86,21 @@ pub(super) unsafe fn ptrace_raw(
     }
 }
 
-#[cfg(all(test, target_arch = "x86_64"))]
+#[cfg(test)]
 mod tests {
     use super::*;
 
+    #[test]
+    fn futex_waits_are_told_from_other_stops() {
+        let neg = |e: i64| (-e) as u64;
+        assert!(is_futex_wait(202, neg(512)));
+        assert!(is_futex_wait(202, neg(4)));
+        assert!(!is_futex_wait(202, 0)); // returned: woken, may hold the lock now
+        assert!(!is_futex_wait(0, neg(512))); // read
+        assert!(!is_futex_wait(u64::MAX, neg(512))); // user code
+    }
+
+    #[cfg(target_arch = "x86_64")]
     #[test]
     fn arguments_go_to_registers_then_the_stack() {
         // SAFETY: user_regs_struct is plain integers, valid when zeroed.

@@ -277,3 +277,238 @@ impl FileView {
         self.write_ptr != self.write_base
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proc::remote::memory::read_mem;
+    use procfs::process::Process;
+
+    fn maps(text: &str) -> Vec<MemoryMap> {
+        use procfs::FromBufRead;
+        procfs::process::MemoryMaps::from_buf_read(text.as_bytes())
+            .unwrap()
+            .into_iter()
+            .collect()
+    }
+
+    const MAPS: &str = "\
+55d0c0a00000-55d0c0a01000 r--p 00000000 fe:01 1234 /usr/bin/prog
+55d0c0a01000-55d0c0a02000 r-xp 00001000 fe:01 1234 /usr/bin/prog
+7f1a2b600000-7f1a2b626000 r--p 00000000 fe:01 5678 /usr/lib/x86_64-linux-gnu/libc.so.6
+7f1a2b626000-7f1a2b77b000 r-xp 00026000 fe:01 5678 /usr/lib/x86_64-linux-gnu/libc.so.6
+7f1a2b77b000-7f1a2b7ce000 r--p 0017b000 fe:01 5678 /usr/lib/x86_64-linux-gnu/libc.so.6
+7f1a2b7ce000-7f1a2b7d2000 r--p 001cd000 fe:01 5678 /usr/lib/x86_64-linux-gnu/libc.so.6
+7f1a2b7d2000-7f1a2b7d4000 rw-p 001d1000 fe:01 5678 /usr/lib/x86_64-linux-gnu/libc.so.6
+7ffc00000000-7ffc00021000 rw-p 00000000 00:00 0 [stack]
+";
+
+    #[test]
+    fn finds_libc_and_its_code() {
+        let l = find_libc(&maps(MAPS)).unwrap();
+        assert_eq!(l.path, Path::new("/usr/lib/x86_64-linux-gnu/libc.so.6"));
+        assert!(!l.deleted);
+        assert_eq!(l.first, (0x7f1a2b600000, 0x7f1a2b626000));
+        assert_eq!(l.code, vec![(0x7f1a2b626000, 0x7f1a2b77b000)]);
+        assert!(l.in_code(0x7f1a2b700000));
+        assert!(!l.in_code(0x7f1a2b600010));
+    }
+
+    #[test]
+    fn old_names_deleted_files_and_absent_libc() {
+        let old = "7f00-7f10 r-xp 00000000 08:01 1 /lib/x86_64-linux-gnu/libc-2.31.so (deleted)\n";
+        let l = find_libc(&maps(old)).unwrap();
+        assert_eq!(l.path, Path::new("/lib/x86_64-linux-gnu/libc-2.31.so"));
+        assert!(l.deleted);
+        assert_eq!(l.code, vec![(0x7f00, 0x7f10)]);
+        let not = "\
+00400000-00401000 r-xp 00000000 08:01 1 /usr/bin/static
+7f00-7f10 r-xp 00000000 08:01 2 /lib/ld-musl-x86_64.so.1
+7f20-7f30 r-xp 00000000 08:01 3 /usr/lib/libcrypto.so.3
+7f40-7f50 r-xp 00000000 08:01 3 /usr/lib/libc.so.6.backup
+";
+        assert_eq!(find_libc(&maps(not)), None);
+        assert!(
+            is_glibc_name("libc-2.17.so")
+                && !is_glibc_name("libc-client.so")
+                && !is_glibc_name("libcap.so.2")
+        );
+    }
+
+    /// The libc this test binary runs on, found the way a target's is.
+    fn own_libc() -> (LibcMapping, Vec<u8>) {
+        let me: Vec<MemoryMap> = Process::myself()
+            .unwrap()
+            .maps()
+            .unwrap()
+            .into_iter()
+            .collect();
+        let l = find_libc(&me).expect("the test binary uses glibc");
+        let image = std::fs::read(&l.path).unwrap();
+        (l, image)
+    }
+
+    #[test]
+    fn resolves_the_real_libc_and_matches_the_loaded_code() {
+        let (l, image) = own_libc();
+        let s = parse_libc(&image).unwrap();
+        let bias = l.first.0 - s.first_page;
+        assert_eq!(
+            s.mallinfo2 + bias,
+            libc::mallinfo2 as *const () as usize as u64
+        );
+        assert_eq!(
+            s.malloc_stats + bias,
+            libc::malloc_stats as *const () as usize as u64
+        );
+        assert_eq!(
+            s.errno_location + bias,
+            libc::__errno_location as *const () as usize as u64
+        );
+        assert!(l.in_code(s.syscall + bias));
+        for (vaddr, bytes) in &s.probes {
+            assert_eq!(
+                &read_mem(std::process::id() as i32, vaddr + bias, bytes.len()).unwrap(),
+                bytes
+            );
+        }
+        // The GOT slot holds the address of the `stderr` this process's libc uses.
+        let StderrRef::Got(slot) = s.stderr else {
+            panic!("glibc reads stderr through its GOT")
+        };
+        let var = u64::from_ne_bytes(
+            read_mem(std::process::id() as i32, slot + bias, 8)
+                .unwrap()
+                .try_into()
+                .unwrap(),
+        );
+        extern "C" {
+            static stderr: *mut libc::FILE;
+        }
+        // SAFETY: reading the address of an extern static, not its value.
+        assert_eq!(var, std::ptr::addr_of!(stderr) as u64);
+    }
+
+    #[test]
+    fn default_symbol_versions_win() {
+        let (_, image) = own_libc();
+        let elf = goblin::elf::Elf::parse(&image).unwrap();
+        // realpath@@GLIBC_2.3 is the default; realpath@GLIBC_2.2.5 an older, hidden version.
+        let all: Vec<u64> = elf
+            .dynsyms
+            .iter()
+            .filter(|s| elf.dynstrtab.get_at(s.st_name) == Some("realpath"))
+            .map(|s| s.st_value)
+            .collect();
+        assert_eq!(all.len(), 2, "glibc has two versions of realpath");
+        let (l, _) = own_libc();
+        let bias = l.first.0 - parse_libc(&image).unwrap().first_page;
+        assert_eq!(
+            lookup(&elf, "realpath").unwrap().st_value + bias,
+            libc::realpath as *const () as usize as u64
+        );
+        assert!(lookup(&elf, "no_such_symbol_here").is_none());
+    }
+
+    #[test]
+    fn refuses_images_that_cannot_serve() {
+        assert_eq!(parse_libc(b"not an elf").unwrap_err(), ImageError::NotElf);
+        let (_, mut image) = own_libc();
+        image[18] = 3; // e_machine = EM_386
+        assert!(matches!(parse_libc(&image), Err(ImageError::WrongArch(w)) if w.contains("386")));
+    }
+
+    fn file(flags: u32) -> FileView {
+        FileView {
+            flags,
+            flags2: 0,
+            write_base: 0,
+            write_ptr: 0,
+            lock: 0x1000,
+            mode: 0,
+        }
+    }
+
+    #[test]
+    fn file_checks() {
+        use file_abi::*;
+        let ok = MAGIC | UNBUFFERED;
+        assert_eq!(file(ok).unusable(), None);
+        assert!(file(0x1234_0000 | UNBUFFERED)
+            .unusable()
+            .unwrap()
+            .contains("glibc FILE"));
+        assert!(file(ok | NO_WRITES).unusable().unwrap().contains("closed"));
+        assert!(file(ok | USER_LOCK)
+            .unusable()
+            .unwrap()
+            .contains("__fsetlocking"));
+        assert!(file(MAGIC).unusable().unwrap().contains("buffered"));
+        assert!(FileView {
+            mode: 1,
+            ..file(ok)
+        }
+        .unusable()
+        .unwrap()
+        .contains("wide"));
+        assert!(FileView {
+            lock: 0,
+            ..file(ok)
+        }
+        .unusable()
+        .unwrap()
+        .contains("no lock"));
+        assert!(FileView {
+            write_base: 8,
+            write_ptr: 9,
+            ..file(ok)
+        }
+        .pending_output());
+    }
+
+    /// The FILE offsets and the lock layout, checked against this machine's headers and glibc.
+    #[test]
+    fn file_layout_matches_glibc() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("f.c");
+        std::fs::write(
+            &src,
+            r#"#include <stdio.h>
+#include <stddef.h>
+#include <pthread.h>
+#include <stdint.h>
+int main(void) {
+  printf("%zu %zu %zu %zu %zu %zu %zu %zu\n", sizeof(FILE), offsetof(FILE, _flags),
+         offsetof(FILE, _IO_write_base), offsetof(FILE, _IO_write_ptr), offsetof(FILE, _fileno),
+         offsetof(FILE, _flags2), offsetof(FILE, _lock), offsetof(FILE, _mode));
+  flockfile(stderr); flockfile(stderr);
+  int *l = (int *)stderr->_lock;
+  printf("%d %d %d %d\n", l[0] != 0, l[1], *(void **)(l + 2) == (void *)pthread_self(),
+         (stderr->_flags & 0xffff0000u) == 0xfbad0000u && (stderr->_flags & 2));
+  return 0;
+}
+"#,
+        )
+        .unwrap();
+        let exe = dir.path().join("f");
+        let cc = std::process::Command::new("gcc")
+            .arg("-pthread")
+            .arg("-o")
+            .arg(&exe)
+            .arg(&src)
+            .output()
+            .unwrap();
+        assert!(
+            cc.status.success(),
+            "{}",
+            String::from_utf8_lossy(&cc.stderr)
+        );
+        let out = std::process::Command::new(&exe).output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        use file_abi::*;
+        let want = format!(
+            "{SIZE} {FLAGS} {WRITE_BASE} {WRITE_PTR} {FILENO} {FLAGS2} {LOCK} {MODE}\n1 2 1 1\n"
+        );
+        assert_eq!(text, want);
+    }
+}

@@ -93,3 +93,75 @@ pub(super) fn gather_access(pid: i32, tid: i32) -> Access {
             .and_then(|s| s.trim().parse().ok()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn denials_name_the_cause_and_the_fix() {
+        let base = Access {
+            uids: [1000; 4],
+            me: 1000,
+            proc_owner: Some(1000),
+            ..Access::default()
+        };
+        let msg = |a: &Access| explain_denial(7, a).to_string();
+        let traced = Access {
+            tracer: 42,
+            tracer_name: "gdb".into(),
+            ..base.clone()
+        };
+        assert!(matches!(
+            explain_denial(7, &traced),
+            RemoteError::AlreadyTraced { tracer: 42, .. }
+        ));
+        assert!(msg(&traced).contains("gdb"));
+        let other = Access {
+            uids: [0; 4],
+            ..base.clone()
+        };
+        assert!(
+            msg(&other).contains("runs as uid 0 and memcheck as uid 1000"),
+            "{}",
+            msg(&other)
+        );
+        let setid = Access {
+            uids: [1000, 0, 0, 0],
+            ..base.clone()
+        };
+        assert!(msg(&setid).contains("set-id"));
+        assert!(msg(&Access {
+            yama: Some(1),
+            ..base.clone()
+        })
+        .contains("ptrace_scope=0"));
+        assert!(msg(&Access {
+            yama: Some(2),
+            ..base.clone()
+        })
+        .contains("CAP_SYS_PTRACE"));
+        assert!(msg(&Access {
+            yama: Some(3),
+            ..base.clone()
+        })
+        .contains("reboot"));
+        assert!(msg(&Access {
+            proc_owner: Some(0),
+            ..base.clone()
+        })
+        .contains("non-dumpable"));
+        assert!(msg(&base).contains("--cap-add=SYS_PTRACE"));
+        // With CAP_SYS_PTRACE, uid and Yama 1/2 do not explain it.
+        let cap = Access {
+            cap_sys_ptrace: true,
+            uids: [0; 4],
+            yama: Some(1),
+            ..base
+        };
+        assert!(msg(&cap).contains("security module"));
+        for a in [&traced, &other, &setid] {
+            assert!(!msg(a).contains('\n'));
+        }
+    }
+}
