@@ -7,11 +7,11 @@
 //! | [`crate::target::TargetError`] | PROG cannot be run | 126, or 127 if it was not found |
 //! | [`crate::proc::ProcError`], [`crate::proc::remote::RemoteError`] | a process that is gone or unreadable | 1 |
 //! | [`crate::pagecache::FileError`] | a file that cannot be read or locked | 1 |
-//! | [`Failure`] | a command's answer is "no" (e.g. `overcommit --check`) | 1 |
 //! | anything else | memcheck itself failed | 125 (as `env` and `timeout`) |
 //!
 //! [`classify`] walks the error chain and picks the first typed error; the message is always the
-//! whole chain on one line.
+//! whole chain on one line. A command whose answer is "no" (`residency` with unreadable files,
+//! `overcommit --check` refused) prints its report and returns `Ok(EXIT_FAILURE)` instead.
 
 /// Bad input: a process, file or answer the command refuses.
 pub const EXIT_FAILURE: i32 = 1;
@@ -25,12 +25,6 @@ pub const EXIT_INTERNAL: i32 = 125;
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
-
-/// A command that ran and whose answer is a failure the user asked to be told by the exit
-/// status (exit 1).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Failure(pub String);
 
 /// The exit status and the one-line message for an error that ended a command.
 pub fn classify(e: &anyhow::Error) -> (i32, String) {
@@ -49,7 +43,6 @@ fn status(e: &anyhow::Error) -> i32 {
         if cause.is::<crate::proc::ProcError>()
             || cause.is::<crate::proc::remote::RemoteError>()
             || cause.is::<crate::pagecache::FileError>()
-            || cause.is::<Failure>()
         {
             return EXIT_FAILURE;
         }

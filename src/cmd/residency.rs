@@ -113,7 +113,11 @@ pub fn run(a: &ResidencyArgs, color: ColorChoice) -> Result<i32> {
             Format::Text => render_pid(&r, &painter),
         };
         inspect::emit(a.output.as_deref(), &text)?;
-        return Ok(if r.errors.is_empty() { 0 } else { 1 });
+        return Ok(if r.errors.is_empty() {
+            0
+        } else {
+            crate::exit::EXIT_FAILURE
+        });
     }
     let action = if a.touch {
         Some(Action::Touch)
@@ -155,7 +159,11 @@ pub fn run(a: &ResidencyArgs, color: ColorChoice) -> Result<i32> {
         }
     }
     // Each unreadable path already had its one line on stderr.
-    Ok(if report.errors.is_empty() { 0 } else { 1 })
+    Ok(if report.errors.is_empty() {
+        0
+    } else {
+        crate::exit::EXIT_FAILURE
+    })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
