@@ -115,7 +115,8 @@ pub fn read_dir(dir: &Path) -> Result<Vec<ProcessRecords>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
         let path = entry?.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("mcr") {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !name.ends_with(memcheck_wire::RECORD_SUFFIX) {
             continue;
         }
         let data =

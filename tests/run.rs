@@ -319,3 +319,35 @@ fn version_shows_cli_and_shim_agree() {
         r.show()
     );
 }
+
+#[test]
+fn the_shim_reports_options_it_cannot_read_and_applies_the_rest() {
+    // The CLI cannot write a bad MEMCHECK_OPTIONS, so a program it traces sets one for the next
+    // image: `env` execs the leaking program with the shim still preloaded.
+    let prog = compile("leaks.c", &[]);
+    let options = "MEMCHECK_OPTIONS=lek=full,leak=summary,guard=9,depth";
+    let prog_arg = prog.to_str().unwrap();
+    let r = run_under(
+        &["--trace-children"],
+        std::path::Path::new("/usr/bin/env"),
+        &[options, prog_arg, "37"],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    let err = r.stderr();
+    for line in [
+        "memcheck: MEMCHECK_OPTIONS: unknown key `lek`: ignored",
+        "memcheck: MEMCHECK_OPTIONS: bad value `9` for `guard` (expected 0 (off), 1 (overflow) or 2 (underflow)): the default is kept",
+        "memcheck: MEMCHECK_OPTIONS: `depth` is not key=value: ignored",
+    ] {
+        assert!(err.lines().any(|l| l == line), "{line}\n{}", r.show());
+    }
+    // leak=summary was applied: totals, but no leak listed one by one.
+    assert!(r.leaks("definite").is_empty(), "{}", r.show());
+    let definite: u64 = r.json()["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["leak_summary"]["definite"]["bytes"].as_u64())
+        .sum();
+    assert!(definite >= 37, "{}", r.show());
+}

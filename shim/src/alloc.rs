@@ -7,12 +7,11 @@
 //! on eviction and at exit, which catches writes after free. Guard mode (all blocks, or 1 in N
 //! with sampling) serves blocks from [`guard`]. Every block is keyed in [`table`] by its user
 //! pointer with its size, family, allocation stack and flags.
-use crate::table::{self, Entry, FreeLookup, FLAG_FILLED, FLAG_GUARDED};
-use crate::{depot, guard, init, opts, quarantine, real, record, sys, tls, unwind};
+use crate::table::{self, BlockState, Entry, FreeLookup, FLAG_GUARDED};
+use crate::{depot, guard, init, opts, quarantine, real, record, reentry, sys, tls, unwind};
 use core::cell::Cell;
-use core::ffi::c_void;
 use core::sync::atomic::Ordering;
-use memcheck_wire::{Access, ErrorKind, ErrorRec, Family, Record};
+use memcheck_wire::{Access, ErrorKind, ErrorRec, Family, FoundAt, GuardMode, Record};
 
 /// The canary byte in redzones.
 pub const CANARY: u8 = 0xcb;
@@ -48,7 +47,7 @@ fn left_redzone(align: usize) -> usize {
 /// Captures the calling stack into the depot; 0 when re-entered (the unwinder allocating).
 #[inline]
 pub fn capture_stack() -> u32 {
-    let Some(_g) = tls::Guard::acquire() else {
+    let Some(_g) = tls::Reentry::acquire() else {
         return 0;
     };
     let depth = opts::DEPTH.load(Ordering::Relaxed);
@@ -60,7 +59,7 @@ pub fn capture_stack() -> u32 {
 /// Whether the next block of this thread goes to the guard pool.
 #[inline]
 fn guarded_now() -> bool {
-    if opts::GUARD.load(Ordering::Relaxed) == 0 || !guard::active() {
+    if opts::guard_mode() == GuardMode::Off || !guard::active() {
         return false;
     }
     let rate = opts::SAMPLE_RATE.load(Ordering::Relaxed);
@@ -93,6 +92,12 @@ pub fn allocate(size: usize, align: usize, family: Family, zero: bool) -> *mut u
     init::ensure();
     // A successful allocation leaves errno alone, whatever the shim's own system calls did.
     let saved = sys::errno();
+    if reentry::active() {
+        let p = reentry::allocate(size, align);
+        sys::set_errno(if p.is_null() { libc::ENOMEM } else { saved });
+        return p;
+    }
+    reentry::drain(release);
     if size >= TOO_BIG {
         warn(ErrorKind::AllocationSizeTooBig, size as u64, align as u64);
     }
@@ -102,7 +107,7 @@ pub fn allocate(size: usize, align: usize, family: Family, zero: bool) -> *mut u
     }
     let stack = capture_stack();
     if guarded_now() {
-        let mode = opts::GUARD.load(Ordering::Relaxed);
+        let mode = opts::guard_mode();
         if let Some(user) = guard::allocate(size, align, family as u8, stack, mode) {
             let user = user as *mut u8;
             // SAFETY: the slot's data pages are ours: fresh zero pages, canaried around the block.
@@ -125,10 +130,10 @@ pub fn allocate(size: usize, align: usize, family: Family, zero: bool) -> *mut u
                 alloc_stack: stack,
                 free_stack: 0,
                 base_off: 0,
-                family: family as u8,
-                state: table::LIVE,
+                family,
+                state: BlockState::Live,
                 flags: FLAG_GUARDED,
-                fill: opts::FORK_GEN.load(Ordering::Relaxed),
+                gen_or_fill: opts::FORK_GEN.load(Ordering::Relaxed),
             });
             if ok {
                 sys::set_errno(saved);
@@ -139,22 +144,20 @@ pub fn allocate(size: usize, align: usize, family: Family, zero: bool) -> *mut u
     }
     let left = left_redzone(align);
     let total = left + size + right_redzone(size);
-    // SAFETY: plain calls into glibc's allocator with a valid size and power-of-two alignment.
-    let base = unsafe {
-        if align <= 16 {
-            if zero {
-                real::__libc_calloc(1, total)
-            } else {
-                real::__libc_malloc(total)
-            }
+    let base = if align <= 16 {
+        if zero {
+            real::calloc(1, total)
         } else {
-            let p = real::__libc_memalign(align, total);
-            if zero && !p.is_null() {
-                core::ptr::write_bytes(p as *mut u8, 0, total);
-            }
-            p
+            real::malloc(total)
         }
-    } as *mut u8;
+    } else {
+        let p = real::memalign(align, total);
+        if zero && !p.is_null() {
+            // SAFETY: p is a fresh block of `total` bytes.
+            unsafe { core::ptr::write_bytes(p, 0, total) };
+        }
+        p
+    };
     if base.is_null() {
         sys::set_errno(libc::ENOMEM);
         return base;
@@ -175,14 +178,14 @@ pub fn allocate(size: usize, align: usize, family: Family, zero: bool) -> *mut u
         alloc_stack: stack,
         free_stack: 0,
         base_off: left as u32,
-        family: family as u8,
-        state: table::LIVE,
+        family,
+        state: BlockState::Live,
         flags: 0,
-        fill: opts::FORK_GEN.load(Ordering::Relaxed),
+        gen_or_fill: opts::FORK_GEN.load(Ordering::Relaxed),
     });
     if !ok {
         // SAFETY: base came from glibc above and was never handed out.
-        unsafe { real::__libc_free(base as *mut c_void) };
+        unsafe { real::free(base) };
         sys::set_errno(libc::ENOMEM);
         return core::ptr::null_mut();
     }
@@ -238,12 +241,10 @@ pub fn check_canaries(e: &Entry) -> Option<(isize, bool)> {
 
 /// The first byte of a quarantined block's free fill that changed (a write after free).
 pub fn check_free_fill(e: &Entry) -> Option<usize> {
-    if e.flags & FLAG_FILLED == 0 {
-        return None;
-    }
+    let byte = e.free_fill()?;
     // SAFETY: the quarantined block is still allocated from glibc's point of view.
     let b = unsafe { core::slice::from_raw_parts(e.key as *const u8, e.size.min(FILL_MAX)) };
-    first_not(b, e.fill)
+    first_not(b, byte)
 }
 
 /// The index of the first byte of `b` that is not `byte`, comparing eight bytes at a time.
@@ -298,7 +299,7 @@ fn block_error(
         has_block: true,
         block_addr: e.key as u64,
         block_size: e.size as u64,
-        alloc_family: Family::from_u8(e.family).unwrap_or(Family::Malloc),
+        alloc_family: e.family,
         free_family,
         stack,
         alloc_stack: e.alloc_stack,
@@ -306,11 +307,6 @@ fn block_error(
         ..error_rec(kind)
     }
 }
-
-/// Where a damaged redzone or fill was found (`arg1` of the error record).
-pub const FOUND_AT_FREE: u64 = 1;
-pub const FOUND_AT_EVICTION: u64 = 2;
-pub const FOUND_AT_EXIT: u64 = 3;
 
 /// The redzone ranges of a block: `(left start, left len, right start, right len)`.
 fn redzones(e: &Entry) -> (usize, usize, usize, usize) {
@@ -329,8 +325,8 @@ fn redzones(e: &Entry) -> (usize, usize, usize, usize) {
 
 /// Checks a block's redzones (and, if freed, its fill), reports damage, and repairs it so the
 /// same damage is reported once. `stack` is where the check happens (the free call, or none);
-/// `found` says when (`FOUND_AT_*`).
-fn check_block(e: &Entry, stack: u32, found: u64) {
+/// `found` says when (`arg1` of the record).
+fn check_block(e: &Entry, stack: u32, found: FoundAt) {
     if let Some((off, after)) = check_canaries(e) {
         let kind = if after {
             ErrorKind::HeapBufferOverflow
@@ -340,7 +336,7 @@ fn check_block(e: &Entry, stack: u32, found: u64) {
         let addr = (e.key as isize + off) as usize;
         report(ErrorRec {
             access: Access::Write,
-            arg1: found,
+            arg1: found.to_u64(),
             ..block_error(kind, e, addr, Family::Malloc, stack)
         });
         let (l, ln, r, rn) = redzones(e);
@@ -350,14 +346,15 @@ fn check_block(e: &Entry, stack: u32, found: u64) {
             core::ptr::write_bytes(r as *mut u8, CANARY, rn);
         }
     }
-    if e.state == table::FREED {
+    if e.state == BlockState::Freed {
         if let Some(off) = check_free_fill(e) {
             report(ErrorRec {
                 access: Access::Write,
-                arg1: found,
+                arg1: found.to_u64(),
                 ..block_error(ErrorKind::UseAfterFree, e, e.key + off, Family::Malloc, 0)
             });
-            fill(e.key as *mut u8, e.size, e.fill as i32);
+            let byte = e.free_fill().map_or(-1, i32::from);
+            fill(e.key as *mut u8, e.size, byte);
         }
     }
 }
@@ -369,7 +366,7 @@ pub fn release_to_glibc(key: usize) {
         if e.flags & FLAG_GUARDED != 0 {
             return; // its pages were dropped when it was freed
         }
-        check_block(&e, 0, FOUND_AT_EVICTION);
+        check_block(&e, 0, FoundAt::Eviction);
         let base = key - e.base_off as usize;
         let (chunk, mm) = chunk_of(base);
         if mm {
@@ -378,7 +375,7 @@ pub fn release_to_glibc(key: usize) {
             crate::stats::overhead(-(chunk as i64), 0, 0);
         }
         // SAFETY: base is the glibc block this entry was allocated as.
-        unsafe { real::__libc_free(base as *mut c_void) };
+        unsafe { real::free(base as *mut u8) };
     }
 }
 
@@ -389,11 +386,19 @@ pub fn release(p: *mut u8, family: Family) {
     }
     init::ensure();
     let saved = sys::errno();
+    if reentry::active() {
+        if !reentry::free_if_ours(p) {
+            reentry::defer_free(p, family);
+        }
+        sys::set_errno(saved);
+        return;
+    }
+    reentry::drain(release);
     let stack = capture_stack();
     let byte = opts::FREE_FILL.load(Ordering::Relaxed);
-    match table::mark_freed(p as usize, stack, byte) {
+    match table::mark_freed(p as usize, stack, byte, FILL_MAX) {
         FreeLookup::Live(e) => {
-            if e.family != family as u8 {
+            if e.family != family {
                 report(block_error(
                     ErrorKind::AllocDeallocMismatch,
                     &e,
@@ -403,12 +408,11 @@ pub fn release(p: *mut u8, family: Family) {
                 ));
             }
             // Checked as the live block it was (redzones only).
-            check_block(&e, stack, FOUND_AT_FREE);
+            check_block(&e, stack, FoundAt::Free);
             if e.flags & FLAG_GUARDED != 0 {
                 guard::release(e.key, stack);
                 quarantine::push(e.key, e.size.max(16));
             } else {
-                fill(p, e.size, byte);
                 let (_, mm) = chunk_of(e.key - e.base_off as usize);
                 let native = native_chunk(e.size, mm) as i64;
                 if mm {
@@ -428,6 +432,7 @@ pub fn release(p: *mut u8, family: Family) {
                 stack,
             ));
         }
+        FreeLookup::Unknown if reentry::free_if_ours(p) => {}
         FreeLookup::Unknown => report(unknown_pointer(
             ErrorKind::InvalidFree,
             p as usize,
@@ -486,8 +491,22 @@ pub fn reallocate(p: *mut u8, size: usize) -> *mut u8 {
         return core::ptr::null_mut();
     }
     init::ensure();
+    if reentry::active() {
+        return reentry::reallocate(p, size);
+    }
     let found = table::get(p as usize);
-    let Some(old) = found.filter(|e| e.state == table::LIVE) else {
+    if found.is_none() {
+        if let Some(old) = reentry::size_of(p) {
+            let new = allocate(size, 16, Family::Malloc, false);
+            if !new.is_null() {
+                // SAFETY: p holds `old` bytes, new `size`; distinct blocks.
+                unsafe { core::ptr::copy_nonoverlapping(p, new, old.min(size)) };
+                reentry::free_if_ours(p);
+            }
+            return new;
+        }
+    }
+    let Some(old) = found.filter(|e| e.state == BlockState::Live) else {
         let stack = capture_stack();
         let rec = match found {
             Some(e) => block_error(
@@ -509,7 +528,7 @@ pub fn reallocate(p: *mut u8, size: usize) -> *mut u8 {
     }
     // SAFETY: both blocks are live and at least min(old, new) bytes long; they do not overlap.
     unsafe { core::ptr::copy_nonoverlapping(p, new, old.size.min(size)) };
-    release(p, Family::from_u8(old.family).unwrap_or(Family::Malloc));
+    release(p, old.family);
     new
 }
 
@@ -518,8 +537,15 @@ pub fn usable_size(p: *mut u8) -> usize {
     if p.is_null() {
         return 0;
     }
+    if let Some(n) = reentry::size_of(p) {
+        return n;
+    }
+    if reentry::active() {
+        // The block table cannot be consulted here; a guarded block's size is known lock-free.
+        return guard::slot_of(p as usize).map_or(0, |s| s.size);
+    }
     match table::get(p as usize) {
-        Some(e) if e.state == table::LIVE => e.size,
+        Some(e) if e.state == BlockState::Live => e.size,
         _ => 0,
     }
 }
@@ -529,17 +555,18 @@ pub fn check_all() {
     let mut damaged = rust_alloc::vec::Vec::new();
     table::lock_all();
     table::for_each_held(|e| {
-        if e.flags & FLAG_GUARDED != 0 && e.state == table::FREED {
+        if e.flags & FLAG_GUARDED != 0 && e.state == BlockState::Freed {
             return; // its pages are gone
         }
-        if check_canaries(e).is_some() || (e.state == table::FREED && check_free_fill(e).is_some())
+        if check_canaries(e).is_some()
+            || (e.state == BlockState::Freed && check_free_fill(e).is_some())
         {
             damaged.push(*e);
         }
     });
     table::unlock_all();
     for e in &damaged {
-        check_block(e, 0, FOUND_AT_EXIT);
+        check_block(e, 0, FoundAt::Exit);
     }
 }
 
@@ -559,7 +586,7 @@ pub fn warn(kind: ErrorKind, arg1: u64, arg2: u64) {
 
 /// Writes an error record (with the stacks and modules it needs) and announces errors on stderr.
 pub fn report(rec: ErrorRec) {
-    let Some(_g) = tls::Guard::acquire() else {
+    let Some(_g) = tls::Reentry::acquire() else {
         return;
     };
     if rec.kind.is_warning() {
@@ -643,9 +670,9 @@ mod tests {
         let e = Entry {
             key: mem.as_ptr() as usize,
             size: 32,
-            state: table::FREED,
-            flags: FLAG_FILLED,
-            fill: 0xfd,
+            state: BlockState::Freed,
+            flags: table::FLAG_FILLED,
+            gen_or_fill: 0xfd,
             ..Entry::default()
         };
         assert_eq!(check_free_fill(&e), None);

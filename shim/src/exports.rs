@@ -317,6 +317,65 @@ pub extern "C" fn bsd_signal(sig: c_int, handler: libc::sighandler_t) -> libc::s
     crate::fault::signal(sig, handler)
 }
 
+/// `setrlimit` and `prlimit` (and their 64-bit names): after the program lowers its own
+/// `RLIMIT_AS`, which counts address space that is only reserved, the shim gives back what it
+/// reserved and does not use, so the program's own mappings meet the limit as without memcheck.
+fn after_rlimit(pid: libc::pid_t, res: c_int, new: *const libc::rlimit, r: libc::c_long) {
+    if r != 0 || new.is_null() || res != libc::RLIMIT_AS as c_int {
+        return;
+    }
+    if pid != 0 && pid as u32 != sys::getpid() {
+        return;
+    }
+    // SAFETY: new is the caller's valid rlimit (the kernel accepted it).
+    if unsafe { (*new).rlim_cur } != libc::RLIM_INFINITY {
+        crate::heap::trim();
+        crate::guard::trim();
+    }
+}
+
+fn prlimit_call(
+    pid: libc::pid_t,
+    res: c_int,
+    new: *const libc::rlimit,
+    old: *mut libc::rlimit,
+) -> c_int {
+    // SAFETY: prlimit64 with the caller's pointers, which it validates (EFAULT).
+    let r = unsafe { libc::syscall(libc::SYS_prlimit64, pid, res, new, old) };
+    after_rlimit(pid, res, new, r);
+    r as c_int
+}
+
+#[cfg_attr(not(test), no_mangle)]
+pub extern "C" fn setrlimit(res: c_int, new: *const libc::rlimit) -> c_int {
+    prlimit_call(0, res, new, core::ptr::null_mut())
+}
+
+#[cfg_attr(not(test), no_mangle)]
+pub extern "C" fn setrlimit64(res: c_int, new: *const libc::rlimit) -> c_int {
+    prlimit_call(0, res, new, core::ptr::null_mut())
+}
+
+#[cfg_attr(not(test), no_mangle)]
+pub extern "C" fn prlimit(
+    pid: libc::pid_t,
+    res: c_int,
+    new: *const libc::rlimit,
+    old: *mut libc::rlimit,
+) -> c_int {
+    prlimit_call(pid, res, new, old)
+}
+
+#[cfg_attr(not(test), no_mangle)]
+pub extern "C" fn prlimit64(
+    pid: libc::pid_t,
+    res: c_int,
+    new: *const libc::rlimit,
+    old: *mut libc::rlimit,
+) -> c_int {
+    prlimit_call(pid, res, new, old)
+}
+
 /// Where `operator new` cannot allocate, the real libstdc++ operator (found with `dlsym`) runs
 /// the new-handler loop and throws `std::bad_alloc`; its inner `malloc` comes back here.
 fn cxx_fallback(sym: &CStr, size: usize, align: usize, family: Family) -> *mut u8 {
@@ -339,7 +398,7 @@ fn cxx_fallback(sym: &CStr, size: usize, align: usize, family: Family) -> *mut u
         }
     });
     if !p.is_null() {
-        crate::table::set_family(p as usize, family as u8);
+        crate::table::set_family(p as usize, family);
     }
     p
 }

@@ -31,18 +31,35 @@ fn slot_index(sig: c_int) -> Option<usize> {
     }
 }
 
+/// The shim's own disposition for a signal whose program disposition is `prog`. `SA_NODEFER` and
+/// an empty mask leave the signal mask as the fault found it, so [`chain`] can give the program's
+/// handler exactly the mask the kernel would have; `SA_ONSTACK` follows the program's handler (the
+/// alternate stack, where one is set up, when it has none).
+fn our_action(prog: &libc::sigaction) -> libc::sigaction {
+    // SAFETY: a zeroed sigaction is valid; we fill the handler and flags.
+    let mut act: libc::sigaction = unsafe { core::mem::zeroed() };
+    act.sa_sigaction = handler as *const () as usize;
+    let program_handles = prog.sa_sigaction != libc::SIG_DFL && prog.sa_sigaction != libc::SIG_IGN;
+    let onstack = if program_handles {
+        prog.sa_flags & libc::SA_ONSTACK
+    } else {
+        libc::SA_ONSTACK
+    };
+    act.sa_flags = libc::SA_SIGINFO | libc::SA_NODEFER | libc::SA_RESTART | onstack;
+    // SAFETY: sa_mask is a valid sigset_t.
+    unsafe { libc::sigemptyset(&mut act.sa_mask) };
+    act
+}
+
 /// Installs the handler for SIGSEGV and SIGBUS, remembering what was there.
 pub fn install() {
     for sig in [libc::SIGSEGV, libc::SIGBUS] {
-        // SAFETY: a zeroed sigaction is valid; we fill the handler and flags.
-        let mut act: libc::sigaction = unsafe { core::mem::zeroed() };
-        act.sa_sigaction = handler as *const () as usize;
-        act.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
         let i = slot_index(sig).unwrap();
-        // SAFETY: installing a handler; the old disposition goes into our table.
+        // SAFETY: reading the current disposition into our table, then installing ours.
         unsafe {
-            libc::sigemptyset(&mut act.sa_mask);
-            __sigaction(sig, &act, &mut (*PREV.0.get())[i]);
+            __sigaction(sig, core::ptr::null(), &mut (*PREV.0.get())[i]);
+            let act = our_action(&(*PREV.0.get())[i]);
+            __sigaction(sig, &act, core::ptr::null_mut());
         }
     }
     INSTALLED.store(true, Ordering::Release);
@@ -68,6 +85,9 @@ pub unsafe fn sigaction(
                 }
                 if !act.is_null() {
                     *prev = *act;
+                    // Keep ours installed, with the alternate-stack choice of the new handler.
+                    let ours = our_action(prev);
+                    __sigaction(sig, &ours, core::ptr::null_mut());
                 }
             }
             0
@@ -126,7 +146,7 @@ fn access_and_pc(ctx: *mut libc::c_void) -> (Access, usize) {
 /// The stack of the faulting code: the unwinder passes through the signal frame and reports the
 /// faulting PC itself; what lies before it is the handler.
 fn fault_stack(pc: usize) -> u32 {
-    let Some(_g) = crate::tls::Guard::acquire() else {
+    let Some(_g) = crate::tls::Reentry::acquire() else {
         return 0;
     };
     let depth = opts::DEPTH.load(Ordering::Relaxed);
@@ -201,6 +221,25 @@ fn chain(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
         // SAFETY: PREV is ours; the program asked for a one-shot handler.
         unsafe { (*PREV.0.get())[i].sa_sigaction = libc::SIG_DFL };
     }
+    // The mask the kernel would have set for the program's handler: the interrupted code's mask,
+    // plus the handler's sa_mask, plus the signal itself unless SA_NODEFER. The kernel restores
+    // the interrupted mask (from the context, which the handler may change) when we return.
+    // SAFETY: an all-zero sigset_t is a valid (empty) set.
+    let mut old: libc::sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: for SA_SIGINFO handlers the third argument is the ucontext_t; the sets are valid.
+    unsafe {
+        let uc = &*(ctx as *const libc::ucontext_t);
+        let mut mask = uc.uc_sigmask;
+        for s in 1..=64 {
+            if libc::sigismember(&prev.sa_mask, s) == 1 {
+                libc::sigaddset(&mut mask, s);
+            }
+        }
+        if prev.sa_flags & libc::SA_NODEFER == 0 {
+            libc::sigaddset(&mut mask, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &mask, &mut old);
+    }
     if prev.sa_flags & libc::SA_SIGINFO != 0 {
         // SAFETY: the program installed this three-argument handler for this signal.
         let f: extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) =
@@ -211,4 +250,6 @@ fn chain(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
         let f: extern "C" fn(c_int) = unsafe { core::mem::transmute(h) };
         f(sig);
     }
+    // SAFETY: restoring the mask saved above (the handler returned normally).
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut()) };
 }

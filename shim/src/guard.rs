@@ -9,7 +9,8 @@
 //! with one warning.
 use crate::spin::SpinLock;
 use crate::{heap, sys};
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use memcheck_wire::GuardMode;
 
 pub const PAGE: usize = 4096;
 const RESERVE: usize = 1 << 40;
@@ -30,8 +31,8 @@ pub struct Slot {
     pub free_stack: AtomicU32,
     pub family: u8,
     pub state: AtomicU8,
-    /// 1 overflow, 2 underflow.
-    pub mode: u8,
+    /// Overflow or underflow (never `Off`).
+    pub mode: GuardMode,
 }
 
 /// A copy of a slot's fields, for the pure diagnosis.
@@ -45,7 +46,7 @@ pub struct SlotView {
     pub free_stack: u32,
     pub family: u8,
     pub freed: bool,
-    pub mode: u8,
+    pub mode: GuardMode,
 }
 
 impl Slot {
@@ -64,27 +65,86 @@ impl Slot {
     }
 }
 
-static BASE: AtomicUsize = AtomicUsize::new(0);
 static DIR: [AtomicPtr<Slot>; CHUNKS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; CHUNKS];
 /// Number of published slots.
 static COUNT: AtomicUsize = AtomicUsize::new(0);
-/// Bump pointer inside the reservation; taken with LOCK.
-static LOCK: SpinLock<usize> = SpinLock::new(0);
+
+/// The pool is reserved in pieces: one piece of [`RESERVE`] when `RLIMIT_AS` is unlimited, pieces
+/// of [`LIMITED_PIECE`] under a limit (which counts reserved address space). Piece `k` holds the
+/// slots from `first` up to the next piece's `first` (or [`COUNT`]), in address order.
+struct Piece {
+    start: AtomicUsize,
+    end: AtomicUsize,
+    first: AtomicUsize,
+}
+const MAX_PIECES: usize = 4096;
+const LIMITED_PIECE: usize = 64 << 20;
+static PIECES: [Piece; MAX_PIECES] = [const {
+    Piece {
+        start: AtomicUsize::new(0),
+        end: AtomicUsize::new(0),
+        first: AtomicUsize::new(0),
+    }
+}; MAX_PIECES];
+static NPIECES: AtomicUsize = AtomicUsize::new(0);
+/// `RLIMIT_AS` is finite: pieces are small and freed blocks give their address space back.
+static LIMITED: AtomicBool = AtomicBool::new(false);
+
+/// The piece being carved: the next free byte and its end; taken to allocate a slot.
+struct Bump {
+    next: usize,
+    end: usize,
+}
+static LOCK: SpinLock<Bump> = SpinLock::new(Bump { next: 0, end: 0 });
 /// Live guarded blocks, and how many the mapping budget allows.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static BUDGET: AtomicUsize = AtomicUsize::new(usize::MAX);
 static WARNED: AtomicU8 = AtomicU8::new(0);
 
+fn as_limited() -> bool {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: r is a valid out-pointer.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut r) } == 0;
+    ok && r.rlim_cur != libc::RLIM_INFINITY
+}
+
+/// Reserves a new piece of at least `len` bytes and makes it current (LOCK held).
+fn grow(b: &mut Bump, len: usize) -> bool {
+    let n = NPIECES.load(Ordering::Relaxed);
+    if n == MAX_PIECES {
+        return false;
+    }
+    let size = if LIMITED.load(Ordering::Relaxed) {
+        LIMITED_PIECE.max(len)
+    } else {
+        RESERVE.max(len)
+    };
+    let Some(p) = sys::reserve(size) else {
+        return false;
+    };
+    PIECES[n].start.store(p, Ordering::Relaxed);
+    PIECES[n].end.store(p + size, Ordering::Relaxed);
+    PIECES[n]
+        .first
+        .store(COUNT.load(Ordering::Relaxed), Ordering::Relaxed);
+    NPIECES.store(n + 1, Ordering::Release);
+    b.next = p;
+    b.end = p + size;
+    true
+}
+
 /// Reserves the pool and sets the mapping budget. Called once at init in guard mode.
 pub fn init() {
-    let Some(p) = sys::reserve(RESERVE) else {
+    LIMITED.store(as_limited(), Ordering::Relaxed);
+    if !grow(&mut LOCK.lock(), 0) {
         crate::log!(
             "cannot reserve address space for guard pages; guard mode is off, blocks get canaries"
         );
         return;
-    };
-    *LOCK.lock() = p;
-    BASE.store(p, Ordering::Release);
+    }
     let mut buf = [0u8; 32];
     let n = sys::read_file(c"/proc/sys/vm/max_map_count", &mut buf);
     let max = buf[..n]
@@ -100,19 +160,40 @@ pub fn init() {
 }
 
 pub fn active() -> bool {
-    BASE.load(Ordering::Relaxed) != 0
+    NPIECES.load(Ordering::Relaxed) != 0
 }
 
-/// The pool's address range, if guard mode is on.
-pub fn range() -> Option<(usize, usize)> {
-    let b = BASE.load(Ordering::Relaxed);
-    (b != 0).then_some((b, b + RESERVE))
+/// Calls `f` with each piece of the pool (for the leak scan, which traces blocks, not the pool).
+pub fn for_each_range(mut f: impl FnMut(usize, usize)) {
+    let n = NPIECES.load(Ordering::Acquire);
+    for p in &PIECES[..n] {
+        f(
+            p.start.load(Ordering::Relaxed),
+            p.end.load(Ordering::Relaxed),
+        );
+    }
+}
+
+/// The piece holding `addr` and its slot index range `[first, last)`.
+fn piece_of(addr: usize) -> Option<(usize, usize)> {
+    // COUNT first: a slot counted in it belongs to a piece already published.
+    let count = COUNT.load(Ordering::Acquire);
+    let n = NPIECES.load(Ordering::Acquire);
+    let k = PIECES[..n].iter().position(|p| {
+        addr >= p.start.load(Ordering::Relaxed) && addr < p.end.load(Ordering::Relaxed)
+    })?;
+    let first = PIECES[k].first.load(Ordering::Relaxed);
+    let last = if k + 1 < n {
+        PIECES[k + 1].first.load(Ordering::Relaxed)
+    } else {
+        count
+    };
+    Some((first, last.min(count)))
 }
 
 /// Whether `addr` lies in the guard pool.
 pub fn contains(addr: usize) -> bool {
-    let b = BASE.load(Ordering::Relaxed);
-    b != 0 && addr >= b && addr < b + RESERVE
+    piece_of(addr).is_some()
 }
 
 fn slot(i: usize) -> &'static Slot {
@@ -121,10 +202,11 @@ fn slot(i: usize) -> &'static Slot {
     unsafe { &*chunk.add(i % CHUNK) }
 }
 
-/// Index of the last slot starting at or below `addr`.
-fn index_at(addr: usize) -> Option<usize> {
-    let n = COUNT.load(Ordering::Acquire);
-    let (mut lo, mut hi) = (0, n);
+/// Index of the last slot of `addr`'s piece starting at or below `addr`, and the piece's end
+/// index.
+fn index_at(addr: usize) -> Option<(Option<usize>, usize)> {
+    let (first, last) = piece_of(addr)?;
+    let (mut lo, mut hi) = (first, last);
     while lo < hi {
         let mid = (lo + hi) / 2;
         if slot(mid).start <= addr {
@@ -133,32 +215,58 @@ fn index_at(addr: usize) -> Option<usize> {
             hi = mid;
         }
     }
-    lo.checked_sub(1)
+    Some(((lo > first).then(|| lo - 1), last))
 }
 
-/// The slots around `addr`: the last starting at or below it, and the next one.
+/// The slots around `addr` in its piece: the last starting at or below it, and the next one.
 pub fn neighbours(addr: usize) -> (Option<SlotView>, Option<SlotView>) {
-    let n = COUNT.load(Ordering::Acquire);
-    let i = index_at(addr);
-    let next = i.map_or(0, |i| i + 1);
+    let Some((i, last)) = index_at(addr) else {
+        return (None, None);
+    };
+    let next = match i {
+        Some(i) => i + 1,
+        None => piece_of(addr).map_or(last, |(first, _)| first),
+    };
     (
         i.map(|i| slot(i).view()),
-        (next < n).then(|| slot(next).view()),
+        (next < last).then(|| slot(next).view()),
     )
 }
 
 /// The slot whose user pointer is exactly `user`.
 pub fn slot_of(user: usize) -> Option<&'static Slot> {
-    if !contains(user) {
-        return None;
-    }
-    let s = slot(index_at(user)?);
+    let s = slot(index_at(user)?.0?);
     (s.user == user).then_some(s)
+}
+
+/// The program lowered `RLIMIT_AS`, which counts reserved address space: give back the unused
+/// tail of the current piece and use small pieces from now on.
+pub fn trim() {
+    if !active() {
+        return;
+    }
+    LIMITED.store(true, Ordering::Relaxed);
+    let mut b = LOCK.lock();
+    if b.end > b.next {
+        // SAFETY: [next, end) is reserved by us and holds no slot.
+        unsafe { libc::munmap(b.next as *mut _, b.end - b.next) };
+        let n = NPIECES.load(Ordering::Relaxed);
+        if n > 0 && PIECES[n - 1].end.load(Ordering::Relaxed) == b.end {
+            PIECES[n - 1].end.store(b.next, Ordering::Relaxed);
+        }
+        b.end = b.next;
+    }
 }
 
 /// Allocates a guarded block; `None` when the pool or the mapping budget is exhausted (the caller
 /// then serves the block in the default mode).
-pub fn allocate(size: usize, align: usize, family: u8, stack: u32, mode: u8) -> Option<usize> {
+pub fn allocate(
+    size: usize,
+    align: usize,
+    family: u8,
+    stack: u32,
+    mode: GuardMode,
+) -> Option<usize> {
     if !active() || size > (1 << 36) {
         return None;
     }
@@ -175,20 +283,25 @@ pub fn allocate(size: usize, align: usize, family: u8, stack: u32, mode: u8) -> 
         return None;
     }
     let align = align.max(16);
-    let data_pages = if mode == 2 {
+    let data_pages = if mode == GuardMode::Underflow {
         size.div_ceil(PAGE).max(1)
     } else {
         // The block's end sits on the guard page; its start is aligned down, possibly a page more.
         (size + align - 1).div_ceil(PAGE).max(1)
     };
     let total = (data_pages + 1) * PAGE;
-    let mut next = LOCK.lock();
-    let start = *next;
-    let base = BASE.load(Ordering::Relaxed);
-    if start + total > base + RESERVE {
+    let mut bump = LOCK.lock();
+    if bump.next + total > bump.end && !grow(&mut bump, total) {
+        // No address space (RLIMIT_AS): the block is served in the default mode, where glibc
+        // meets the limit as it would without memcheck.
         return None;
     }
-    let data = if mode == 2 { start + PAGE } else { start };
+    let start = bump.next;
+    let data = if mode == GuardMode::Underflow {
+        start + PAGE
+    } else {
+        start
+    };
     // SAFETY: [data, data + data_pages pages) is inside our reservation and unused.
     let r = unsafe {
         libc::mprotect(
@@ -200,7 +313,7 @@ pub fn allocate(size: usize, align: usize, family: u8, stack: u32, mode: u8) -> 
     if r != 0 {
         return None;
     }
-    let user = if mode == 2 {
+    let user = if mode == GuardMode::Underflow {
         data
     } else {
         (data + data_pages * PAGE - size) & !(align - 1)
@@ -232,8 +345,8 @@ pub fn allocate(size: usize, align: usize, family: u8, stack: u32, mode: u8) -> 
         })
     };
     COUNT.store(i + 1, Ordering::Release);
-    *next = start + total;
-    drop(next);
+    bump.next = start + total;
+    drop(bump);
     LIVE.fetch_add(1, Ordering::Relaxed);
     crate::stats::add(|p| &p.guard_blocks, 1);
     crate::stats::add(|p| &p.guard_bytes, (data_pages * PAGE) as i64);
@@ -242,7 +355,7 @@ pub fn allocate(size: usize, align: usize, family: u8, stack: u32, mode: u8) -> 
 
 /// The range of a guarded block's data pages.
 pub fn data_range(s: &SlotView) -> (usize, usize) {
-    if s.mode == 2 {
+    if s.mode == GuardMode::Underflow {
         (s.start + PAGE, s.end)
     } else {
         (s.start, s.end - PAGE)
@@ -255,18 +368,26 @@ pub fn release(user: usize, free_stack: u32) {
     s.free_stack.store(free_stack, Ordering::Release);
     s.state.store(SLOT_FREED, Ordering::Release);
     let (a, b) = data_range(&s.view());
-    // SAFETY: the pages belong to this freed block; replacing them with a fresh PROT_NONE
-    // mapping returns their memory and makes every later access fault.
-    unsafe {
-        libc::mmap(
-            a as *mut _,
-            b - a,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
+    if LIMITED.load(Ordering::Relaxed) {
+        // Under RLIMIT_AS the freed block's address space is given back, as glibc would, so a
+        // program that frees what it allocates never runs out of it. The range may be reused by
+        // a later mapping, so a late access is caught only while it stays unmapped.
+        // SAFETY: the pages belong to this freed block and nobody else.
+        unsafe { libc::munmap(a as *mut _, b - a) };
+    } else {
+        // SAFETY: the pages belong to this freed block; replacing them with a fresh PROT_NONE
+        // mapping returns their memory and makes every later access fault.
+        unsafe {
+            libc::mmap(
+                a as *mut _,
+                b - a,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+    }
     LIVE.fetch_sub(1, Ordering::Relaxed);
     crate::stats::add(|p| &p.guard_blocks, -1);
     crate::stats::add(|p| &p.guard_bytes, -((b - a) as i64));
@@ -277,7 +398,21 @@ pub fn unprotect(addr: usize) {
     let page = addr & !(PAGE - 1);
     // SAFETY: the page lies in our pool; making it readable and writable lets the faulting
     // instruction complete, which is what continuing after a report means.
-    unsafe { libc::mprotect(page as *mut _, PAGE, libc::PROT_READ | libc::PROT_WRITE) };
+    let r = unsafe { libc::mprotect(page as *mut _, PAGE, libc::PROT_READ | libc::PROT_WRITE) };
+    if r != 0 {
+        // A freed block's pages given back under RLIMIT_AS: map a fresh page where nothing is.
+        // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping.
+        unsafe {
+            libc::mmap(
+                page as *mut _,
+                PAGE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+                -1,
+                0,
+            )
+        };
+    }
 }
 
 /// Fork handlers.
@@ -306,7 +441,7 @@ pub fn diagnose(
         if p.freed {
             return Some((UseAfterFree, p));
         }
-        if p.mode == 2 {
+        if p.mode == GuardMode::Underflow {
             // The guard page before this block; unless the previous block's end is nearer
             // (an overflow of the block below cannot be: its end is page-aligned data), an
             // underflow of this block.
@@ -349,9 +484,9 @@ mod tests {
     use super::*;
     use memcheck_wire::ErrorKind::*;
 
-    fn slot(start: usize, pages: usize, size: usize, freed: bool, mode: u8) -> SlotView {
+    fn slot(start: usize, pages: usize, size: usize, freed: bool, mode: GuardMode) -> SlotView {
         let end = start + (pages + 1) * PAGE;
-        let user = if mode == 2 {
+        let user = if mode == GuardMode::Underflow {
             start + PAGE
         } else {
             (end - PAGE - size) & !15
@@ -371,7 +506,7 @@ mod tests {
 
     #[test]
     fn a_touch_of_the_guard_page_after_a_block_is_an_overflow() {
-        let s = slot(0x10000, 1, 13, false, 1);
+        let s = slot(0x10000, 1, 13, false, GuardMode::Overflow);
         let end = s.user + 13;
         assert_eq!(
             diagnose(0x11000, Some(s), None),
@@ -382,7 +517,7 @@ mod tests {
 
     #[test]
     fn a_touch_of_a_freed_block_is_use_after_free() {
-        let s = slot(0x10000, 2, 5000, true, 1);
+        let s = slot(0x10000, 2, 5000, true, GuardMode::Overflow);
         assert_eq!(
             diagnose(s.user + 10, Some(s), None),
             Some((UseAfterFree, s))
@@ -391,13 +526,13 @@ mod tests {
 
     #[test]
     fn live_data_pages_are_not_ours_to_diagnose() {
-        let s = slot(0x10000, 1, 100, false, 1);
+        let s = slot(0x10000, 1, 100, false, GuardMode::Overflow);
         assert_eq!(diagnose(s.user + 10, Some(s), None), None);
     }
 
     #[test]
     fn underflow_mode_guard_is_before_the_block() {
-        let s = slot(0x10000, 1, 100, false, 2);
+        let s = slot(0x10000, 1, 100, false, GuardMode::Underflow);
         assert_eq!(
             diagnose(0x10ff0, Some(s), None),
             Some((HeapBufferUnderflow, s))
@@ -406,8 +541,8 @@ mod tests {
 
     #[test]
     fn gaps_go_to_the_nearest_block() {
-        let a = slot(0x10000, 1, 4096, false, 1);
-        let b = slot(0x40000, 1, 16, false, 1);
+        let a = slot(0x10000, 1, 4096, false, GuardMode::Overflow);
+        let b = slot(0x40000, 1, 16, false, GuardMode::Overflow);
         assert_eq!(
             diagnose(0x12000, Some(a), Some(b)),
             Some((HeapBufferOverflow, a))

@@ -1,76 +1,125 @@
-//! The shim's private memory: one large PROT_NONE reservation from which pages are committed on
-//! demand. Everything the shim allocates for itself (Rust collections through the global
-//! allocator, the block table, the stack depot) lives here, so the leak scan can exclude the shim's
-//! own memory with one range check and the target's allocator never sees the shim.
+//! The shim's private memory: address-space pieces reserved PROT_NONE and committed on demand.
+//! Everything the shim allocates for itself (Rust collections through the global allocator, the
+//! block table, the stack depot) lives here, so the leak scan can exclude the shim's own memory
+//! by its ranges and the target's allocator never sees the shim.
+//!
+//! The reservation grows in pieces (16 MiB, doubling up to 4 GiB, smaller when the kernel refuses
+//! under `RLIMIT_AS`), so a program run under `ulimit -v` keeps nearly all of its address space:
+//! what is reserved and not yet used is at most about as much as is in use.
 use crate::spin::SpinLock;
 use core::alloc::{GlobalAlloc, Layout};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-const RESERVE: usize = 64 << 30;
 const PAGE: usize = 4096;
 /// Small objects are carved from runs of this size.
 const RUN: usize = 64 << 10;
 /// Size classes 16, 32, ..., 4096.
 const CLASSES: usize = 9;
+/// The first piece, the largest piece, and the most pieces kept.
+const FIRST_PIECE: usize = 16 << 20;
+const MAX_PIECE: usize = 4 << 30;
+const MAX_PIECES: usize = 512;
 
-static BASE: AtomicUsize = AtomicUsize::new(0);
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-static RESERVE_LOCK: SpinLock<()> = SpinLock::new(());
+/// The pieces: `[start, end)` pairs, published by raising [`PIECES`] (append-only).
+static RANGES: [(AtomicUsize, AtomicUsize); MAX_PIECES] =
+    [const { (AtomicUsize::new(0), AtomicUsize::new(0)) }; MAX_PIECES];
+static PIECES: AtomicUsize = AtomicUsize::new(0);
+
+/// The piece being carved: next free byte, its end, and the size of the next piece to ask for.
+struct Bump {
+    next: usize,
+    end: usize,
+    want: usize,
+}
+static BUMP: SpinLock<Bump> = SpinLock::new(Bump {
+    next: 0,
+    end: 0,
+    want: FIRST_PIECE,
+});
 
 /// Free lists of small objects, one per class; the link lives in the freed object.
 static FREE: SpinLock<[usize; CLASSES]> = SpinLock::new([0; CLASSES]);
 /// The current run each class carves from: (next, end).
 static RUNS: SpinLock<[(usize, usize); CLASSES]> = SpinLock::new([(0, 0); CLASSES]);
 
-fn reserve() -> usize {
-    let b = BASE.load(Ordering::Acquire);
-    if b != 0 {
-        return b;
+/// Reserves a new piece of at least `len` bytes; false if the kernel refuses every size.
+fn grow(b: &mut Bump, len: usize) -> bool {
+    let n = PIECES.load(Ordering::Relaxed);
+    if n == MAX_PIECES {
+        return false;
     }
-    let _g = RESERVE_LOCK.lock();
-    let b = BASE.load(Ordering::Acquire);
-    if b != 0 {
-        return b;
+    let mut size = b.want.max(len.next_multiple_of(1 << 20));
+    loop {
+        if let Some(p) = crate::sys::reserve(size) {
+            RANGES[n].0.store(p, Ordering::Relaxed);
+            RANGES[n].1.store(p + size, Ordering::Relaxed);
+            PIECES.store(n + 1, Ordering::Release);
+            b.next = p;
+            b.end = p + size;
+            b.want = (b.want * 2).min(MAX_PIECE);
+            return true;
+        }
+        // Refused (RLIMIT_AS, or no room): ask for less, down to what is needed.
+        let need = len.next_multiple_of(PAGE);
+        if size <= need {
+            return false;
+        }
+        size = (size / 2).max(need);
+        b.want = size;
     }
-    let Some(p) = crate::sys::reserve(RESERVE) else {
-        return 0;
-    };
-    NEXT.store(p, Ordering::Relaxed);
-    BASE.store(p, Ordering::Release);
-    p
+}
+
+/// Calls `f` with every piece of the shim's private memory, for the leak scan to skip.
+pub fn for_each_range(mut f: impl FnMut(usize, usize)) {
+    let n = PIECES.load(Ordering::Acquire);
+    for r in &RANGES[..n] {
+        f(r.0.load(Ordering::Relaxed), r.1.load(Ordering::Relaxed));
+    }
 }
 
 /// Whether `addr` lies in the shim's private memory.
 #[cfg(test)]
 pub fn is_private(addr: usize) -> bool {
-    let b = BASE.load(Ordering::Relaxed);
-    b != 0 && addr >= b && addr < b + RESERVE
-}
-
-/// The private reservation's range, for the leak scan to skip.
-pub fn private_range() -> (usize, usize) {
-    let b = BASE.load(Ordering::Relaxed);
-    (b, b + if b == 0 { 0 } else { RESERVE })
+    let mut found = false;
+    for_each_range(|s, e| found |= addr >= s && addr < e);
+    found
 }
 
 /// Commits `len` bytes (rounded up to pages) of zeroed memory, or returns null.
 pub fn alloc_pages(len: usize) -> *mut u8 {
-    let base = reserve();
-    if base == 0 {
-        return core::ptr::null_mut();
-    }
-    let len = (len + PAGE - 1) & !(PAGE - 1);
-    let p = NEXT.fetch_add(len, Ordering::Relaxed);
-    if p + len > base + RESERVE {
-        return core::ptr::null_mut();
-    }
+    let len = len.next_multiple_of(PAGE);
+    let p = {
+        let mut b = BUMP.lock();
+        if b.next + len > b.end && !grow(&mut b, len) {
+            return core::ptr::null_mut();
+        }
+        let p = b.next;
+        b.next += len;
+        p
+    };
     // SAFETY: [p, p+len) lies inside our own reservation and belongs to no one else.
     let r = unsafe { libc::mprotect(p as *mut _, len, libc::PROT_READ | libc::PROT_WRITE) };
     if r != 0 {
         return core::ptr::null_mut();
     }
-    crate::sys::name_mapping(p as *mut u8, len, c"memcheck");
+    crate::sys::name_mapping(p as *mut u8, len, memcheck_wire::MAPPING_NAME_C);
     p as *mut u8
+}
+
+/// Gives back the reserved, unused tail of the current piece (the program lowered `RLIMIT_AS`,
+/// which counts reserved address space too). The next allocation reserves a piece that fits.
+pub fn trim() {
+    let mut b = BUMP.lock();
+    if b.end > b.next {
+        // SAFETY: [next, end) is reserved by us and holds nothing.
+        unsafe { libc::munmap(b.next as *mut _, b.end - b.next) };
+        let n = PIECES.load(Ordering::Relaxed);
+        if n > 0 && RANGES[n - 1].1.load(Ordering::Relaxed) == b.end {
+            RANGES[n - 1].1.store(b.next, Ordering::Relaxed);
+        }
+        b.end = b.next;
+        b.want = FIRST_PIECE;
+    }
 }
 
 /// Returns pages to the kernel; the address range stays reserved and is not reused.
@@ -126,7 +175,7 @@ fn small_free(p: *mut u8, class: usize) {
 
 /// Takes every lock of the private heap (fork prepare).
 pub fn lock_all() {
-    RESERVE_LOCK.raw_lock();
+    BUMP.raw_lock();
     FREE.raw_lock();
     RUNS.raw_lock();
 }
@@ -135,7 +184,7 @@ pub fn lock_all() {
 pub fn unlock_all() {
     RUNS.raw_unlock();
     FREE.raw_unlock();
-    RESERVE_LOCK.raw_unlock();
+    BUMP.raw_unlock();
 }
 
 /// The `#[global_allocator]` of the shim: Rust collections inside the shim use private memory.

@@ -40,7 +40,7 @@ fn slow_init() {
     if let Some((s, e)) = modules::range_containing(slow_init as *const () as usize) {
         unwind::set_self_range(s, e);
     }
-    if opts::GUARD.load(Ordering::Relaxed) != 0 {
+    if opts::guard_mode() != memcheck_wire::GuardMode::Off {
         guard::init();
     }
     STATE.store(READY, Ordering::Release);
@@ -78,8 +78,8 @@ extern "C" fn exit_hook(code: c_int, _arg: *mut c_void) {
     if opts::ACTIVE.load(Ordering::Relaxed) {
         alloc::check_all();
     }
-    if opts::LEAK_CHECK.load(Ordering::Relaxed) > 0 && opts::ACTIVE.load(Ordering::Relaxed) {
-        scan::leak_check();
+    if opts::leak_check() != memcheck_wire::LeakCheck::No && opts::ACTIVE.load(Ordering::Relaxed) {
+        record::batch(scan::leak_check);
     }
 }
 
@@ -152,7 +152,10 @@ fn hide_from_children() {
             }
             read += 1;
             let s = CStr::from_ptr(e).to_bytes();
-            if s.starts_with(b"MEMCHECK_DIR=") || s.starts_with(b"MEMCHECK_OPTIONS=") {
+            if memcheck_wire::ENV_ALL
+                .iter()
+                .any(|v| memcheck_wire::env_value(s, v).is_some())
+            {
                 continue;
             }
             if let Some(v) = s.strip_prefix(b"LD_PRELOAD=") {

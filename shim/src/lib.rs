@@ -26,6 +26,7 @@ mod opts;
 mod quarantine;
 mod real;
 mod record;
+mod reentry;
 mod scan;
 mod spin;
 mod stats;

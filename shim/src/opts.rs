@@ -1,28 +1,35 @@
-//! The one table of settings the CLI passes in `MEMCHECK_OPTIONS` (`key=value` pairs separated by
-//! commas) and `MEMCHECK_DIR`. Read from `/proc/self/environ`, which works before libc has set up
+//! The one table of settings, filled from what the CLI passes in `MEMCHECK_OPTIONS` (a
+//! [`ShimOptions`], parsed by `memcheck_wire`; an item it cannot read is logged and its setting
+//! keeps its default) and `MEMCHECK_DIR`, and from glibc's `MALLOC_PERTURB_`. Kept in atomics,
+//! which the hot paths read. Read from `/proc/self/environ`, which works before libc has set up
 //! `environ` (the first `malloc` can come from the dynamic loader).
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use memcheck_wire::{
+    env_value, Fill, GuardMode, LeakCheck, OptionError, ShimOptions, ENV_DIR, ENV_OPTIONS,
+};
 
-/// Leak check: 0 no, 1 summary, 2 full.
-pub static LEAK_CHECK: AtomicU8 = AtomicU8::new(2);
+const DEFAULT: ShimOptions = ShimOptions::DEFAULT;
+
+/// Leak check (`LeakCheck as u8`); read through [`leak_check`].
+pub static LEAK_CHECK: AtomicU8 = AtomicU8::new(DEFAULT.leak_check as u8);
 /// Frames recorded per allocation.
-pub static DEPTH: AtomicUsize = AtomicUsize::new(16);
+pub static DEPTH: AtomicUsize = AtomicUsize::new(DEFAULT.depth as usize);
 /// Bytes of canary redzone before each block (at least 16, a multiple of 16).
-pub static REDZONE: AtomicUsize = AtomicUsize::new(16);
+pub static REDZONE: AtomicUsize = AtomicUsize::new(DEFAULT.redzone as usize);
 /// Bytes of freed blocks held back from reuse.
-pub static QUARANTINE: AtomicU64 = AtomicU64::new(8 << 20);
+pub static QUARANTINE: AtomicU64 = AtomicU64::new(DEFAULT.quarantine);
 /// Whether exec'd children keep the shim.
-pub static TRACE_CHILDREN: AtomicBool = AtomicBool::new(false);
+pub static TRACE_CHILDREN: AtomicBool = AtomicBool::new(DEFAULT.trace_children);
 /// Abort after the first error report (`--on-error=abort`).
-pub static ABORT_ON_ERROR: AtomicBool = AtomicBool::new(false);
+pub static ABORT_ON_ERROR: AtomicBool = AtomicBool::new(DEFAULT.abort_on_error);
 /// Byte written into new blocks (not calloc's), or -1 for none.
 pub static MALLOC_FILL: AtomicI32 = AtomicI32::new(0xbe);
 /// Byte written into freed blocks, or -1 for none.
 pub static FREE_FILL: AtomicI32 = AtomicI32::new(0xfd);
-/// Guard mode: 0 off, 1 overflow (block end against a PROT_NONE page), 2 underflow.
-pub static GUARD: AtomicU8 = AtomicU8::new(0);
+/// Guard mode (`GuardMode as u8`); read through [`guard_mode`].
+pub static GUARD_MODE: AtomicU8 = AtomicU8::new(DEFAULT.guard as u8);
 /// With guard mode, guard 1 block in N (0: every block).
-pub static SAMPLE_RATE: AtomicU64 = AtomicU64::new(0);
+pub static SAMPLE_RATE: AtomicU64 = AtomicU64::new(DEFAULT.sample_rate);
 /// Whether the CLI asked for records at all (`MEMCHECK_DIR` set).
 pub static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// How many forks separate this process from the one memcheck started (mod 256). Live blocks
@@ -48,7 +55,7 @@ pub fn load() {
         }
     }
     for var in buf[..n].split(|&b| b == 0) {
-        if let Some(v) = var.strip_prefix(b"MEMCHECK_DIR=") {
+        if let Some(v) = env_value(var, ENV_DIR) {
             if !v.is_empty() && v.len() < 4095 {
                 // SAFETY: load runs once during init, before any reader of DIR.
                 let dir = unsafe { &mut *core::ptr::addr_of_mut!(DIR) };
@@ -56,12 +63,27 @@ pub fn load() {
                 dir[v.len()] = 0;
                 ACTIVE.store(true, Ordering::Relaxed);
             }
-        } else if let Some(v) = var.strip_prefix(b"MEMCHECK_OPTIONS=") {
-            for kv in v.split(|&b| b == b',') {
-                apply(kv);
-            }
+        } else if let Some(v) = env_value(var, ENV_OPTIONS) {
+            apply(&ShimOptions::parse_lenient(v, |e| match e {
+                OptionError::UnknownKey(_) | OptionError::NotKeyValue(_) => {
+                    crate::log!("{e}: ignored")
+                }
+                OptionError::BadValue { .. } => crate::log!("{e}: the default is kept"),
+            }));
         }
     }
+}
+
+/// The leak check asked for.
+#[inline]
+pub fn leak_check() -> LeakCheck {
+    LeakCheck::from_u8(LEAK_CHECK.load(Ordering::Relaxed)).unwrap_or(DEFAULT.leak_check)
+}
+
+/// The guard mode asked for.
+#[inline]
+pub fn guard_mode() -> GuardMode {
+    GuardMode::from_u8(GUARD_MODE.load(Ordering::Relaxed)).unwrap_or(GuardMode::Off)
 }
 
 /// glibc's perturb semantics (`MALLOC_PERTURB_`, `mallopt(M_PERTURB)`): new blocks get
@@ -90,38 +112,29 @@ fn parse_u64(v: &[u8]) -> Option<u64> {
     Some(n)
 }
 
-fn apply(kv: &[u8]) {
-    let mut it = kv.splitn(2, |&b| b == b'=');
-    let (Some(k), Some(v)) = (it.next(), it.next()) else {
-        return;
-    };
-    let num = parse_u64(v);
-    match (k, num) {
-        (b"leak", _) => LEAK_CHECK.store(
-            match v {
-                b"no" => 0,
-                b"summary" => 1,
-                _ => 2,
-            },
-            Ordering::Relaxed,
-        ),
-        (b"depth", Some(n)) => DEPTH.store(
-            (n as usize).clamp(1, memcheck_wire::MAX_FRAMES),
-            Ordering::Relaxed,
-        ),
-        (b"redzone", Some(n)) => {
-            REDZONE.store(((n as usize).clamp(16, 4096) + 15) & !15, Ordering::Relaxed)
+/// Stores the parsed options, clamped to what the shim supports. Fills not given keep their
+/// defaults (or what `MALLOC_PERTURB_` set).
+fn apply(o: &ShimOptions) {
+    LEAK_CHECK.store(o.leak_check as u8, Ordering::Relaxed);
+    DEPTH.store(
+        (o.depth as usize).clamp(1, memcheck_wire::MAX_FRAMES),
+        Ordering::Relaxed,
+    );
+    REDZONE.store(
+        ((o.redzone as usize).clamp(16, 4096) + 15) & !15,
+        Ordering::Relaxed,
+    );
+    QUARANTINE.store(o.quarantine, Ordering::Relaxed);
+    TRACE_CHILDREN.store(o.trace_children, Ordering::Relaxed);
+    ABORT_ON_ERROR.store(o.abort_on_error, Ordering::Relaxed);
+    GUARD_MODE.store(o.guard as u8, Ordering::Relaxed);
+    SAMPLE_RATE.store(o.sample_rate, Ordering::Relaxed);
+    for (fill, to) in [(o.malloc_fill, &MALLOC_FILL), (o.free_fill, &FREE_FILL)] {
+        match fill {
+            Some(Fill::Byte(b)) => to.store(b as i32, Ordering::Relaxed),
+            Some(Fill::None) => to.store(-1, Ordering::Relaxed),
+            None => {}
         }
-        (b"quarantine", Some(n)) => QUARANTINE.store(n, Ordering::Relaxed),
-        (b"children", Some(n)) => TRACE_CHILDREN.store(n != 0, Ordering::Relaxed),
-        (b"abort", Some(n)) => ABORT_ON_ERROR.store(n != 0, Ordering::Relaxed),
-        (b"mfill", _) => {
-            MALLOC_FILL.store(num.map_or(-1, |n| (n & 0xff) as i32), Ordering::Relaxed)
-        }
-        (b"ffill", _) => FREE_FILL.store(num.map_or(-1, |n| (n & 0xff) as i32), Ordering::Relaxed),
-        (b"guard", Some(n)) => GUARD.store(n.min(2) as u8, Ordering::Relaxed),
-        (b"sample", Some(n)) => SAMPLE_RATE.store(n, Ordering::Relaxed),
-        _ => {}
     }
 }
 
@@ -129,23 +142,34 @@ fn apply(kv: &[u8]) {
 mod tests {
     use super::*;
 
+    fn parsed(s: &[u8]) -> ShimOptions {
+        ShimOptions::parse(s).expect("valid options")
+    }
+
     #[test]
-    fn options_parse_and_clamp() {
-        apply(b"depth=500");
+    fn options_apply_and_clamp() {
+        apply(&parsed(b"depth=500"));
         assert_eq!(DEPTH.load(Ordering::Relaxed), memcheck_wire::MAX_FRAMES);
-        apply(b"depth=7");
+        apply(&parsed(b"depth=7,redzone=20,leak=summary,guard=2"));
         assert_eq!(DEPTH.load(Ordering::Relaxed), 7);
-        apply(b"redzone=20");
         assert_eq!(REDZONE.load(Ordering::Relaxed), 32);
-        apply(b"leak=summary");
-        assert_eq!(LEAK_CHECK.load(Ordering::Relaxed), 1);
-        apply(b"depth=x");
-        assert_eq!(DEPTH.load(Ordering::Relaxed), 7);
+        assert_eq!(leak_check(), LeakCheck::Summary);
+        assert_eq!(guard_mode(), GuardMode::Underflow);
+        // A bad value keeps the default, not the previous setting or a guess.
+        let o = ShimOptions::parse_lenient(b"depth=x,leak=bogus", |_| {});
+        apply(&o);
+        assert_eq!(DEPTH.load(Ordering::Relaxed), 16);
+        assert_eq!(leak_check(), LeakCheck::Full);
+        assert_eq!(guard_mode(), GuardMode::Off);
         assert_eq!(parse_u64(b"18446744073709551616"), None);
         set_perturb(0x42);
         assert_eq!(MALLOC_FILL.load(Ordering::Relaxed), 0x42 ^ 0xff);
         assert_eq!(FREE_FILL.load(Ordering::Relaxed), 0x42);
-        apply(b"ffill=none");
+        // Fills not given leave MALLOC_PERTURB_'s bytes alone.
+        apply(&parsed(b"depth=3"));
+        assert_eq!(MALLOC_FILL.load(Ordering::Relaxed), 0x42 ^ 0xff);
+        apply(&parsed(b"ffill=none,mfill=7"));
         assert_eq!(FREE_FILL.load(Ordering::Relaxed), -1);
+        assert_eq!(MALLOC_FILL.load(Ordering::Relaxed), 7);
     }
 }

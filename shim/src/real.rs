@@ -1,13 +1,65 @@
 //! glibc's own allocator entry points. glibc exports them under these names, so the shim reaches
 //! the real allocator without a `dlsym` bootstrap and `mallinfo2`/`malloc_trim`/`mallopt` stay real.
+//!
+//! The wrappers mark the thread as inside glibc's allocator while they run ([`in_glibc`]): a signal
+//! handler that allocates then must not enter glibc again (see `reentry`).
+use core::cell::Cell;
 use libc::{c_void, size_t};
 
 extern "C" {
-    pub fn __libc_malloc(size: size_t) -> *mut c_void;
-    pub fn __libc_calloc(n: size_t, size: size_t) -> *mut c_void;
-    pub fn __libc_realloc(p: *mut c_void, size: size_t) -> *mut c_void;
-    pub fn __libc_memalign(align: size_t, size: size_t) -> *mut c_void;
-    pub fn __libc_free(p: *mut c_void);
+    fn __libc_malloc(size: size_t) -> *mut c_void;
+    fn __libc_calloc(n: size_t, size: size_t) -> *mut c_void;
+    fn __libc_memalign(align: size_t, size: size_t) -> *mut c_void;
+    fn __libc_free(p: *mut c_void);
     /// Frees glibc's one-time buffers; called before the leak scan as Valgrind does.
     pub fn __libc_freeres();
+}
+
+thread_local! {
+    static IN_GLIBC: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether this thread is inside one of glibc's allocator calls made by the shim.
+#[inline]
+pub fn in_glibc() -> bool {
+    IN_GLIBC.with(|c| c.get())
+}
+
+#[inline]
+fn marked<T>(f: impl FnOnce() -> T) -> T {
+    let was = IN_GLIBC.with(|c| c.replace(true));
+    let r = f();
+    IN_GLIBC.with(|c| c.set(was));
+    r
+}
+
+/// glibc's `malloc`.
+#[inline]
+pub fn malloc(size: usize) -> *mut u8 {
+    // SAFETY: malloc accepts any size.
+    marked(|| unsafe { __libc_malloc(size) }).cast()
+}
+
+/// glibc's `calloc`.
+#[inline]
+pub fn calloc(n: usize, size: usize) -> *mut u8 {
+    // SAFETY: calloc accepts any sizes (it checks the product).
+    marked(|| unsafe { __libc_calloc(n, size) }).cast()
+}
+
+/// glibc's `memalign`; `align` is a power of two.
+#[inline]
+pub fn memalign(align: usize, size: usize) -> *mut u8 {
+    // SAFETY: memalign accepts any size and a power-of-two alignment.
+    marked(|| unsafe { __libc_memalign(align, size) }).cast()
+}
+
+/// glibc's `free`.
+///
+/// # Safety
+/// `p` is null or a block from one of the functions above, not yet freed.
+#[inline]
+pub unsafe fn free(p: *mut u8) {
+    // SAFETY: per the caller.
+    marked(|| unsafe { __libc_free(p.cast()) })
 }

@@ -302,7 +302,6 @@ pub fn leak_check() {
     let maps = parse_maps(&maps_text);
     let mods = modules::all();
     let sp = &maps_text as *const _ as usize;
-    let (priv_lo, priv_hi) = heap::private_range();
 
     let gen = crate::opts::FORK_GEN.load(core::sync::atomic::Ordering::Relaxed);
     table::lock_all();
@@ -316,12 +315,12 @@ pub fn leak_check() {
                 holes.push(h);
             }
         }
-        if e.state == table::LIVE {
+        if e.state == table::BlockState::Live {
             blocks.push(Block {
                 start: e.key,
                 size: e.size,
                 stack: e.alloc_stack,
-                inherited: e.fill != gen,
+                inherited: e.fork_gen() != gen,
             });
         }
     });
@@ -347,18 +346,18 @@ pub fn leak_check() {
     for md in &mods {
         holes.extend_from_slice(&md.writable);
     }
-    // The guard pool holds blocks, which are traced, not roots.
-    if let Some(r) = guard::range() {
-        holes.push(r);
-    }
+    // The guard pool holds blocks, which are traced, not roots; the shim's own memory is not the
+    // program's.
+    guard::for_each_range(|s, e| holes.push((s, e)));
+    heap::for_each_range(|s, e| holes.push((s, e)));
     let mut roots: Vec<(usize, usize)> = Vec::new();
     for mp in &maps {
-        if !mp.readable || (mp.start < priv_hi && mp.end > priv_lo) {
+        if !mp.readable {
             continue;
         }
         let anon =
             mp.path.is_empty() || mp.path.starts_with(b"[anon:") || mp.path.starts_with(b"[stack");
-        if !anon || mp.path.starts_with(b"[anon:memcheck") {
+        if !anon || memcheck_wire::is_shim_mapping(mp.path) {
             continue;
         }
         if sp >= mp.start && sp < mp.end {
@@ -415,7 +414,7 @@ pub fn leak_check() {
             _ => merged.push(g),
         }
     }
-    let full = crate::opts::LEAK_CHECK.load(core::sync::atomic::Ordering::Relaxed) >= 2;
+    let full = crate::opts::leak_check() == memcheck_wire::LeakCheck::Full;
     if full && !merged.is_empty() {
         record::emit_modules();
         for &(kind, stack, bytes, blocks) in &merged {

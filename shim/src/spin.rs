@@ -1,4 +1,6 @@
-//! A small spinlock that never allocates and can be taken and released by fork handlers.
+//! A small spinlock that never allocates and can be taken and released by fork handlers. Each
+//! lock and unlock is counted per thread ([`crate::tls::locks_held`]), so a hook entered from a
+//! signal handler knows whether the interrupted code holds a shim lock.
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -21,13 +23,15 @@ impl<T> SpinLock<T> {
         }
     }
 
-    pub fn lock(&self) -> SpinGuard<'_, T> {
+    pub fn lock(&self) -> SpinLocked<'_, T> {
         self.raw_lock();
-        SpinGuard { lock: self }
+        SpinLocked { lock: self }
     }
 
-    /// Takes the lock without a guard (fork prepare handler); pair with [`Self::raw_unlock`].
+    /// Takes the lock without a [`SpinLocked`] (fork prepare handler); pair with
+    /// [`Self::raw_unlock`].
     pub fn raw_lock(&self) {
+        crate::tls::count_lock(1);
         let mut spins = 0u32;
         while self
             .locked
@@ -56,29 +60,33 @@ impl<T> SpinLock<T> {
     /// Releases a lock taken by [`Self::raw_lock`].
     pub fn raw_unlock(&self) {
         self.locked.store(false, Ordering::Release);
+        crate::tls::count_lock(-1);
     }
 }
 
-pub struct SpinGuard<'a, T> {
+/// The value of a [`SpinLock`] while it is held: taking the lock returns one, and dropping it
+/// releases the lock.
+pub struct SpinLocked<'a, T> {
     lock: &'a SpinLock<T>,
 }
 
-impl<T> Deref for SpinGuard<'_, T> {
+impl<T> Deref for SpinLocked<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: the guard proves the lock is held.
+        // SAFETY: a SpinLocked exists only while its lock is held.
         unsafe { &*self.lock.value.get() }
     }
 }
 
-impl<T> DerefMut for SpinGuard<'_, T> {
+impl<T> DerefMut for SpinLocked<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: the guard proves the lock is held, and `&mut self` makes this borrow unique.
+        // SAFETY: a SpinLocked exists only while its lock is held, and `&mut self` makes this
+        // borrow unique.
         unsafe { &mut *self.lock.value.get() }
     }
 }
 
-impl<T> Drop for SpinGuard<'_, T> {
+impl<T> Drop for SpinLocked<'_, T> {
     fn drop(&mut self) {
         self.lock.raw_unlock();
     }

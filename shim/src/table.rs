@@ -4,15 +4,24 @@
 //! table behind its own spinlock) so threads rarely meet on one lock.
 use crate::spin::SpinLock;
 use crate::{heap, stats};
+use memcheck_wire::Family;
 
 const SHARDS: usize = 64;
 const EMPTY: usize = 0;
 const TOMBSTONE: usize = 1;
 const MIN_CAP: usize = 1024;
 
-pub const LIVE: u8 = 0;
-pub const FREED: u8 = 1;
+/// Whether a block is in use or waits in the quarantine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
+pub enum BlockState {
+    #[default]
+    Live = 0,
+    Freed = 1,
+}
 
+/// One block. A table's slots are fresh zeroed pages: zero is a valid value of every field
+/// (`BlockState::Live`, `Family::Malloc`).
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C)]
 pub struct Entry {
@@ -22,18 +31,34 @@ pub struct Entry {
     pub free_stack: u32,
     /// Bytes from the glibc block's start to the user pointer (the left redzone).
     pub base_off: u32,
-    pub family: u8,
-    pub state: u8,
+    pub family: Family,
+    pub state: BlockState,
     /// `FLAG_*` bits.
     pub flags: u8,
     /// Live blocks: the fork generation that allocated them (`opts::FORK_GEN`). Freed blocks:
-    /// the free-fill byte written into them (valid with `FLAG_FILLED`).
-    pub fill: u8,
+    /// the free-fill byte written into them (valid with `FLAG_FILLED`). Read through
+    /// [`Entry::fork_gen`] and [`Entry::free_fill`].
+    pub gen_or_fill: u8,
+}
+
+impl Entry {
+    /// The fork generation that allocated a live block.
+    #[inline]
+    pub fn fork_gen(&self) -> u8 {
+        self.gen_or_fill
+    }
+
+    /// The byte a freed block was filled with, if it was filled.
+    #[inline]
+    pub fn free_fill(&self) -> Option<u8> {
+        (self.state == BlockState::Freed && self.flags & FLAG_FILLED != 0)
+            .then_some(self.gen_or_fill)
+    }
 }
 
 /// The block lives in the guard pool (its own pages), not in glibc's heap.
 pub const FLAG_GUARDED: u8 = 1;
-/// The freed block was filled with `fill` (its first `fill_len` bytes).
+/// The freed block was filled with [`Entry::free_fill`] (its first `alloc::FILL_MAX` bytes).
 pub const FLAG_FILLED: u8 = 2;
 
 struct Shard {
@@ -197,31 +222,35 @@ pub enum FreeLookup {
     Unknown,
 }
 
-/// Marks a live block freed by a call at `free_stack`; `fill` (the free-fill byte about to be
-/// written, or negative) is recorded for blocks in glibc memory.
-pub fn mark_freed(key: usize, free_stack: u32, fill: i32) -> FreeLookup {
+/// Marks a live block freed by a call at `free_stack`. For blocks in glibc memory, `fill` (the
+/// free-fill byte, or negative for none) is written into the first `fill_max` bytes here, under
+/// the shard lock, so a `fork` (whose prepare handler takes every shard lock) never sees a block
+/// marked filled whose fill is half written.
+pub fn mark_freed(key: usize, free_stack: u32, fill: i32, fill_max: usize) -> FreeLookup {
     let shard = shard_index(key);
     let mut s = TABLE[shard].lock();
     let Some(i) = s.find(key) else {
         return FreeLookup::Unknown;
     };
     let e = &mut s.slots()[i];
-    if e.state == FREED {
+    if e.state == BlockState::Freed {
         return FreeLookup::AlreadyFreed(*e);
     }
     let before = *e;
     stats::on_free(shard, e.size);
-    e.state = FREED;
+    e.state = BlockState::Freed;
     e.free_stack = free_stack;
     if fill >= 0 && e.flags & FLAG_GUARDED == 0 {
+        // SAFETY: the block was live until now: its user bytes are ours to overwrite.
+        unsafe { core::ptr::write_bytes(key as *mut u8, fill as u8, e.size.min(fill_max)) };
         e.flags |= FLAG_FILLED;
-        e.fill = fill as u8;
+        e.gen_or_fill = fill as u8;
     }
     FreeLookup::Live(before)
 }
 
 /// Changes the family of a live block (blocks that `operator new` got from `malloc`).
-pub fn set_family(key: usize, family: u8) {
+pub fn set_family(key: usize, family: Family) {
     let mut s = shard(key).lock();
     if let Some(i) = s.find(key) {
         s.slots()[i].family = family;
@@ -305,12 +334,15 @@ mod tests {
             assert!(insert(entry(base + i * 32, i)));
         }
         assert_eq!(get(base + 32 * 4999).map(|e| e.size), Some(4999));
-        assert!(matches!(mark_freed(base, 9, -1), FreeLookup::Live(_)));
-        match mark_freed(base, 10, -1) {
+        assert!(matches!(mark_freed(base, 9, -1, 0), FreeLookup::Live(_)));
+        match mark_freed(base, 10, -1, 0) {
             FreeLookup::AlreadyFreed(e) => assert_eq!(e.free_stack, 9),
             _ => panic!("second free not seen"),
         }
-        assert!(matches!(mark_freed(base + 8, 1, -1), FreeLookup::Unknown));
+        assert!(matches!(
+            mark_freed(base + 8, 1, -1, 0),
+            FreeLookup::Unknown
+        ));
         let mut n = 0;
         lock_all();
         for_each_held(|e| {

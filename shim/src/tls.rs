@@ -1,10 +1,25 @@
-//! Per-thread state: the reentrancy guard. Const-initialised, no destructor, so touching it never
-//! registers a TLS destructor (which would go through `calloc`).
+//! Per-thread state: the reentrancy mark ([`Reentry`]), the warning mute and the count of shim
+//! locks this thread holds. Const-initialised, no destructor, so touching it never registers a TLS
+//! destructor (which would go through `calloc`).
 use core::cell::Cell;
 
 thread_local! {
     static IN_SHIM: Cell<bool> = const { Cell::new(false) };
     static QUIET: Cell<bool> = const { Cell::new(false) };
+    static LOCKS_HELD: Cell<u32> = const { Cell::new(0) };
+}
+
+/// How many shim spinlocks this thread holds. Non-zero on entry to a hook means the hook runs in
+/// a signal handler that interrupted the shim inside a locked section (see `reentry`).
+#[inline]
+pub fn locks_held() -> u32 {
+    LOCKS_HELD.with(|c| c.get())
+}
+
+/// Called by every spinlock as it is taken (`+1`) and released (`-1`).
+#[inline]
+pub fn count_lock(delta: i32) {
+    LOCKS_HELD.with(|c| c.set(c.get().wrapping_add_signed(delta)));
 }
 
 /// Whether warnings are muted on this thread (a retry inside libstdc++ after a failed `new`, which
@@ -21,25 +36,26 @@ pub fn with_quiet<T>(f: impl FnOnce() -> T) -> T {
     r
 }
 
-/// Held while the shim does work that might call back into the allocator (unwinding, reporting).
-/// Nested hook calls see the guard taken and skip that work.
-pub struct Guard(());
+/// Held while the shim does work that might call back into the allocator (unwinding, reporting):
+/// this thread has entered the shim. Nested hook calls find it held and skip that work; dropping
+/// it leaves the shim.
+pub struct Reentry(());
 
-impl Guard {
+impl Reentry {
     /// `None` if this thread is already inside the shim.
-    pub fn acquire() -> Option<Guard> {
+    pub fn acquire() -> Option<Reentry> {
         IN_SHIM.with(|c| {
             if c.get() {
                 None
             } else {
                 c.set(true);
-                Some(Guard(()))
+                Some(Reentry(()))
             }
         })
     }
 }
 
-impl Drop for Guard {
+impl Drop for Reentry {
     fn drop(&mut self) {
         IN_SHIM.with(|c| c.set(false));
     }

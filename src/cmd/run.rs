@@ -38,35 +38,38 @@ fn guard_signals() {
     }
 }
 
+/// The shim's settings for these arguments, encoded for `MEMCHECK_OPTIONS`.
 fn shim_options(a: &RunArgs) -> String {
-    let leak = match a.leak_check {
-        LeakCheck::No => "no",
-        LeakCheck::Summary => "summary",
-        LeakCheck::Full => "full",
-    };
-    let guard = match (a.guard, a.sample_rate) {
-        (Some(GuardSide::Underflow), _) => 2,
-        (Some(GuardSide::Overflow), _) | (None, Some(_)) => 1,
-        (None, None) => 0,
-    };
-    let mut o = format!(
-        "leak={leak},depth={},redzone={},quarantine={},children={},abort={},guard={guard},sample={}",
-        a.num_callers,
-        a.redzone_size,
-        a.quarantine_size,
-        a.trace_children as u8,
-        (a.on_error == OnError::Abort) as u8,
-        a.sample_rate.unwrap_or(0),
-    );
+    use memcheck_wire as wire;
     // Fills are passed only when given, so the library can honour MALLOC_PERTURB_ otherwise.
-    for (key, fill) in [("mfill", a.malloc_fill), ("ffill", a.free_fill)] {
-        match fill {
-            Some(Fill::Byte(b)) => o.push_str(&format!(",{key}={b}")),
-            Some(Fill::None) => o.push_str(&format!(",{key}=none")),
-            None => {}
-        }
+    let fill = |f: Option<Fill>| {
+        f.map(|f| match f {
+            Fill::Byte(b) => wire::Fill::Byte(b),
+            Fill::None => wire::Fill::None,
+        })
+    };
+    wire::ShimOptions {
+        leak_check: match a.leak_check {
+            LeakCheck::No => wire::LeakCheck::No,
+            LeakCheck::Summary => wire::LeakCheck::Summary,
+            LeakCheck::Full => wire::LeakCheck::Full,
+        },
+        depth: a.num_callers,
+        redzone: a.redzone_size,
+        quarantine: a.quarantine_size,
+        trace_children: a.trace_children,
+        abort_on_error: a.on_error == OnError::Abort,
+        // --sample-rate implies --guard.
+        guard: match (a.guard, a.sample_rate) {
+            (Some(GuardSide::Underflow), _) => wire::GuardMode::Underflow,
+            (Some(GuardSide::Overflow), _) | (None, Some(_)) => wire::GuardMode::Overflow,
+            (None, None) => wire::GuardMode::Off,
+        },
+        sample_rate: a.sample_rate.unwrap_or(0),
+        malloc_fill: fill(a.malloc_fill),
+        free_fill: fill(a.free_fill),
     }
-    o
+    .to_string()
 }
 
 pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
@@ -95,8 +98,8 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
     cmd.arg0(prog)
         .args(&a.command[1..])
         .env("LD_PRELOAD", preload)
-        .env("MEMCHECK_DIR", dir.path())
-        .env("MEMCHECK_OPTIONS", shim_options(a));
+        .env(memcheck_wire::ENV_DIR, dir.path())
+        .env(memcheck_wire::ENV_OPTIONS, shim_options(a));
     guard_signals();
     let mut child = cmd
         .spawn()
@@ -182,8 +185,9 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         })
         .sum();
     let lost: u64 = report.processes.iter().map(|p| p.lost_blocks()).sum();
+    let incomplete = report.processes.iter().any(|p| p.incomplete);
     if let Some(n) = a.error_exitcode {
-        if errors > 0 || lost > 0 {
+        if errors > 0 || lost > 0 || incomplete {
             return Ok(n as i32);
         }
     }

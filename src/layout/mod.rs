@@ -189,7 +189,7 @@ fn base_kind(m: &Mapping) -> Kind {
         MapName::Other(o) if o.starts_with("vvar") => Kind::Vvar,
         MapName::Vsyscall => Kind::Vsyscall,
         MapName::SysV(_) => Kind::Shm,
-        MapName::AnonNamed(n) if n == "memcheck" => Kind::Memcheck,
+        MapName::AnonNamed(n) if n == memcheck_wire::MAPPING_NAME => Kind::Memcheck,
         MapName::Other(o) if o.starts_with("anon_shmem") => Kind::Shm,
         _ if m.inaccessible() => Kind::Guard,
         MapName::Path(p) if m.shared() && shm_path(p) => Kind::Shm,

@@ -6,7 +6,7 @@ pub mod text;
 
 use crate::records::ProcessRecords;
 use crate::symbolize::{Frame, Symbolizer};
-use memcheck_wire::{ErrorKind, ErrorRec, LeakKind};
+use memcheck_wire::{ErrorKind, ErrorRec, FoundAt, LeakKind};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -52,6 +52,9 @@ pub struct ProcessReport {
     pub leak_summary: Option<LeakSummary>,
     /// The record file ended early (the process died while writing it).
     pub truncated: bool,
+    /// Some of the process's records could not be written (the shim says so in a note): its
+    /// findings may be missing, so an `--error-exitcode` gate fails.
+    pub incomplete: bool,
     /// Messages of the memcheck library about this run (a degraded mode, a limit reached).
     pub notes: Vec<String>,
 }
@@ -245,12 +248,14 @@ fn describe(e: &ErrorRec) -> String {
             relation(e.addr, e.block_addr, e.block_size).replace("0 bytes inside a", "a")
         ),
         _ if e.has_block => {
-            let when = match (e.exact_pc, e.arg1) {
+            let when = match (e.exact_pc, FoundAt::from_u64(e.arg1)) {
                 (true, _) => "",
-                (false, 1) => " (found damaged when the block was freed)",
-                (false, 2) => " (found damaged when the block left the quarantine)",
-                (false, 3) => " (found damaged at exit)",
-                _ => "",
+                (false, Some(FoundAt::Free)) => " (found damaged when the block was freed)",
+                (false, Some(FoundAt::Eviction)) => {
+                    " (found damaged when the block left the quarantine)"
+                }
+                (false, Some(FoundAt::Exit)) => " (found damaged at exit)",
+                (false, Some(FoundAt::Access) | None) => "",
             };
             format!("{}{when}", relation(e.addr, e.block_addr, e.block_size))
         }
@@ -342,6 +347,10 @@ pub fn process_report(
         leaks: leaks.into_iter().map(|(_, l)| l).collect(),
         leak_summary,
         truncated: p.truncated,
+        incomplete: p
+            .notes
+            .iter()
+            .any(|n| n.contains(memcheck_wire::NOTE_RECORDS_LOST)),
         notes: p.notes.clone(),
     }
 }

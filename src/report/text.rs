@@ -139,6 +139,13 @@ pub fn render(r: &ProcessReport, p: &Painter, listed: bool) -> String {
     for n in &r.notes {
         let _ = writeln!(out, "{pre} note: {n}");
     }
+    if r.incomplete {
+        let _ = writeln!(
+            out,
+            "{pre} {}",
+            p.red("this report is incomplete: some records could not be written (see the note)")
+        );
+    }
     if r.truncated {
         let _ = writeln!(
             out,
