@@ -36,14 +36,14 @@ pub enum Command {
     /// Show every memory region of a live process: its kind (text, heap, thread stack, malloc
     /// arena, ...), the ELF sections it holds, and its size, RSS, PSS, dirty and swap.
     #[command(
-        after_help = "Kinds: text, rodata, data, bss, heap, stack, thread-stack, malloc-arena, anon, file, shm, vdso, vvar, vsyscall, guard, memcheck. Thread stacks are found by the threads' stack pointers, malloc arenas by their 64 MiB alignment and PROT_NONE tail: both are heuristics.\nExit status: 0; 1 if the process does not exist or cannot be read; 125 if memcheck itself failed."
+        after_help = "Kinds: text, rodata, data, bss, heap, stack, thread-stack, malloc-arena, anon, file, shm, vdso, vvar, vsyscall, guard, memcheck. Thread stacks are found by the threads' stack pointers, malloc arenas by their 64 MiB alignment and PROT_NONE tail: both are heuristics.\nExit status: 0; 1 if the process does not exist or cannot be read; 2 for a bad command line; 125 if memcheck itself failed."
     )]
     Maps(MapsArgs),
 
     /// Show which pages of files (or of a live process) are in memory, and load, evict or lock
     /// them.
     #[command(
-        after_help = "Map legend: each character stands for an equal share of the pages: O all in memory, o some, . none.\nExit status: 0; 1 if a file, directory or process cannot be read or locked (the others are still reported); 125 if memcheck itself failed."
+        after_help = "Map legend: each character stands for an equal share of the pages: O all in memory, o some, . none.\nExit status: 0; 1 if a file, directory or process cannot be read or locked (the others are still reported); 2 for a bad command line; 125 if memcheck itself failed."
     )]
     Residency(ResidencyArgs),
 
@@ -58,7 +58,7 @@ pub enum Command {
     /// it) when it runs under memcheck, glibc's mallinfo2 and malloc_stats (through a brief
     /// ptrace call) for any process, and its footprint from /proc.
     #[command(
-        after_help = "Under memcheck the figures come from its statistics page, read without stopping the process; for any other process glibc's are fetched by a ptrace call that stops one thread for a few milliseconds (stopped_ms says how long). Giving the pid of a `memcheck run` CLI names the checked program, its child.\nExit status: 0; 1 if the process does not exist or cannot be read; 125 if memcheck itself failed."
+        after_help = "Under memcheck the figures come from its statistics page, read without stopping the process; for any other process glibc's are fetched by a ptrace call that stops one thread for a few milliseconds (stopped_ms says how long). Giving the pid of a `memcheck run` CLI names the checked program, its child.\nExit status: 0; 1 if the process does not exist or cannot be read; 2 for a bad command line; 125 if memcheck itself failed."
     )]
     Stats(StatsArgs),
 }
