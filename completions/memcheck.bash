@@ -16,6 +16,9 @@ _memcheck() {
             ",$1")
                 cmd="memcheck"
                 ;;
+            memcheck,clean)
+                cmd="memcheck__subcmd__clean"
+                ;;
             memcheck,help)
                 cmd="memcheck__subcmd__help"
                 ;;
@@ -33,6 +36,9 @@ _memcheck() {
                 ;;
             memcheck,stats)
                 cmd="memcheck__subcmd__stats"
+                ;;
+            memcheck__subcmd__help,clean)
+                cmd="memcheck__subcmd__help__subcmd__clean"
                 ;;
             memcheck__subcmd__help,help)
                 cmd="memcheck__subcmd__help__subcmd__help"
@@ -59,7 +65,7 @@ _memcheck() {
 
     case "${cmd}" in
         memcheck)
-            opts="-h -V --color --help --version run maps residency overcommit stats help"
+            opts="-h -V --color --help --version run maps residency overcommit stats clean help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -76,9 +82,41 @@ _memcheck() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        memcheck__subcmd__help)
-            opts="run maps residency overcommit stats help"
+        memcheck__subcmd__clean)
+            opts="-h -V --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        memcheck__subcmd__help)
+            opts="run maps residency overcommit stats clean help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        memcheck__subcmd__help__subcmd__clean)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -29,7 +29,7 @@ pub enum Command {
     /// Run a program under the checker and report its heap errors and leaks.
     #[command(
         override_usage = "memcheck run [OPTIONS] -- PROG [ARGS]...",
-        after_help = "Exit status: the program's own, or --error-exitcode's N when errors or definite/indirect leaks were found; 128+SIG if the program was killed by signal SIG; 2 for a bad command line; 125 if memcheck itself failed, 126 if PROG cannot be run, 127 if it was not found."
+        after_help = "Signals: SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2 and SIGALRM sent to memcheck are passed on to the program; signals ignored when memcheck starts stay ignored in the program.\nProcesses of the run that outlive PROG with the memcheck library loaded (a daemon's child) are waited for; Ctrl-C ends that wait.\nExit status: the program's own, or --error-exitcode's N when errors or definite/indirect leaks were found; 128+SIG if the program was killed by signal SIG; 2 for a bad command line; 125 if memcheck itself failed, 126 if PROG cannot be run, 127 if it was not found."
     )]
     Run(RunArgs),
 
@@ -61,7 +61,17 @@ pub enum Command {
         after_help = "Under memcheck the figures come from its statistics page, read without stopping the process; for any other process glibc's are fetched by a ptrace call that stops one thread for a few milliseconds (stopped_ms says how long). Giving the pid of a `memcheck run` CLI names the checked program, its child.\nExit status: 0; 1 if the process does not exist or cannot be read; 2 for a bad command line; 125 if memcheck itself failed."
     )]
     Stats(StatsArgs),
+
+    /// Remove the run directories (TMPDIR/memcheck-PID-START-NS-*) that runs of memcheck killed
+    /// before they could clean up left behind; every run also does this quietly first.
+    #[command(
+        after_help = "Only your own directories whose memcheck process is gone are removed: the pid and start time in the name tell a live run from a dead one, even after the pid was reused. Directories without them (made by an older memcheck) or made in another pid namespace are listed, not removed.\nExit status: 0; 1 if a stale directory could not be removed; 2 for a bad command line; 125 if memcheck itself failed."
+    )]
+    Clean(CleanArgs),
 }
+
+#[derive(Args, Debug, Clone)]
+pub struct CleanArgs {}
 
 #[derive(Args, Debug, Clone)]
 pub struct StatsArgs {
@@ -426,7 +436,7 @@ pub fn man_extra(page: &str) -> ManExtra {
             ],
             files: &[
                 ("~/.cache/memcheck/", "the library, written out on first use, named by its content hash"),
-                ("$TMPDIR/memcheck-XXXXXX/", "the run directory: one record file per process (PID-STARTNS.mcr) and the statistics pages memcheck stats reads; removed after the report"),
+                ("$TMPDIR/memcheck-PID-START-NS-XXXXXX/", "the run directory: one record file per process (PID-STARTNS.mcr) and the statistics pages memcheck stats reads; removed after the report (memcheck clean removes those of killed runs)"),
             ],
             examples: &[
                 ("memcheck run -- ./prog arg", "check ./prog, report on stderr; exit with the program's status"),
@@ -488,6 +498,12 @@ pub fn man_extra(page: &str) -> ManExtra {
                 ("memcheck stats --watch 1 1234", "refresh every second until the process exits"),
                 ("memcheck stats --format json --no-ptrace 1234", "as JSON, never stopping the process"),
             ],
+        },
+        "clean" => ManExtra {
+            exit_status: None,
+            environment: &[("TMPDIR", "the directory searched (/tmp when unset), as memcheck run makes its run directories there")],
+            files: &[("$TMPDIR/memcheck-PID-START-NS-XXXXXX/", "run directories: removed when yours and their memcheck (pid PID, started at START, in pid namespace NS) is gone")],
+            examples: &[("memcheck clean", "remove what killed runs left behind, and list what is kept")],
         },
         _ => ManExtra {
             exit_status: Some("0 on success; 1 for bad input (a process or file that is gone or unreadable, an allocation --check finds would fail); 2 for a bad command line; 125 if memcheck itself failed; memcheck run passes the program's status through (see memcheck-run(1))."),

@@ -7,7 +7,7 @@ pub const VERSION_LINE: &str = env!("CARGO_PKG_VERSION");
 /// `X.Y.Z (shim X.Y.Z, record format N, build HASH)`, read from the embedded library, so a
 /// CLI and library from different builds show it.
 pub fn version_line() -> String {
-    let shim = crate::shim::embedded_version().unwrap_or_else(|| "unreadable".into());
+    let shim = crate::preload::embedded_version().unwrap_or_else(|| "unreadable".into());
     let mut words = shim.split_whitespace().skip(1);
     let (ver, wire) = (words.next().unwrap_or("?"), words.nth(1).unwrap_or("?"));
     let agree = wire == memcheck_wire::VERSION.to_string();
@@ -22,6 +22,6 @@ pub fn version_line() -> String {
                 memcheck_wire::VERSION
             )
         },
-        crate::shim::HASH
+        crate::preload::HASH
     )
 }

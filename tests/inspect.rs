@@ -53,7 +53,10 @@ struct Target {
 
 impl Drop for Target {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SIGTERM, not SIGKILL: under memcheck it is passed on to the program and memcheck
+        // removes its run directory before it exits.
+        // SAFETY: kill takes integers only.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
     }
 }

@@ -1,4 +1,5 @@
 //! Subcommand dispatch. Failures become one line and an exit status in [`crate::exit`].
+pub mod clean;
 pub mod inspect;
 pub mod maps;
 pub mod overcommit;
@@ -33,6 +34,7 @@ pub fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         Command::Residency(a) => residency::run(a, cli.color),
         Command::Overcommit(a) => overcommit::run(a, cli.color),
         Command::Stats(a) => stats::run(a, cli.color),
+        Command::Clean(a) => clean::run(a),
     };
     match result {
         Ok(code) => code,

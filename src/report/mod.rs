@@ -52,8 +52,9 @@ pub struct ProcessReport {
     pub leak_summary: Option<LeakSummary>,
     /// The record file ended early (the process died while writing it).
     pub truncated: bool,
-    /// Some of the process's records could not be written (the shim says so in a note): its
-    /// findings may be missing, so an `--error-exitcode` gate fails.
+    /// Some of the process's records could not be written (the shim says so in a note), or
+    /// memcheck stopped waiting for it while it ran: its findings may be missing, so an
+    /// `--error-exitcode` gate fails.
     pub incomplete: bool,
     /// Messages of the memcheck library about this run (a degraded mode, a limit reached).
     pub notes: Vec<String>,

@@ -143,7 +143,7 @@ pub fn render(r: &ProcessReport, p: &Painter, listed: bool) -> String {
         let _ = writeln!(
             out,
             "{pre} {}",
-            p.red("this report is incomplete: some records could not be written (see the note)")
+            p.red("this report is incomplete: some records are missing (see the note)")
         );
     }
     if r.truncated {
