@@ -43,9 +43,9 @@ complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l show-leak-kind
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l error-exitcode -d 'Exit with N when any error or any definite or indirect leak was found (Valgrind\'s meaning)' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l on-error -d 'What happens after an error is reported: continue (as Valgrind) or abort (as ASan)' -r -f -a "continue\t''
 abort\t''"
-complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l format -d 'Format of the report: text (on stderr) or json (to --output)' -r -f -a "text\t''
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l format -d 'Format of the report: text (on stderr, or to --output) or json (to --output)' -r -f -a "text\t''
 json\t''"
-complete -c memcheck -n "__fish_memcheck_using_subcommand run" -s o -l output -d 'Where to write the --format report; - for standard output. The text report is always printed on stderr as well' -r -F
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -s o -l output -d 'Where to write the --format report; - for standard output. Checked before the program runs. A regular file is replaced atomically; a device, FIFO or symlink is written into. With json the text report is still printed on stderr; with text it goes to FILE only, without colour' -r -F
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l num-callers -l depth -d 'Frames recorded per allocation (1-128)' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l quarantine-size -d 'Bytes of freed memory held back from reuse, to catch double frees and late accesses (suffixes K, M, G)' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l redzone-size -d 'Bytes of canary redzone before each block (16-4096, rounded up to 16)' -r

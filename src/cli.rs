@@ -221,12 +221,14 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = OnError::Continue, value_name = "ACTION")]
     pub on_error: OnError,
 
-    /// Format of the report: text (on stderr) or json (to --output).
+    /// Format of the report: text (on stderr, or to --output) or json (to --output).
     #[arg(long, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
     pub format: Format,
 
-    /// Where to write the --format report; - for standard output. The text report is always
-    /// printed on stderr as well.
+    /// Where to write the --format report; - for standard output. Checked before the program
+    /// runs. A regular file is replaced atomically; a device, FIFO or symlink is written into. With
+    /// json the text report is still printed on stderr; with text it goes to FILE only, without
+    /// colour.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
 
@@ -272,7 +274,6 @@ pub struct RunArgs {
     #[arg(
         required = true,
         trailing_var_arg = true,
-        allow_hyphen_values = true,
         value_name = "PROG [ARGS]..."
     )]
     pub command: Vec<OsString>,

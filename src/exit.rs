@@ -26,6 +26,12 @@ pub const EXIT_INTERNAL: i32 = 125;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// Makes `e` a usage error (exit 2), keeping its message: for a flag's value refused after
+/// parsing, such as an `--output` path that cannot take a report.
+pub fn usage(e: anyhow::Error) -> anyhow::Error {
+    UsageError(format!("{e:#}")).into()
+}
+
 /// The exit status and the one-line message for an error that ended a command.
 pub fn classify(e: &anyhow::Error) -> (i32, String) {
     let message = format!("{e:#}").replace('\n', " ");
@@ -64,8 +70,8 @@ mod tests {
 
     #[test]
     fn each_layer_has_its_status() {
-        let usage = anyhow::Error::from(UsageError("--format json needs --output".into()));
-        assert_eq!(classify(&usage).0, EXIT_USAGE);
+        let bad = anyhow::Error::from(UsageError("--format json needs --output".into()));
+        assert_eq!(classify(&bad).0, EXIT_USAGE);
         let gone = anyhow::Error::from(crate::proc::ProcError::NoSuchProcess(7));
         assert_eq!(classify(&gone).0, EXIT_FAILURE);
         let remote = anyhow::Error::from(crate::proc::remote::RemoteError::NoSuchProcess(7));
@@ -75,6 +81,16 @@ mod tests {
         let file = anyhow::Error::from(crate::pagecache::FileError::NotFound("f".into()));
         assert_eq!(classify(&file).0, EXIT_FAILURE);
         assert_eq!(classify(&anyhow::anyhow!("bug")).0, EXIT_INTERNAL);
+        let refused = usage(anyhow::anyhow!(
+            "--output / is a directory; name a file in it"
+        ));
+        assert_eq!(
+            classify(&refused),
+            (
+                EXIT_USAGE,
+                "--output / is a directory; name a file in it".into()
+            )
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod exit;
 #[cfg(test)]
 mod import_graph;
 pub mod layout;
+pub mod output;
 pub mod pagecache;
 pub mod preload;
 pub mod proc;

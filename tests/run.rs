@@ -289,6 +289,24 @@ fn static_binaries_are_refused() {
 }
 
 #[test]
+fn an_output_path_that_cannot_take_a_report_is_a_usage_error() {
+    let me = std::process::id().to_string();
+    for args in [
+        &["run", "--format=json", "--output", "/", "--", "true"][..],
+        &["maps", &me, "--output", "/"],
+    ] {
+        let r = run_cmd(Command::new(memcheck()).args(args));
+        assert_eq!(r.code(), Some(2), "{}", r.show());
+        assert_eq!(r.stderr().lines().count(), 1, "{}", r.show());
+        assert!(
+            r.stderr().starts_with("memcheck: error: --output / "),
+            "{}",
+            r.show()
+        );
+    }
+}
+
+#[test]
 fn json_without_output_is_a_usage_error() {
     for args in [
         &["run", "--format=json", "--", "true"][..],
@@ -350,4 +368,28 @@ fn the_shim_reports_options_it_cannot_read_and_applies_the_rest() {
         .filter_map(|p| p["leak_summary"]["definite"]["bytes"].as_u64())
         .sum();
     assert!(definite >= 37, "{}", r.show());
+}
+
+#[test]
+fn an_unknown_option_is_refused_as_an_option_not_run_as_the_program() {
+    let d = tempfile::tempdir().unwrap();
+    let marker = d.path().join("ran");
+    let prog = compile("marker.c", &[]);
+    let r = run_cmd(
+        Command::new(memcheck())
+            .args(["run", "--bogus", "--"])
+            .arg(&prog)
+            .arg(&marker),
+    );
+    assert_eq!(r.code(), Some(2), "{}", r.show());
+    assert!(r.stderr().contains("--bogus"), "{}", r.show());
+    assert!(!marker.exists(), "the program ran\n{}", r.show());
+    // After PROG, what looks like an option is the program's.
+    let r = run_cmd(
+        Command::new(memcheck())
+            .args(["run", "--leak-check=no", "/bin/echo", "-n", "x"])
+            .env("NO_COLOR", "1"),
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    assert_eq!(r.stdout(), "x", "{}", r.show());
 }

@@ -18,11 +18,13 @@ pub fn painter(color: ColorChoice, output: Option<&Path>) -> Painter {
     }
 }
 
-/// Writes `text` to standard output, or atomically to `output`. A reader that went away
+/// Writes `text` to standard output, or to `output` as `crate::output` does (a regular file
+/// replaced atomically, a device, FIFO or symlink written into). A reader that went away
 /// (`memcheck maps 1 | head`) is not an error.
 pub fn emit(output: Option<&Path>, text: &str) -> Result<()> {
     if let Some(path) = output.filter(|p| *p != Path::new("-")) {
-        return crate::report::json::write_atomically(path, text.trim_end_matches('\n'));
+        let sink = crate::output::check(path).map_err(crate::exit::usage)?;
+        return crate::output::write(&sink, text);
     }
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {

@@ -4,13 +4,14 @@ use crate::cli::{ColorChoice, Fill, Format, GuardSide, LeakCheck, OnError, RunAr
 use crate::report::{self, Exit, Report, Tool};
 use crate::style::{self, Painter};
 use crate::symbolize::Symbolizer;
-use crate::{preload, records, rundir, target};
+use crate::{output, preload, records, rundir, target};
 use anyhow::{Context, Result};
 use libc::c_int;
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::wait::{waitid, Id, WaitPidFlag};
 use nix::unistd::Pid;
 use std::ffi::OsString;
+use std::io::Write;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::Command;
@@ -239,6 +240,13 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         )
         .into());
     }
+    // Checked before the program runs: a report must never be lost for want of a writable path.
+    let sink = a
+        .output
+        .as_deref()
+        .map(output::check)
+        .transpose()
+        .map_err(crate::exit::usage)?;
     let prog = &a.command[0];
     let path = target::resolve(prog)?;
     target::check(&path)?;
@@ -344,8 +352,10 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         processes,
     };
 
+    // Text to a file (`--format text --output FILE`) has no colour.
+    let text_to_file = a.format == Format::Text && sink.is_some();
     let painter = Painter {
-        on: style::stderr_color(color),
+        on: !text_to_file && style::stderr_color(color),
     };
     let mut text = String::new();
     for p in &report.processes {
@@ -370,11 +380,17 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
             "memcheck: the program was killed by signal {s} ({name})\n"
         ));
     }
-    eprint!("{text}");
-    if a.format == Format::Json {
-        let out = a.output.as_ref().expect("checked above");
-        report::json::write_atomically(out, &report::json::render(&report))?;
+    // The file report first: a closed stderr (`2>&1 | head -1`) must not cost it.
+    let written = match (&sink, a.format) {
+        (Some(sink), Format::Json) => output::write(sink, &report::json::render(&report)),
+        (Some(sink), Format::Text) => output::write(sink, &text),
+        (None, _) => Ok(()),
+    };
+    if !text_to_file {
+        // A stderr that is closed or a broken pipe is not an error of the run.
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
+    written?;
 
     let errors: usize = report
         .processes
