@@ -1,5 +1,7 @@
 //! The one clap definition of memcheck's command line. Man pages and shell completions are
 //! generated from it (see `tests/generated.rs`), so it is the single source of truth.
+pub use crate::report::LeakKinds;
+pub use crate::style::ColorChoice;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -7,7 +9,7 @@ use std::path::PathBuf;
 #[derive(Parser, Debug)]
 #[command(
     name = "memcheck",
-    version = crate::cmd::VERSION_LINE,
+    version = crate::version::VERSION_LINE,
     about = "Find heap bugs and leaks in unmodified Linux programs, and see how a live process uses memory",
     long_about = None,
     propagate_version = true,
@@ -26,28 +28,29 @@ pub struct Cli {
 pub enum Command {
     /// Run a program under the checker and report its heap errors and leaks.
     #[command(
-        after_help = "Signals: SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2 and SIGALRM sent to memcheck are passed on to the program; signals ignored when memcheck starts stay ignored in the program.\nProcesses of the run that outlive PROG with the memcheck library loaded (a daemon's child) are waited for; Ctrl-C ends that wait.\nExit status: the program's own, or --error-exitcode's N when errors or definite/indirect leaks were found; 128+SIG if the program was killed by signal SIG; 125 if memcheck itself failed, 126 if PROG cannot be run, 127 if it was not found."
+        override_usage = "memcheck run [OPTIONS] -- PROG [ARGS]...",
+        after_help = "Signals: SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2 and SIGALRM sent to memcheck are passed on to the program; signals ignored when memcheck starts stay ignored in the program.\nProcesses of the run that outlive PROG with the memcheck library loaded (a daemon's child) are waited for; Ctrl-C ends that wait.\nExit status: the program's own, or --error-exitcode's N when errors or definite/indirect leaks were found; 128+SIG if the program was killed by signal SIG; 2 for a bad command line; 125 if memcheck itself failed, 126 if PROG cannot be run, 127 if it was not found."
     )]
     Run(RunArgs),
 
     /// Show every memory region of a live process: its kind (text, heap, thread stack, malloc
     /// arena, ...), the ELF sections it holds, and its size, RSS, PSS, dirty and swap.
     #[command(
-        after_help = "Kinds: text, rodata, data, bss, heap, stack, thread-stack, malloc-arena, anon, file, shm, vdso, vvar, vsyscall, guard, memcheck. Thread stacks and malloc arenas are found heuristically (see docs/inspection.md).\nExit status: 0; 1 if the process does not exist or cannot be read; 125 if memcheck itself failed."
+        after_help = "Kinds: text, rodata, data, bss, heap, stack, thread-stack, malloc-arena, anon, file, shm, vdso, vvar, vsyscall, guard, memcheck. Thread stacks are found by the threads' stack pointers, malloc arenas by their 64 MiB alignment and PROT_NONE tail: both are heuristics.\nExit status: 0; 1 if the process does not exist or cannot be read; 2 for a bad command line; 125 if memcheck itself failed."
     )]
     Maps(MapsArgs),
 
     /// Show which pages of files (or of a live process) are in memory, and load, evict or lock
     /// them.
     #[command(
-        after_help = "Map legend: each character stands for an equal share of the pages: O all in memory, o some, . none.\nExit status: 0; 1 if a file, directory or process cannot be read or locked (the others are still reported); 125 if memcheck itself failed."
+        after_help = "Map legend: each character stands for an equal share of the pages: O all in memory, o some, . none.\nExit status: 0; 1 if a file, directory or process cannot be read or locked (the others are still reported); 2 for a bad command line; 125 if memcheck itself failed."
     )]
     Residency(ResidencyArgs),
 
     /// Explain the kernel's overcommit policy and commit accounting, and probe whether an
     /// allocation would succeed.
     #[command(
-        after_help = "Exit status: 0 (also when --check finds the allocation would fail: the answer is in the report); 1 if --pid names no readable process; 125 if memcheck itself failed."
+        after_help = "Also shows the memory limits of the cgroup memcheck (and --pid's process) lives in: in a container memory.max, not CommitLimit, decides when the OOM killer acts.\nExit status: 0; 1 if --check finds the allocation would fail (the report says why) or --pid names no readable process; 2 for a bad command line; 125 if memcheck itself failed."
     )]
     Overcommit(OvercommitArgs),
 
@@ -55,14 +58,14 @@ pub enum Command {
     /// it) when it runs under memcheck, glibc's mallinfo2 and malloc_stats (through a brief
     /// ptrace call) for any process, and its footprint from /proc.
     #[command(
-        after_help = "Exit status: 0; 1 if the process does not exist or cannot be read; 125 if memcheck itself failed. Details: docs/stats.md."
+        after_help = "Under memcheck the figures come from its statistics page, read without stopping the process; for any other process glibc's are fetched by a ptrace call that stops one thread for a few milliseconds (stopped_ms says how long). Giving the pid of a `memcheck run` CLI names the checked program, its child.\nExit status: 0; 1 if the process does not exist or cannot be read; 2 for a bad command line; 125 if memcheck itself failed."
     )]
     Stats(StatsArgs),
 
     /// Remove the run directories (TMPDIR/memcheck-PID-START-NS-*) that runs of memcheck killed
     /// before they could clean up left behind; every run also does this quietly first.
     #[command(
-        after_help = "Only your own directories whose memcheck process is gone are removed: the pid and start time in the name tell a live run from a dead one, even after the pid was reused. Directories without them (made by an older memcheck) or made in another pid namespace are listed, not removed.\nExit status: 0; 1 if a stale directory could not be removed; 125 if memcheck itself failed."
+        after_help = "Only your own directories whose memcheck process is gone are removed: the pid and start time in the name tell a live run from a dead one, even after the pid was reused. Directories without them (made by an older memcheck) or made in another pid namespace are listed, not removed.\nExit status: 0; 1 if a stale directory could not be removed; 2 for a bad command line; 125 if memcheck itself failed."
     )]
     Clean(CleanArgs),
 }
@@ -276,17 +279,35 @@ pub struct RunArgs {
     pub command: Vec<OsString>,
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ColorChoice {
-    Auto,
-    Always,
-    Never,
+/// `--color WHEN`: the type is [`crate::style`]'s (which knows nothing of clap), its names are
+/// given here.
+impl ValueEnum for ColorChoice {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[ColorChoice::Auto, ColorChoice::Always, ColorChoice::Never]
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(match self {
+            ColorChoice::Auto => "auto",
+            ColorChoice::Always => "always",
+            ColorChoice::Never => "never",
+        }))
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GuardSide {
     Overflow,
     Underflow,
+}
+
+/// `--kind KIND`: the type is [`crate::layout`]'s, its names and help are given here.
+impl ValueEnum for crate::layout::Kind {
+    fn value_variants<'a>() -> &'a [Self] {
+        &crate::layout::Kind::ALL
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()).help(self.about()))
+    }
 }
 
 /// A fill byte, or none.
@@ -328,39 +349,11 @@ pub enum Format {
     Json,
 }
 
-/// Which leak kinds are listed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct LeakKinds {
-    pub definite: bool,
-    pub indirect: bool,
-    pub possible: bool,
-    pub reachable: bool,
-}
-
-impl LeakKinds {
-    pub fn shows(&self, kind: memcheck_wire::LeakKind) -> bool {
-        use memcheck_wire::LeakKind::*;
-        match kind {
-            Definite => self.definite,
-            Indirect => self.indirect,
-            Possible => self.possible,
-            Reachable => self.reachable,
-        }
-    }
-}
-
 fn parse_leak_kinds(s: &str) -> Result<LeakKinds, String> {
     let mut k = LeakKinds::default();
     for part in s.split(',').map(str::trim) {
         match part {
-            "all" => {
-                k = LeakKinds {
-                    definite: true,
-                    indirect: true,
-                    possible: true,
-                    reachable: true,
-                }
-            }
+            "all" => k = LeakKinds::ALL,
             "none" => k = LeakKinds::default(),
             "definite" => k.definite = true,
             "indirect" => k.indirect = true,
@@ -408,6 +401,124 @@ fn parse_yes_no(s: &str) -> Result<bool, String> {
     }
 }
 
+/// What a man page says beyond the clap definition (rendered by `tests/generated.rs`): its exit
+/// status when no "Exit status:" help line gives it, environment, files and examples.
+pub struct ManExtra {
+    pub exit_status: Option<&'static str>,
+    pub environment: &'static [(&'static str, &'static str)],
+    pub files: &'static [(&'static str, &'static str)],
+    pub examples: &'static [(&'static str, &'static str)],
+}
+
+const COLOUR_ENV: [(&str, &str); 2] = [
+    (
+        "NO_COLOR",
+        "when set and not empty, no colour with --color=auto (the default)",
+    ),
+    ("TERM", "dumb: no colour with --color=auto"),
+];
+
+/// The extra sections of the page of `page`: `memcheck`, or a subcommand's name.
+pub fn man_extra(page: &str) -> ManExtra {
+    const NONE: &[(&str, &str)] = &[];
+    match page {
+        "run" => ManExtra {
+            exit_status: None,
+            environment: &[
+                COLOUR_ENV[0],
+                COLOUR_ENV[1],
+                ("PATH", "searched for PROG when it has no slash, as execvp does"),
+                ("LD_PRELOAD", "kept: the program gets memcheck's library first, then these"),
+                ("MALLOC_PERTURB_", "the fill bytes when --malloc-fill and --free-fill are not given, as glibc uses it"),
+                ("TMPDIR", "where the run directory (the record files) is made"),
+                ("XDG_CACHE_HOME, HOME", "where the library is written out: $XDG_CACHE_HOME/memcheck, else ~/.cache/memcheck"),
+                ("MEMCHECK_SHIM", "the path of a library to preload instead of the built-in one"),
+                ("MEMCHECK_DIR, MEMCHECK_OPTIONS", "set by memcheck for the program: the run directory and the library's settings"),
+            ],
+            files: &[
+                ("~/.cache/memcheck/", "the library, written out on first use, named by its content hash"),
+                ("$TMPDIR/memcheck-PID-START-NS-XXXXXX/", "the run directory: one record file per process (PID-STARTNS.mcr) and the statistics pages memcheck stats reads; removed after the report (memcheck clean removes those of killed runs)"),
+            ],
+            examples: &[
+                ("memcheck run -- ./prog arg", "check ./prog, report on stderr; exit with the program's status"),
+                ("memcheck run --error-exitcode=99 -- ./prog", "exit 99 when an error or a definite or indirect leak was found"),
+                ("memcheck run --format=json --output=report.json -- ./prog", "also write the report as JSON"),
+                ("memcheck run --guard --trace-children=yes -- make check", "guard pages around every block, in every program make runs"),
+            ],
+        },
+        "maps" => ManExtra {
+            exit_status: None,
+            environment: &COLOUR_ENV,
+            files: &[
+                ("/proc/PID/smaps", "the regions and their counters"),
+                ("/proc/PID/task/*/stat", "the threads' stack pointers"),
+                ("/proc/PID/map_files/, /proc/PID/root/", "the mapped objects, whose ELF headers give the sections"),
+            ],
+            examples: &[
+                ("memcheck maps 1234", "every region of process 1234, then totals by kind"),
+                ("memcheck maps --sort rss --kind heap,malloc-arena 1234", "only the heap regions, largest RSS first"),
+                ("memcheck maps --format json -o maps.json 1234", "the same as JSON in a file"),
+            ],
+        },
+        "residency" => ManExtra {
+            exit_status: None,
+            environment: &COLOUR_ENV,
+            files: &[("/proc/PID/pagemap", "with --pid: which pages are present or swapped")],
+            examples: &[
+                ("memcheck residency /var/lib/db", "how much of each file under /var/lib/db is in the page cache"),
+                ("memcheck residency --evict big.dat", "drop a file's pages from the cache, then show it"),
+                ("memcheck residency --lock index.bin", "hold a file's pages in memory until interrupted"),
+                ("memcheck residency --pid 1234", "which pages of each region of process 1234 are resident"),
+            ],
+        },
+        "overcommit" => ManExtra {
+            exit_status: None,
+            environment: &COLOUR_ENV,
+            files: &[
+                ("/proc/sys/vm/overcommit_memory, overcommit_ratio, overcommit_kbytes", "the policy"),
+                ("/proc/meminfo", "CommitLimit, Committed_AS, MemTotal, SwapTotal"),
+                ("/proc/PID/cgroup, /proc/self/mountinfo", "the cgroup and where its hierarchy is mounted"),
+                ("/sys/fs/cgroup/CGROUP/memory.max, memory.high, memory.swap.max, memory.current, memory.events", "the cgroup's limits (v1: memory.limit_in_bytes, memory.usage_in_bytes, memory.oom_control)"),
+            ],
+            examples: &[
+                ("memcheck overcommit", "the policy, the commit accounting and the cgroup limits"),
+                ("memcheck overcommit --check 64G || echo no", "whether a 64 GiB allocation would succeed now"),
+                ("memcheck overcommit --pid 1234 --oom", "a process's commit and limits, and the OOM killer's first choices"),
+            ],
+        },
+        "stats" => ManExtra {
+            exit_status: None,
+            environment: &COLOUR_ENV,
+            files: &[
+                ("/proc/PID/maps", "finds the statistics page of a process under memcheck"),
+                ("/proc/PID/status, /proc/PID/smaps_rollup", "the footprint"),
+                ("/proc/PID/task/*/children", "the checked program of a memcheck run CLI"),
+            ],
+            examples: &[
+                ("memcheck run -- ./server & memcheck stats $!", "the heap of a program under memcheck (given the CLI's pid, it names the program's)"),
+                ("memcheck stats --watch 1 1234", "refresh every second until the process exits"),
+                ("memcheck stats --format json --no-ptrace 1234", "as JSON, never stopping the process"),
+            ],
+        },
+        "clean" => ManExtra {
+            exit_status: None,
+            environment: &[("TMPDIR", "the directory searched (/tmp when unset), as memcheck run makes its run directories there")],
+            files: &[("$TMPDIR/memcheck-PID-START-NS-XXXXXX/", "run directories: removed when yours and their memcheck (pid PID, started at START, in pid namespace NS) is gone")],
+            examples: &[("memcheck clean", "remove what killed runs left behind, and list what is kept")],
+        },
+        _ => ManExtra {
+            exit_status: Some("0 on success; 1 for bad input (a process or file that is gone or unreadable, an allocation --check finds would fail); 2 for a bad command line; 125 if memcheck itself failed; memcheck run passes the program's status through (see memcheck-run(1))."),
+            environment: &COLOUR_ENV,
+            files: NONE,
+            examples: &[
+                ("memcheck run -- ./prog", "check a program's heap"),
+                ("memcheck maps $(pidof prog)", "see a live process's memory"),
+                ("memcheck stats $(pidof prog)", "its heap figures"),
+            ],
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,6 +527,16 @@ mod tests {
     #[test]
     fn definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn kind_names_match_the_command_line() {
+        use crate::layout::Kind;
+        for k in Kind::value_variants() {
+            assert_eq!(k.to_possible_value().unwrap().get_name(), k.as_str());
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        assert_eq!(Kind::value_variants().len(), Kind::ALL.len());
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! live process uses memory. The binary is a thin wrapper over [`main_with_args`].
 pub mod cli;
 pub mod cmd;
+pub mod exit;
+#[cfg(test)]
+mod import_graph;
 pub mod layout;
 pub mod output;
 pub mod pagecache;
@@ -13,6 +16,8 @@ pub mod rundir;
 pub mod style;
 pub mod symbolize;
 pub mod target;
+pub mod units;
+pub mod version;
 
 /// Runs memcheck with these arguments and returns the process exit status.
 pub fn main_with_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {

@@ -10,7 +10,46 @@ use std::ffi::c_void;
 use std::fs::File;
 use std::io::Read;
 use std::num::NonZeroUsize;
+use std::path::Path;
 use std::ptr::NonNull;
+
+/// Why a file could not be inspected or locked.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("{0}: no such file or directory (check the path)")]
+    NotFound(String),
+    #[error("{0}: permission denied (run memcheck as a user who may read it, or as root)")]
+    PermissionDenied(String),
+    #[error("{0}: cannot read it: {1}")]
+    Io(String, String),
+    #[error("{0}: not a regular file or a directory, so it has no page-cache pages to show")]
+    NotRegular(String),
+    #[error(
+        "{path}: cannot lock its {size} in memory: {cause}. Locked memory is limited by RLIMIT_MEMLOCK \
+         (here soft {soft}, hard {hard}; see `ulimit -l`) unless the process has CAP_IPC_LOCK: raise the \
+         limit (`ulimit -l unlimited`, memlock in /etc/security/limits.conf, LimitMEMLOCK= for a systemd \
+         service) or give memcheck CAP_IPC_LOCK (run it as root, or `setcap cap_ipc_lock+ep` on it)"
+    )]
+    Lock {
+        path: String,
+        size: String,
+        cause: String,
+        soft: String,
+        hard: String,
+    },
+}
+
+impl FileError {
+    /// The error for `e`, met while reading `path`.
+    pub fn from_io(path: &Path, e: std::io::Error) -> FileError {
+        let shown = path.display().to_string();
+        match e.kind() {
+            std::io::ErrorKind::NotFound => FileError::NotFound(shown),
+            std::io::ErrorKind::PermissionDenied => FileError::PermissionDenied(shown),
+            _ => FileError::Io(shown, e.to_string()),
+        }
+    }
+}
 
 /// Builds the compact residency map: `width` characters, each standing for an equal share of the
 /// pages: `O` all of them resident, `o` some, `.` none.
@@ -101,7 +140,7 @@ const CHUNK_PAGES: usize = 1 << 18;
 
 /// Which pages of `file` (of `len` bytes) are in the page cache now, with a `width`-character map.
 pub fn residency(file: &File, len: u64, width: usize) -> std::io::Result<Residency> {
-    let ps = crate::proc::page_size();
+    let ps = procfs::page_size();
     let pages = len.div_ceil(ps);
     let mut map = MapBuilder::new(pages, width);
     let mut resident = 0;
@@ -221,7 +260,7 @@ mod tests {
         f.sync_all().unwrap();
         let mut f = File::open(&path).unwrap();
         touch(&mut f).unwrap();
-        let ps = crate::proc::page_size();
+        let ps = procfs::page_size();
         let r = residency(&f, 256 * 1024 + 1, 10).unwrap();
         assert_eq!(r.pages, (256 * 1024 + 1u64).div_ceil(ps));
         assert_eq!(r.resident_pages, r.pages);

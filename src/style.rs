@@ -1,6 +1,14 @@
 //! Colour decisions: only on a terminal, never with `NO_COLOR`, and as `--color` says.
-use crate::cli::ColorChoice;
 use std::io::IsTerminal;
+
+/// When to colour (`--color`; its command-line names are given in `cli.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColorChoice {
+    /// Only on a terminal, and never with `NO_COLOR` or `TERM=dumb`.
+    Auto,
+    Always,
+    Never,
+}
 
 /// Whether output to stderr should be coloured.
 pub fn stderr_color(choice: ColorChoice) -> bool {

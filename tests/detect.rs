@@ -68,7 +68,7 @@ fn one_byte_overflow_and_underflow_are_caught_in_every_mode() {
             e["description"]
                 .as_str()
                 .unwrap()
-                .starts_with("1 bytes before a 13-byte block"),
+                .starts_with("1 byte before a 13-byte block"),
             "{}",
             r.show()
         );

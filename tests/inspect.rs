@@ -2,6 +2,7 @@
 //! at test time, the built memcheck run with `--format json`, and every answer checked against the
 //! kernel's own files (/proc/PID/smaps, stat, status, limits, oom_score, /proc/meminfo, sysctls).
 //! A failing check prints the command, its status, stdout and stderr.
+mod common;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
@@ -11,26 +12,7 @@ use std::time::{Duration, Instant};
 
 const PAGE: u64 = 4096;
 
-struct Run {
-    cmd: String,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn context(&self) -> String {
-        format!(
-            "command: {}\nstatus: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.cmd, self.code, self.stdout, self.stderr
-        )
-    }
-    fn json(&self) -> Value {
-        assert_eq!(self.code, Some(0), "memcheck failed\n{}", self.context());
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("bad JSON ({e})\n{}", self.context()))
-    }
-}
+use common::Run;
 
 fn memcheck_cmd(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_memcheck"));
@@ -38,26 +20,8 @@ fn memcheck_cmd(args: &[&str]) -> Command {
     c
 }
 
-fn output(mut c: Command) -> Run {
-    let cmd = format!("{:?}", c);
-    // A copy of the binary just written (see `memcheck_as_nobody`) can be briefly "busy" while
-    // another test thread's fork still holds the writing descriptor: retry that case.
-    let mut tries = 0;
-    let out = loop {
-        match c.output() {
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            other => break other.unwrap_or_else(|e| panic!("cannot run {cmd}: {e}")),
-        }
-    };
-    Run {
-        cmd,
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+fn output(c: Command) -> Run {
+    common::output_retrying(c)
 }
 
 fn memcheck(args: &[&str]) -> Run {
@@ -68,82 +32,6 @@ fn memcheck(args: &[&str]) -> Run {
 fn scratch() -> tempfile::TempDir {
     tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
 }
-
-fn compile(dir: &Path, name: &str, src: &str) -> PathBuf {
-    let c = dir.join(format!("{name}.c"));
-    std::fs::write(&c, src).unwrap();
-    let exe = dir.join(name);
-    let out = Command::new("gcc")
-        .args(["-O0", "-g", "-pthread", "-fno-omit-frame-pointer", "-o"])
-        .arg(&exe)
-        .arg(&c)
-        .output()
-        .expect("gcc runs");
-    assert!(
-        out.status.success(),
-        "gcc failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::canonicalize(exe).unwrap()
-}
-
-/// A program with every kind of region: .data, a 4 MiB .bss (so it has an anonymous tail), a brk
-/// heap, a thread (stack and malloc arena), and 8 MiB of anonymous memory, half touched, fenced by
-/// PROT_NONE pages so it stays its own region. It prints its addresses and blocks until stdin
-/// closes. With the argument `oom` it first sets its oom_score_adj to 1000.
-const TARGET: &str = r#"
-#define _GNU_SOURCE
-#include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-int initialized = 42;
-static char big_bss[4 << 20];
-static pthread_barrier_t ready;
-
-static void *thread_main(void *arg) {
-    (void)arg;
-    volatile int local = 1;
-    void *p = malloc(100);
-    printf("thread %ld %p %p\n", (long)syscall(SYS_gettid), (void *)&local, p);
-    fflush(stdout);
-    pthread_barrier_wait(&ready);
-    for (;;) pause();
-    return NULL;
-}
-
-int main(int argc, char **argv) {
-    if (argc > 1 && strcmp(argv[1], "oom") == 0) {
-        FILE *f = fopen("/proc/self/oom_score_adj", "w");
-        if (!f || fprintf(f, "1000\n") < 0 || fclose(f) != 0) return 3;
-    }
-    volatile int local = 2;
-    void *h = malloc(1000);
-    size_t len = 8 << 20, page = 4096;
-    char *base = mmap(NULL, len + 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (base == MAP_FAILED) return 4;
-    mprotect(base, page, PROT_NONE);
-    mprotect(base + page + len, page, PROT_NONE);
-    char *m = base + page;
-    madvise(m, len, MADV_NOHUGEPAGE);
-    for (size_t i = 0; i < len / 2; i += page) m[i] = 1;
-    big_bss[0] = 1;
-    pthread_barrier_init(&ready, NULL, 2);
-    pthread_t t;
-    pthread_create(&t, NULL, thread_main, NULL);
-    pthread_barrier_wait(&ready);
-    printf("main %ld %p %p %p %p %p %p %p\n", (long)getpid(), (void *)&local, h, (void *)&initialized,
-           (void *)(big_bss + (2 << 20)), (void *)m, (void *)main, sbrk(0));
-    fflush(stdout);
-    char buf[1];
-    while (read(0, buf, 1) > 0) {}
-    return 0;
-}
-"#;
 
 /// The running target and the addresses it printed.
 struct Target {
@@ -178,8 +66,12 @@ fn hex(s: &str) -> u64 {
 }
 
 fn start_target(args: &[&str], under_memcheck: bool) -> Target {
+    // A copy per target: the pages of a file only this process maps are private (dirty ones are
+    // Private_Dirty), as the kernel comparison below assumes.
     let dir = scratch();
-    let exe = compile(dir.path(), "target", TARGET);
+    let exe = dir.path().join("regions");
+    std::fs::copy(common::compile("regions.c", &["-O0"]), &exe).unwrap();
+    let exe = std::fs::canonicalize(exe).unwrap();
     let mut cmd = if under_memcheck {
         let mut c = Command::new(env!("CARGO_BIN_EXE_memcheck"));
         c.args(["run", "--leak-check=no", "--"]).arg(&exe);
@@ -293,8 +185,8 @@ fn status_kb(pid: i32, key: &str) -> u64 {
 fn maps_finds_and_attributes_every_kind_of_region() {
     let t = start_target(&[], false);
     let run = memcheck(&["maps", &t.pid.to_string(), "--format", "json"]);
-    let r = run.json();
-    let ctx = run.context();
+    let r = run.stdout_json();
+    let ctx = run.show();
     let exe = t.exe.to_str().unwrap();
 
     // The same regions as the kernel's smaps, with the same counters.
@@ -428,7 +320,7 @@ fn maps_sorts_filters_and_writes_text_or_files() {
         "--sort",
         "size",
     ]);
-    let r = run.json();
+    let r = run.stdout_json();
     let regions = r["regions"].as_array().unwrap();
     let kinds: std::collections::BTreeSet<&str> = regions
         .iter()
@@ -438,7 +330,7 @@ fn maps_sorts_filters_and_writes_text_or_files() {
         kinds.into_iter().collect::<Vec<_>>(),
         ["bss", "heap", "thread-stack"],
         "{}",
-        run.context()
+        run.show()
     );
     let sizes: Vec<u64> = regions
         .iter()
@@ -448,7 +340,7 @@ fn maps_sorts_filters_and_writes_text_or_files() {
     let keys: Vec<&String> = r["totals"].as_object().unwrap().keys().collect();
     assert_eq!(keys, ["bss", "heap", "thread-stack"]);
 
-    let r = memcheck(&["maps", &pid, "--format", "json", "--sort", "rss"]).json();
+    let r = memcheck(&["maps", &pid, "--format", "json", "--sort", "rss"]).stdout_json();
     let rss: Vec<u64> = r["regions"]
         .as_array()
         .unwrap()
@@ -459,17 +351,17 @@ fn maps_sorts_filters_and_writes_text_or_files() {
 
     // Text on a pipe: no colour, one line per region plus headers and totals.
     let run = memcheck(&["maps", &pid]);
-    assert_eq!(run.code, Some(0), "{}", run.context());
-    assert!(!run.stdout.contains('\x1b'), "{}", run.context());
+    assert_eq!(run.code(), Some(0), "{}", run.show());
+    assert!(!run.stdout().contains('\x1b'), "{}", run.show());
     assert!(
-        run.stdout.contains("thread-stack") && run.stdout.contains("malloc-arena"),
+        run.stdout().contains("thread-stack") && run.stdout().contains("malloc-arena"),
         "{}",
-        run.context()
+        run.show()
     );
     assert!(
-        run.stdout.lines().any(|l| l.starts_with("total ")),
+        run.stdout().lines().any(|l| l.starts_with("total ")),
         "{}",
-        run.context()
+        run.show()
     );
 
     let dir = scratch();
@@ -483,10 +375,10 @@ fn maps_sorts_filters_and_writes_text_or_files() {
         file.to_str().unwrap(),
     ]);
     assert_eq!(
-        (run.code, run.stdout.as_str()),
+        (run.code(), run.stdout().as_str()),
         (Some(0), ""),
         "{}",
-        run.context()
+        run.show()
     );
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     assert_eq!(r["pid"], t.pid);
@@ -503,7 +395,7 @@ fn maps_shows_memchecks_own_regions_in_a_checked_program() {
         "--kind",
         "memcheck",
     ])
-    .json();
+    .stdout_json();
     let regions = r["regions"].as_array().unwrap();
     let kernel = std::fs::read_to_string(format!("/proc/{}/maps", t.pid)).unwrap();
     let named = kernel
@@ -524,19 +416,7 @@ fn maps_shows_memchecks_own_regions_in_a_checked_program() {
 
 /// Whether this kernel lets a process name its anonymous memory (PR_SET_VMA_ANON_NAME).
 fn kernel_names_anonymous_memory() -> bool {
-    let dir = scratch();
-    let probe = compile(
-        dir.path(),
-        "name",
-        r#"
-#include <sys/mman.h>
-#include <sys/prctl.h>
-int main(void) {
-    void *p = mmap(0, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return prctl(0x53564d41, 0, (unsigned long)p, 4096, (unsigned long)"probe") == 0 ? 0 : 1;
-}
-"#,
-    );
+    let probe = common::compile("vma_name.c", &["-O0"]);
     Command::new(probe).status().unwrap().success()
 }
 
@@ -573,15 +453,12 @@ fn memcheck_as_nobody() -> Option<(Command, tempfile::TempDir)> {
 }
 
 fn one_error_line(run: &Run, want: &str) {
-    assert_eq!(run.code, Some(1), "{}", run.context());
-    let lines: Vec<&str> = run.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{}", run.context());
-    assert!(
-        lines[0].starts_with("memcheck: error: "),
-        "{}",
-        run.context()
-    );
-    assert!(lines[0].contains(want), "want {want:?}\n{}", run.context());
+    assert_eq!(run.code(), Some(1), "{}", run.show());
+    let stderr = run.stderr();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", run.show());
+    assert!(lines[0].starts_with("memcheck: error: "), "{}", run.show());
+    assert!(lines[0].contains(want), "want {want:?}\n{}", run.show());
 }
 
 fn gone_pid() -> String {
@@ -637,7 +514,7 @@ fn a_file_read_into_the_cache_is_resident_and_evict_drops_it() {
     let p = path.to_str().unwrap();
     let pages = (len as u64).div_ceil(PAGE);
 
-    let r = memcheck(&["residency", p, "--format", "json"]).json();
+    let r = memcheck(&["residency", p, "--format", "json"]).stdout_json();
     let f = &r["files"][0];
     assert_eq!(f["path"], p);
     assert_eq!(
@@ -649,24 +526,24 @@ fn a_file_read_into_the_cache_is_resident_and_evict_drops_it() {
     assert_eq!(f["map"].as_str().unwrap().len(), 60);
     assert!(f["map"].as_str().unwrap().chars().all(|c| c == 'O'));
 
-    let r = memcheck(&["residency", "--evict", p, "--format", "json"]).json();
+    let r = memcheck(&["residency", "--evict", p, "--format", "json"]).stdout_json();
     assert_eq!(r["action"], "evict");
     assert_eq!(r["files"][0]["resident_pages_before"], pages);
     assert_eq!(r["files"][0]["resident_pages"], 0, "{r}");
     // A second look without acting agrees: the pages are really gone.
-    let r = memcheck(&["residency", p, "--format", "json"]).json();
+    let r = memcheck(&["residency", p, "--format", "json"]).stdout_json();
     assert_eq!(r["files"][0]["resident_pages"], 0, "{r}");
 
-    let r = memcheck(&["residency", "--touch", p, "--format", "json"]).json();
+    let r = memcheck(&["residency", "--touch", p, "--format", "json"]).stdout_json();
     assert_eq!(r["files"][0]["resident_pages_before"], 0);
     assert_eq!(r["files"][0]["resident_pages"], pages, "{r}");
     assert_eq!(r["total"]["resident_pages"], pages);
 
     let run = memcheck(&["residency", p]);
     assert!(
-        run.stdout.contains("100.0%") && run.stdout.contains(p),
+        run.stdout().contains("100.0%") && run.stdout().contains(p),
         "{}",
-        run.context()
+        run.show()
     );
 }
 
@@ -681,7 +558,7 @@ fn directories_are_walked_once_per_file() {
     std::fs::hard_link(d.join("one"), d.join("a/one-again")).unwrap();
     std::os::unix::fs::symlink("/usr/lib", d.join("a/lib")).unwrap();
     std::fs::write(d.join("empty"), "").unwrap();
-    let r = memcheck(&["residency", d.to_str().unwrap(), "--format", "json"]).json();
+    let r = memcheck(&["residency", d.to_str().unwrap(), "--format", "json"]).stdout_json();
     let mut names: Vec<String> = r["files"]
         .as_array()
         .unwrap()
@@ -739,7 +616,7 @@ fn unreadable_and_missing_files_give_one_line_each() {
         "json",
     ]);
     one_error_line(&run, &format!("{m}: no such file or directory"));
-    let r: Value = serde_json::from_str(&run.stdout).unwrap();
+    let r: Value = serde_json::from_str(&run.stdout()).unwrap();
     assert_eq!(
         r["files"].as_array().unwrap().len(),
         1,
@@ -752,9 +629,9 @@ fn unreadable_and_missing_files_give_one_line_each() {
 fn residency_of_a_process_matches_its_smaps() {
     let t = start_target(&[], false);
     let run = memcheck(&["residency", "--pid", &t.pid.to_string(), "--format", "json"]);
-    let r = run.json();
+    let r = run.stdout_json();
     let m = region_at(&r, t.mmapped);
-    assert_eq!(m["pages"], 2048, "{}", run.context());
+    assert_eq!(m["pages"], 2048, "{}", run.show());
     assert_eq!(m["resident_pages"], 1024);
     assert_eq!(m["not_present_pages"], 1024);
     assert_eq!(m["swapped_pages"], 0);
@@ -817,17 +694,16 @@ fn lock_holds_the_pages_until_interrupted() {
     let out = child.wait_with_output().unwrap();
     let run = Run {
         cmd,
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        out,
+        json: None,
     };
     assert_eq!(
         locked,
         (len / 1024) as u64,
         "VmLck while holding\n{}",
-        run.context()
+        run.show()
     );
-    let r = run.json();
+    let r = run.stdout_json();
     assert_eq!(r["action"], "lock");
     assert_eq!(r["total"]["locked_bytes"], len);
     assert_eq!(r["files"][0]["resident_pages"], len as u64 / PAGE);
@@ -859,11 +735,15 @@ fn a_refused_lock_explains_the_limit_and_the_capability() {
     let run = output(c);
     one_error_line(&run, "cannot lock");
     assert!(
-        run.stderr.contains("RLIMIT_MEMLOCK") && run.stderr.contains("CAP_IPC_LOCK"),
+        run.stderr().contains("RLIMIT_MEMLOCK") && run.stderr().contains("CAP_IPC_LOCK"),
         "{}",
-        run.context()
+        run.show()
     );
-    assert!(run.stderr.contains("soft 0K, hard 0K"), "{}", run.context());
+    assert!(
+        run.stderr().contains("soft 0 B, hard 0 B"),
+        "{}",
+        run.show()
+    );
 }
 
 fn sysctl(name: &str) -> u64 {
@@ -893,15 +773,15 @@ fn overcommit_fields_equal_the_kernels() {
         let before = meminfo_kb("Committed_AS");
         let run = memcheck(&["overcommit", "--format", "json"]);
         let after = meminfo_kb("Committed_AS");
-        let got = run.json()["committed_as_kb"].as_u64().unwrap();
+        let got = run.stdout_json()["committed_as_kb"].as_u64().unwrap();
         let inside = got + (64 << 10) >= before.min(after) && got <= before.max(after) + (64 << 10);
         tries += 1;
         if inside || tries == 5 {
             break (run, before, after);
         }
     };
-    let r = run.json();
-    let ctx = run.context();
+    let r = run.stdout_json();
+    let ctx = run.show();
     assert_eq!(r["mode"], sysctl("overcommit_memory"), "{ctx}");
     assert_eq!(r["ratio"], sysctl("overcommit_ratio"));
     assert_eq!(r["kbytes"], sysctl("overcommit_kbytes"));
@@ -928,35 +808,51 @@ fn overcommit_fields_equal_the_kernels() {
 
     let run = memcheck(&["overcommit"]);
     assert!(
-        run.stdout.contains("vm.overcommit_memory") && run.stdout.contains("CommitLimit"),
+        run.stdout().contains("vm.overcommit_memory") && run.stdout().contains("CommitLimit"),
         "{}",
-        run.context()
+        run.show()
     );
 }
 
-const ALLOC: &str = r#"
-#include <stdio.h>
-#include <stdlib.h>
-int main(int argc, char **argv) {
-    unsigned long long n = strtoull(argv[1], NULL, 10);
-    void *p = malloc(n);
-    printf("%s\n", p ? "ok" : "failed");
-    return p ? 0 : 1;
+/// The JSON of `overcommit --check`, after checking its status: 0 if the allocation would
+/// succeed, 1 if not.
+fn check_json(run: &Run, succeeds: bool) -> Value {
+    assert_eq!(
+        run.code(),
+        Some(if succeeds { 0 } else { 1 }),
+        "{}",
+        run.show()
+    );
+    let v: Value = serde_json::from_str(&run.stdout())
+        .unwrap_or_else(|e| panic!("bad JSON ({e})\n{}", run.show()));
+    assert_eq!(v["check"]["succeeded"], succeeds, "{}", run.show());
+    v
 }
-"#;
 
 #[test]
 fn check_agrees_with_a_real_allocation() {
-    let dir = scratch();
-    let alloc = compile(dir.path(), "alloc", ALLOC);
+    let alloc = common::compile("alloc.c", &["-O0"]);
     let ram = meminfo_kb("MemTotal") * 1024;
     let swap = meminfo_kb("SwapTotal") * 1024;
     for size in [64 << 20, ram / 2, ram + swap + (1 << 30), 2 * (ram + swap)] {
         let s = size.to_string();
         let run = memcheck(&["overcommit", "--check", &s, "--format", "json"]);
-        let r = run.json();
         let real = Command::new(&alloc).arg(&s).output().unwrap();
         let real_ok = real.status.success();
+        // The status says what the report says: 1 when the allocation would fail.
+        let r = check_json(&run, real_ok);
+        assert_eq!(
+            String::from_utf8_lossy(&real.stdout),
+            format!(
+                "malloc({size}): {}\n",
+                if real_ok {
+                    "returned a block"
+                } else {
+                    "returned NULL"
+                }
+            ),
+            "alloc.c's line agrees with its status"
+        );
         let c = &r["check"];
         assert_eq!(c["size_bytes"], size);
         assert_eq!(
@@ -964,20 +860,23 @@ fn check_agrees_with_a_real_allocation() {
             real_ok,
             "size {size}: malloc said {:?}\n{}",
             real.status,
-            run.context()
+            run.show()
         );
         assert_eq!(
             c["predicted"],
             real_ok,
             "the formula of mode {} for {size}\n{}",
             r["mode"],
-            run.context()
+            run.show()
         );
         assert_eq!(c["error"].is_null(), real_ok);
         assert!(!c["explanation"].as_str().unwrap().is_empty());
     }
     // Suffixes, and a size no 47-bit address space holds.
-    let r = memcheck(&["overcommit", "--check", "1024T", "--format", "json"]).json();
+    let r = check_json(
+        &memcheck(&["overcommit", "--check", "1024T", "--format", "json"]),
+        false,
+    );
     assert_eq!(r["check"]["size_bytes"], 1u64 << 50);
     assert_eq!(r["check"]["succeeded"], false);
     assert!(
@@ -985,7 +884,7 @@ fn check_agrees_with_a_real_allocation() {
         "{r}"
     );
     let run = memcheck(&["overcommit", "--check", "12Q"]);
-    assert_eq!(run.code, Some(2), "{}", run.context());
+    assert_eq!(run.code(), Some(2), "{}", run.show());
 }
 
 /// Sets RLIMIT_AS to `bytes` in the child before it runs.
@@ -1007,8 +906,7 @@ fn limit_address_space(c: &mut Command, bytes: u64) {
 
 #[test]
 fn check_agrees_with_a_real_allocation_under_rlimit_as() {
-    let dir = scratch();
-    let alloc = compile(dir.path(), "alloc", ALLOC);
+    let alloc = common::compile("alloc.c", &["-O0"]);
     // 1 GiB of address space: 256 MiB fits beside memcheck or the C program, 2 GiB does not,
     // whatever the overcommit mode.
     for (size, fits) in [(256u64 << 20, true), (2 << 30, false)] {
@@ -1016,20 +914,20 @@ fn check_agrees_with_a_real_allocation_under_rlimit_as() {
         let mut c = memcheck_cmd(&["overcommit", "--check", &s, "--format", "json"]);
         limit_address_space(&mut c, 1 << 30);
         let run = output(c);
-        let r = run.json();
+        let r = check_json(&run, fits);
         let mut real = Command::new(&alloc);
         real.arg(&s);
         limit_address_space(&mut real, 1 << 30);
         let real_ok = real.status().unwrap().success();
         assert_eq!(real_ok, fits, "malloc({size}) under a 1 GiB RLIMIT_AS");
         let c = &r["check"];
-        assert_eq!(c["succeeded"], real_ok, "{}", run.context());
-        assert_eq!(c["predicted"], real_ok, "{}", run.context());
+        assert_eq!(c["succeeded"], real_ok, "{}", run.show());
+        assert_eq!(c["predicted"], real_ok, "{}", run.show());
         if !fits {
             assert!(
                 c["explanation"].as_str().unwrap().contains("RLIMIT_AS"),
                 "{}",
-                run.context()
+                run.show()
             );
         }
     }
@@ -1062,8 +960,8 @@ fn pid_and_oom_views_match_proc() {
         "--format",
         "json",
     ]);
-    let r = run.json();
-    let ctx = run.context();
+    let r = run.stdout_json();
+    let ctx = run.show();
     let p = &r["process"];
     let file = |f: &str| -> i64 {
         std::fs::read_to_string(format!("/proc/{}/{f}", t.pid))
@@ -1111,4 +1009,179 @@ fn pid_and_oom_views_match_proc() {
     assert!(oom
         .iter()
         .all(|o| o["oom_score_adj"] != -1000 && o["pid"] != 1));
+}
+
+#[test]
+fn a_check_of_zero_bytes_is_a_usage_error() {
+    let run = memcheck(&["overcommit", "--check", "0"]);
+    assert_eq!(run.code(), Some(2), "{}", run.show());
+    assert!(
+        run.stderr()
+            .starts_with("memcheck: error: --check needs a size above 0"),
+        "{}",
+        run.show()
+    );
+}
+
+/// A limit file as memcheck reports it: `max` (v2) or v1's unlimited value is null.
+fn limit_value(text: &str) -> Value {
+    let t = text.trim();
+    match t.parse::<u64>() {
+        Ok(v) if v < 1 << 62 => Value::from(v),
+        Ok(_) => Value::Null,
+        Err(_) => {
+            assert_eq!(t, "max");
+            Value::Null
+        }
+    }
+}
+
+fn keyed_value(text: &str, key: &str) -> Value {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(key)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map(Value::from)
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn overcommit_shows_the_cgroup_limits_the_kernel_has() {
+    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+    let pid = child.id();
+    let run = memcheck(&["overcommit", "--pid", &pid.to_string(), "--format", "json"]);
+    let text = memcheck(&["overcommit", "--pid", &pid.to_string()]);
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let in_dir = |dir: &Path| {
+        std::fs::read_to_string(dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l == pid.to_string())
+    };
+    let r = run.stdout_json();
+    let c = &r["process"]["cgroup"];
+    let holds = c["dir"].as_str().map(|d| in_dir(Path::new(d)));
+    let _ = child.kill();
+    let _ = child.wait();
+    let memory_line = own.lines().find(|l| {
+        l.split(':')
+            .nth(1)
+            .is_some_and(|c| c.split(',').any(|x| x == "memory"))
+    });
+    if c.is_null() {
+        // No memory controller: none on v1, and none enabled at the cgroup2 root.
+        assert!(memory_line.is_none(), "{own}\n{}", run.show());
+        let v2 = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers").unwrap_or_default();
+        assert!(
+            !v2.split_whitespace().any(|x| x == "memory"),
+            "{}",
+            run.show()
+        );
+        return;
+    }
+    // The same cgroup as /proc/PID/cgroup names, and the directory holds the process.
+    let version = c["version"].as_u64().unwrap();
+    let want_path = match version {
+        2 => own.lines().find_map(|l| l.strip_prefix("0::")),
+        1 => memory_line.and_then(|l| l.splitn(3, ':').nth(2)),
+        v => panic!("version {v}"),
+    };
+    assert_eq!(c["path"].as_str(), want_path, "{own}\n{}", run.show());
+    let dir = Path::new(c["dir"].as_str().unwrap());
+    assert_eq!(
+        holds,
+        Some(true),
+        "{dir:?}/cgroup.procs lists the process\n{}",
+        run.show()
+    );
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+    if version == 2 {
+        assert_eq!(
+            c["memory_max"],
+            limit_value(&read("memory.max")),
+            "{}",
+            run.show()
+        );
+        assert_eq!(
+            c["memory_high"],
+            limit_value(&read("memory.high")),
+            "{}",
+            run.show()
+        );
+        assert_eq!(
+            c["memory_swap_max"],
+            limit_value(&read("memory.swap.max")),
+            "{}",
+            run.show()
+        );
+        assert_eq!(
+            c["oom_kill"],
+            keyed_value(&read("memory.events"), "oom_kill")
+        );
+    } else {
+        assert_eq!(
+            c["memory_max"],
+            limit_value(&read("memory.limit_in_bytes")),
+            "{}",
+            run.show()
+        );
+        assert!(c["memory_high"].is_null() && c["memory_swap_max"].is_null());
+        assert_eq!(
+            c["oom_kill"],
+            keyed_value(&read("memory.oom_control"), "oom_kill")
+        );
+    }
+    // memory.current changes all the time: it is there exactly when the file is (not at the root).
+    let current = if version == 2 {
+        "memory.current"
+    } else {
+        "memory.usage_in_bytes"
+    };
+    assert_eq!(
+        c["memory_current"].is_u64(),
+        dir.join(current).exists(),
+        "{}",
+        run.show()
+    );
+    // memcheck's own cgroup is the one it was started in: the test's, as sleep's.
+    assert_eq!(r["cgroup"]["path"], c["path"], "{}", run.show());
+    assert_eq!(r["version"], 1);
+    assert!(
+        text.stdout()
+            .contains(&format!("cgroup v{version} {}", want_path.unwrap())),
+        "{}",
+        text.show()
+    );
+}
+
+#[test]
+fn every_inspection_json_carries_its_version() {
+    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+    let pid = child.id().to_string();
+    let file = env!("CARGO_MANIFEST_DIR").to_string() + "/Cargo.toml";
+    let runs = [
+        memcheck(&["maps", &pid, "--format", "json"]),
+        memcheck(&["residency", &file, "--format", "json"]),
+        memcheck(&["residency", "--pid", &pid, "--format", "json"]),
+        memcheck(&["overcommit", "--format", "json"]),
+        memcheck(&["stats", "--no-ptrace", &pid, "--format", "json"]),
+    ];
+    let _ = child.kill();
+    let _ = child.wait();
+    for run in &runs {
+        assert_eq!(run.stdout_json()["version"], 1, "{}", run.show());
+    }
+    // Both forms of residency list their errors, empty here.
+    for run in &runs[1..3] {
+        assert_eq!(
+            run.stdout_json()["errors"],
+            Value::Array(vec![]),
+            "{}",
+            run.show()
+        );
+    }
 }

@@ -2,98 +2,14 @@
 //! Each test starts a small C program from `tests/programs/remote_*.c`, inspects it while it
 //! runs, then checks it finished as it would have: same output, same exit status.
 mod common;
+use common::Ready;
 
 use memcheck::proc::remote::{heap_of, MallocStats, RemoteError, RemoteOptions};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// A running test program; killed if the test fails before it finished.
-struct Running {
-    name: String,
-    child: Child,
-    out: BufReader<ChildStdout>,
-}
-
-/// How a program ended.
-struct Finished {
-    code: Option<i32>,
-    signal: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Finished {
-    fn show(&self) -> String {
-        format!(
-            "code {:?}, signal {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.code, self.signal, self.stdout, self.stderr
-        )
-    }
-}
-
-impl Running {
-    /// Compiles `tests/programs/NAME` with `extra` flags, starts it and waits for its "ready".
-    fn start(name: &str, extra: &[&str], args: &[&str]) -> Running {
-        let exe = common::compile(name, extra);
-        let mut child = Command::new(&exe)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        assert_eq!(line, "ready\n", "{name} did not start");
-        Running {
-            name: name.to_string(),
-            child,
-            out,
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    /// Sends `input` on stdin, closes it, and collects the rest of the output and the status.
-    fn finish(&mut self, input: &str) -> Finished {
-        let err = self.child.stderr.take().map(|mut e| {
-            std::thread::spawn(move || {
-                let mut s = String::new();
-                e.read_to_string(&mut s).unwrap();
-                s
-            })
-        });
-        let mut stdin = self.child.stdin.take().unwrap();
-        stdin.write_all(input.as_bytes()).unwrap();
-        drop(stdin);
-        let mut stdout = String::new();
-        self.out.read_to_string(&mut stdout).unwrap();
-        let status = self.child.wait().unwrap();
-        use std::os::unix::process::ExitStatusExt;
-        Finished {
-            code: status.code(),
-            signal: status.signal(),
-            stdout,
-            stderr: err.map(|t| t.join().unwrap()).unwrap_or_default(),
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            eprintln!("killing {}", self.name);
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 /// The state letter of a process (R, S, T, t, Z...).
 fn state(pid: i32) -> char {
@@ -130,7 +46,7 @@ const TARGET_LIVE: u64 = 10 * 100_000 + 1000 * 48;
 
 #[test]
 fn heap_of_a_working_process_thirty_times_leaves_it_unchanged() {
-    let mut p = Running::start("remote_target.c", &[], &[]);
+    let mut p = Ready::start("remote_target.c", &[], &[]);
     let pid = p.pid();
     // Real-time signals are queued, not merged: every one sent, also while the main thread is
     // stopped, must be handled exactly once.
@@ -206,7 +122,7 @@ fn job_control_during_inspections_is_kept() {
     // SIGSTOP and SIGCONT keep arriving, also while a call runs: a stop that reaches the
     // inspected thread is held and delivered on detach, a group stop is resumed for the call
     // and re-entered after it.
-    let mut p = Running::start("remote_target.c", &[], &[]);
+    let mut p = Ready::start("remote_target.c", &[], &[]);
     let pid = p.pid();
     let stop = Arc::new(AtomicBool::new(false));
     let sender = {
@@ -246,7 +162,7 @@ fn job_control_during_inspections_is_kept() {
 
 #[test]
 fn a_read_in_progress_completes_after_the_inspection() {
-    let mut p = Running::start("remote_blocked.c", &[], &[]);
+    let mut p = Ready::start("remote_blocked.c", &[], &[]);
     let h = heap_of(p.pid(), &RemoteOptions::default()).unwrap();
     assert!(
         h.mallinfo.hblks >= 1 && h.mallinfo.hblkhd >= 300_000,
@@ -274,7 +190,7 @@ fn a_read_in_progress_completes_after_the_inspection() {
 fn registers_of_a_thread_stopped_in_user_code_are_restored() {
     // The main thread spins with known values in general and vector registers (all 256 bits with
     // AVX2: glibc's string functions end with vzeroupper) and checks them after each spin.
-    let mut p = Running::start("remote_regs.c", &[], &[]);
+    let mut p = Ready::start("remote_regs.c", &[], &[]);
     for i in 0..20 {
         let h = heap_of(p.pid(), &RemoteOptions::default())
             .unwrap_or_else(|e| panic!("inspection {i}: {e}"));
@@ -291,7 +207,7 @@ fn registers_of_a_thread_stopped_in_user_code_are_restored() {
 
 #[test]
 fn a_stopped_process_is_inspected_and_stays_stopped() {
-    let mut p = Running::start("remote_blocked.c", &[], &[]);
+    let mut p = Ready::start("remote_blocked.c", &[], &[]);
     let pid = p.pid();
     // SAFETY: kill takes integers only.
     unsafe { libc::kill(pid, libc::SIGSTOP) };
@@ -313,7 +229,7 @@ fn a_stopped_process_is_inspected_and_stays_stopped() {
 #[test]
 fn a_thread_holding_the_arena_lock_makes_it_busy_and_is_not_disturbed() {
     // A thread blocks inside malloc_stats() holding the main arena's lock until its stderr is read.
-    let mut p = Running::start("remote_busy.c", &[], &["stats"]);
+    let mut p = Ready::start("remote_busy.c", &[], &["stats"]);
     let opts = RemoteOptions {
         call_timeout: Duration::from_millis(100),
         max_attempts: 3,
@@ -347,7 +263,7 @@ fn a_thread_holding_the_arena_lock_makes_it_busy_and_is_not_disturbed() {
 
 #[test]
 fn a_thread_writing_to_stderr_leaves_mallinfo_but_skips_malloc_stats() {
-    let mut p = Running::start("remote_busy.c", &[], &["print"]);
+    let mut p = Ready::start("remote_busy.c", &[], &["print"]);
     let opts = RemoteOptions {
         call_timeout: Duration::from_millis(100),
         max_attempts: 3,
@@ -371,7 +287,7 @@ fn a_thread_writing_to_stderr_leaves_mallinfo_but_skips_malloc_stats() {
 
 #[test]
 fn a_process_killed_during_a_call_is_reported_as_died() {
-    let mut p = Running::start("remote_busy.c", &[], &["stats"]);
+    let mut p = Ready::start("remote_busy.c", &[], &["stats"]);
     let pid = p.pid();
     // The call waits for the arena lock for up to a minute; the process is killed meanwhile.
     let killer = std::thread::spawn(move || {
@@ -396,7 +312,7 @@ fn a_process_killed_during_a_call_is_reported_as_died() {
 
 #[test]
 fn a_leader_that_exited_is_replaced_by_a_live_thread() {
-    let mut p = Running::start("remote_leaderless.c", &[], &[]);
+    let mut p = Ready::start("remote_leaderless.c", &[], &[]);
     let pid = p.pid();
     assert_eq!(state(pid), 'Z', "the main thread has exited");
     let h = heap_of(pid, &RemoteOptions::default()).unwrap();
@@ -418,7 +334,7 @@ fn a_missing_process_is_named() {
         Err(e @ RemoteError::NoSuchProcess(p)) if p == pid => {
             assert_eq!(
                 e.to_string(),
-                format!("no process {pid} is running (check the PID with `ps`)")
+                format!("no process with pid {pid} (it may have exited; check the pid with `ps -p {pid}`)")
             );
         }
         other => panic!("{other:?}"),
@@ -431,7 +347,7 @@ fn a_missing_process_is_named() {
 
 #[test]
 fn a_static_program_has_no_glibc_heap_to_ask() {
-    let mut p = Running::start("remote_blocked.c", &["-static"], &[]);
+    let mut p = Ready::start("remote_blocked.c", &["-static"], &[]);
     match heap_of(p.pid(), &RemoteOptions::default()) {
         Err(e @ RemoteError::NoGlibc { .. }) => {
             assert!(e.to_string().contains("statically linked"), "{e}")
@@ -449,7 +365,7 @@ fn a_static_program_has_no_glibc_heap_to_ask() {
 
 #[test]
 fn a_traced_process_names_its_tracer() {
-    let mut p = Running::start("remote_blocked.c", &[], &[]);
+    let mut p = Ready::start("remote_blocked.c", &[], &[]);
     let pid = p.pid();
     let tracer_exe = common::compile("remote_tracer.c", &[]);
     let mut tracer = Command::new(tracer_exe)
@@ -494,7 +410,7 @@ fn a_traced_process_names_its_tracer() {
 
 #[test]
 fn a_seccomp_filtered_process_is_refused_untouched() {
-    let mut p = Running::start("remote_blocked.c", &[], &["seccomp"]);
+    let mut p = Ready::start("remote_blocked.c", &[], &["seccomp"]);
     match heap_of(p.pid(), &RemoteOptions::default()) {
         Err(e @ RemoteError::Unsupported { .. }) => {
             assert!(e.to_string().contains("seccomp filter"), "{e}")
@@ -558,7 +474,7 @@ fn another_users_process_is_refused_with_the_reason() {
         nix::unistd::geteuid().is_root(),
         "this test drops from root to another user: run it as root"
     );
-    let mut p = Running::start("remote_blocked.c", &[], &[]);
+    let mut p = Ready::start("remote_blocked.c", &[], &[]);
     let pid = p.pid();
     assert_eq!(
         refusal_as(Some(NOBODY), pid),
@@ -586,30 +502,22 @@ fn a_non_dumpable_process_of_the_same_user_is_refused_with_the_reason() {
         use std::os::unix::process::CommandExt;
         cmd.uid(NOBODY).gid(NOBODY);
     }
-    let mut child = cmd
-        .arg("nodump")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line, "ready\n");
-    let pid = child.id() as i32;
+    let mut p = Ready::spawn("remote_blocked.c", cmd.arg("nodump"));
+    let pid = p.pid();
     let msg = refusal_as(root.then_some(NOBODY), pid);
-    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
-    let mut rest = String::new();
-    out.read_to_string(&mut rest).unwrap();
-    let status = child.wait().unwrap();
+    let f = p.finish("hello\n");
     assert!(
         msg.starts_with(&format!(
             "denied: process {pid}: not allowed to trace it: it made itself non-dumpable"
         )),
         "{msg}"
     );
-    assert_eq!((status.code(), rest.as_str()), (Some(3), "got hello\n"));
+    assert_eq!(
+        (f.code, f.stdout.as_str()),
+        (Some(3), "got hello\n"),
+        "{}",
+        f.show()
+    );
 }
 
 #[test]

@@ -289,10 +289,39 @@ fn static_binaries_are_refused() {
 }
 
 #[test]
+fn an_output_path_that_cannot_take_a_report_is_a_usage_error() {
+    let me = std::process::id().to_string();
+    for args in [
+        &["run", "--format=json", "--output", "/", "--", "true"][..],
+        &["maps", &me, "--output", "/"],
+    ] {
+        let r = run_cmd(Command::new(memcheck()).args(args));
+        assert_eq!(r.code(), Some(2), "{}", r.show());
+        assert_eq!(r.stderr().lines().count(), 1, "{}", r.show());
+        assert!(
+            r.stderr().starts_with("memcheck: error: --output / "),
+            "{}",
+            r.show()
+        );
+    }
+}
+
+#[test]
 fn json_without_output_is_a_usage_error() {
-    let r = run_cmd(Command::new(memcheck()).args(["run", "--format=json", "--", "true"]));
-    assert_ne!(r.code(), Some(0), "{}", r.show());
-    assert!(r.stderr().contains("--output"), "{}", r.show());
+    for args in [
+        &["run", "--format=json", "--", "true"][..],
+        &["run", "--format", "json", "--", "true"],
+    ] {
+        let r = run_cmd(Command::new(memcheck()).args(args));
+        assert_eq!(r.code(), Some(2), "a usage error exits 2\n{}", r.show());
+        assert_eq!(r.stderr().lines().count(), 1, "{}", r.show());
+        assert!(
+            r.stderr()
+                .starts_with("memcheck: error: --format json needs --output"),
+            "{}",
+            r.show()
+        );
+    }
 }
 
 #[test]

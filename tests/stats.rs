@@ -4,46 +4,20 @@
 mod common;
 use common::*;
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 
 const HELD: u64 = 5 * 100_000 + 1000 * 100;
 
-struct Target {
-    child: Child,
-    pid: i32,
-    out: BufReader<std::process::ChildStdout>,
+/// Starts a ready-line program (holder.c prints `ready PID`).
+fn start(cmd: &mut Command) -> Ready {
+    Ready::spawn("holder.c", cmd)
 }
 
-fn start(cmd: &mut Command) -> Target {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let pid: i32 = line
-        .trim()
-        .strip_prefix("ready ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
-        .unwrap();
-    Target { child, pid, out }
-}
-
-impl Target {
-    fn finish(mut self) -> (Option<i32>, String, String) {
-        self.child.stdin.take().unwrap().write_all(b"go\n").unwrap();
-        let mut rest = String::new();
-        std::io::Read::read_to_string(&mut self.out, &mut rest).unwrap();
-        let mut err = String::new();
-        std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut err).unwrap();
-        let status = self.child.wait().unwrap();
-        (status.code(), rest, err)
-    }
+/// Lets holder.c finish: its status, the rest of its stdout, its stderr.
+fn finish(mut t: Ready) -> (Option<i32>, String, String) {
+    let f = t.finish("go\n");
+    (f.code, f.stdout, f.stderr)
 }
 
 fn stats(pid: i32, extra: &[&str]) -> (Run, Value) {
@@ -105,7 +79,7 @@ fn a_process_under_memcheck_reports_its_live_bytes_without_stopping() {
         .map(|c| c["blocks"].as_u64().unwrap())
         .sum();
     assert_eq!(hist, last["heap"]["live_blocks"].as_u64().unwrap());
-    let (code, out, _) = t.finish();
+    let (code, out, _) = finish(t);
     assert_eq!(code, Some(7));
     assert_eq!(out, "bye\n");
 }
@@ -134,7 +108,7 @@ fn a_plain_process_reports_glibc_figures_and_runs_on_unchanged() {
             r.show()
         );
     }
-    let (code, out, err) = t.finish();
+    let (code, out, err) = finish(t);
     assert_eq!(code, Some(7), "{err}");
     assert_eq!(out, "bye\n");
     assert_eq!(
@@ -179,7 +153,7 @@ fn text_view_explains_the_fields_and_watch_prints_lines() {
             "{l}"
         );
     }
-    let (code, _, _) = t.finish();
+    let (code, _, _) = finish(t);
     assert_eq!(code, Some(7));
     // The watcher ends by itself once the process is gone.
     let status = w.wait().unwrap();
@@ -187,13 +161,59 @@ fn text_view_explains_the_fields_and_watch_prints_lines() {
 }
 
 #[test]
-fn a_missing_pid_is_one_clear_line() {
-    let r = run_cmd(Command::new(memcheck()).args(["stats", "999999999"]));
-    assert_ne!(r.code(), Some(0), "{}", r.show());
-    assert_eq!(r.stderr().lines().count(), 1, "{}", r.show());
-    assert!(
-        r.stderr().contains("no process with pid 999999999"),
-        "{}",
-        r.show()
+fn a_missing_pid_is_one_clear_line_and_exit_status_1() {
+    // With and without --watch, in both formats: the same line and status as `maps`.
+    for args in [
+        &["stats", "999999999"][..],
+        &["stats", "--format", "json", "999999999"],
+        &["stats", "--watch", "1", "999999999"],
+        &["stats", "--watch", "1", "--format", "json", "999999999"],
+        &["maps", "999999999"],
+    ] {
+        let r = run_cmd(Command::new(memcheck()).args(args));
+        assert_eq!(r.code(), Some(1), "{}", r.show());
+        assert_eq!(r.stderr().lines().count(), 1, "{}", r.show());
+        assert_eq!(
+            r.stderr(),
+            "memcheck: error: no process with pid 999999999 (it may have exited; check the pid \
+             with `ps -p 999999999`)\n",
+            "{}",
+            r.show()
+        );
+        assert_eq!(r.stdout(), "", "{}", r.show());
+    }
+}
+
+#[test]
+fn the_memcheck_cli_pid_names_the_checked_child() {
+    let prog = compile("holder.c", &[]);
+    let t = start(
+        Command::new(memcheck())
+            .args(["run", "--leak-check=no", "--"])
+            .arg(&prog),
     );
+    // `$!` after `memcheck run ... &` is the CLI, whose child is the program.
+    let cli = t.child.id() as i32;
+    assert_ne!(cli, t.pid);
+    let (r, v) = stats(cli, &["--no-ptrace"]);
+    assert_eq!(v["version"], 1, "{}", r.show());
+    assert_eq!(v["memcheck_children"][0], t.pid, "{}", r.show());
+    let text = run_cmd(
+        Command::new(memcheck())
+            .args(["stats", "--no-ptrace"])
+            .arg(cli.to_string())
+            .env("NO_COLOR", "1"),
+    );
+    assert_eq!(text.code(), Some(0), "{}", text.show());
+    assert!(
+        text.stdout()
+            .contains(&format!("the checked program is its child, pid {}", t.pid)),
+        "{}",
+        text.show()
+    );
+    // The program itself is not a memcheck CLI.
+    let (r, v) = stats(t.pid, &[]);
+    assert!(v["memcheck_children"].is_null(), "{}", r.show());
+    let (code, _, _) = finish(t);
+    assert_eq!(code, Some(7));
 }

@@ -1,22 +1,15 @@
 //! What the inspection commands (`maps`, `residency`, `overcommit`) share: where output goes
-//! (stdout, or a file written atomically), sizes and addresses for people, and the exit status
-//! of their typed errors. Invariant: JSON addresses are `"0x..."` strings, sizes are KiB numbers.
+//! (stdout, or a file written atomically), the JSON format version, percentages. Sizes and
+//! addresses for people are `crate::units`'. Invariant: JSON addresses are `"0x..."` strings, sizes are KiB numbers.
 use crate::cli::ColorChoice;
 use crate::style::{self, Painter};
 use anyhow::Result;
 use std::io::Write;
 use std::path::Path;
 
-/// The exit status for an inspection error, or `None` if it is not one (memcheck's own failure).
-pub fn exit_code(e: &anyhow::Error) -> Option<i32> {
-    if let Some(p) = e.downcast_ref::<crate::proc::ProcError>() {
-        return Some(p.exit_code());
-    }
-    if let Some(r) = e.downcast_ref::<super::residency::ResidencyError>() {
-        return Some(r.exit_code());
-    }
-    None
-}
+/// The format version of the inspection commands' JSON (`maps`, `residency`, `overcommit`,
+/// `stats`), its `version` field; bumped on incompatible changes.
+pub const JSON_VERSION: u32 = 1;
 
 /// The painter for output going to `output` (never colour into a file).
 pub fn painter(color: ColorChoice, output: Option<&Path>) -> Painter {
@@ -30,7 +23,7 @@ pub fn painter(color: ColorChoice, output: Option<&Path>) -> Painter {
 /// (`memcheck maps 1 | head`) is not an error.
 pub fn emit(output: Option<&Path>, text: &str) -> Result<()> {
     if let Some(path) = output.filter(|p| *p != Path::new("-")) {
-        let sink = crate::output::check(path)?;
+        let sink = crate::output::check(path).map_err(crate::exit::usage)?;
         return crate::output::write(&sink, text);
     }
     let mut out = std::io::stdout().lock();
@@ -47,24 +40,6 @@ pub fn json<T: serde::Serialize>(v: &T) -> String {
     s
 }
 
-/// An address as JSON shows it.
-pub fn hex(v: u64) -> String {
-    format!("0x{v:x}")
-}
-
-/// KiB for people: `812K`, `4.5M`, `1.2G`.
-pub fn human_kb(kb: u64) -> String {
-    const M: u64 = 1024;
-    const G: u64 = 1024 * 1024;
-    const T: u64 = 1024 * 1024 * 1024;
-    match kb {
-        k if k < M => format!("{k}K"),
-        k if k < G => format!("{:.1}M", k as f64 / M as f64),
-        k if k < T => format!("{:.1}G", k as f64 / G as f64),
-        k => format!("{:.1}T", k as f64 / T as f64),
-    }
-}
-
 /// Percentage with one decimal, 0 for an empty whole.
 pub fn percent(part: u64, whole: u64) -> f64 {
     if whole == 0 {
@@ -79,21 +54,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_read_naturally() {
-        assert_eq!(human_kb(0), "0K");
-        assert_eq!(human_kb(1023), "1023K");
-        assert_eq!(human_kb(1536), "1.5M");
-        assert_eq!(human_kb(3 << 20), "3.0G");
-        assert_eq!(human_kb(5 << 30), "5.0T");
-        assert_eq!(hex(0x7fff_0000), "0x7fff0000");
+    fn percentages_have_one_decimal() {
         assert_eq!(percent(1, 3), 33.3);
         assert_eq!(percent(0, 0), 0.0);
-    }
-
-    #[test]
-    fn inspection_errors_exit_with_one() {
-        let e = anyhow::Error::from(crate::proc::ProcError::NoSuchProcess(7));
-        assert_eq!(exit_code(&e), Some(1));
-        assert_eq!(exit_code(&anyhow::anyhow!("internal")), None);
     }
 }

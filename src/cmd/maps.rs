@@ -1,11 +1,12 @@
 //! `memcheck maps PID`: every region of `/proc/PID/smaps` with its kind, its ELF sections and its
 //! memory counters, sorted and filtered, with totals by kind (as `pmap -X`), as text or JSON.
 //! Invariant: the counters are the kernel's, untouched; totals are sums over the regions shown.
-use super::inspect::{self, hex, human_kb};
+use super::inspect;
 use crate::cli::{ColorChoice, Format, MapsArgs, MapsSort};
-use crate::layout::{self, Kind, ProcObjects, Region};
+use crate::layout::{self, Kind, Region};
 use crate::proc::{self, smaps, tasks};
 use crate::style::Painter;
+use crate::units::{hex, kib};
 use anyhow::Result;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -14,6 +15,8 @@ use std::fmt::Write as _;
 /// The JSON document (contract in `docs/inspection.md`).
 #[derive(Serialize, Debug)]
 pub struct MapsReport {
+    /// The format version of this JSON.
+    pub version: u32,
     pub pid: i32,
     pub command: String,
     pub page_size: u64,
@@ -79,19 +82,6 @@ impl Totals {
     }
 }
 
-/// Reads and classifies every region of `pid`.
-pub fn regions(pid: i32) -> Result<Vec<Region>, proc::ProcError> {
-    let maps = smaps::read(pid)?;
-    let threads = tasks::threads(pid);
-    let mut objects = ProcObjects::new(pid);
-    Ok(layout::classify(
-        maps,
-        &threads,
-        &mut objects,
-        proc::page_size(),
-    ))
-}
-
 fn heap(pid: i32, regions: &[Region]) -> Option<Heap> {
     let stat = proc::process(pid).ok()?.stat().ok()?;
     let start = stat.start_brk.filter(|&s| s != 0)?;
@@ -108,7 +98,7 @@ fn heap(pid: i32, regions: &[Region]) -> Option<Heap> {
 }
 
 pub fn build(a: &MapsArgs) -> Result<MapsReport> {
-    let mut all = regions(a.pid)?;
+    let mut all = layout::regions(a.pid)?;
     let heap = heap(a.pid, &all);
     let threads = tasks::threads(a.pid).len();
     if !a.kinds.is_empty() {
@@ -155,6 +145,7 @@ pub fn build(a: &MapsArgs) -> Result<MapsReport> {
         })
         .collect();
     Ok(MapsReport {
+        version: inspect::JSON_VERSION,
         pid: a.pid,
         command: proc::comm(a.pid),
         page_size: proc::page_size(),
@@ -209,7 +200,7 @@ pub fn render(r: &MapsReport, p: &Painter) -> String {
             "heap (brk area): start {}, break {} (page-rounded), {}",
             h.start,
             h.brk,
-            human_kb(h.size_kb)
+            kib(h.size_kb)
         );
     }
     if r.regions.is_empty() && r.heap.is_none() {
@@ -229,7 +220,7 @@ pub fn render(r: &MapsReport, p: &Painter) -> String {
         out,
         "\n{}",
         p.bold(&format!(
-            "{:>w$} {:>w$} {:<5} {:>7} {:>7} {:>7} {:>7} {:>7}  {:<12}  PATH / SECTIONS",
+            "{:>w$} {:>w$} {:<5} {:>10} {:>10} {:>10} {:>10} {:>10}  {:<12}  PATH / SECTIONS",
             "START", "END", "PERMS", "SIZE", "RSS", "PSS", "DIRTY", "SWAP", "KIND"
         ))
     );
@@ -255,15 +246,15 @@ pub fn render(r: &MapsReport, p: &Painter) -> String {
         };
         let _ = writeln!(
             out,
-            "{:>w$x} {:>w$x} {:<5} {:>7} {:>7} {:>7} {:>7} {:>7}  {}  {}",
+            "{:>w$x} {:>w$x} {:<5} {:>10} {:>10} {:>10} {:>10} {:>10}  {}  {}",
             parse_hex(&x.start),
             parse_hex(&x.end),
             x.perms,
-            human_kb(x.size_kb),
-            human_kb(x.counters.rss_kb),
-            human_kb(x.counters.pss_kb),
-            human_kb(x.dirty_kb),
-            human_kb(x.counters.swap_kb),
+            kib(x.size_kb),
+            kib(x.counters.rss_kb),
+            kib(x.counters.pss_kb),
+            kib(x.dirty_kb),
+            kib(x.counters.swap_kb),
             kind,
             what
         );
@@ -272,7 +263,7 @@ pub fn render(r: &MapsReport, p: &Painter) -> String {
         out,
         "\n{}",
         p.bold(&format!(
-            "{:<12} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "{:<12} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
             "KIND", "REGIONS", "SIZE", "RSS", "PSS", "DIRTY", "SWAP", "ANON"
         ))
     );
@@ -280,15 +271,15 @@ pub fn render(r: &MapsReport, p: &Painter) -> String {
     kinds.sort_by_key(|(_, t)| std::cmp::Reverse(t.rss_kb));
     let row = |name: &str, t: &Totals| {
         format!(
-            "{:<12} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "{:<12} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
             name,
             t.regions,
-            human_kb(t.size_kb),
-            human_kb(t.rss_kb),
-            human_kb(t.pss_kb),
-            human_kb(t.dirty_kb),
-            human_kb(t.swap_kb),
-            human_kb(t.anonymous_kb)
+            kib(t.size_kb),
+            kib(t.rss_kb),
+            kib(t.pss_kb),
+            kib(t.dirty_kb),
+            kib(t.swap_kb),
+            kib(t.anonymous_kb)
         )
     };
     for (k, t) in kinds {

@@ -6,16 +6,21 @@
 //! of the run, except the recomputed limit and the prediction, which are labelled as such.
 #![deny(unsafe_op_in_unsafe_fn)]
 
-use super::inspect::{self, human_kb};
+use super::inspect;
 use crate::cli::{ColorChoice, Format, OvercommitArgs};
+use crate::exit::UsageError;
+use crate::proc::cgroup::{self, Cgroup};
 use crate::proc::{self, vm, ProcError};
 use crate::style::Painter;
+use crate::units::{self, kib};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::fmt::Write as _;
 
 #[derive(Serialize, Debug)]
 pub struct OvercommitReport {
+    /// The format version of this JSON.
+    pub version: u32,
     /// `vm.overcommit_memory`: 0, 1 or 2.
     pub mode: u32,
     pub mode_name: &'static str,
@@ -39,6 +44,9 @@ pub struct OvercommitReport {
     pub admin_reserve_kb: u64,
     pub user_reserve_kb: u64,
     pub max_map_count: u64,
+    /// The memory limits of memcheck's own cgroup (the one `--check`'s probe runs in); null when
+    /// there is no cgroup with a memory controller.
+    pub cgroup: Option<Cgroup>,
     pub check: Option<Check>,
     pub process: Option<ProcessOut>,
     pub oom: Option<Vec<OomOut>>,
@@ -77,6 +85,8 @@ pub struct ProcessOut {
     pub oom_score_adj: i16,
     pub rlimit_as: Limit,
     pub rlimit_memlock: Limit,
+    /// The memory limits of its cgroup.
+    pub cgroup: Option<Cgroup>,
 }
 
 #[derive(Serialize, Debug)]
@@ -96,7 +106,61 @@ pub fn run(a: &OvercommitArgs, color: ColorChoice) -> Result<i32> {
         Format::Text => render(&report, &inspect::painter(color, a.output.as_deref())),
     };
     inspect::emit(a.output.as_deref(), &text)?;
-    Ok(0)
+    // The answer is in the report; the status tells scripts too.
+    Ok(match &report.check {
+        Some(c) if !c.succeeded => crate::exit::EXIT_FAILURE,
+        _ => 0,
+    })
+}
+
+/// The text lines of a cgroup's limits, each indented by `indent`, named by the files they come
+/// from (v2's, or v1's).
+fn cgroup_text(c: &Cgroup, indent: &str) -> String {
+    let lim = |v: Option<u64>| {
+        v.map(units::bytes)
+            .unwrap_or_else(|| "max (no limit)".into())
+    };
+    let v1 = c.version == 1;
+    let mut o = String::new();
+    let _ = writeln!(o, "{indent}cgroup v{} {} ({})", c.version, c.path, c.dir);
+    let eff = match (c.effective_memory_max, &c.effective_memory_max_from) {
+        (Some(v), Some(from)) if c.memory_max != Some(v) => {
+            format!(" (effective {} from {from})", units::bytes(v))
+        }
+        _ => String::new(),
+    };
+    let (max, current, events) = if v1 {
+        (
+            "memory.limit_in_bytes",
+            "memory.usage_in_bytes",
+            "memory.oom_control",
+        )
+    } else {
+        ("memory.max", "memory.current", "memory.events")
+    };
+    let _ = writeln!(o, "{indent}  {max:<21} {}{eff}", lim(c.memory_max));
+    if !v1 {
+        let _ = writeln!(o, "{indent}  {:<21} {}", "memory.high", lim(c.memory_high));
+        let _ = writeln!(
+            o,
+            "{indent}  {:<21} {}",
+            "memory.swap.max",
+            lim(c.memory_swap_max)
+        );
+    }
+    let unknown = || "unknown".to_string();
+    let _ = writeln!(
+        o,
+        "{indent}  {current:<21} {}",
+        c.memory_current.map(units::bytes).unwrap_or_else(unknown)
+    );
+    let _ = writeln!(
+        o,
+        "{indent}  {:<21} {} ({events}: processes of this cgroup the OOM killer killed)",
+        "oom_kill",
+        c.oom_kill.map(|n| n.to_string()).unwrap_or_else(unknown)
+    );
+    o
 }
 
 pub fn build(a: &OvercommitArgs) -> Result<OvercommitReport> {
@@ -110,13 +174,16 @@ pub fn build(a: &OvercommitArgs) -> Result<OvercommitReport> {
         )
     })?;
     let check = match a.check {
-        Some(0) => bail!("--check needs a size above 0 (e.g. --check 4G)"),
+        Some(0) => {
+            return Err(UsageError("--check needs a size above 0 (e.g. --check 4G)".into()).into())
+        }
         Some(size) => Some(check(size, mode, &s, &m, page_kb)?),
         None => None,
     };
     let process = a.pid.map(process).transpose()?;
     let oom = a.oom.then(|| oom_ranking(a.top as usize));
     Ok(OvercommitReport {
+        version: inspect::JSON_VERSION,
         mode: s.overcommit_memory,
         mode_name: mode.name(),
         meaning: mode.meaning(),
@@ -136,6 +203,7 @@ pub fn build(a: &OvercommitArgs) -> Result<OvercommitReport> {
         admin_reserve_kb: s.admin_reserve_kbytes,
         user_reserve_kb: s.user_reserve_kbytes,
         max_map_count: s.max_map_count,
+        cgroup: cgroup::of(0),
         check,
         process,
         oom,
@@ -260,6 +328,7 @@ fn process(pid: i32) -> Result<ProcessOut, ProcError> {
         oom_score_adj: p.oom_score_adj().map_err(conv("oom_score_adj"))?,
         rlimit_as: limit(&limits.max_address_space),
         rlimit_memlock: limit(&limits.max_locked_memory),
+        cgroup: cgroup::of(pid),
     })
 }
 
@@ -307,10 +376,7 @@ fn oom_ranking(top: usize) -> Vec<OomOut> {
 }
 
 fn limit_text(l: &Limit) -> String {
-    let v = |x: Option<u64>| {
-        x.map(|b| human_kb(b / 1024))
-            .unwrap_or_else(|| "unlimited".into())
-    };
+    let v = |x: Option<u64>| x.map(units::bytes).unwrap_or_else(|| "unlimited".into());
     format!("soft {}, hard {}", v(l.soft), v(l.hard))
 }
 
@@ -351,8 +417,8 @@ pub fn render(r: &OvercommitReport, p: &Painter) -> String {
     };
     let _ = writeln!(
         out,
-        "  CommitLimit           {:>8}  ({} kB; recomputed {} kB = {}: {})",
-        human_kb(r.commit_limit_kb),
+        "  CommitLimit           {:>10}  ({} KiB; recomputed {} KiB = {}: {})",
+        kib(r.commit_limit_kb),
         r.commit_limit_kb,
         r.commit_limit_computed_kb,
         r.commit_limit_formula,
@@ -360,18 +426,18 @@ pub fn render(r: &OvercommitReport, p: &Painter) -> String {
     );
     let _ = writeln!(
         out,
-        "  Committed_AS          {:>8}  ({} kB)",
-        human_kb(r.committed_as_kb),
+        "  Committed_AS          {:>10}  ({} KiB)",
+        kib(r.committed_as_kb),
         r.committed_as_kb
     );
     let head = if r.headroom_kb >= 0 {
-        human_kb(r.headroom_kb as u64)
+        kib(r.headroom_kb as u64)
     } else {
-        format!("-{}", human_kb(r.headroom_kb.unsigned_abs()))
+        format!("-{}", kib(r.headroom_kb.unsigned_abs()))
     };
     let _ = writeln!(
         out,
-        "  headroom              {:>8}  (CommitLimit - Committed_AS; {})",
+        "  headroom              {:>10}  (CommitLimit - Committed_AS; {})",
         head,
         if r.commit_limit_enforced {
             "allocations beyond it fail now"
@@ -382,13 +448,13 @@ pub fn render(r: &OvercommitReport, p: &Painter) -> String {
     if r.mode == 0 {
         let _ = writeln!(
             out,
-            "  largest allocation    {:>8}  (RAM + swap: mode 0 refuses any single allocation above it)",
-            human_kb(r.heuristic_limit_kb)
+            "  largest allocation    {:>10}  (RAM + swap: mode 0 refuses any single allocation above it)",
+            kib(r.heuristic_limit_kb)
         );
     }
     let _ = writeln!(
         out,
-        "  reserves              admin {} kB, user {} kB (subtracted in mode 2)",
+        "  reserves              admin {} KiB, user {} KiB (subtracted in mode 2)",
         r.admin_reserve_kb, r.user_reserve_kb
     );
     let _ = writeln!(
@@ -396,6 +462,23 @@ pub fn render(r: &OvercommitReport, p: &Painter) -> String {
         "  vm.max_map_count      {} regions per process",
         r.max_map_count
     );
+    match &r.cgroup {
+        Some(c) => {
+            let _ = write!(
+                out,
+                "\n{} (memcheck's own; in a container these, not CommitLimit, decide when the OOM killer acts)\n{}",
+                p.bold("cgroup:"),
+                cgroup_text(c, "")
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "\n{} no cgroup with a memory controller",
+                p.bold("cgroup:")
+            );
+        }
+    }
     if let Some(c) = &r.check {
         let verdict = if c.succeeded {
             p.green("would succeed")
@@ -406,7 +489,7 @@ pub fn render(r: &OvercommitReport, p: &Painter) -> String {
             out,
             "\n{} {} ({} bytes) {}: a real mmap in a child {}",
             p.bold("check:"),
-            human_kb(c.size_bytes.div_ceil(1024)),
+            units::bytes(c.size_bytes),
             c.size_bytes,
             verdict,
             match &c.error {
@@ -426,15 +509,15 @@ pub fn render(r: &OvercommitReport, p: &Painter) -> String {
         );
         let commit = x
             .commit_kb
-            .map(human_kb)
+            .map(kib)
             .unwrap_or_else(|| "unknown (its smaps is not readable)".into());
         let _ = writeln!(
             out,
             "  commit {commit}, VmSize {}, RSS {}, swap {}, locked {}",
-            human_kb(x.vm_size_kb),
-            human_kb(x.vm_rss_kb),
-            human_kb(x.vm_swap_kb),
-            human_kb(x.vm_locked_kb)
+            kib(x.vm_size_kb),
+            kib(x.vm_rss_kb),
+            kib(x.vm_swap_kb),
+            kib(x.vm_locked_kb)
         );
         let _ = writeln!(
             out,
@@ -443,6 +526,9 @@ pub fn render(r: &OvercommitReport, p: &Painter) -> String {
         );
         let _ = writeln!(out, "  RLIMIT_AS {}", limit_text(&x.rlimit_as));
         let _ = writeln!(out, "  RLIMIT_MEMLOCK {}", limit_text(&x.rlimit_memlock));
+        if let Some(c) = &x.cgroup {
+            out.push_str(&cgroup_text(c, "  "));
+        }
     }
     if let Some(list) = &r.oom {
         let _ = writeln!(
@@ -454,19 +540,19 @@ pub fn render(r: &OvercommitReport, p: &Painter) -> String {
             out,
             "{}",
             p.bold(&format!(
-                "{:>8} {:>6} {:>6} {:>8} {:>8}  COMMAND",
+                "{:>8} {:>6} {:>6} {:>10} {:>10}  COMMAND",
                 "PID", "SCORE", "ADJ", "RSS", "SWAP"
             ))
         );
         for o in list {
             let _ = writeln!(
                 out,
-                "{:>8} {:>6} {:>6} {:>8} {:>8}  {}",
+                "{:>8} {:>6} {:>6} {:>10} {:>10}  {}",
                 o.pid,
                 o.oom_score,
                 o.oom_score_adj,
-                human_kb(o.rss_kb),
-                human_kb(o.swap_kb),
+                kib(o.rss_kb),
+                kib(o.swap_kb),
                 o.command
             );
         }

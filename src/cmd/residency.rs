@@ -3,12 +3,13 @@
 //! of a live process are resident, swapped out or not present (pagemap). Invariants: directories
 //! are walked without following symbolic links and each file (device and inode) is counted once;
 //! a file that cannot be read is reported on its own line and the others are still processed.
-use super::inspect::{self, hex, human_kb, percent};
+use super::inspect::{self, percent};
 use crate::cli::{ColorChoice, Format, ResidencyArgs};
 use crate::layout::Kind;
-use crate::pagecache::{self, Locked};
+use crate::pagecache::{self, FileError, Locked};
 use crate::proc::{self, pagemap};
 use crate::style::Painter;
+use crate::units::{self, hex};
 use anyhow::Result;
 use serde::Serialize;
 use std::collections::HashSet;
@@ -21,50 +22,10 @@ use std::time::{Duration, Instant};
 /// Width of the compact residency map.
 pub const MAP_WIDTH: usize = 60;
 
-/// Why a file could not be inspected or locked.
-#[derive(Debug, thiserror::Error)]
-pub enum ResidencyError {
-    #[error("{0}: no such file or directory (check the path)")]
-    NotFound(String),
-    #[error("{0}: permission denied (run memcheck as a user who may read it, or as root)")]
-    PermissionDenied(String),
-    #[error("{0}: cannot read it: {1}")]
-    Io(String, String),
-    #[error("{0}: not a regular file or a directory, so it has no page-cache pages to show")]
-    NotRegular(String),
-    #[error(
-        "{path}: cannot lock its {size} in memory: {cause}. Locked memory is limited by RLIMIT_MEMLOCK \
-         (here soft {soft}, hard {hard}; see `ulimit -l`) unless the process has CAP_IPC_LOCK: raise the \
-         limit (`ulimit -l unlimited`, memlock in /etc/security/limits.conf, LimitMEMLOCK= for a systemd \
-         service) or give memcheck CAP_IPC_LOCK (run it as root, or `setcap cap_ipc_lock+ep` on it)"
-    )]
-    Lock {
-        path: String,
-        size: String,
-        cause: String,
-        soft: String,
-        hard: String,
-    },
-}
-
-impl ResidencyError {
-    /// Bad input or a refused lock: 1.
-    pub fn exit_code(&self) -> i32 {
-        1
-    }
-
-    fn from_io(path: &Path, e: std::io::Error) -> ResidencyError {
-        let shown = path.display().to_string();
-        match e.kind() {
-            std::io::ErrorKind::NotFound => ResidencyError::NotFound(shown),
-            std::io::ErrorKind::PermissionDenied => ResidencyError::PermissionDenied(shown),
-            _ => ResidencyError::Io(shown, e.to_string()),
-        }
-    }
-}
-
 #[derive(Serialize, Debug)]
 pub struct FilesReport {
+    /// The format version of this JSON.
+    pub version: u32,
     pub page_size: u64,
     /// `touch`, `evict`, `lock`, or null.
     pub action: Option<&'static str>,
@@ -103,11 +64,16 @@ pub struct ErrorOut {
 
 #[derive(Serialize, Debug)]
 pub struct PidReport {
+    /// The format version of this JSON.
+    pub version: u32,
     pub pid: i32,
     pub command: String,
     pub page_size: u64,
     pub regions: Vec<PidRegion>,
     pub total: PidTotal,
+    /// Regions whose pages could not be read (the others are still reported), as in the file
+    /// form: `path` is the pagemap file, `error` names the region.
+    pub errors: Vec<ErrorOut>,
 }
 
 #[derive(Serialize, Debug)]
@@ -139,12 +105,19 @@ pub fn run(a: &ResidencyArgs, color: ColorChoice) -> Result<i32> {
     let painter = inspect::painter(color, a.output.as_deref());
     if let Some(pid) = a.pid {
         let r = for_pid(pid)?;
+        for e in &r.errors {
+            eprintln!("memcheck: error: {}: {}", e.path, e.error);
+        }
         let text = match a.format {
             Format::Json => inspect::json(&r),
             Format::Text => render_pid(&r, &painter),
         };
         inspect::emit(a.output.as_deref(), &text)?;
-        return Ok(0);
+        return Ok(if r.errors.is_empty() {
+            0
+        } else {
+            crate::exit::EXIT_FAILURE
+        });
     }
     let action = if a.touch {
         Some(Action::Touch)
@@ -176,7 +149,7 @@ pub fn run(a: &ResidencyArgs, color: ColorChoice) -> Result<i32> {
         if std::io::stderr().is_terminal() {
             eprintln!(
                 "memcheck: holding {} locked in memory; interrupt (Ctrl-C) or send SIGTERM to release",
-                human_kb(report.total.locked_bytes / 1024)
+                units::bytes(report.total.locked_bytes)
             );
         }
         let sig = stop.wait()?;
@@ -186,7 +159,11 @@ pub fn run(a: &ResidencyArgs, color: ColorChoice) -> Result<i32> {
         }
     }
     // Each unreadable path already had its one line on stderr.
-    Ok(if report.errors.is_empty() { 0 } else { 1 })
+    Ok(if report.errors.is_empty() {
+        0
+    } else {
+        crate::exit::EXIT_FAILURE
+    })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -244,7 +221,7 @@ fn walk(paths: &[PathBuf], errors: &mut Vec<ErrorOut>) -> Vec<(PathBuf, std::fs:
     let fail = |p: &Path, e: std::io::Error, errors: &mut Vec<ErrorOut>| {
         errors.push(ErrorOut {
             path: p.display().to_string(),
-            error: ResidencyError::from_io(p, e).to_string(),
+            error: FileError::from_io(p, e).to_string(),
         })
     };
     while let Some((p, top)) = stack.pop() {
@@ -280,7 +257,7 @@ fn walk(paths: &[PathBuf], errors: &mut Vec<ErrorOut>) -> Vec<(PathBuf, std::fs:
             // deserves an answer.
             errors.push(ErrorOut {
                 path: p.display().to_string(),
-                error: ResidencyError::NotRegular(p.display().to_string()).to_string(),
+                error: FileError::NotRegular(p.display().to_string()).to_string(),
             });
         }
     }
@@ -292,7 +269,7 @@ fn memlock_limits() -> (String, String) {
         if v == libc::RLIM_INFINITY {
             "unlimited".to_string()
         } else {
-            human_kb(v / 1024)
+            units::bytes(v)
         }
     };
     match nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_MEMLOCK) {
@@ -320,7 +297,7 @@ pub fn for_files(
             Err(e) => {
                 errors.push(ErrorOut {
                     path: shown,
-                    error: ResidencyError::from_io(&path, e).to_string(),
+                    error: FileError::from_io(&path, e).to_string(),
                 });
                 continue;
             }
@@ -341,9 +318,9 @@ pub fn for_files(
                         Ok(None) => {}
                         Err(e) => {
                             let (soft, hard) = memlock_limits();
-                            return Err(ResidencyError::Lock {
+                            return Err(FileError::Lock {
                                 path: shown.clone(),
-                                size: human_kb(len.div_ceil(1024)),
+                                size: units::bytes(len),
                                 cause: match e.raw_os_error() {
                                     Some(n) => format!(
                                         "mlock failed with {}",
@@ -378,14 +355,14 @@ pub fn for_files(
                 total.resident_pages += fo.resident_pages;
                 out.push(fo);
             }
-            Err(e) if e.is::<ResidencyError>() => {
+            Err(e) if e.is::<FileError>() => {
                 progress.done();
                 return Err(e);
             }
             Err(e) => {
                 let io = e
                     .downcast::<std::io::Error>()
-                    .map(|io| ResidencyError::from_io(&path, io).to_string())
+                    .map(|io| FileError::from_io(&path, io).to_string())
                     .unwrap_or_else(|e| format!("{shown}: {e}"));
                 errors.push(ErrorOut {
                     path: shown,
@@ -398,6 +375,7 @@ pub fn for_files(
     progress.done();
     total.resident_percent = percent(total.resident_pages, total.pages);
     Ok(FilesReport {
+        version: inspect::JSON_VERSION,
         page_size: proc::page_size(),
         action: action.map(Action::name),
         files: out,
@@ -408,10 +386,11 @@ pub fn for_files(
 
 /// Residency of every region of a live process.
 pub fn for_pid(pid: i32) -> Result<PidReport> {
-    let regions = super::maps::regions(pid)?;
+    let regions = crate::layout::regions(pid)?;
     // Opened on first use: a kernel thread has no regions and no pagemap to open.
     let mut pm: Option<pagemap::Pagemap> = None;
     let mut out = Vec::new();
+    let mut errors = Vec::new();
     let mut total = PidTotal::default();
     for r in regions {
         let m = &r.mapping;
@@ -423,7 +402,17 @@ pub fn for_pid(pid: i32) -> Result<PidReport> {
                 Some(pm) => pm,
                 None => pm.insert(pagemap::Pagemap::open(pid)?),
             };
-            pm.range(m.start, m.end, MAP_WIDTH)?
+            match pm.range(m.start, m.end, MAP_WIDTH) {
+                Ok(res) => res,
+                Err(e @ proc::ProcError::NoSuchProcess(_)) => return Err(e.into()),
+                Err(e) => {
+                    errors.push(ErrorOut {
+                        path: format!("/proc/{pid}/pagemap"),
+                        error: format!("region {}-{}: {e}", hex(m.start), hex(m.end)),
+                    });
+                    continue;
+                }
+            }
         };
         total.regions += 1;
         total.pages += res.pages;
@@ -446,16 +435,18 @@ pub fn for_pid(pid: i32) -> Result<PidReport> {
         });
     }
     Ok(PidReport {
+        version: inspect::JSON_VERSION,
         pid,
         command: proc::comm(pid),
         page_size: proc::page_size(),
         regions: out,
         total,
+        errors,
     })
 }
 
 fn pages_kb(pages: u64, ps: u64) -> String {
-    human_kb(pages * ps / 1024)
+    units::bytes(pages * ps)
 }
 
 pub fn render_files(r: &FilesReport, p: &Painter) -> String {
@@ -505,7 +496,7 @@ pub fn render_files(r: &FilesReport, p: &Painter) -> String {
         t.resident_percent
     );
     match r.action {
-        Some("lock") => line.push_str(&format!("; {} locked", human_kb(t.locked_bytes / 1024))),
+        Some("lock") => line.push_str(&format!("; {} locked", units::bytes(t.locked_bytes))),
         Some(a) => line.push_str(&format!("; after --{a}")),
         None => {}
     }
@@ -544,7 +535,7 @@ pub fn render_pid(r: &PidReport, p: &Painter) -> String {
         out,
         "{}",
         p.bold(&format!(
-            "{:>w$} {:<5} {:<12} {:>8} {:>8} {:>8} {:>8}  {:<mw$}  PATH",
+            "{:>w$} {:<5} {:<12} {:>10} {:>10} {:>10} {:>10}  {:<mw$}  PATH",
             "START",
             "PERMS",
             "KIND",
@@ -564,7 +555,7 @@ pub fn render_pid(r: &PidReport, p: &Painter) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "{:>w$} {:<5} {:<12} {:>8} {:>8} {:>8} {:>8}  [{:<mw$}]  {}",
+            "{:>w$} {:<5} {:<12} {:>10} {:>10} {:>10} {:>10}  [{:<mw$}]  {}",
             x.start.trim_start_matches("0x"),
             x.perms,
             x.kind.as_str(),
@@ -633,7 +624,7 @@ mod tests {
     #[test]
     fn lock_errors_explain_the_limit_and_the_capability() {
         let (soft, hard) = memlock_limits();
-        let e = ResidencyError::Lock {
+        let e = FileError::Lock {
             path: "/f".into(),
             size: "1.0M".into(),
             cause: "mlock failed: ENOMEM".into(),

@@ -5,7 +5,7 @@ use crate::report::{self, Exit, Report, Tool};
 use crate::style::{self, Painter};
 use crate::symbolize::Symbolizer;
 use crate::{output, preload, records, rundir, target};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use libc::c_int;
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::wait::{waitid, Id, WaitPidFlag};
@@ -235,10 +235,18 @@ fn wait_for_late_processes(lib: &Path) -> Vec<i32> {
 
 pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
     if a.format == Format::Json && a.output.is_none() {
-        bail!("--format json needs --output FILE (or --output - for standard output)");
+        return Err(crate::exit::UsageError(
+            "--format json needs --output FILE (or --output - for standard output)".into(),
+        )
+        .into());
     }
     // Checked before the program runs: a report must never be lost for want of a writable path.
-    let sink = a.output.as_deref().map(output::check).transpose()?;
+    let sink = a
+        .output
+        .as_deref()
+        .map(output::check)
+        .transpose()
+        .map_err(crate::exit::usage)?;
     let prog = &a.command[0];
     let path = target::resolve(prog)?;
     target::check(&path)?;

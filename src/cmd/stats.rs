@@ -2,15 +2,18 @@
 //! from its shared statistics page, read without stopping or signalling the process. For any
 //! process glibc's own `mallinfo2()`/`malloc_stats()` can be fetched by a brief ptrace remote call
 //! (the only way from outside). Both sit next to what `/proc/PID/status` and `smaps_rollup` say.
+use super::inspect;
 use crate::cli::{ColorChoice, Format, StatsArgs};
+use crate::proc::footprint::{self, ProcessMem};
 use crate::proc::remote::{self, Mallinfo2, RemoteOptions};
+use crate::proc::{statspage, ProcError};
 use crate::style::{self, Painter};
-use anyhow::{bail, Result};
+use crate::units;
+use anyhow::Result;
 use memcheck_wire::stats::{self as page, Snapshot};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Serialize)]
@@ -37,24 +40,15 @@ pub struct Class {
     pub blocks: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct ProcessMem {
-    pub rss_kb: Option<u64>,
-    pub rss_anon_kb: Option<u64>,
-    pub rss_file_kb: Option<u64>,
-    pub hwm_kb: Option<u64>,
-    pub data_kb: Option<u64>,
-    pub vsize_kb: Option<u64>,
-    pub swap_kb: Option<u64>,
-    pub pss_kb: Option<u64>,
-    pub private_dirty_kb: Option<u64>,
-    pub threads: Option<u64>,
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct StatsReport {
+    /// The format version of this JSON (see `docs/inspection.md`).
+    pub version: u32,
     pub pid: i32,
     pub command: String,
+    /// When `pid` is a `memcheck run` CLI: the pids of its children, the checked program first.
+    /// The figures below are then the CLI's own, not the program's.
+    pub memcheck_children: Option<Vec<i32>>,
     /// Whether the process runs under the memcheck library.
     pub shim: bool,
     pub heap: Option<Heap>,
@@ -94,68 +88,13 @@ fn heap_of(s: &Snapshot) -> Heap {
     }
 }
 
-/// The statistics page file a process under memcheck maps, found through its memory map.
-pub fn page_path(pid: i32) -> Option<PathBuf> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
-    let prefix = format!("/{pid}-");
-    maps.lines()
-        .filter_map(|l| l.split_whitespace().nth(5))
-        .find(|p| p.ends_with(page::SUFFIX) && p.contains(&prefix))
-        .map(PathBuf::from)
-}
-
-/// Reads the page of a process under memcheck.
-pub fn read_page(pid: i32) -> Option<Snapshot> {
-    let path = page_path(pid)?;
-    let bytes = std::fs::read(path).ok()?;
-    page::decode(&bytes).ok()
-}
-
-fn process_mem(pid: i32) -> ProcessMem {
-    let mut m = ProcessMem::default();
-    if let Ok(p) = procfs::process::Process::new(pid) {
-        if let Ok(st) = p.status() {
-            m.rss_kb = st.vmrss;
-            m.rss_anon_kb = st.rssanon;
-            m.rss_file_kb = st.rssfile;
-            m.hwm_kb = st.vmhwm;
-            m.data_kb = st.vmdata;
-            m.vsize_kb = st.vmsize;
-            m.swap_kb = st.vmswap;
-            m.threads = Some(st.threads);
-        }
-        if let Ok(r) = p.smaps_rollup() {
-            if let Some(map) = r.memory_map_rollup.iter().next() {
-                let get = |k: &str| map.extension.map.get(k).map(|b| b / 1024);
-                m.pss_kb = get("Pss");
-                m.private_dirty_kb = get("Private_Dirty");
-                if m.swap_kb.is_none() {
-                    m.swap_kb = get("Swap");
-                }
-            }
-        }
-    }
-    m
-}
-
-fn command_of(pid: i32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| {
-            b.split(|&c| c == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default()
-}
-
 /// Gathers one report.
 pub fn collect(pid: i32, a: &StatsArgs) -> Result<StatsReport> {
-    if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-        bail!("no process with pid {pid} (it may have exited); check the pid with ps");
+    if !footprint::exists(pid) {
+        return Err(ProcError::NoSuchProcess(pid).into());
     }
-    let snap = read_page(pid);
+    let memcheck_children = footprint::is_memcheck_run(pid).then(|| footprint::children(pid));
+    let snap = statspage::read_page(pid);
     let want_remote = !a.no_ptrace && (snap.is_none() || a.ptrace);
     let (mut mallinfo, mut malloc_stats, mut mallinfo_error, mut stopped_ms) =
         (None, None, None, 0.0);
@@ -174,21 +113,20 @@ pub fn collect(pid: i32, a: &StatsArgs) -> Result<StatsReport> {
         mallinfo_error = Some("not asked (--no-ptrace)".into());
     }
     let report = StatsReport {
+        version: inspect::JSON_VERSION,
         pid,
-        command: command_of(pid),
+        command: footprint::command_line(pid),
+        memcheck_children,
         shim: snap.is_some(),
         heap: snap.as_ref().map(heap_of),
         mallinfo,
         malloc_stats,
         mallinfo_error,
         stopped_ms,
-        process: process_mem(pid),
+        process: footprint::footprint(pid),
     };
-    if report.heap.is_none()
-        && report.mallinfo.is_none()
-        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
-    {
-        bail!("process {pid} exited while it was being inspected");
+    if report.heap.is_none() && report.mallinfo.is_none() && !footprint::exists(pid) {
+        return Err(ProcError::NoSuchProcess(pid).into());
     }
     Ok(report)
 }
@@ -218,23 +156,7 @@ fn remote_call(pid: i32) -> Result<remote::RemoteHeap, remote::RemoteError> {
 }
 
 fn kb(v: Option<u64>) -> String {
-    v.map(|k| human(k * 1024)).unwrap_or_else(|| "-".into())
-}
-
-/// Bytes with a binary unit, e.g. `1.5 MiB`.
-pub fn human(b: u64) -> String {
-    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < U.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", U[i])
-    }
+    v.map(units::kib).unwrap_or_else(|| "-".into())
 }
 
 /// What each mallinfo2 field means (glibc manual).
@@ -260,6 +182,25 @@ pub const MALLINFO_FIELDS: [(&str, &str); 10] = [
 pub fn render_text(r: &StatsReport, p: &Painter) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "{} {}", p.bold(&format!("pid {}", r.pid)), r.command);
+    if let Some(kids) = &r.memcheck_children {
+        let _ = match kids.first() {
+            Some(child) => writeln!(
+                o,
+                "{}",
+                p.yellow(&format!(
+                    "this is the memcheck CLI (`memcheck run`); the checked program is its child, \
+                     pid {child}: run `memcheck stats {child}` (the figures below are the CLI's)"
+                ))
+            ),
+            None => writeln!(
+                o,
+                "{}",
+                p.yellow(
+                    "this is the memcheck CLI (`memcheck run`); its checked program has exited"
+                )
+            ),
+        };
+    }
     if let Some(h) = &r.heap {
         let _ = writeln!(
             o,
@@ -269,28 +210,28 @@ pub fn render_text(r: &StatsReport, p: &Painter) -> String {
         let _ = writeln!(
             o,
             "  live        {} in {} blocks (peak {})",
-            human(h.live_bytes),
+            units::bytes(h.live_bytes),
             h.live_blocks,
-            human(h.peak_bytes)
+            units::bytes(h.peak_bytes)
         );
         let _ = writeln!(
             o,
             "  total       {} allocations ({}), {} frees",
             h.allocs,
-            human(h.alloc_bytes),
+            units::bytes(h.alloc_bytes),
             h.frees
         );
         let _ = writeln!(
             o,
             "  quarantine  {} in {} blocks",
-            human(h.quarantine_bytes),
+            units::bytes(h.quarantine_bytes),
             h.quarantine_blocks
         );
         let _ = writeln!(
             o,
             "  guard pages {} blocks on {} of pages",
             h.guard_blocks,
-            human(h.guard_bytes)
+            units::bytes(h.guard_bytes)
         );
         let errs = format!("{} errors, {} warnings", h.errors, h.warnings);
         let _ = writeln!(
@@ -303,7 +244,7 @@ pub fn render_text(r: &StatsReport, p: &Painter) -> String {
             .iter()
             .filter(|c| c.blocks > 0)
             .map(|c| match c.max_size {
-                Some(m) => format!("<={}: {}", human(m), c.blocks),
+                Some(m) => format!("<={}: {}", units::bytes(m), c.blocks),
                 None => format!("larger: {}", c.blocks),
             })
             .collect();
@@ -405,11 +346,14 @@ pub fn run(a: &StatsArgs, color: ColorChoice) -> Result<i32> {
     };
     let tty = std::io::stdout().is_terminal() && a.format == Format::Text;
     let interval = Duration::from_secs_f64(secs.max(0.1));
+    let mut shown = false;
     loop {
         let t = Instant::now();
         let r = match collect(pid, a) {
             Ok(r) => r,
-            Err(_) if !std::path::Path::new(&format!("/proc/{pid}")).exists() => {
+            // Once at least one refresh was shown, the process ending is the normal end of the
+            // watch; before that it is the same error as without --watch.
+            Err(_) if shown && !footprint::exists(pid) => {
                 eprintln!("memcheck: process {pid} has exited");
                 return Ok(0);
             }
@@ -429,6 +373,7 @@ pub fn run(a: &StatsArgs, color: ColorChoice) -> Result<i32> {
             return Ok(0); // the reader went away (a closed pipe)
         }
         drop(out);
+        shown = true;
         std::thread::sleep(interval.saturating_sub(t.elapsed()));
     }
 }

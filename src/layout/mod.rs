@@ -10,47 +10,72 @@ use crate::proc::tasks::Thread;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-/// The kind of a region.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, clap::ValueEnum,
-)]
+/// The kind of a region. Its command-line names and help (`--kind`) are given in `cli.rs` from
+/// [`Kind::ALL`], [`Kind::as_str`] and [`Kind::about`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
-    /// Executable code of an ELF object (`r-x`).
     Text,
-    /// Read-only data of an ELF object: headers, .rodata, .eh_frame, and RELRO after relocation.
     Rodata,
-    /// Writable data of an ELF object (.data, .got.plt, the start of .bss).
     Data,
-    /// The anonymous tail of an object's writable segment: the rest of its .bss.
     Bss,
-    /// The brk area (`[heap]`), where glibc's main arena lives.
     Heap,
-    /// The main thread's stack (`[stack]`).
     Stack,
-    /// Another thread's stack, found through its stack pointer.
     ThreadStack,
-    /// A glibc malloc arena of a non-main thread (64 MiB aligned, PROT_NONE tail).
     MallocArena,
-    /// Other anonymous memory (mmap'd blocks, JIT areas, ...).
     Anon,
-    /// A mapped file that is not an ELF object, or that could not be read.
     File,
-    /// Shared memory: SysV segments, /dev/shm, memfd and shared anonymous mappings.
     Shm,
-    /// The vDSO, code the kernel maps into every process.
     Vdso,
-    /// The vDSO's data pages.
     Vvar,
-    /// The legacy fixed-address system-call page.
     Vsyscall,
-    /// An inaccessible (PROT_NONE) region: a guard page or a gap between segments.
     Guard,
-    /// memcheck's own memory inside a checked program (`[anon:memcheck]`).
     Memcheck,
 }
 
 impl Kind {
+    /// Every kind, in the order of `--sort kind`.
+    pub const ALL: [Kind; 16] = [
+        Kind::Text,
+        Kind::Rodata,
+        Kind::Data,
+        Kind::Bss,
+        Kind::Heap,
+        Kind::Stack,
+        Kind::ThreadStack,
+        Kind::MallocArena,
+        Kind::Anon,
+        Kind::File,
+        Kind::Shm,
+        Kind::Vdso,
+        Kind::Vvar,
+        Kind::Vsyscall,
+        Kind::Guard,
+        Kind::Memcheck,
+    ];
+
+    /// What the kind means, one line.
+    pub fn about(self) -> &'static str {
+        match self {
+            Kind::Text => "Executable code of an ELF object (`r-x`)",
+            Kind::Rodata => "Read-only data of an ELF object: headers, .rodata, .eh_frame, and RELRO after relocation",
+            Kind::Data => "Writable data of an ELF object (.data, .got.plt, the start of .bss)",
+            Kind::Bss => "The anonymous tail of an object's writable segment: the rest of its .bss",
+            Kind::Heap => "The brk area (`[heap]`), where glibc's main arena lives",
+            Kind::Stack => "The main thread's stack (`[stack]`)",
+            Kind::ThreadStack => "Another thread's stack, found through its stack pointer",
+            Kind::MallocArena => "A glibc malloc arena of a non-main thread (64 MiB aligned, PROT_NONE tail)",
+            Kind::Anon => "Other anonymous memory (mmap'd blocks, JIT areas, ...)",
+            Kind::File => "A mapped file that is not an ELF object, or that could not be read",
+            Kind::Shm => "Shared memory: SysV segments, /dev/shm, memfd and shared anonymous mappings",
+            Kind::Vdso => "The vDSO, code the kernel maps into every process",
+            Kind::Vvar => "The vDSO's data pages",
+            Kind::Vsyscall => "The legacy fixed-address system-call page",
+            Kind::Guard => "An inaccessible (PROT_NONE) region: a guard page or a gap between segments",
+            Kind::Memcheck => "memcheck's own memory inside a checked program (`[anon:memcheck]`)",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Text => "text",
@@ -306,6 +331,19 @@ pub fn classify(
     regions
 }
 
+/// Reads and classifies every region of `pid`.
+pub fn regions(pid: i32) -> Result<Vec<Region>, crate::proc::ProcError> {
+    let maps = crate::proc::smaps::read(pid)?;
+    let threads = crate::proc::tasks::threads(pid);
+    let mut objects = ProcObjects::new(pid);
+    Ok(classify(
+        maps,
+        &threads,
+        &mut objects,
+        crate::proc::page_size(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::elf::{Layout, Section, Segment};
@@ -552,14 +590,5 @@ mod tests {
             kinds,
             [Kind::Anon, Kind::Guard, Kind::Anon, Kind::MallocArena]
         );
-    }
-
-    #[test]
-    fn kind_names_match_the_command_line() {
-        use clap::ValueEnum;
-        for k in Kind::value_variants() {
-            assert_eq!(k.to_possible_value().unwrap().get_name(), k.as_str());
-            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
-        }
     }
 }

@@ -2,9 +2,12 @@
 //! `procfs` crate, and [`remote`], glibc's heap figures fetched inside a live process by ptrace.
 //! Built on the `procfs` crate. Invariant: every failure is a [`ProcError`] whose one-line message names the
 //! file or pid and says what to do, so the command boundary can print it as is.
+pub mod cgroup;
+pub mod footprint;
 pub mod pagemap;
 pub mod remote;
 pub mod smaps;
+pub mod statspage;
 pub mod tasks;
 pub mod vm;
 
@@ -13,7 +16,7 @@ use std::path::{Path, PathBuf};
 /// Why something under `/proc` could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcError {
-    #[error("no process with pid {0} (it may have exited; check the pid with `ps -p {0}`)")]
+    #[error("{}", no_such_process(*.0))]
     NoSuchProcess(i32),
     #[error(
         "{0}: permission denied (the process belongs to another user: run memcheck as that user, \
@@ -26,11 +29,9 @@ pub enum ProcError {
     Io(String, String),
 }
 
-impl ProcError {
-    /// The exit status for this error: 1, as for any bad input.
-    pub fn exit_code(&self) -> i32 {
-        1
-    }
+/// The one wording of "no such process", used by every command (`crate::exit` maps it to 1).
+pub fn no_such_process(pid: i32) -> String {
+    format!("no process with pid {pid} (it may have exited; check the pid with `ps -p {pid}`)")
 }
 
 /// The `/proc` directory of `pid`, after checking that it exists.

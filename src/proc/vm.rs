@@ -117,12 +117,12 @@ pub fn commit_limit_kb(s: &Sysctls, m: &Meminfo, page_kb: u64) -> u64 {
 pub fn commit_limit_formula(s: &Sysctls, m: &Meminfo) -> String {
     if s.overcommit_kbytes != 0 {
         format!(
-            "overcommit_kbytes {} + swap {} kB",
+            "overcommit_kbytes {} + swap {} KiB",
             s.overcommit_kbytes, m.swap_total_kb
         )
     } else {
         format!(
-            "(MemTotal {} - Hugetlb {}) kB * overcommit_ratio {}% + SwapTotal {} kB",
+            "(MemTotal {} - Hugetlb {}) KiB * overcommit_ratio {}% + SwapTotal {} KiB",
             m.mem_total_kb, m.hugetlb_kb, s.overcommit_ratio, m.swap_total_kb
         )
     }

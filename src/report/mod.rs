@@ -84,7 +84,7 @@ pub struct LeakReport {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BlockInfo {
-    #[serde(serialize_with = "hex")]
+    #[serde(serialize_with = "crate::units::hex_json")]
     pub address: u64,
     pub size: u64,
     /// Offset of the bad address from the block's start (negative before it).
@@ -92,16 +92,22 @@ pub struct BlockInfo {
     pub allocated_by: &'static str,
 }
 
-fn hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format!("{v:#x}"))
+/// How bad a finding is. JSON shows `"error"` or `"warning"`.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// A heap error: the program did something wrong.
+    Error,
+    /// A suspicious call that keeps glibc's answer (calloc-overflow, allocation-size-too-big,
+    /// invalid-alignment).
+    Warning,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ErrorReport {
     pub kind: &'static str,
-    /// "error", or "warning" for suspicious calls that keep glibc's answer.
-    pub severity: &'static str,
-    #[serde(serialize_with = "hex")]
+    pub severity: Severity,
+    #[serde(serialize_with = "crate::units::hex_json")]
     pub address: u64,
     /// "read" or "write" where known.
     pub access: Option<&'static str>,
@@ -120,12 +126,15 @@ pub struct ErrorReport {
 
 impl ProcessReport {
     pub fn error_count(&self) -> usize {
-        self.errors.iter().filter(|e| e.severity == "error").count()
+        self.errors
+            .iter()
+            .filter(|e| e.severity == Severity::Error)
+            .count()
     }
     pub fn warning_count(&self) -> usize {
         self.errors
             .iter()
-            .filter(|e| e.severity == "warning")
+            .filter(|e| e.severity == Severity::Warning)
             .count()
     }
     /// Definite plus indirect blocks (a lost 0-byte block counts too).
@@ -138,7 +147,35 @@ impl ProcessReport {
 
 /// What to keep when building the report.
 pub struct Options {
-    pub show: crate::cli::LeakKinds,
+    pub show: LeakKinds,
+}
+
+/// Which leak kinds are listed one by one (`--show-leak-kinds`; the totals cover every kind).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct LeakKinds {
+    pub definite: bool,
+    pub indirect: bool,
+    pub possible: bool,
+    pub reachable: bool,
+}
+
+impl LeakKinds {
+    /// Every kind.
+    pub const ALL: LeakKinds = LeakKinds {
+        definite: true,
+        indirect: true,
+        possible: true,
+        reachable: true,
+    };
+
+    pub fn shows(&self, kind: LeakKind) -> bool {
+        match kind {
+            LeakKind::Definite => self.definite,
+            LeakKind::Indirect => self.indirect,
+            LeakKind::Possible => self.possible,
+            LeakKind::Reachable => self.reachable,
+        }
+    }
 }
 
 /// The frames of a recorded stack. Addresses are return addresses, except the first one of a
@@ -171,11 +208,11 @@ fn stack_frames(
 
 fn relation(addr: u64, block: u64, size: u64) -> String {
     if addr >= block + size {
-        format!("{} bytes after a {size}-byte block", addr - (block + size))
+        format!("{} after {}", bytes(addr - (block + size)), a_block(size))
     } else if addr < block {
-        format!("{} bytes before a {size}-byte block", block - addr)
+        format!("{} before {}", bytes(block - addr), a_block(size))
     } else {
-        format!("{} bytes inside a {size}-byte block", addr - block)
+        format!("{} inside {}", bytes(addr - block), a_block(size))
     }
 }
 
@@ -243,9 +280,9 @@ pub fn process_report(
         .map(|e| ErrorReport {
             kind: e.kind.name(),
             severity: if e.kind.is_warning() {
-                "warning"
+                Severity::Warning
             } else {
-                "error"
+                Severity::Error
             },
             address: e.addr,
             access: e.access.name(),
@@ -319,6 +356,20 @@ pub fn process_report(
     }
 }
 
+/// `1 byte`, `0 bytes`, `13 bytes`.
+fn bytes(n: u64) -> String {
+    format!("{n} byte{}", if n == 1 { "" } else { "s" })
+}
+
+/// `a 13-byte block`, `an 8-byte block`, `an 11-byte block`: the article that fits the number
+/// as it is spoken (eight, eleven, eighteen, eighty, eleven thousand, ...).
+fn a_block(size: u64) -> String {
+    let s = size.to_string();
+    let an =
+        s.starts_with('8') || (s.len() % 3 == 2 && (s.starts_with("11") || s.starts_with("18")));
+    format!("{} {size}-byte block", if an { "an" } else { "a" })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,13 +380,31 @@ mod tests {
             relation(0x100d, 0x1000, 13),
             "0 bytes after a 13-byte block"
         );
-        assert_eq!(
-            relation(0xfff, 0x1000, 13),
-            "1 bytes before a 13-byte block"
-        );
+        assert_eq!(relation(0xfff, 0x1000, 13), "1 byte before a 13-byte block");
         assert_eq!(
             relation(0x1004, 0x1000, 13),
             "4 bytes inside a 13-byte block"
         );
+    }
+
+    #[test]
+    fn articles_and_plurals_read_right() {
+        assert_eq!(relation(0x1008, 0x1000, 8), "0 bytes after an 8-byte block");
+        assert_eq!(a_block(11), "an 11-byte block");
+        assert_eq!(a_block(18), "an 18-byte block");
+        assert_eq!(a_block(80), "an 80-byte block");
+        assert_eq!(a_block(800), "an 800-byte block");
+        assert_eq!(a_block(11000), "an 11000-byte block");
+        assert_eq!(a_block(110), "a 110-byte block");
+        assert_eq!(a_block(1100), "a 1100-byte block");
+        assert_eq!(a_block(1), "a 1-byte block");
+        assert_eq!(a_block(16), "a 16-byte block");
+        assert_eq!(bytes(1), "1 byte");
+    }
+
+    #[test]
+    fn severity_is_a_word_in_json() {
+        assert_eq!(serde_json::to_value(Severity::Error).unwrap(), "error");
+        assert_eq!(serde_json::to_value(Severity::Warning).unwrap(), "warning");
     }
 }

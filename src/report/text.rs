@@ -44,7 +44,7 @@ fn stack(out: &mut String, pre: &str, title: &str, frames: &[Frame], p: &Painter
 }
 
 fn error(out: &mut String, pre: &str, e: &ErrorReport, p: &Painter) {
-    let head = if e.severity == "warning" {
+    let head = if e.severity == super::Severity::Warning {
         p.yellow(&format!("warning: {}", e.kind))
     } else {
         p.red(&format!("error: {}", e.kind))

@@ -4,8 +4,14 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+
+/// The repository's root (where Cargo.toml is).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
 
 pub fn memcheck() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_memcheck"))
@@ -100,6 +106,12 @@ impl Run {
                 .unwrap_or_default()
         )
     }
+    /// Standard output as JSON (an inspection command's report), after checking it exited 0.
+    pub fn stdout_json(&self) -> Value {
+        assert_eq!(self.code(), Some(0), "memcheck failed\n{}", self.show());
+        serde_json::from_str(&self.stdout())
+            .unwrap_or_else(|e| panic!("bad JSON ({e})\n{}", self.show()))
+    }
     pub fn json(&self) -> &Value {
         self.json
             .as_ref()
@@ -169,6 +181,28 @@ pub fn run_cmd(c: &mut Command) -> Run {
     }
 }
 
+/// Runs `c` like [`run_cmd`], retrying while its program is briefly "text file busy" (a copy of
+/// a binary just written can be, while another test thread's fork still holds the writing
+/// descriptor).
+pub fn output_retrying(mut c: Command) -> Run {
+    let cmd = format!("{c:?}");
+    let mut tries = 0;
+    let out = loop {
+        match c.output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other.unwrap_or_else(|e| panic!("cannot run {cmd}: {e}")),
+        }
+    };
+    Run {
+        cmd,
+        out,
+        json: None,
+    }
+}
+
 /// A frame of a stack is in function `f` at `file:line` where `file` ends with the given name.
 pub fn has_frame(stack: &Value, func: &str, file: &str, line: Option<u64>) -> bool {
     stack.as_array().is_some_and(|fs| {
@@ -192,4 +226,111 @@ pub fn line_of(name: &str, marker: &str) -> u64 {
         .position(|l| l.contains(marker))
         .unwrap_or_else(|| panic!("{marker} not in {name}")) as u64
         + 1
+}
+
+/// A running test program that announced itself with its first line on stdout: `ready`, or
+/// `ready PID` when it runs under `memcheck run` (the spawned child is then the memcheck CLI, and
+/// PID the program's own). Killed if the test fails before it finished.
+pub struct Ready {
+    pub name: String,
+    pub child: Child,
+    /// The program's pid: the one its ready line names, else the spawned child's.
+    pub pid: i32,
+    pub out: BufReader<ChildStdout>,
+}
+
+/// How a [`Ready`] program ended.
+pub struct Finished {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    pub fn show(&self) -> String {
+        format!(
+            "code {:?}, signal {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.code, self.signal, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Ready {
+    /// Compiles `tests/programs/NAME` with `extra` flags, starts it with `args` and waits for its
+    /// ready line.
+    pub fn start(name: &str, extra: &[&str], args: &[&str]) -> Ready {
+        let exe = compile(name, extra);
+        Ready::spawn(name, Command::new(&exe).args(args))
+    }
+
+    /// Spawns `cmd` with piped stdin, stdout and stderr and waits for its ready line.
+    pub fn spawn(name: &str, cmd: &mut Command) -> Ready {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let pid = match line.trim_end().strip_prefix("ready") {
+            Some("") => child.id() as i32,
+            Some(rest) => rest
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("{name}: bad ready line {line:?}")),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{name} did not start: first line {line:?}")
+            }
+        };
+        Ready {
+            name: name.to_string(),
+            child,
+            pid,
+            out,
+        }
+    }
+
+    /// The program's pid.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Sends `input` on stdin, closes it, and collects the rest of the output and the status.
+    pub fn finish(&mut self, input: &str) -> Finished {
+        let err = self.child.stderr.take().map(|mut e| {
+            std::thread::spawn(move || {
+                let mut s = String::new();
+                e.read_to_string(&mut s).unwrap();
+                s
+            })
+        });
+        let mut stdin = self.child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).unwrap();
+        drop(stdin);
+        let mut stdout = String::new();
+        self.out.read_to_string(&mut stdout).unwrap();
+        let status = self.child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        Finished {
+            code: status.code(),
+            signal: status.signal(),
+            stdout,
+            stderr: err.map(|t| t.join().unwrap()).unwrap_or_default(),
+        }
+    }
+}
+
+impl Drop for Ready {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            eprintln!("killing {}", self.name);
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
