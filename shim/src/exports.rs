@@ -297,6 +297,30 @@ pub extern "C" fn malloc_stats() {
     sys::write_all(2, b.as_bytes());
 }
 
+/// `_exit` runs the exit checks (the exit record, canaries, the leak check) as `exit` would at its
+/// end, then ends the process with the `exit_group` system call, as glibc's `_exit` does. A `vfork`
+/// child (which shares its parent's memory) skips the checks.
+#[cfg_attr(not(test), no_mangle)]
+pub extern "C" fn _exit(status: c_int) -> ! {
+    end_now(status)
+}
+
+/// `_Exit`: the same as `_exit`.
+#[cfg_attr(not(test), no_mangle)]
+pub extern "C" fn _Exit(status: c_int) -> ! {
+    end_now(status)
+}
+
+fn end_now(status: c_int) -> ! {
+    if !crate::exit::shared_with_parent() {
+        crate::exit::finish(crate::exit::Ending::Exit(status), 0, false);
+    }
+    loop {
+        // SAFETY: exit_group ends every thread of the process and does not return.
+        unsafe { libc::syscall(libc::SYS_exit_group, status) };
+    }
+}
+
 /// `sigaction` keeps the program's SIGSEGV/SIGBUS handlers behind the guard-mode handler.
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn sigaction(

@@ -49,6 +49,7 @@ fn slow_init() {
 /// constructors and before `main`.
 extern "C" fn constructor() {
     ensure();
+    exit::set_pid();
     record::open();
     // SAFETY: registering handlers with libc; the functions live as long as the process.
     unsafe {

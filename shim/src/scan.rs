@@ -292,9 +292,12 @@ fn subtract(start: usize, end: usize, holes: &[(usize, usize)], out: &mut Vec<(u
     }
 }
 
-/// Runs the leak check and writes its records.
-pub fn leak_check() {
-    if thread_count() == 1 {
+/// Runs the leak check and writes its records. The calling thread's stack is not a root (its
+/// frames below `exit()` are dead), nor the one `interrupted_sp` lies in (0: none), the stack a
+/// fatal signal interrupted when the handler runs on an alternate stack. `freeres`: free glibc's
+/// one-time buffers first when one thread is left (at `exit` only).
+pub fn leak_check(interrupted_sp: usize, freeres: bool) {
+    if freeres && thread_count() == 1 {
         // SAFETY: with one thread left nobody else uses what glibc frees here.
         unsafe { real::__libc_freeres() };
     }
@@ -360,7 +363,8 @@ pub fn leak_check() {
         if !anon || memcheck_wire::is_shim_mapping(mp.path) {
             continue;
         }
-        if sp >= mp.start && sp < mp.end {
+        let holds = |p: usize| p >= mp.start && p < mp.end;
+        if holds(sp) || (interrupted_sp != 0 && holds(interrupted_sp)) {
             continue; // the exiting thread's stack: its frames below exit() are dead
         }
         let mut a = (mp.start + ARENA_ALIGN - 1) & !(ARENA_ALIGN - 1);

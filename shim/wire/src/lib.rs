@@ -30,7 +30,7 @@ pub use codec::{
 };
 pub use names::{
     env_value, is_shim_mapping, ENV_ALL, ENV_DIR, ENV_OPTIONS, MAPPING_NAME, MAPPING_NAME_C,
-    NOTE_RECORDS_LOST, RECORD_SUFFIX,
+    NOTE_EXEC_FAILED, NOTE_EXEC_UNCHECKED, NOTE_RECORDS_LOST, NOTE_SIGNAL, RECORD_SUFFIX,
 };
 pub use options::{Fill, GuardMode, Key, LeakCheck, OptionError, ShimOptions};
 pub use records::{

@@ -18,6 +18,16 @@ pub const RECORD_SUFFIX: &str = ".mcr";
 /// CLI then marks the process's report incomplete and fails an `--error-exitcode` gate.
 pub const NOTE_RECORDS_LOST: &str = "records could not be written";
 
+/// The NOTE record of a process that died by a signal's default action after the shim ran its
+/// exit checks in its handler: this prefix, then the signal number in decimal.
+pub const NOTE_SIGNAL: &str = "ended by signal ";
+/// The NOTE record written just before an exec that the shim does not follow (no
+/// `--trace-children`): this prefix, then the program's path as the exec call named it.
+pub const NOTE_EXEC_UNCHECKED: &str = "exec without memcheck: ";
+/// The NOTE record written when that exec failed (the process goes on): this prefix, then the
+/// same path. The CLI then forgets the [`NOTE_EXEC_UNCHECKED`] note before it.
+pub const NOTE_EXEC_FAILED: &str = "exec failed: ";
+
 /// The name of the shim's private memory, shown as `[anon:memcheck]` in `/proc/PID/maps`.
 pub const MAPPING_NAME_C: &CStr = c"memcheck";
 /// [`MAPPING_NAME_C`] as a string.
