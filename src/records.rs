@@ -37,6 +37,8 @@ pub struct ProcessRecords {
     pub leaks: Vec<LeakRec>,
     pub leak_summary: Option<LeakSummary>,
     pub exit_code: Option<i32>,
+    /// The process died by this signal's default action after the shim ran its exit checks.
+    pub exit_signal: Option<i32>,
     pub notes: Vec<String>,
     /// The file ended inside a record.
     pub truncated: bool,
@@ -104,7 +106,13 @@ pub fn parse(data: &[u8], name: &Path) -> Result<ProcessRecords> {
             Record::LeakSummary(s) => p.leak_summary = Some(s),
             Record::Error(e) => p.errors.push(e),
             Record::Exit(x) => p.exit_code = Some(x.code),
-            Record::Note(n) => p.notes.push(lossy(n.text)),
+            Record::Note(n) => {
+                let text = lossy(n.text);
+                match text.strip_prefix(memcheck_wire::NOTE_SIGNAL) {
+                    Some(sig) => p.exit_signal = sig.parse().ok(),
+                    None => p.notes.push(text),
+                }
+            }
         }
     }
     Ok(p)

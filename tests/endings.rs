@@ -82,3 +82,146 @@ fn a_vfork_child_that_exits_leaves_its_parents_report_alone() {
     let p = leak_of(&r, 29);
     assert_eq!(p["exit"], serde_json::json!({"code": 0}), "{}", r.show());
 }
+
+#[test]
+fn a_program_killed_by_sigterm_has_its_leak_reported_and_dies_by_it() {
+    let r = run_under(&[], &endings(), &["term"]);
+    assert_eq!(r.code(), Some(128 + libc::SIGTERM), "{}", r.show());
+    let p = leak_of(&r, 19);
+    assert_eq!(
+        p["exit"],
+        serde_json::json!({"signal": libc::SIGTERM}),
+        "{}",
+        r.show()
+    );
+    assert_eq!(p["leak_summary"]["definite"]["blocks"], 1, "{}", r.show());
+    assert!(r.stderr().contains("killed by signal 15"), "{}", r.show());
+}
+
+#[test]
+fn a_program_with_its_own_sigterm_handler_behaves_natively() {
+    let native = run_cmd(std::process::Command::new(endings()).arg("term_handler"));
+    assert_eq!(native.code(), Some(7), "{}", native.show());
+    let r = run_under(&[], &endings(), &["term_handler"]);
+    assert_eq!(r.code(), Some(7), "{}", r.show());
+    // Its handler ends with _exit, which still gets the leak check.
+    let p = leak_of(&r, 19);
+    assert_eq!(p["exit"], serde_json::json!({"code": 7}), "{}", r.show());
+}
+
+#[test]
+fn an_inherited_sig_ign_stays_ignored() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("r.json");
+    let mut c = std::process::Command::new(memcheck());
+    c.args(["run", "--format=json", "--output"])
+        .arg(&report)
+        .arg("--")
+        .arg(endings())
+        .arg("ignored");
+    // SAFETY: only signal(), async-signal-safe, runs between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            libc::signal(libc::SIGTERM, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let r = run_cmd(&mut c);
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    assert_eq!(r.stdout(), "SIGTERM ign\nsurvived\n", "{}", r.show());
+}
+
+#[test]
+fn sigaction_reports_what_the_program_set_never_the_shims_handler() {
+    let native = run_cmd(std::process::Command::new(endings()).arg("query"));
+    assert_eq!(native.code(), Some(0), "{}", native.show());
+    assert!(native
+        .stdout()
+        .contains("15 start dfl set on_term ign ign old ign now dfl"));
+    let r = run_under(&[], &endings(), &["query"]);
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    assert_eq!(r.stdout(), native.stdout(), "{}", r.show());
+    for guard in ["--guard", "--sample-rate=3"] {
+        let r = run_under(&[guard], &endings(), &["query"]);
+        assert_eq!(r.stdout(), native.stdout(), "{guard}: {}", r.show());
+    }
+}
+
+#[test]
+fn a_sigsegv_in_the_default_mode_prints_its_stack_and_the_program_still_dies_by_it() {
+    let line = line_of("endings.c", "SEGV-HERE");
+    for flags in [&[][..], &["--guard"][..]] {
+        let r = run_under(flags, &endings(), &["segv"]);
+        assert_eq!(
+            r.code(),
+            Some(128 + libc::SIGSEGV),
+            "{flags:?}: {}",
+            r.show()
+        );
+        let errors = r.errors();
+        assert_eq!(errors.len(), 1, "{flags:?}: {}", r.show());
+        let e = errors[0];
+        assert_eq!(e["kind"], "crash", "{}", r.show());
+        assert_eq!(e["address"], "0x0", "{}", r.show());
+        assert_eq!(e["access"], "read", "{}", r.show());
+        assert!(
+            e["description"]
+                .as_str()
+                .unwrap()
+                .starts_with("SEGV on unknown address 0x0"),
+            "{}",
+            r.show()
+        );
+        // The faulting line first, then its caller.
+        assert_eq!(
+            e["stack"][0]["function"],
+            "crash",
+            "{flags:?}: {}",
+            r.show()
+        );
+        assert_eq!(e["stack"][0]["line"], line, "{flags:?}: {}", r.show());
+        assert!(
+            e["stack"][0]["file"]
+                .as_str()
+                .unwrap_or("")
+                .ends_with("endings.c"),
+            "{}",
+            r.show()
+        );
+        assert!(
+            has_frame(&e["stack"], "main", "endings.c", None),
+            "{}",
+            r.show()
+        );
+        // The exit checks ran too, and the report is complete.
+        leak_of(&r, 31);
+        assert_eq!(
+            r.process()["exit"],
+            serde_json::json!({"signal": 11}),
+            "{}",
+            r.show()
+        );
+        // The text report names the crash with its source line.
+        assert!(
+            r.stderr().contains("killed by signal 11"),
+            "{flags:?}: {}",
+            r.show()
+        );
+    }
+}
+
+#[test]
+fn a_program_with_its_own_sigsegv_handler_sees_it_called_and_nothing_reported() {
+    let prog = compile("handler.c", &[]);
+    for flags in [&[][..], &["--guard"][..]] {
+        let r = run_under(flags, &prog, &[]);
+        assert_eq!(r.code(), Some(0), "{flags:?}: {}", r.show());
+        assert!(
+            r.stdout().contains("own handler caught 3 faults"),
+            "{}",
+            r.show()
+        );
+        assert!(r.errors().is_empty(), "{flags:?}: {}", r.show());
+    }
+}

@@ -1,73 +1,174 @@
-//! The SIGSEGV/SIGBUS handler of guard mode. It decides whether a fault is ours (an address in the
-//! guard pool) with [`guard::diagnose`], reports it with the exact faulting instruction, then
-//! aborts or makes the page accessible and continues, as `--on-error` says. Faults that are not
-//! ours go to the handler the program installed: the shim keeps its own handler in the kernel and
-//! records the program's `sigaction`/`signal` calls for these two signals instead (the JVM and V8
-//! depend on their SIGSEGV handlers).
+//! The shim's signal handler, and the program's dispositions of the signals it takes over.
+//!
+//! **Endings.** For each signal whose default action terminates the process ([`ENDINGS`]) and
+//! that the program leaves at `SIG_DFL`, the kernel holds the shim's handler instead. When such
+//! a signal arrives, the handler reports a crash (a fault: SIGSEGV, SIGBUS, SIGFPE, SIGILL sent
+//! by the kernel) with its address and the faulting thread's stack, runs the exit checks once
+//! ([`exit::finish`]), restores `SIG_DFL` and lets the default action happen: a fault returns
+//! and faults again, a sent signal is raised again. The process dies by the same signal, so the
+//! status its parent sees is unchanged. A signal inherited as `SIG_IGN` is left alone; a
+//! program's own handler or `SIG_IGN` is installed in the kernel as it asked (native behaviour,
+//! and a `SIG_IGN` survives exec); only its `SIG_DFL` puts the shim's handler back. The interposed
+//! `sigaction` reports what the program set, never the shim's handler.
+//!
+//! **Guard mode.** SIGSEGV and SIGBUS keep the shim's handler whatever the program sets (the
+//! JVM and V8 depend on their SIGSEGV handlers): a fault in the guard pool is diagnosed with
+//! [`guard::diagnose`] and reported with the exact faulting instruction, then the program aborts
+//! or the page is made accessible, as `--on-error` says. Other faults go to the handler the
+//! program installed (recorded here) with the mask the kernel would have given it, or to the
+//! ending above.
+//!
+//! The checks of an ending are skipped (the signal just takes its default action) where they
+//! cannot run safely: the interrupted code on this thread holds a shim lock or is inside glibc's
+//! allocator, or the process is a `vfork` child.
 use crate::unwind::fault_stack;
-use crate::{guard, report, sys};
+use crate::{exit, guard, opts, real, report, sys, tls};
 use core::cell::UnsafeCell;
 use core::ffi::c_int;
-use core::sync::atomic::{AtomicBool, Ordering};
-use memcheck_wire::{Access, ErrorRec, Family};
+use core::sync::atomic::{AtomicU64, Ordering};
+use memcheck_wire::{Access, ErrorKind, ErrorRec, Family};
 
 extern "C" {
     fn __sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int;
 }
 
-struct Prev(UnsafeCell<[libc::sigaction; 2]>);
+/// The signals whose default action ends the process (terminate or core dump) and that the shim
+/// takes over while their disposition is `SIG_DFL`. Not SIGKILL and SIGSTOP (they cannot be
+/// caught), nor SIGTRAP (a debugger's) or the real-time signals.
+pub const ENDINGS: [c_int; 18] = [
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGILL,
+    libc::SIGABRT,
+    libc::SIGBUS,
+    libc::SIGFPE,
+    libc::SIGUSR1,
+    libc::SIGSEGV,
+    libc::SIGUSR2,
+    libc::SIGPIPE,
+    libc::SIGALRM,
+    libc::SIGTERM,
+    libc::SIGXCPU,
+    libc::SIGXFSZ,
+    libc::SIGVTALRM,
+    libc::SIGPROF,
+    libc::SIGSYS,
+];
+
+const NSIG: usize = 65;
+
+struct Prog(UnsafeCell<[libc::sigaction; NSIG]>);
 // SAFETY: written by the program's (rare) sigaction calls and read by the handler; a torn read
 // of a handler being replaced at that very moment is the same race the kernel would have.
-unsafe impl Sync for Prev {}
+unsafe impl Sync for Prog {}
 
+/// The program's disposition of each taken signal, as it set it (or inherited it). Meaningful
+/// while the kernel holds the shim's handler for that signal.
 // SAFETY: an all-zero sigaction is SIG_DFL with no flags.
-static PREV: Prev = Prev(UnsafeCell::new(unsafe { core::mem::zeroed() }));
-static INSTALLED: AtomicBool = AtomicBool::new(false);
+static PROG: Prog = Prog(UnsafeCell::new(unsafe { core::mem::zeroed() }));
+/// Bit `sig` set: the shim manages this signal's disposition.
+static TAKEN: AtomicU64 = AtomicU64::new(0);
+/// Bit `sig` set: the shim's handler stays in the kernel whatever the program sets (guard mode's
+/// SIGSEGV and SIGBUS), and chains to the program's handler.
+static CHAINED: AtomicU64 = AtomicU64::new(0);
 
-fn slot_index(sig: c_int) -> Option<usize> {
-    match sig {
-        libc::SIGSEGV => Some(0),
-        libc::SIGBUS => Some(1),
-        _ => None,
+fn bit(sig: c_int) -> u64 {
+    if (1..NSIG as c_int).contains(&sig) {
+        1 << sig
+    } else {
+        0
     }
 }
 
-/// The shim's own disposition for a signal whose program disposition is `prog`. `SA_NODEFER` and
-/// an empty mask leave the signal mask as the fault found it, so [`chain`] can give the program's
-/// handler exactly the mask the kernel would have; `SA_ONSTACK` follows the program's handler (the
-/// alternate stack, where one is set up, when it has none).
-fn our_action(prog: &libc::sigaction) -> libc::sigaction {
+fn taken(sig: c_int) -> bool {
+    TAKEN.load(Ordering::Acquire) & bit(sig) != 0
+}
+
+fn chained(sig: c_int) -> bool {
+    CHAINED.load(Ordering::Acquire) & bit(sig) != 0
+}
+
+fn is_handler(h: libc::sighandler_t) -> bool {
+    h != libc::SIG_DFL && h != libc::SIG_IGN
+}
+
+/// The program's recorded disposition of `sig` (taken signals only).
+fn prog(sig: c_int) -> libc::sigaction {
+    // SAFETY: sig < NSIG for taken signals; see Prog.
+    unsafe { (*PROG.0.get())[sig as usize] }
+}
+
+fn set_prog(sig: c_int, act: libc::sigaction) {
+    // SAFETY: as above.
+    unsafe { (*PROG.0.get())[sig as usize] = act };
+}
+
+/// The shim's own disposition for `sig`. Chained (guard mode): `SA_NODEFER` and an empty mask
+/// leave the signal mask as the fault found it, so [`chain`] can give the program's handler
+/// exactly the mask the kernel would have; `SA_ONSTACK` follows the program's handler. Otherwise
+/// every signal is blocked while the handler runs (the checks are not interrupted by another
+/// ending), on the thread's own stack (an alternate stack may be too small for the leak check).
+fn our_action(sig: c_int) -> libc::sigaction {
     // SAFETY: a zeroed sigaction is valid; we fill the handler and flags.
     let mut act: libc::sigaction = unsafe { core::mem::zeroed() };
     act.sa_sigaction = handler as *const () as usize;
-    let program_handles = prog.sa_sigaction != libc::SIG_DFL && prog.sa_sigaction != libc::SIG_IGN;
-    let onstack = if program_handles {
-        prog.sa_flags & libc::SA_ONSTACK
+    if chained(sig) {
+        let p = prog(sig);
+        let onstack = if is_handler(p.sa_sigaction) {
+            p.sa_flags & libc::SA_ONSTACK
+        } else {
+            0
+        };
+        act.sa_flags = libc::SA_SIGINFO | libc::SA_NODEFER | libc::SA_RESTART | onstack;
+        // SAFETY: sa_mask is a valid sigset_t.
+        unsafe { libc::sigemptyset(&mut act.sa_mask) };
     } else {
-        libc::SA_ONSTACK
-    };
-    act.sa_flags = libc::SA_SIGINFO | libc::SA_NODEFER | libc::SA_RESTART | onstack;
-    // SAFETY: sa_mask is a valid sigset_t.
-    unsafe { libc::sigemptyset(&mut act.sa_mask) };
+        act.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+        // SAFETY: as above.
+        unsafe { libc::sigfillset(&mut act.sa_mask) };
+    }
     act
 }
 
-/// Installs the handler for SIGSEGV and SIGBUS, remembering what was there.
-pub fn install() {
-    for sig in [libc::SIGSEGV, libc::SIGBUS] {
-        let i = slot_index(sig).unwrap();
-        // SAFETY: reading the current disposition into our table, then installing ours.
-        unsafe {
-            __sigaction(sig, core::ptr::null(), &mut (*PREV.0.get())[i]);
-            let act = our_action(&(*PREV.0.get())[i]);
-            __sigaction(sig, &act, core::ptr::null_mut());
-        }
-    }
-    INSTALLED.store(true, Ordering::Release);
+fn kernel_disposition(sig: c_int) -> Option<libc::sigaction> {
+    // SAFETY: a zeroed sigaction is a valid out-buffer; a null act only reads.
+    let mut cur: libc::sigaction = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    (unsafe { __sigaction(sig, core::ptr::null(), &mut cur) } == 0).then_some(cur)
 }
 
-/// The interposed `sigaction`: for SIGSEGV/SIGBUS while the handler is installed, the program's
-/// disposition is recorded (and reported back) instead of replacing ours.
+fn is_ours(a: &libc::sigaction) -> bool {
+    a.sa_sigaction == handler as *const () as usize
+}
+
+/// At start-up: takes over the [`ENDINGS`] left at `SIG_DFL` (when memcheck records anything),
+/// and in guard mode SIGSEGV and SIGBUS whatever they are.
+pub fn install() {
+    let guarded = guard::active();
+    let active = opts::ACTIVE.load(Ordering::Relaxed);
+    for sig in ENDINGS {
+        let chain = guarded && (sig == libc::SIGSEGV || sig == libc::SIGBUS);
+        let Some(cur) = kernel_disposition(sig) else {
+            continue;
+        };
+        if !chain && (!active || cur.sa_sigaction != libc::SIG_DFL) {
+            continue; // an inherited SIG_IGN stays ignored
+        }
+        set_prog(sig, cur);
+        if chain {
+            CHAINED.fetch_or(bit(sig), Ordering::AcqRel);
+        }
+        TAKEN.fetch_or(bit(sig), Ordering::AcqRel);
+        let act = our_action(sig);
+        // SAFETY: installing our handler, a valid sigaction.
+        unsafe { __sigaction(sig, &act, core::ptr::null_mut()) };
+    }
+}
+
+/// The interposed `sigaction`. For a taken signal the program's `SIG_DFL` (and, when chained,
+/// anything it sets) is recorded and the shim's handler kept; anything else is installed as asked.
+/// `old` receives what the program set, never the shim's handler.
 ///
 /// # Safety
 /// As `sigaction(2)`: `act` and `old` are null or valid.
@@ -76,26 +177,37 @@ pub unsafe fn sigaction(
     act: *const libc::sigaction,
     old: *mut libc::sigaction,
 ) -> c_int {
-    match slot_index(sig) {
-        Some(i) if INSTALLED.load(Ordering::Acquire) => {
-            // SAFETY: per the caller, the pointers are null or valid; PREV is ours.
-            unsafe {
-                let prev = &mut (*PREV.0.get())[i];
-                if !old.is_null() {
-                    *old = *prev;
-                }
-                if !act.is_null() {
-                    *prev = *act;
-                    // Keep ours installed, with the alternate-stack choice of the new handler.
-                    let ours = our_action(prev);
-                    __sigaction(sig, &ours, core::ptr::null_mut());
-                }
-            }
-            0
-        }
+    if !taken(sig) {
         // SAFETY: forwarded unchanged.
-        _ => unsafe { __sigaction(sig, act, old) },
+        return unsafe { __sigaction(sig, act, old) };
     }
+    let Some(cur) = kernel_disposition(sig) else {
+        // SAFETY: forwarded unchanged (the kernel gives the error).
+        return unsafe { __sigaction(sig, act, old) };
+    };
+    // Someone may have changed it behind the shim's back (glibc's sigset, a raw system call).
+    let reported = if is_ours(&cur) { prog(sig) } else { cur };
+    if !act.is_null() {
+        // SAFETY: per the caller, act is valid.
+        let new = unsafe { *act };
+        if chained(sig) || new.sa_sigaction == libc::SIG_DFL {
+            set_prog(sig, new);
+            let ours = our_action(sig);
+            // SAFETY: installing our own valid handler.
+            unsafe { __sigaction(sig, &ours, core::ptr::null_mut()) };
+        } else {
+            // SAFETY: the program's own disposition, installed as it asked.
+            let r = unsafe { __sigaction(sig, act, core::ptr::null_mut()) };
+            if r != 0 {
+                return r;
+            }
+        }
+    }
+    if !old.is_null() {
+        // SAFETY: per the caller, old is valid.
+        unsafe { *old = reported };
+    }
+    0
 }
 
 /// The interposed `signal` (BSD semantics, as glibc's).
@@ -119,14 +231,16 @@ pub fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
     }
 }
 
-/// Reads whether the fault was a write, and the faulting PC, from the signal context.
-fn access_and_pc(ctx: *mut libc::c_void) -> (Access, usize) {
+/// Reads whether the fault was a write, the faulting PC and the interrupted stack pointer from
+/// the signal context.
+fn access_pc_sp(ctx: *mut libc::c_void) -> (Access, usize, usize) {
     #[cfg(target_arch = "x86_64")]
     {
         // SAFETY: for SA_SIGINFO handlers the third argument is the ucontext_t.
         let uc = unsafe { &*(ctx as *const libc::ucontext_t) };
         let err = uc.uc_mcontext.gregs[libc::REG_ERR as usize];
         let pc = uc.uc_mcontext.gregs[libc::REG_RIP as usize] as usize;
+        let sp = uc.uc_mcontext.gregs[libc::REG_RSP as usize] as usize;
         (
             if err & 2 != 0 {
                 Access::Write
@@ -134,13 +248,18 @@ fn access_and_pc(ctx: *mut libc::c_void) -> (Access, usize) {
                 Access::Read
             },
             pc,
+            sp,
         )
     }
     #[cfg(target_arch = "aarch64")]
     {
         // SAFETY: as above.
         let uc = unsafe { &*(ctx as *const libc::ucontext_t) };
-        (Access::Unknown, uc.uc_mcontext.pc as usize)
+        (
+            Access::Unknown,
+            uc.uc_mcontext.pc as usize,
+            uc.uc_mcontext.sp as usize,
+        )
     }
 }
 
@@ -151,7 +270,7 @@ extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_
     if sig == libc::SIGSEGV && guard::contains(addr) {
         let (prev, next) = guard::neighbours(addr);
         if let Some((kind, slot)) = guard::diagnose(addr, prev, next) {
-            let (access, pc) = access_and_pc(ctx);
+            let (access, pc, _) = access_pc_sp(ctx);
             let stack = fault_stack(pc);
             report::report(ErrorRec {
                 access,
@@ -174,31 +293,90 @@ extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_
         }
     }
     sys::set_errno(saved);
-    chain(sig, info, ctx);
+    if chained(sig) {
+        let p = prog(sig);
+        if is_handler(p.sa_sigaction) {
+            chain(sig, info, ctx, p);
+            return;
+        }
+        // A fault the program ignores (SIG_IGN) cannot be ignored: it ends the process as the
+        // default would.
+    }
+    ending(sig, info, ctx);
+    sys::set_errno(saved);
 }
 
-/// Passes a fault that is not ours to the program's handler, or to the default action.
-fn chain(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    let Some(i) = slot_index(sig) else { return };
-    // SAFETY: reading the recorded disposition (see Prev).
-    let prev = unsafe { (*PREV.0.get())[i] };
-    let h = prev.sa_sigaction;
-    if h == libc::SIG_DFL || h == libc::SIG_IGN {
-        // SAFETY: a zeroed sigaction is SIG_DFL.
-        let dfl: libc::sigaction = unsafe { core::mem::zeroed() };
-        // SAFETY: resetting our own handler, then re-sending the signal: it stays pending until
-        // this handler returns and then takes its default action (a signal sent with kill would
-        // not come back by itself, a fault would).
-        unsafe {
-            __sigaction(sig, &dfl, core::ptr::null_mut());
-            libc::raise(sig);
+/// A signal whose default action is to end the process: the crash report, the exit checks, then
+/// the default action.
+fn ending(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo.
+    let code = unsafe { (*info).si_code };
+    let fault = matches!(
+        sig,
+        libc::SIGSEGV | libc::SIGBUS | libc::SIGFPE | libc::SIGILL
+    ) && code > 0;
+    // SAFETY: all-zero sigsets are valid; both point to locals.
+    let mut all: libc::sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    let mut before: libc::sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: blocking every signal on this thread while the checks run.
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut before);
+    }
+    let safe = tls::locks_held() == 0
+        && !real::in_glibc()
+        && !exit::shared_with_parent()
+        && opts::ACTIVE.load(Ordering::Relaxed);
+    if safe {
+        let (access, pc, sp) = access_pc_sp(ctx);
+        if fault {
+            // SAFETY: as above.
+            let addr = unsafe { (*info).si_addr() } as u64;
+            report::report(ErrorRec {
+                access: if sig == libc::SIGSEGV {
+                    access
+                } else {
+                    Access::Unknown
+                },
+                addr,
+                stack: fault_stack(pc),
+                arg1: sig as u64,
+                arg2: code as u64,
+                exact_pc: true,
+                ..report::error_rec(ErrorKind::Crash)
+            });
         }
-        INSTALLED.store(false, Ordering::Release);
+        // Another thread's checks (its exit, another signal) are let finish first.
+        exit::wait_for_others();
+        exit::finish(exit::Ending::Signal(sig), sp, false);
+    }
+    // SAFETY: a zeroed sigaction is SIG_DFL; resetting our own handler.
+    unsafe {
+        let dfl: libc::sigaction = core::mem::zeroed();
+        __sigaction(sig, &dfl, core::ptr::null_mut());
+    }
+    if fault {
+        // Returning restores the interrupted mask and runs the instruction again: it faults
+        // again, now with the default action (and a core dump of the real state).
+        // SAFETY: restoring this thread's mask of the handler.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &before, core::ptr::null_mut()) };
         return;
     }
+    // SAFETY: unblocking the signal and sending it again to this thread: the default action.
+    unsafe {
+        libc::sigdelset(&mut before, sig);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &before, core::ptr::null_mut());
+        libc::raise(sig);
+    }
+}
+
+/// Passes a guard-mode fault that is not the shim's to the program's handler `prev`.
+fn chain(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void, prev: libc::sigaction) {
+    let h = prev.sa_sigaction;
     if prev.sa_flags & libc::SA_RESETHAND != 0 {
-        // SAFETY: PREV is ours; the program asked for a one-shot handler.
-        unsafe { (*PREV.0.get())[i].sa_sigaction = libc::SIG_DFL };
+        // SAFETY: a zeroed sigaction is SIG_DFL: the program asked for a one-shot handler.
+        set_prog(sig, unsafe { core::mem::zeroed() });
     }
     // The mask the kernel would have set for the program's handler: the interrupted code's mask,
     // plus the handler's sa_mask, plus the signal itself unless SA_NODEFER. The kernel restores

@@ -1,6 +1,6 @@
 //! One-time set-up (a state machine safe to enter from the first `malloc`, which may come from the
 //! dynamic loader before libc is initialised), the constructor (which registers the exit hook of
-//! [`crate::exit`] and the fork handlers, installs the guard-mode fault handler and hides the shim
+//! [`crate::exit`] and the fork handlers, installs the signal handler of [`crate::fault`] (endings, guard-mode faults) and hides the shim
 //! from exec'd children), and the fork handlers that keep every shim lock consistent across
 //! `fork`. The allocation entry points call [`ensure`]; nothing this module calls calls back
 //! into it.
@@ -56,9 +56,7 @@ extern "C" fn constructor() {
         on_exit(exit::exit_hook, core::ptr::null_mut());
         libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child));
     }
-    if guard::active() {
-        fault::install();
-    }
+    fault::install();
     if !opts::TRACE_CHILDREN.load(Ordering::Relaxed) {
         hide_from_children();
     }

@@ -131,7 +131,8 @@ pub fn report(rec: ErrorRec) {
             rec.tid
         );
     }
-    if opts::ABORT_ON_ERROR.load(Ordering::Relaxed) {
+    // A crash is already on its way to its default action.
+    if opts::ABORT_ON_ERROR.load(Ordering::Relaxed) && rec.kind != ErrorKind::Crash {
         crate::log!("aborting (--on-error=abort)");
         // SAFETY: abort never returns; the record is already on disk.
         unsafe { libc::abort() };

@@ -42,13 +42,14 @@ pub struct ProcessReport {
     pub command: String,
     pub argv: Vec<String>,
     pub exe: String,
-    /// How the process ended; null when it neither returned through exit() nor was memcheck's
-    /// direct child (it exec'd another program, called _exit, or was killed).
+    /// How the process ended; null when it neither ended through exit(), _exit() or a signal the
+    /// shim saw nor was memcheck's direct child (it exec'd another program, or was killed by
+    /// SIGKILL).
     pub exit: Option<Exit>,
     pub errors: Vec<ErrorReport>,
     pub leaks: Vec<LeakReport>,
     /// Totals of every leak kind; null when the leak check did not run (--leak-check=no, or the
-    /// process did not exit normally).
+    /// process exec'd another program or was killed by SIGKILL).
     pub leak_summary: Option<LeakSummary>,
     /// The record file ended early (the process died while writing it).
     pub truncated: bool,
@@ -237,6 +238,7 @@ fn describe(e: &ErrorRec) -> String {
             "alignment {} is not a valid alignment (size {})",
             e.arg2, e.arg1
         ),
+        ErrorKind::Crash => crash(e),
         ErrorKind::DoubleFree => format!(
             "{} freed twice",
             relation(e.addr, e.block_addr, e.block_size).replace("0 bytes inside a", "a")
@@ -261,6 +263,78 @@ fn describe(e: &ErrorRec) -> String {
             format!("{}{when}", relation(e.addr, e.block_addr, e.block_size))
         }
         _ => String::new(),
+    }
+}
+
+/// What a crash was, in ASan's words where it has them (`SEGV on unknown address 0x0`), from the
+/// signal (`arg1`) and its `si_code` (`arg2`).
+fn crash(e: &ErrorRec) -> String {
+    let code = e.arg2 as i32;
+    let why = |names: &[&str]| {
+        names
+            .get((code as usize).wrapping_sub(1))
+            .map(|n| format!(": {n}"))
+            .unwrap_or_default()
+    };
+    match e.arg1 as i32 {
+        libc::SIGSEGV if code == libc::SI_KERNEL => {
+            "SEGV on an unknown address (a general protection fault: a non-canonical address or a privileged instruction)".to_string()
+        }
+        libc::SIGSEGV => {
+            let what = match code {
+                1 => "nothing is mapped there",
+                2 => "the mapping there does not allow this access",
+                _ => "",
+            };
+            let zero = if e.addr < 4096 {
+                "; the address points to the zero page (a null pointer dereference)"
+            } else {
+                ""
+            };
+            format!(
+                "SEGV on unknown address {:#x}{}{what}{zero}",
+                e.addr,
+                if what.is_empty() { "" } else { ": " }
+            )
+        }
+        libc::SIGBUS => format!(
+            "SIGBUS at address {:#x}{}",
+            e.addr,
+            why(&[
+                "invalid address alignment",
+                "nonexistent physical address (past the end of a mapped file?)",
+                "object-specific hardware error",
+            ])
+        ),
+        libc::SIGFPE => format!(
+            "SIGFPE at {:#x}{}",
+            e.addr,
+            why(&[
+                "integer divide by zero",
+                "integer overflow",
+                "floating-point divide by zero",
+                "floating-point overflow",
+                "floating-point underflow",
+                "floating-point inexact result",
+                "invalid floating-point operation",
+                "subscript out of range",
+            ])
+        ),
+        libc::SIGILL => format!(
+            "SIGILL at {:#x}{}",
+            e.addr,
+            why(&[
+                "illegal opcode",
+                "illegal operand",
+                "illegal addressing mode",
+                "illegal trap",
+                "privileged opcode",
+                "privileged register",
+                "coprocessor error",
+                "internal stack error",
+            ])
+        ),
+        s => format!("signal {s} at {:#x}", e.addr),
     }
 }
 
@@ -343,7 +417,9 @@ pub fn process_report(
         command: p.argv.join(" "),
         argv: p.argv.clone(),
         exe: p.exe.clone(),
-        exit: exit.or(p.exit_code.map(Exit::Code)),
+        exit: exit
+            .or(p.exit_code.map(Exit::Code))
+            .or(p.exit_signal.map(Exit::Signal)),
         errors,
         leaks: leaks.into_iter().map(|(_, l)| l).collect(),
         leak_summary,

@@ -51,10 +51,13 @@ pub enum ErrorKind {
     CallocOverflow = 7,
     AllocationSizeTooBig = 8,
     InvalidAlignment = 9,
+    /// A fault (SIGSEGV, SIGBUS, SIGFPE, SIGILL) that no guard page explains and no handler of the
+    /// program's takes: `addr` is the signal's address, `arg1` the signal, `arg2` its `si_code`.
+    Crash = 10,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::HeapBufferOverflow,
         ErrorKind::HeapBufferUnderflow,
         ErrorKind::UseAfterFree,
@@ -65,6 +68,7 @@ impl ErrorKind {
         ErrorKind::CallocOverflow,
         ErrorKind::AllocationSizeTooBig,
         ErrorKind::InvalidAlignment,
+        ErrorKind::Crash,
     ];
     pub fn from_u8(v: u8) -> Option<Self> {
         Self::ALL.get(v as usize).copied()
@@ -81,6 +85,7 @@ impl ErrorKind {
             ErrorKind::CallocOverflow => "calloc-overflow",
             ErrorKind::AllocationSizeTooBig => "allocation-size-too-big",
             ErrorKind::InvalidAlignment => "invalid-alignment",
+            ErrorKind::Crash => "crash",
         }
     }
     /// Warnings report a call that a correct program may make on purpose; they keep glibc's answer
@@ -584,7 +589,7 @@ mod tests {
 
     #[test]
     fn kind_names_are_the_contract() {
-        let names: [&str; 10] = ErrorKind::ALL.map(|k| k.name());
+        let names: [&str; 11] = ErrorKind::ALL.map(|k| k.name());
         assert_eq!(
             names,
             [
@@ -597,7 +602,8 @@ mod tests {
                 "invalid-realloc",
                 "calloc-overflow",
                 "allocation-size-too-big",
-                "invalid-alignment"
+                "invalid-alignment",
+                "crash"
             ]
         );
         for (i, k) in ErrorKind::ALL.iter().enumerate() {
