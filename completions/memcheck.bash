@@ -327,7 +327,7 @@ _memcheck() {
             return 0
             ;;
         memcheck__subcmd__run)
-            opts="-o -h -V --leak-check --show-leak-kinds --error-exitcode --warnings-as-errors --on-error --format --output --depth --num-callers --quarantine-size --redzone-size --guard --sample-rate --malloc-fill --free-fill --trace-children --color --help --version"
+            opts="-o -h -V --leak-check --show-leak-kinds --error-exitcode --warnings-as-errors --on-error --format --output --depth --num-callers --quarantine-size --redzone-size --guard --sample-rate --malloc-fill --free-fill --trace-children --trace-children-skip --child-silent-after-fork --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -394,6 +394,14 @@ _memcheck() {
                     return 0
                     ;;
                 --trace-children)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trace-children-skip)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --child-silent-after-fork)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

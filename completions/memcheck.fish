@@ -55,6 +55,8 @@ complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l sample-rate -d
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l malloc-fill -d 'Byte written into new blocks (not calloc\'s), 0-255 or none [default: 0xbe, or as MALLOC_PERTURB_ says]' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l free-fill -d 'Byte written into freed blocks and checked when they leave the quarantine, catching writes after free; 0-255 or none [default: 0xfd, or as MALLOC_PERTURB_ says]' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l trace-children -d 'Also check the programs that PROG executes (yes or no)' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l trace-children-skip -d 'With --trace-children: programs exec\'d at a path matching one of these comma-separated glob patterns (* and ? match any characters, / included) run without memcheck (Valgrind\'s --trace-children-skip)' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l child-silent-after-fork -d 'Forked children write no report until they exec another program (yes or no; Valgrind\'s option)' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l color -d 'When to use colour: auto (only on a terminal, never with NO_COLOR), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"

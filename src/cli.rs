@@ -270,6 +270,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "yes|no", num_args = 0..=1, require_equals = true, default_value = "no", default_missing_value = "yes", value_parser = parse_yes_no)]
     pub trace_children: bool,
 
+    /// With --trace-children: programs exec'd at a path matching one of these comma-separated
+    /// glob patterns (* and ? match any characters, / included) run without memcheck
+    /// (Valgrind's --trace-children-skip).
+    #[arg(long, value_name = "PATTERNS")]
+    pub trace_children_skip: Option<String>,
+
+    /// Forked children write no report until they exec another program (yes or no; Valgrind's
+    /// option).
+    #[arg(long, value_name = "yes|no", num_args = 0..=1, require_equals = true, default_value = "no", default_missing_value = "yes", value_parser = parse_yes_no)]
+    pub child_silent_after_fork: bool,
+
     /// The program to run, then its arguments.
     #[arg(
         required = true,

@@ -67,6 +67,8 @@ pub fn parse(data: &[u8], name: &Path) -> Result<ProcessRecords> {
         Err(_) => bail!("{}: not a memcheck record file", name.display()),
     };
     let mut p = ProcessRecords::default();
+    // Programs exec'd without the shim (an exec that failed is taken back).
+    let mut unchecked: Vec<String> = Vec::new();
     for rec in Records::new(body) {
         let rec = match rec {
             Ok(r) => r,
@@ -108,14 +110,48 @@ pub fn parse(data: &[u8], name: &Path) -> Result<ProcessRecords> {
             Record::Exit(x) => p.exit_code = Some(x.code),
             Record::Note(n) => {
                 let text = lossy(n.text);
-                match text.strip_prefix(memcheck_wire::NOTE_SIGNAL) {
-                    Some(sig) => p.exit_signal = sig.parse().ok(),
-                    None => p.notes.push(text),
+                if let Some(sig) = text.strip_prefix(memcheck_wire::NOTE_SIGNAL) {
+                    p.exit_signal = sig.parse().ok();
+                } else if let Some(prog) = text.strip_prefix(memcheck_wire::NOTE_EXEC_UNCHECKED) {
+                    unchecked.push(prog.to_string());
+                } else if let Some(prog) = text.strip_prefix(memcheck_wire::NOTE_EXEC_FAILED) {
+                    if let Some(i) = unchecked.iter().rposition(|u| u == prog) {
+                        unchecked.remove(i);
+                    }
+                } else {
+                    p.notes.push(text);
                 }
             }
         }
     }
+    if !unchecked.is_empty() {
+        let who = p.argv.first().map_or("the program", |a| a.as_str());
+        p.notes.push(unchecked_note(who, &unchecked));
+    }
     Ok(p)
+}
+
+/// `env exec'd ./leaky, which was not checked: add --trace-children`; past three programs, the
+/// rest are counted.
+fn unchecked_note(who: &str, progs: &[String]) -> String {
+    const SHOWN: usize = 3;
+    let mut names: Vec<&str> = progs.iter().take(SHOWN).map(|s| s.as_str()).collect();
+    let more = progs.len().saturating_sub(SHOWN);
+    let rest = format!("{more} more");
+    if more > 0 {
+        names.push(&rest);
+    }
+    let list = match names.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, init)) => format!("{} and {last}", init.join(", ")),
+        None => String::new(),
+    };
+    let which = if progs.len() == 1 {
+        "which was"
+    } else {
+        "which were"
+    };
+    format!("{who} exec'd {list}, {which} not checked: add --trace-children")
 }
 
 /// Reads every record file of a run directory, ordered by start time.
@@ -169,6 +205,42 @@ mod tests {
         data.truncate(data.len() - 2);
         let p = parse(&data, Path::new("f")).unwrap();
         assert_eq!((p.exit_code, p.truncated), (None, true));
+    }
+
+    #[test]
+    fn unchecked_execs_are_named_and_a_failed_one_is_taken_back() {
+        let note = |prefix: &str, prog: &str| format!("{prefix}{prog}");
+        let texts = [
+            note(memcheck_wire::NOTE_EXEC_UNCHECKED, "./missing"),
+            note(memcheck_wire::NOTE_EXEC_FAILED, "./missing"),
+            note(memcheck_wire::NOTE_EXEC_UNCHECKED, "./leaky"),
+        ];
+        let mut recs = vec![Record::Process(Process {
+            pid: 7,
+            ppid: 1,
+            start_ns: 1,
+            exe: b"/usr/bin/env",
+            cmdline: b"env\0./leaky\0",
+        })];
+        recs.extend(
+            texts
+                .iter()
+                .map(|t| Record::Note(memcheck_wire::Note { text: t.as_bytes() })),
+        );
+        let p = parse(&file(&recs), Path::new("f")).unwrap();
+        assert_eq!(
+            p.notes,
+            ["env exec'd ./leaky, which was not checked: add --trace-children"]
+        );
+        let many: Vec<String> = (1..=5).map(|i| format!("./t{i}")).collect();
+        assert_eq!(
+            unchecked_note("make", &many),
+            "make exec'd ./t1, ./t2, ./t3 and 2 more, which were not checked: add --trace-children"
+        );
+        assert_eq!(
+            unchecked_note("sh", &many[..2]),
+            "sh exec'd ./t1 and ./t2, which were not checked: add --trace-children"
+        );
     }
 
     #[test]

@@ -225,3 +225,144 @@ fn a_program_with_its_own_sigsegv_handler_sees_it_called_and_nothing_reported() 
         assert!(r.errors().is_empty(), "{flags:?}: {}", r.show());
     }
 }
+
+/// A leaking program, copied as `leaky` into a fresh directory that is the working directory of
+/// the run.
+fn leaky_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(compile("leaks.c", &[]), dir.path().join("leaky")).unwrap();
+    dir
+}
+
+fn run_in(dir: &std::path::Path, flags: &[&str], cmd: &[&str]) -> Run {
+    let report = dir.join("report.json");
+    let mut c = std::process::Command::new(memcheck());
+    c.current_dir(dir)
+        .arg("run")
+        .args(flags)
+        .arg("--format=json")
+        .arg("--output")
+        .arg(&report)
+        .arg("--")
+        .args(cmd)
+        .env("NO_COLOR", "1");
+    let mut r = output_retrying(c);
+    r.json = std::fs::read_to_string(&report)
+        .ok()
+        .map(|t| serde_json::from_str(&t).expect("valid JSON"));
+    r
+}
+
+fn definite_bytes(r: &Run) -> u64 {
+    r.json()["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["leak_summary"]["definite"]["bytes"].as_u64().unwrap_or(0))
+        .sum()
+}
+
+const UNCHECKED: &str = "env exec'd ./leaky, which was not checked: add --trace-children";
+
+#[test]
+fn a_wrapper_that_execs_an_unfollowed_program_says_so() {
+    let dir = leaky_dir();
+    let r = run_in(dir.path(), &[], &["env", "./leaky"]);
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    assert!(r.stderr().contains(UNCHECKED), "{}", r.show());
+    assert_eq!(
+        r.process()["notes"],
+        serde_json::json!([UNCHECKED]),
+        "{}",
+        r.show()
+    );
+    // Followed, it is checked and nothing is said.
+    let r = run_in(dir.path(), &["--trace-children"], &["env", "./leaky"]);
+    assert!(definite_bytes(&r) > 0, "{}", r.show());
+    assert!(!r.stderr().contains("not checked"), "{}", r.show());
+    // An exec that fails is not named.
+    let r = run_in(dir.path(), &[], &["env", "./missing"]);
+    assert_eq!(r.code(), Some(127), "{}", r.show());
+    assert!(!r.stderr().contains("not checked"), "{}", r.show());
+}
+
+#[test]
+fn a_program_started_by_posix_spawn_and_not_followed_is_named() {
+    let dir = leaky_dir();
+    let prog = endings();
+    let r = run_in(
+        dir.path(),
+        &[],
+        &[prog.to_str().unwrap(), "spawn", "./leaky"],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    assert!(r.stdout().contains("spawned status 0"), "{}", r.show());
+    assert!(
+        r.stderr()
+            .contains("exec'd ./leaky, which was not checked: add --trace-children"),
+        "{}",
+        r.show()
+    );
+}
+
+#[test]
+fn trace_children_skip_runs_matching_programs_without_memcheck() {
+    let dir = leaky_dir();
+    let prog = endings();
+    for cmd in [
+        &["env", "./leaky"][..],
+        &[prog.to_str().unwrap(), "spawn", "./leaky"][..],
+    ] {
+        let r = run_in(dir.path(), &["--trace-children"], cmd);
+        assert!(definite_bytes(&r) > 0, "{cmd:?}: {}", r.show());
+        let r = run_in(
+            dir.path(),
+            &[
+                "--trace-children",
+                "--trace-children-skip=*/nothing,*leaky*",
+            ],
+            cmd,
+        );
+        assert_eq!(r.code(), Some(0), "{cmd:?}: {}", r.show());
+        assert_eq!(definite_bytes(&r), 0, "{cmd:?}: {}", r.show());
+        assert!(!r.stderr().contains("leaks.c"), "{cmd:?}: {}", r.show());
+        // A pattern that matches something else changes nothing.
+        let r = run_in(
+            dir.path(),
+            &["--trace-children", "--trace-children-skip=*/ld"],
+            cmd,
+        );
+        assert!(definite_bytes(&r) > 0, "{cmd:?}: {}", r.show());
+    }
+}
+
+#[test]
+fn child_silent_after_fork_leaves_out_forked_children() {
+    let r = run_under(
+        &["--child-silent-after-fork=yes"],
+        &endings(),
+        &["child_exit"],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    assert!(r.stdout().contains("child status 3"), "{}", r.show());
+    let procs = r.json()["processes"].as_array().unwrap();
+    assert_eq!(procs.len(), 1, "{}", r.show());
+    assert_eq!(
+        procs[0]["leak_summary"]["definite"]["bytes"],
+        0,
+        "{}",
+        r.show()
+    );
+    // Without it the child has its report (a_forked_child_that_ends_with_exit_...).
+    let r = run_under(
+        &["--child-silent-after-fork=no"],
+        &endings(),
+        &["child_exit"],
+    );
+    assert_eq!(
+        r.json()["processes"].as_array().unwrap().len(),
+        2,
+        "{}",
+        r.show()
+    );
+}

@@ -321,6 +321,114 @@ fn end_now(status: c_int) -> ! {
     }
 }
 
+/// `execve`: noted when the new program is not followed, without the shim when
+/// `--trace-children-skip` matches it (see [`crate::exec`]).
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn execve(
+    path: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+) -> c_int {
+    crate::exec::around_exec(path, false, envp, |env| {
+        // SAFETY: the caller's arguments, as execve(2) takes them; glibc's execve is this call.
+        unsafe { libc::syscall(libc::SYS_execve, path, argv, env) as c_int }
+    })
+}
+
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn execv(
+    path: *const libc::c_char,
+    argv: *const *const libc::c_char,
+) -> c_int {
+    // SAFETY: as execve.
+    unsafe { execve(path, argv, crate::exec::environment()) }
+}
+
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn execvpe(
+    file: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+) -> c_int {
+    crate::exec::around_exec(file, true, envp, |env| {
+        crate::exec::real_execvpe(file, argv, env)
+    })
+}
+
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn execvp(
+    file: *const libc::c_char,
+    argv: *const *const libc::c_char,
+) -> c_int {
+    // SAFETY: as execvpe.
+    unsafe { execvpe(file, argv, crate::exec::environment()) }
+}
+
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn fexecve(
+    fd: c_int,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+) -> c_int {
+    let mut name = sys::FixedBuf::<64>::new();
+    let _ = core::fmt::Write::write_fmt(&mut name, format_args!("/proc/self/fd/{fd}\0"));
+    let mut target = [0u8; 4096];
+    // SAFETY: name is NUL-terminated; readlink writes at most target.len() - 1 bytes.
+    let n = unsafe { libc::readlink(name.buf.as_ptr().cast(), target.as_mut_ptr().cast(), 4095) };
+    let path = if n > 0 {
+        target[n as usize] = 0;
+        target.as_ptr().cast()
+    } else {
+        name.buf.as_ptr().cast()
+    };
+    crate::exec::around_exec(path, false, envp, |env| {
+        crate::exec::real_fexecve(fd, argv, env)
+    })
+}
+
+fn spawn(
+    search: bool,
+    pid: *mut libc::pid_t,
+    file: *const libc::c_char,
+    actions: *const c_void,
+    attr: *const c_void,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+) -> c_int {
+    let Some(real) = crate::exec::real_spawn(search) else {
+        return libc::ENOSYS;
+    };
+    crate::exec::around_spawn(file, search, envp, |env| {
+        real(pid, file, actions, attr, argv, env)
+    })
+}
+
+/// `posix_spawn`: noted after it started a program that is not followed, without the shim when
+/// `--trace-children-skip` matches it.
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn posix_spawn(
+    pid: *mut libc::pid_t,
+    path: *const libc::c_char,
+    actions: *const c_void,
+    attr: *const c_void,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+) -> c_int {
+    spawn(false, pid, path, actions, attr, argv, envp)
+}
+
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn posix_spawnp(
+    pid: *mut libc::pid_t,
+    file: *const libc::c_char,
+    actions: *const c_void,
+    attr: *const c_void,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+) -> c_int {
+    spawn(true, pid, file, actions, attr, argv, envp)
+}
+
 /// `sigaction` keeps the program's SIGSEGV/SIGBUS handlers behind the guard-mode handler.
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn sigaction(

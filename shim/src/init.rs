@@ -4,7 +4,9 @@
 //! from exec'd children), and the fork handlers that keep every shim lock consistent across
 //! `fork`. The allocation entry points call [`ensure`]; nothing this module calls calls back
 //! into it.
-use crate::{depot, exit, fault, guard, heap, modules, opts, quarantine, record, table, unwind};
+use crate::{
+    depot, exec, exit, fault, guard, heap, modules, opts, quarantine, record, table, unwind,
+};
 use core::ffi::{c_int, c_void, CStr};
 use core::sync::atomic::{AtomicU8, Ordering};
 
@@ -50,6 +52,7 @@ fn slow_init() {
 extern "C" fn constructor() {
     ensure();
     exit::set_pid();
+    exec::init();
     record::open();
     // SAFETY: registering handlers with libc; the functions live as long as the process.
     unsafe {
@@ -100,26 +103,18 @@ extern "C" fn fork_child() {
     record::unlock();
     exit::after_fork_child();
     opts::FORK_GEN.fetch_add(1, Ordering::Relaxed);
+    if opts::CHILD_SILENT.load(Ordering::Relaxed) {
+        // --child-silent-after-fork: no report from this child until it execs (the new image
+        // reads its settings again).
+        opts::ACTIVE.store(false, Ordering::Relaxed);
+    }
     record::open();
 }
 
 /// Without `--trace-children`, removes the shim from the environment so programs this one execs
 /// run natively: our path leaves `LD_PRELOAD` and the `MEMCHECK_*` variables go.
 fn hide_from_children() {
-    let mut info: libc::Dl_info = libc::Dl_info {
-        dli_fname: core::ptr::null(),
-        dli_fbase: core::ptr::null_mut(),
-        dli_sname: core::ptr::null(),
-        dli_saddr: core::ptr::null_mut(),
-    };
-    // SAFETY: dladdr fills info for an address inside this object; it does not allocate.
-    let ok = unsafe { libc::dladdr(constructor as *const c_void, &mut info) };
-    let ours: &[u8] = if ok != 0 && !info.dli_fname.is_null() {
-        // SAFETY: dli_fname is the loader's NUL-terminated path of this object.
-        unsafe { CStr::from_ptr(info.dli_fname) }.to_bytes()
-    } else {
-        b""
-    };
+    let ours = exec::own_path();
     // SAFETY: at constructor time no other thread exists; environ is libc's NULL-terminated array.
     unsafe {
         let env = *core::ptr::addr_of!(environ);
@@ -142,7 +137,7 @@ fn hide_from_children() {
                 continue;
             }
             if let Some(v) = s.strip_prefix(b"LD_PRELOAD=") {
-                let kept = strip_preload(v, ours);
+                let kept = exec::strip_preload(v, ours);
                 if kept.is_empty() {
                     continue;
                 }
@@ -162,35 +157,5 @@ fn hide_from_children() {
             write += 1;
         }
         *env.add(write) = core::ptr::null_mut();
-    }
-}
-
-/// `LD_PRELOAD`'s value without `ours` (entries are separated by spaces or colons).
-fn strip_preload(v: &[u8], ours: &[u8]) -> rust_alloc::vec::Vec<u8> {
-    let mut out = rust_alloc::vec::Vec::new();
-    for part in v.split(|&b| b == b':' || b == b' ') {
-        if part.is_empty() || part == ours {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push(b':');
-        }
-        out.extend_from_slice(part);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn preload_loses_only_the_shim() {
-        assert_eq!(strip_preload(b"/x/shim.so", b"/x/shim.so"), b"");
-        assert_eq!(
-            strip_preload(b"/x/shim.so:/usr/lib/other.so", b"/x/shim.so"),
-            b"/usr/lib/other.so"
-        );
-        assert_eq!(strip_preload(b"/a.so /b.so", b"/x/shim.so"), b"/a.so:/b.so");
     }
 }

@@ -15,6 +15,7 @@ extern crate alloc as rust_alloc;
 mod alloc;
 mod canary;
 mod depot;
+mod exec;
 mod exit;
 mod exports;
 #[cfg(target_arch = "x86_64")]

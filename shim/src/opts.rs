@@ -6,6 +6,7 @@
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use memcheck_wire::{
     env_value, Fill, GuardMode, LeakCheck, OptionError, ShimOptions, ENV_DIR, ENV_OPTIONS,
+    ENV_TRACE_SKIP,
 };
 
 const DEFAULT: ShimOptions = ShimOptions::DEFAULT;
@@ -20,6 +21,8 @@ pub static REDZONE: AtomicUsize = AtomicUsize::new(DEFAULT.redzone as usize);
 pub static QUARANTINE: AtomicU64 = AtomicU64::new(DEFAULT.quarantine);
 /// Whether exec'd children keep the shim.
 pub static TRACE_CHILDREN: AtomicBool = AtomicBool::new(DEFAULT.trace_children);
+/// Forked children write no report until they exec (`--child-silent-after-fork`).
+pub static CHILD_SILENT: AtomicBool = AtomicBool::new(DEFAULT.child_silent);
 /// Abort after the first error report (`--on-error=abort`).
 pub static ABORT_ON_ERROR: AtomicBool = AtomicBool::new(DEFAULT.abort_on_error);
 /// Byte written into new blocks (not calloc's), or -1 for none.
@@ -39,6 +42,16 @@ pub static FORK_GEN: AtomicU8 = AtomicU8::new(0);
 
 /// `MEMCHECK_DIR`, NUL-terminated, in a static buffer.
 pub static mut DIR: [u8; 4096] = [0; 4096];
+/// `--trace-children-skip`'s patterns (`MEMCHECK_TRACE_SKIP`), and their length.
+static mut SKIP: [u8; 4096] = [0; 4096];
+static SKIP_LEN: AtomicUsize = AtomicUsize::new(0);
+
+/// `--trace-children-skip`'s comma-separated patterns (empty: none).
+pub fn trace_skip() -> &'static [u8] {
+    let n = SKIP_LEN.load(Ordering::Acquire);
+    // SAFETY: SKIP is written once in load, before SKIP_LEN is published.
+    unsafe { &(&*core::ptr::addr_of!(SKIP))[..n] }
+}
 
 const ENV_MAX: usize = 256 << 10;
 
@@ -63,6 +76,11 @@ pub fn load() {
                 dir[v.len()] = 0;
                 ACTIVE.store(true, Ordering::Relaxed);
             }
+        } else if let Some(v) = env_value(var, ENV_TRACE_SKIP) {
+            let n = v.len().min(4096);
+            // SAFETY: load runs once during init, before any reader of SKIP.
+            unsafe { (&mut *core::ptr::addr_of_mut!(SKIP))[..n].copy_from_slice(&v[..n]) };
+            SKIP_LEN.store(n, Ordering::Release);
         } else if let Some(v) = env_value(var, ENV_OPTIONS) {
             apply(&ShimOptions::parse_lenient(v, |e| match e {
                 OptionError::UnknownKey(_) | OptionError::NotKeyValue(_) => {
@@ -126,6 +144,7 @@ fn apply(o: &ShimOptions) {
     );
     QUARANTINE.store(o.quarantine, Ordering::Relaxed);
     TRACE_CHILDREN.store(o.trace_children, Ordering::Relaxed);
+    CHILD_SILENT.store(o.child_silent, Ordering::Relaxed);
     ABORT_ON_ERROR.store(o.abort_on_error, Ordering::Relaxed);
     GUARD_MODE.store(o.guard as u8, Ordering::Relaxed);
     SAMPLE_RATE.store(o.sample_rate, Ordering::Relaxed);

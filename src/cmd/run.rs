@@ -128,6 +128,7 @@ fn shim_options(a: &RunArgs) -> String {
         redzone: a.redzone_size,
         quarantine: a.quarantine_size,
         trace_children: a.trace_children,
+        child_silent: a.child_silent_after_fork,
         abort_on_error: a.on_error == OnError::Abort,
         // --sample-rate implies --guard.
         guard: match (a.guard, a.sample_rate) {
@@ -271,6 +272,9 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         .env("LD_PRELOAD", preload)
         .env(memcheck_wire::ENV_DIR, dir.path())
         .env(memcheck_wire::ENV_OPTIONS, shim_options(a));
+    if let Some(skip) = a.trace_children_skip.as_deref().filter(|s| !s.is_empty()) {
+        cmd.env(memcheck_wire::ENV_TRACE_SKIP, skip);
+    }
     // SAFETY: the closure runs between fork and exec and calls only async-signal-safe functions
     // (signal, pthread_sigmask) on values copied before the fork.
     unsafe {

@@ -1,8 +1,10 @@
 /* Every way a process can end, each after leaking a block of a known size: _exit and _Exit in
  * a forked child and in the program itself, a vfork child that _exits (it must not touch its
  * parent's report), death by SIGTERM with and without a handler of the program's, an inherited
- * SIG_IGN, a crash (null dereference), and what sigaction reports for the dispositions. */
+ * SIG_IGN, a crash (null dereference), and what sigaction reports for the dispositions; and
+ * "spawn PROG" runs PROG with posix_spawnp and waits for it. */
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +92,17 @@ int main(int argc, char **argv)
     if (strcmp(mode, "segv") == 0) {
         leak(31);
         return crash(argc > 5 ? (int *)argv : NULL);
+    }
+    if (strcmp(mode, "spawn") == 0 && argc > 2) {
+        extern char **environ;
+        pid_t c;
+        int e = posix_spawnp(&c, argv[2], NULL, NULL, argv + 2, environ);
+        if (e != 0)
+            return 100;
+        int st;
+        waitpid(c, &st, 0);
+        printf("spawned status %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+        return 0;
     }
     if (strcmp(mode, "query") == 0) {
         int sigs[] = {SIGTERM, SIGINT, SIGSEGV, SIGPIPE};

@@ -7,9 +7,12 @@ use core::ffi::CStr;
 pub const ENV_DIR: &str = "MEMCHECK_DIR";
 /// The shim's settings, [`crate::ShimOptions`] encoded as `key=value,...`.
 pub const ENV_OPTIONS: &str = "MEMCHECK_OPTIONS";
+/// `--trace-children-skip`'s patterns as given (comma-separated globs, `*` and `?`): a program
+/// exec'd at a path one of them matches runs without the shim. Set only when given.
+pub const ENV_TRACE_SKIP: &str = "MEMCHECK_TRACE_SKIP";
 /// Every variable above, which the shim removes from the environment of programs it does not
 /// follow into.
-pub const ENV_ALL: [&str; 2] = [ENV_DIR, ENV_OPTIONS];
+pub const ENV_ALL: [&str; 3] = [ENV_DIR, ENV_OPTIONS, ENV_TRACE_SKIP];
 
 /// File name suffix of a record file (`MEMCHECK_DIR/PID-STARTNS.mcr`).
 pub const RECORD_SUFFIX: &str = ".mcr";

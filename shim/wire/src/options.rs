@@ -80,6 +80,8 @@ pub struct ShimOptions {
     pub quarantine: u64,
     /// Whether exec'd children keep the shim.
     pub trace_children: bool,
+    /// Forked children write no report until they exec (`--child-silent-after-fork`).
+    pub child_silent: bool,
     /// Abort after the first error report.
     pub abort_on_error: bool,
     pub guard: GuardMode,
@@ -99,6 +101,7 @@ impl ShimOptions {
         redzone: 16,
         quarantine: 8 << 20,
         trace_children: false,
+        child_silent: false,
         abort_on_error: false,
         guard: GuardMode::Off,
         sample_rate: 0,
@@ -121,6 +124,7 @@ pub enum Key {
     Redzone,
     Quarantine,
     TraceChildren,
+    ChildSilent,
     AbortOnError,
     Guard,
     SampleRate,
@@ -130,12 +134,13 @@ pub enum Key {
 
 impl Key {
     /// Every key, in the order [`ShimOptions::encode`] writes them.
-    pub const ALL: [Key; 10] = [
+    pub const ALL: [Key; 11] = [
         Key::LeakCheck,
         Key::Depth,
         Key::Redzone,
         Key::Quarantine,
         Key::TraceChildren,
+        Key::ChildSilent,
         Key::AbortOnError,
         Key::Guard,
         Key::SampleRate,
@@ -151,6 +156,7 @@ impl Key {
             Key::Redzone => "redzone",
             Key::Quarantine => "quarantine",
             Key::TraceChildren => "children",
+            Key::ChildSilent => "silent",
             Key::AbortOnError => "abort",
             Key::Guard => "guard",
             Key::SampleRate => "sample",
@@ -169,7 +175,7 @@ impl Key {
             Key::LeakCheck => "no, summary or full",
             Key::Depth | Key::Redzone => "a decimal number below 2^32",
             Key::Quarantine | Key::SampleRate => "a decimal number below 2^64",
-            Key::TraceChildren | Key::AbortOnError => "0 or 1",
+            Key::TraceChildren | Key::ChildSilent | Key::AbortOnError => "0 or 1",
             Key::Guard => "0 (off), 1 (overflow) or 2 (underflow)",
             Key::MallocFill | Key::FreeFill => "a byte 0-255 or none",
         }
@@ -301,6 +307,7 @@ impl ShimOptions {
             Key::Redzone => Value::Num(self.redzone as u64),
             Key::Quarantine => Value::Num(self.quarantine),
             Key::TraceChildren => Value::Num(self.trace_children as u64),
+            Key::ChildSilent => Value::Num(self.child_silent as u64),
             Key::AbortOnError => Value::Num(self.abort_on_error as u64),
             Key::Guard => Value::Num(self.guard as u64),
             Key::SampleRate => Value::Num(self.sample_rate),
@@ -317,6 +324,7 @@ impl ShimOptions {
             Key::Redzone => self.redzone = u32::try_from(num(v)?).ok()?,
             Key::Quarantine => self.quarantine = num(v)?,
             Key::TraceChildren => self.trace_children = flag(v)?,
+            Key::ChildSilent => self.child_silent = flag(v)?,
             Key::AbortOnError => self.abort_on_error = flag(v)?,
             Key::Guard => self.guard = GuardMode::from_u8(u8::try_from(num(v)?).ok()?)?,
             Key::SampleRate => self.sample_rate = num(v)?,
@@ -411,6 +419,7 @@ mod tests {
             redzone: 4096,
             quarantine: 0,
             trace_children: true,
+            child_silent: true,
             abort_on_error: true,
             guard: GuardMode::Underflow,
             sample_rate: 1,
@@ -447,7 +456,7 @@ mod tests {
     fn the_encoding_is_stable_and_leaves_out_fills_not_given() {
         assert_eq!(
             ShimOptions::DEFAULT.to_string(),
-            "leak=full,depth=16,redzone=16,quarantine=8388608,children=0,abort=0,guard=0,sample=0"
+            "leak=full,depth=16,redzone=16,quarantine=8388608,children=0,silent=0,abort=0,guard=0,sample=0"
         );
         let o = ShimOptions {
             free_fill: Some(Fill::None),
