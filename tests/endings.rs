@@ -366,3 +366,34 @@ fn child_silent_after_fork_leaves_out_forked_children() {
         r.show()
     );
 }
+
+#[test]
+fn a_forked_child_killed_by_a_signal_has_its_leak_and_its_death_reported() {
+    let r = run_under(&[], &endings(), &["child_term"]);
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    assert!(r.stdout().contains("child signal 15"), "{}", r.show());
+    let child = leak_of(&r, 17);
+    assert_eq!(
+        child["exit"],
+        serde_json::json!({"signal": 15}),
+        "{}",
+        r.show()
+    );
+}
+
+#[test]
+fn sigterm_to_a_program_whose_threads_allocate_still_gets_the_leak_check() {
+    // The signal lands on a worker (main blocks it), nearly always inside the allocator, where
+    // the checks cannot run at once: it is taken again when that thread leaves the shim's locked
+    // code.
+    for _ in 0..5 {
+        let r = run_under(&[], &endings(), &["threads_term"]);
+        assert_eq!(r.code(), Some(128 + libc::SIGTERM), "{}", r.show());
+        let p = leak_of(&r, 37);
+        assert_eq!(p["exit"], serde_json::json!({"signal": 15}), "{}", r.show());
+        // Nothing else is lost: the handling thread's live frames and its TLS (at the top of its
+        // stack mapping) are roots, as the other threads' stacks are.
+        assert_eq!(p["leak_summary"]["definite"]["bytes"], 37, "{}", r.show());
+        assert_eq!(p["leak_summary"]["indirect"]["bytes"], 0, "{}", r.show());
+    }
+}

@@ -18,9 +18,10 @@
 //! program installed (recorded here) with the mask the kernel would have given it, or to the
 //! ending above.
 //!
-//! The checks of an ending are skipped (the signal just takes its default action) where they
-//! cannot run safely: the interrupted code on this thread holds a shim lock or is inside glibc's
-//! allocator, or the process is a `vfork` child.
+//! A sent signal that interrupts this thread while it holds a shim lock or is inside glibc's
+//! allocator (where the checks would wait for ever) is deferred: [`tls::defer_signal`] sends it
+//! again when the thread leaves that code. A fault there, or any ending of a `vfork` child, skips
+//! the checks and takes the default action at once.
 use crate::unwind::fault_stack;
 use crate::{exit, guard, opts, real, report, sys, tls};
 use core::cell::UnsafeCell;
@@ -324,10 +325,17 @@ fn ending(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut before);
     }
-    let safe = tls::locks_held() == 0
-        && !real::in_glibc()
-        && !exit::shared_with_parent()
-        && opts::ACTIVE.load(Ordering::Relaxed);
+    let checked = !exit::shared_with_parent() && opts::ACTIVE.load(Ordering::Relaxed);
+    let in_shim = tls::locks_held() != 0 || real::in_glibc();
+    if checked && in_shim && !fault {
+        // The checks would wait for a lock this thread holds: the signal comes back when the
+        // thread leaves that code (a fault cannot wait: it dies without the checks).
+        tls::defer_signal(sig);
+        // SAFETY: restoring this thread's mask of the handler.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &before, core::ptr::null_mut()) };
+        return;
+    }
+    let safe = checked && !in_shim;
     if safe {
         let (access, pc, sp) = access_pc_sp(ctx);
         if fault {

@@ -92,6 +92,7 @@ extern "C" fn fork_parent() {
 }
 
 extern "C" fn fork_child() {
+    crate::tls::clear_deferred();
     #[cfg(target_arch = "x86_64")]
     crate::fastunwind::unlock();
     heap::unlock_all();

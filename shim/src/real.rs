@@ -30,6 +30,9 @@ fn marked<T>(f: impl FnOnce() -> T) -> T {
     let was = IN_GLIBC.with(|c| c.replace(true));
     let r = f();
     IN_GLIBC.with(|c| c.set(was));
+    if !was {
+        crate::tls::left_glibc();
+    }
     r
 }
 

@@ -292,10 +292,76 @@ fn subtract(start: usize, end: usize, holes: &[(usize, usize)], out: &mut Vec<(u
     }
 }
 
-/// Runs the leak check and writes its records. The calling thread's stack is not a root (its
-/// frames below `exit()` are dead), nor the one `interrupted_sp` lies in (0: none), the stack a
-/// fatal signal interrupted when the handler runs on an alternate stack. `freeres`: free glibc's
-/// one-time buffers first when one thread is left (at `exit` only).
+/// The words below a stack pointer that a leaf function may still use (the x86-64 red zone).
+const RED_ZONE: usize = 128;
+
+/// The stack pointers of this process's other threads that are blocked in a system call (from
+/// `/proc/self/task/TID/syscall`: `NR args... SP PC`); a running thread's is unknown.
+fn blocked_thread_sps(me: u32) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut dir = [0u8; 8192];
+    // SAFETY: opening a directory of /proc read-only.
+    let fd = unsafe {
+        libc::open(
+            c"/proc/self/task".as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return out;
+    }
+    loop {
+        // SAFETY: getdents64 fills dir with whole entries.
+        let n = unsafe { libc::syscall(libc::SYS_getdents64, fd, dir.as_mut_ptr(), dir.len()) };
+        if n <= 0 {
+            break;
+        }
+        let mut at = 0;
+        while at + 19 < n as usize {
+            let reclen = u16::from_ne_bytes([dir[at + 16], dir[at + 17]]) as usize;
+            let name = &dir[at + 19..at + reclen];
+            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+            at += reclen.max(1);
+            let tid = name.iter().try_fold(0u32, |n, &c| {
+                c.is_ascii_digit().then(|| n * 10 + (c - b'0') as u32)
+            });
+            let Some(tid) = tid.filter(|&t| t != 0 && t != me) else {
+                continue;
+            };
+            let mut path = crate::sys::FixedBuf::<64>::new();
+            let _ = core::fmt::Write::write_fmt(
+                &mut path,
+                format_args!("/proc/self/task/{tid}/syscall\0"),
+            );
+            let mut buf = [0u8; 256];
+            // SAFETY: the path is NUL-terminated (written just above).
+            let c = unsafe { core::ffi::CStr::from_bytes_with_nul_unchecked(path.as_bytes()) };
+            let len = crate::sys::read_file(c, &mut buf);
+            let mut f = buf[..len].split(|&b| b == b' ' || b == b'\n');
+            // "running", or "-1 SP PC" outside a system call, tell nothing reliable.
+            if !f
+                .next()
+                .is_some_and(|nr| nr.first().is_some_and(|c| c.is_ascii_digit()))
+            {
+                continue;
+            }
+            if let Some(sp) = f.nth(6).and_then(|t| t.strip_prefix(b"0x")) {
+                out.push(parse_hex(sp));
+            }
+        }
+    }
+    // SAFETY: fd was opened above.
+    unsafe { libc::close(fd) };
+    out
+}
+
+/// Runs the leak check and writes its records. At `exit` (`interrupted_sp` 0) the calling
+/// thread's stack is not a root: its frames below `exit()` are dead. In a fatal signal's handler
+/// (`interrupted_sp`: where the signal stopped this thread) the process dies with every thread's
+/// frames as they are, as under Valgrind: the stacks are roots from their stack pointers up (this
+/// thread's from `interrupted_sp`, the TLS at the top of a thread's stack mapping included; other
+/// threads' from theirs where they are blocked in a system call, whole where they run). `freeres`:
+/// free glibc's one-time buffers first when one thread is left (at `exit` only).
 pub fn leak_check(interrupted_sp: usize, freeres: bool) {
     if freeres && thread_count() == 1 {
         // SAFETY: with one thread left nobody else uses what glibc frees here.
@@ -305,6 +371,13 @@ pub fn leak_check(interrupted_sp: usize, freeres: bool) {
     let maps = parse_maps(&maps_text);
     let mods = modules::all();
     let sp = &maps_text as *const _ as usize;
+    let sps: Vec<usize> = if interrupted_sp != 0 {
+        let mut v = blocked_thread_sps(crate::sys::gettid());
+        v.push(interrupted_sp);
+        v
+    } else {
+        Vec::new()
+    };
 
     let gen = crate::opts::FORK_GEN.load(core::sync::atomic::Ordering::Relaxed);
     table::lock_all();
@@ -364,8 +437,17 @@ pub fn leak_check(interrupted_sp: usize, freeres: bool) {
             continue;
         }
         let holds = |p: usize| p >= mp.start && p < mp.end;
-        if holds(sp) || (interrupted_sp != 0 && holds(interrupted_sp)) {
+        if interrupted_sp == 0 && holds(sp) {
             continue; // the exiting thread's stack: its frames below exit() are dead
+        }
+        if interrupted_sp != 0 {
+            if let Some(&from) = sps.iter().find(|&&p| holds(p)) {
+                roots.push((from.saturating_sub(RED_ZONE).max(mp.start), mp.end));
+                continue;
+            }
+            if holds(sp) {
+                continue; // an alternate signal stack: the handler's own frames
+            }
         }
         let mut a = (mp.start + ARENA_ALIGN - 1) & !(ARENA_ALIGN - 1);
         while a < mp.end {

@@ -7,6 +7,7 @@ thread_local! {
     static IN_SHIM: Cell<bool> = const { Cell::new(false) };
     static QUIET: Cell<bool> = const { Cell::new(false) };
     static LOCKS_HELD: Cell<u32> = const { Cell::new(0) };
+    static DEFERRED_SIGNAL: Cell<i32> = const { Cell::new(0) };
 }
 
 /// How many shim spinlocks this thread holds. Non-zero on entry to a hook means the hook runs in
@@ -16,10 +17,51 @@ pub fn locks_held() -> u32 {
     LOCKS_HELD.with(|c| c.get())
 }
 
-/// Called by every spinlock as it is taken (`+1`) and released (`-1`).
+/// Called by every spinlock as it is taken (`+1`) and released (`-1`). Releasing the last one
+/// sends a signal deferred while it was held ([`defer_signal`]).
 #[inline]
 pub fn count_lock(delta: i32) {
-    LOCKS_HELD.with(|c| c.set(c.get().wrapping_add_signed(delta)));
+    let n = LOCKS_HELD.with(|c| {
+        let n = c.get().wrapping_add_signed(delta);
+        c.set(n);
+        n
+    });
+    if n == 0 && delta < 0 && DEFERRED_SIGNAL.with(|d| d.get()) != 0 {
+        raise_deferred();
+    }
+}
+
+/// A terminating signal arrived while this thread held a shim lock or was inside glibc's
+/// allocator, where the exit checks cannot run: it is sent again to this thread when the thread
+/// leaves that code (the last lock released, or glibc's call returned).
+pub fn defer_signal(sig: i32) {
+    DEFERRED_SIGNAL.with(|d| {
+        if d.get() == 0 {
+            d.set(sig)
+        }
+    });
+}
+
+/// After one of glibc's allocator calls returned: the deferred signal, if no shim lock is held.
+#[inline]
+pub fn left_glibc() {
+    if locks_held() == 0 && DEFERRED_SIGNAL.with(|d| d.get()) != 0 {
+        raise_deferred();
+    }
+}
+
+/// In a fork child: a signal deferred in the parent is the parent's, not the child's.
+pub fn clear_deferred() {
+    DEFERRED_SIGNAL.with(|d| d.set(0));
+}
+
+#[cold]
+fn raise_deferred() {
+    let sig = DEFERRED_SIGNAL.with(|d| d.replace(0));
+    if sig != 0 {
+        // SAFETY: raise sends the signal to this thread; the shim's handler then runs the checks.
+        unsafe { libc::raise(sig) };
+    }
 }
 
 /// Whether warnings are muted on this thread (a retry inside libstdc++ after a failed `new`, which

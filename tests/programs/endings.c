@@ -3,6 +3,7 @@
  * parent's report), death by SIGTERM with and without a handler of the program's, an inherited
  * SIG_IGN, a crash (null dereference), and what sigaction reports for the dispositions; and
  * "spawn PROG" runs PROG with posix_spawnp and waits for it. */
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -20,6 +21,16 @@ static void __attribute__((noinline)) leak(size_t n)
 static int __attribute__((noinline)) crash(int *p)
 {
     return *p; /* SEGV-HERE */
+}
+
+static void *churn(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        void *volatile p = malloc(64);
+        free(p);
+    }
+    return NULL;
 }
 
 static void on_term(int sig)
@@ -74,6 +85,34 @@ int main(int argc, char **argv)
         leak(19);
         kill(getpid(), SIGTERM);
         pause();
+        return 0;
+    }
+    if (strcmp(mode, "threads_term") == 0) {
+        /* The signal may land on any thread, often one inside malloc. */
+        pthread_t t;
+        for (int i = 0; i < 4; i++)
+            pthread_create(&t, NULL, churn, NULL);
+        leak(37);
+        usleep(20000);
+        /* Blocked here, so the kernel gives it to a worker. */
+        sigset_t term;
+        sigemptyset(&term);
+        sigaddset(&term, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &term, NULL);
+        kill(getpid(), SIGTERM);
+        pause();
+        return 0;
+    }
+    if (strcmp(mode, "child_term") == 0) {
+        pid_t c = fork();
+        if (c == 0) {
+            leak(17);
+            kill(getpid(), SIGTERM);
+            pause();
+        }
+        int st;
+        waitpid(c, &st, 0);
+        printf("child signal %d\n", WIFSIGNALED(st) ? WTERMSIG(st) : -1);
         return 0;
     }
     if (strcmp(mode, "term_handler") == 0) {
