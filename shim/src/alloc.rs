@@ -1,22 +1,23 @@
-//! The shared bodies of every allocation entry point.
+//! The shared bodies of every allocation entry point: allocate, release (into the quarantine, and
+//! from it back to glibc), reallocate, usable size.
 //!
 //! Default mode: a block is a glibc block laid out as `[left redzone][user bytes][right redzone]`;
-//! both redzones hold canary bytes, checked when the block is freed, reallocated, evicted from the
-//! quarantine and at exit. New blocks are filled with the malloc-fill byte and freed ones with the
-//! free-fill byte (at most [`FILL_MAX`] bytes each); the free fill of a quarantined block is checked
-//! on eviction and at exit, which catches writes after free. Guard mode (all blocks, or 1 in N
-//! with sampling) serves blocks from [`guard`]. Every block is keyed in [`table`] by its user
-//! pointer with its size, family, allocation stack and flags.
+//! both redzones hold canary bytes, checked ([`crate::canary`]) when the block is freed,
+//! reallocated, evicted from the quarantine and at exit. New blocks are filled with the
+//! malloc-fill byte and freed ones with the free-fill byte (at most [`FILL_MAX`] bytes each); the
+//! free fill of a quarantined block is checked on eviction and at exit, which catches writes after
+//! free. Guard mode (all blocks, or 1 in N with sampling) serves blocks from [`guard`]. Every
+//! block is keyed in [`table`] by its user pointer with its size, family, allocation stack and
+//! flags. Errors found here are written through [`crate::report`].
+use crate::canary::{check_block, fill, right_redzone, CANARY, FILL_MAX};
+use crate::report::{block_error, report, unknown_pointer, warn};
 use crate::table::{self, BlockState, Entry, FreeLookup, FLAG_GUARDED};
-use crate::{depot, guard, init, opts, quarantine, real, record, reentry, sys, tls, unwind};
+use crate::unwind::capture_stack;
+use crate::{guard, init, opts, quarantine, real, reentry, sys};
 use core::cell::Cell;
 use core::sync::atomic::Ordering;
-use memcheck_wire::{Access, ErrorKind, ErrorRec, Family, FoundAt, GuardMode, Record};
+use memcheck_wire::{ErrorKind, Family, FoundAt, GuardMode};
 
-/// The canary byte in redzones.
-pub const CANARY: u8 = 0xcb;
-/// At most this many bytes of a block are filled on allocation and on free.
-pub const FILL_MAX: usize = 1024;
 /// glibc refuses any request above PTRDIFF_MAX without trying.
 const MAX_REQUEST: usize = isize::MAX as usize;
 /// Above this no machine can serve the request (the user address space is 128 TiB).
@@ -25,12 +26,6 @@ pub const TOO_BIG: usize = 1 << 47;
 thread_local! {
     /// Allocations until this thread's next sampled (guarded) block.
     static SAMPLE_COUNTDOWN: Cell<u64> = const { Cell::new(0) };
-}
-
-/// Bytes after the user bytes: at least one canary byte, up to the next 16-byte boundary.
-#[inline]
-pub fn right_redzone(size: usize) -> usize {
-    16 - (size & 15)
 }
 
 /// Bytes before the user bytes for an alignment.
@@ -42,18 +37,6 @@ fn left_redzone(align: usize) -> usize {
     } else {
         (rz + align - 1) & !(align - 1)
     }
-}
-
-/// Captures the calling stack into the depot; 0 when re-entered (the unwinder allocating).
-#[inline]
-pub fn capture_stack() -> u32 {
-    let Some(_g) = tls::Reentry::acquire() else {
-        return 0;
-    };
-    let depth = opts::DEPTH.load(Ordering::Relaxed);
-    let mut buf = [0u64; memcheck_wire::MAX_FRAMES];
-    let n = unwind::capture(&mut buf[..depth]);
-    depot::intern(&buf[..n])
 }
 
 /// Whether the next block of this thread goes to the guard pool.
@@ -76,14 +59,6 @@ fn guarded_now() -> bool {
             false
         }
     })
-}
-
-#[inline]
-fn fill(p: *mut u8, size: usize, byte: i32) {
-    if byte >= 0 {
-        // SAFETY: p points at `size` writable user bytes.
-        unsafe { core::ptr::write_bytes(p, byte as u8, size.min(FILL_MAX)) };
-    }
 }
 
 /// Allocates `size` user bytes aligned to `align` (a power of two) for `family`.
@@ -221,144 +196,6 @@ fn native_chunk(size: usize, mmapped: bool) -> usize {
     }
 }
 
-/// The first canary byte that changed: `(offset from the user pointer, is it after the block)`.
-pub fn check_canaries(e: &Entry) -> Option<(isize, bool)> {
-    let user = e.key as *const u8;
-    let (_, left, _, right) = redzones(e);
-    // SAFETY: the redzones belong to this entry's live (or quarantined) block.
-    unsafe {
-        let l = core::slice::from_raw_parts(user.sub(left), left);
-        if let Some(i) = l.iter().rposition(|&b| b != CANARY) {
-            return Some((i as isize - left as isize, false));
-        }
-        let r = core::slice::from_raw_parts(user.add(e.size), right);
-        if let Some(i) = r.iter().position(|&b| b != CANARY) {
-            return Some(((e.size + i) as isize, true));
-        }
-    }
-    None
-}
-
-/// The first byte of a quarantined block's free fill that changed (a write after free).
-pub fn check_free_fill(e: &Entry) -> Option<usize> {
-    let byte = e.free_fill()?;
-    // SAFETY: the quarantined block is still allocated from glibc's point of view.
-    let b = unsafe { core::slice::from_raw_parts(e.key as *const u8, e.size.min(FILL_MAX)) };
-    first_not(b, byte)
-}
-
-/// The index of the first byte of `b` that is not `byte`, comparing eight bytes at a time.
-fn first_not(b: &[u8], byte: u8) -> Option<usize> {
-    let word = u64::from_ne_bytes([byte; 8]);
-    let mut chunks = b.chunks_exact(8);
-    let mut at = 0;
-    for c in &mut chunks {
-        if u64::from_ne_bytes(c.try_into().unwrap()) != word {
-            return c.iter().position(|&x| x != byte).map(|i| at + i);
-        }
-        at += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&x| x != byte)
-        .map(|i| at + i)
-}
-
-/// An error record with no block, stacks or arguments.
-pub fn error_rec(kind: ErrorKind) -> ErrorRec {
-    ErrorRec {
-        kind,
-        access: Access::Unknown,
-        tid: sys::gettid(),
-        addr: 0,
-        access_size: 0,
-        has_block: false,
-        block_addr: 0,
-        block_size: 0,
-        alloc_family: Family::Malloc,
-        free_family: Family::Malloc,
-        stack: 0,
-        alloc_stack: 0,
-        free_stack: 0,
-        arg1: 0,
-        arg2: 0,
-        exact_pc: false,
-    }
-}
-
-fn block_error(
-    kind: ErrorKind,
-    e: &Entry,
-    addr: usize,
-    free_family: Family,
-    stack: u32,
-) -> ErrorRec {
-    ErrorRec {
-        addr: addr as u64,
-        has_block: true,
-        block_addr: e.key as u64,
-        block_size: e.size as u64,
-        alloc_family: e.family,
-        free_family,
-        stack,
-        alloc_stack: e.alloc_stack,
-        free_stack: e.free_stack,
-        ..error_rec(kind)
-    }
-}
-
-/// The redzone ranges of a block: `(left start, left len, right start, right len)`.
-fn redzones(e: &Entry) -> (usize, usize, usize, usize) {
-    let (left, right) = if e.flags & FLAG_GUARDED != 0 {
-        let page = e.key & !(guard::PAGE - 1);
-        let end = (e.key + e.size).div_ceil(guard::PAGE) * guard::PAGE;
-        (
-            (e.key - page).min(16),
-            (end.max(e.key) - (e.key + e.size)).min(16),
-        )
-    } else {
-        (e.base_off as usize, right_redzone(e.size))
-    };
-    (e.key - left, left, e.key + e.size, right)
-}
-
-/// Checks a block's redzones (and, if freed, its fill), reports damage, and repairs it so the
-/// same damage is reported once. `stack` is where the check happens (the free call, or none);
-/// `found` says when (`arg1` of the record).
-fn check_block(e: &Entry, stack: u32, found: FoundAt) {
-    if let Some((off, after)) = check_canaries(e) {
-        let kind = if after {
-            ErrorKind::HeapBufferOverflow
-        } else {
-            ErrorKind::HeapBufferUnderflow
-        };
-        let addr = (e.key as isize + off) as usize;
-        report(ErrorRec {
-            access: Access::Write,
-            arg1: found.to_u64(),
-            ..block_error(kind, e, addr, Family::Malloc, stack)
-        });
-        let (l, ln, r, rn) = redzones(e);
-        // SAFETY: the redzones belong to this entry's block, which is still allocated.
-        unsafe {
-            core::ptr::write_bytes(l as *mut u8, CANARY, ln);
-            core::ptr::write_bytes(r as *mut u8, CANARY, rn);
-        }
-    }
-    if e.state == BlockState::Freed {
-        if let Some(off) = check_free_fill(e) {
-            report(ErrorRec {
-                access: Access::Write,
-                arg1: found.to_u64(),
-                ..block_error(ErrorKind::UseAfterFree, e, e.key + off, Family::Malloc, 0)
-            });
-            let byte = e.free_fill().map_or(-1, i32::from);
-            fill(e.key as *mut u8, e.size, byte);
-        }
-    }
-}
-
 /// Returns a quarantined block to its allocator and forgets it (quarantine eviction), checking it
 /// one last time.
 pub fn release_to_glibc(key: usize) {
@@ -411,7 +248,7 @@ pub fn release(p: *mut u8, family: Family) {
             check_block(&e, stack, FoundAt::Free);
             if e.flags & FLAG_GUARDED != 0 {
                 guard::release(e.key, stack);
-                quarantine::push(e.key, e.size.max(16));
+                quarantine::push(e.key, e.size.max(16), release_to_glibc);
             } else {
                 let (_, mm) = chunk_of(e.key - e.base_off as usize);
                 let native = native_chunk(e.size, mm) as i64;
@@ -420,7 +257,11 @@ pub fn release(p: *mut u8, family: Family) {
                 } else {
                     crate::stats::overhead(native, 0, 0);
                 }
-                quarantine::push(e.key, e.size + e.base_off as usize + right_redzone(e.size));
+                quarantine::push(
+                    e.key,
+                    e.size + e.base_off as usize + right_redzone(e.size),
+                    release_to_glibc,
+                );
             }
         }
         FreeLookup::AlreadyFreed(e) => {
@@ -441,43 +282,6 @@ pub fn release(p: *mut u8, family: Family) {
         )),
     }
     sys::set_errno(saved);
-}
-
-/// A free or realloc of a pointer the table does not know: a block released long ago (guarded
-/// blocks are remembered forever), a pointer into the middle of a block, or a foreign pointer.
-fn unknown_pointer(kind: ErrorKind, p: usize, family: Family, stack: u32) -> ErrorRec {
-    if let Some(s) = guard::slot_of(p) {
-        let view_freed = s.state.load(Ordering::Acquire) == guard::SLOT_FREED;
-        if view_freed {
-            let k = if kind == ErrorKind::InvalidFree {
-                ErrorKind::DoubleFree
-            } else {
-                kind
-            };
-            return ErrorRec {
-                addr: p as u64,
-                has_block: true,
-                block_addr: s.user as u64,
-                block_size: s.size as u64,
-                alloc_family: Family::from_u8(s.family).unwrap_or(Family::Malloc),
-                free_family: family,
-                stack,
-                alloc_stack: s.alloc_stack,
-                free_stack: s.free_stack.load(Ordering::Acquire),
-                ..error_rec(k)
-            };
-        }
-    }
-    if let Some(e) = table::find_containing(p) {
-        return block_error(kind, &e, p, family, stack);
-    }
-    ErrorRec {
-        addr: p as u64,
-        alloc_family: family,
-        free_family: family,
-        stack,
-        ..error_rec(kind)
-    }
 }
 
 /// `realloc` semantics of glibc, with every successful resize moving the block so stale
@@ -547,139 +351,5 @@ pub fn usable_size(p: *mut u8) -> usize {
     match table::get(p as usize) {
         Some(e) if e.state == BlockState::Live => e.size,
         _ => 0,
-    }
-}
-
-/// At exit: every live block's redzones and every quarantined block's fill are checked once more.
-pub fn check_all() {
-    let mut damaged = rust_alloc::vec::Vec::new();
-    table::lock_all();
-    table::for_each_held(|e| {
-        if e.flags & FLAG_GUARDED != 0 && e.state == BlockState::Freed {
-            return; // its pages are gone
-        }
-        if check_canaries(e).is_some()
-            || (e.state == BlockState::Freed && check_free_fill(e).is_some())
-        {
-            damaged.push(*e);
-        }
-    });
-    table::unlock_all();
-    for e in &damaged {
-        check_block(e, 0, FoundAt::Exit);
-    }
-}
-
-/// Reports a suspicious call that keeps glibc's answer.
-pub fn warn(kind: ErrorKind, arg1: u64, arg2: u64) {
-    if tls::quiet() {
-        return;
-    }
-    let stack = capture_stack();
-    report(ErrorRec {
-        stack,
-        arg1,
-        arg2,
-        ..error_rec(kind)
-    });
-}
-
-/// Writes an error record (with the stacks and modules it needs) and announces errors on stderr.
-pub fn report(rec: ErrorRec) {
-    let Some(_g) = tls::Reentry::acquire() else {
-        return;
-    };
-    if rec.kind.is_warning() {
-        crate::stats::add(|p| &p.warnings, 1);
-    } else {
-        crate::stats::add(|p| &p.errors, 1);
-    }
-    record::emit_modules();
-    for s in [rec.stack, rec.alloc_stack, rec.free_stack] {
-        record::emit_stack(s);
-    }
-    record::emit(&Record::Error(rec));
-    if rec.kind.is_warning() {
-        return;
-    }
-    if opts::ACTIVE.load(Ordering::Relaxed) {
-        crate::log!(
-            "error: {} at {:#x} (pid {}, thread {}); details in the report at exit",
-            rec.kind.name(),
-            rec.addr,
-            sys::getpid(),
-            rec.tid
-        );
-    }
-    if opts::ABORT_ON_ERROR.load(Ordering::Relaxed) {
-        crate::log!("aborting (--on-error=abort)");
-        // SAFETY: abort never returns; the record is already on disk.
-        unsafe { libc::abort() };
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn right_redzone_pads_to_16_with_at_least_one_byte() {
-        assert_eq!(right_redzone(0), 16);
-        assert_eq!(right_redzone(1), 15);
-        assert_eq!(right_redzone(15), 1);
-        assert_eq!(right_redzone(16), 16);
-        for s in 0..100 {
-            assert_eq!((s + right_redzone(s)) % 16, 0);
-        }
-    }
-
-    #[test]
-    fn canary_damage_is_located() {
-        let mut mem = [CANARY; 64];
-        let e = Entry {
-            key: mem.as_ptr() as usize + 16,
-            size: 13,
-            base_off: 16,
-            ..Entry::default()
-        };
-        assert_eq!(check_canaries(&e), None);
-        mem[16 + 13] = 0;
-        std::hint::black_box(&mut mem);
-        assert_eq!(check_canaries(&e), Some((13, true)));
-        mem[16 + 13] = CANARY;
-        mem[15] = 1;
-        std::hint::black_box(&mut mem);
-        assert_eq!(check_canaries(&e), Some((-1, false)));
-    }
-
-    #[test]
-    fn first_not_finds_the_first_different_byte() {
-        let mut v = [7u8; 200];
-        assert_eq!(first_not(&v, 7), None);
-        v[199] = 1;
-        assert_eq!(first_not(&v, 7), Some(199));
-        v[70] = 1;
-        assert_eq!(first_not(&v, 7), Some(70));
-        v[9] = 0;
-        assert_eq!(first_not(&v, 7), Some(9));
-    }
-
-    #[test]
-    fn a_write_after_free_shows_in_the_fill() {
-        let mut mem = [0xfdu8; 32];
-        let e = Entry {
-            key: mem.as_ptr() as usize,
-            size: 32,
-            state: BlockState::Freed,
-            flags: table::FLAG_FILLED,
-            gen_or_fill: 0xfd,
-            ..Entry::default()
-        };
-        assert_eq!(check_free_fill(&e), None);
-        mem[20] = 7;
-        std::hint::black_box(&mut mem);
-        assert_eq!(check_free_fill(&e), Some(20));
-        let unfilled = Entry { flags: 0, ..e };
-        assert_eq!(check_free_fill(&unfilled), None);
     }
 }

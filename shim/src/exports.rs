@@ -4,6 +4,7 @@
 
 use crate::alloc::{self, allocate, release};
 use crate::init;
+use crate::report;
 use crate::sys;
 use core::ffi::{c_int, c_void, CStr};
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -51,7 +52,7 @@ fn mid_memalign(align: usize, size: usize) -> *mut u8 {
     }
     if align > usize::MAX / 2 + 1 {
         init::ensure();
-        alloc::warn(ErrorKind::InvalidAlignment, size as u64, align as u64);
+        report::warn(ErrorKind::InvalidAlignment, size as u64, align as u64);
         sys::set_errno(libc::EINVAL);
         return core::ptr::null_mut();
     }
@@ -75,7 +76,7 @@ pub extern "C" fn calloc(n: size_t, size: size_t) -> *mut c_void {
         Some(total) => allocate(total, 16, Family::Malloc, true).cast(),
         None => {
             init::ensure();
-            alloc::warn(ErrorKind::CallocOverflow, n as u64, size as u64);
+            report::warn(ErrorKind::CallocOverflow, n as u64, size as u64);
             sys::set_errno(libc::ENOMEM);
             core::ptr::null_mut()
         }
@@ -107,7 +108,7 @@ pub unsafe extern "C" fn posix_memalign(
     if !align.is_multiple_of(PTR) || !(align / PTR).is_power_of_two() || align == 0 {
         init::ensure();
         let saved = sys::errno();
-        alloc::warn(ErrorKind::InvalidAlignment, size as u64, align as u64);
+        report::warn(ErrorKind::InvalidAlignment, size as u64, align as u64);
         sys::set_errno(saved);
         return libc::EINVAL;
     }
@@ -126,7 +127,7 @@ pub unsafe extern "C" fn posix_memalign(
 pub extern "C" fn aligned_alloc(align: size_t, size: size_t) -> *mut c_void {
     if glibc_minor() >= 38 && (align == 0 || !align.is_power_of_two()) {
         init::ensure();
-        alloc::warn(ErrorKind::InvalidAlignment, size as u64, align as u64);
+        report::warn(ErrorKind::InvalidAlignment, size as u64, align as u64);
         sys::set_errno(libc::EINVAL);
         return core::ptr::null_mut();
     }

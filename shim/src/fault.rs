@@ -4,7 +4,8 @@
 //! ours go to the handler the program installed: the shim keeps its own handler in the kernel and
 //! records the program's `sigaction`/`signal` calls for these two signals instead (the JVM and V8
 //! depend on their SIGSEGV handlers).
-use crate::{alloc, guard, opts, sys, unwind};
+use crate::unwind::fault_stack;
+use crate::{guard, report, sys};
 use core::cell::UnsafeCell;
 use core::ffi::c_int;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -143,28 +144,6 @@ fn access_and_pc(ctx: *mut libc::c_void) -> (Access, usize) {
     }
 }
 
-/// The stack of the faulting code: the unwinder passes through the signal frame and reports the
-/// faulting PC itself; what lies before it is the handler.
-fn fault_stack(pc: usize) -> u32 {
-    let Some(_g) = crate::tls::Reentry::acquire() else {
-        return 0;
-    };
-    let depth = opts::DEPTH.load(Ordering::Relaxed);
-    let mut buf = [0u64; memcheck_wire::MAX_FRAMES];
-    let n = unwind::capture_libgcc(&mut buf[..depth.min(memcheck_wire::MAX_FRAMES - 1)]);
-    let frames = &buf[..n];
-    match frames.iter().position(|&f| f as usize == pc) {
-        Some(i) => crate::depot::intern(&frames[i..]),
-        None => {
-            let mut with_pc = [0u64; memcheck_wire::MAX_FRAMES];
-            with_pc[0] = pc as u64;
-            let m = n.min(memcheck_wire::MAX_FRAMES - 1);
-            with_pc[1..=m].copy_from_slice(&frames[..m]);
-            crate::depot::intern(&with_pc[..=m])
-        }
-    }
-}
-
 extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     let saved = sys::errno();
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
@@ -174,7 +153,7 @@ extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_
         if let Some((kind, slot)) = guard::diagnose(addr, prev, next) {
             let (access, pc) = access_and_pc(ctx);
             let stack = fault_stack(pc);
-            alloc::report(ErrorRec {
+            report::report(ErrorRec {
                 access,
                 addr: addr as u64,
                 has_block: true,
@@ -185,7 +164,7 @@ extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_
                 alloc_stack: slot.alloc_stack,
                 free_stack: slot.free_stack,
                 exact_pc: true,
-                ..alloc::error_rec(kind)
+                ..report::error_rec(kind)
             });
             // --on-error=abort has aborted inside report; continuing means letting the access
             // complete.

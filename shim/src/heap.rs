@@ -1,7 +1,9 @@
 //! The shim's private memory: address-space pieces reserved PROT_NONE and committed on demand.
 //! Everything the shim allocates for itself (Rust collections through the global allocator, the
-//! block table, the stack depot) lives here, so the leak scan can exclude the shim's own memory
-//! by its ranges and the target's allocator never sees the shim.
+//! block table, the stack depot, the guard slot log) lives here, so the leak scan can exclude the
+//! shim's own memory by its ranges and the target's allocator never sees the shim. The one
+//! exception is the statistics page of [`crate::stats`], a shared file mapping (file mappings are
+//! never roots of the scan).
 //!
 //! The reservation grows in pieces (16 MiB, doubling up to 4 GiB, smaller when the kernel refuses
 //! under `RLIMIT_AS`), so a program run under `ulimit -v` keeps nearly all of its address space:

@@ -1,18 +1,17 @@
 //! One-time set-up (a state machine safe to enter from the first `malloc`, which may come from the
-//! dynamic loader before libc is initialised), the constructor, the exit hook that runs the leak
-//! check, and the fork handlers that keep every shim lock consistent across `fork`.
-use crate::{
-    alloc, depot, fault, guard, heap, modules, opts, quarantine, record, scan, table, unwind,
-};
+//! dynamic loader before libc is initialised), the constructor (which registers the exit hook of
+//! [`crate::exit`] and the fork handlers, installs the guard-mode fault handler and hides the shim
+//! from exec'd children), and the fork handlers that keep every shim lock consistent across
+//! `fork`. The allocation entry points call [`ensure`]; nothing this module calls calls back
+//! into it.
+use crate::{depot, exit, fault, guard, heap, modules, opts, quarantine, record, table, unwind};
 use core::ffi::{c_int, c_void, CStr};
-use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use memcheck_wire::{Exit, Record};
+use core::sync::atomic::{AtomicU8, Ordering};
 
 const UNINIT: u8 = 0;
 const RUNNING: u8 = 1;
 const READY: u8 = 2;
 static STATE: AtomicU8 = AtomicU8::new(UNINIT);
-static EXITED: AtomicBool = AtomicBool::new(false);
 
 extern "C" {
     fn on_exit(f: extern "C" fn(c_int, *mut c_void), arg: *mut c_void) -> c_int;
@@ -53,7 +52,7 @@ extern "C" fn constructor() {
     record::open();
     // SAFETY: registering handlers with libc; the functions live as long as the process.
     unsafe {
-        on_exit(exit_hook, core::ptr::null_mut());
+        on_exit(exit::exit_hook, core::ptr::null_mut());
         libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child));
     }
     if guard::active() {
@@ -67,21 +66,6 @@ extern "C" fn constructor() {
 #[used]
 #[link_section = ".init_array"]
 static CONSTRUCTOR: extern "C" fn() = constructor;
-
-/// Registered first, so it runs last: after the program's exit handlers and every library's
-/// destructors, while all objects are still mapped.
-extern "C" fn exit_hook(code: c_int, _arg: *mut c_void) {
-    if EXITED.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    record::emit(&Record::Exit(Exit { code }));
-    if opts::ACTIVE.load(Ordering::Relaxed) {
-        alloc::check_all();
-    }
-    if opts::leak_check() != memcheck_wire::LeakCheck::No && opts::ACTIVE.load(Ordering::Relaxed) {
-        record::batch(scan::leak_check);
-    }
-}
 
 extern "C" fn fork_prepare() {
     #[cfg(target_arch = "x86_64")]
@@ -115,7 +99,7 @@ extern "C" fn fork_child() {
     quarantine::unlock();
     record::after_fork_child();
     record::unlock();
-    EXITED.store(false, Ordering::Release);
+    exit::after_fork_child();
     opts::FORK_GEN.fetch_add(1, Ordering::Relaxed);
     record::open();
 }

@@ -13,7 +13,9 @@
 extern crate alloc as rust_alloc;
 
 mod alloc;
+mod canary;
 mod depot;
+mod exit;
 mod exports;
 #[cfg(target_arch = "x86_64")]
 mod fastunwind;
@@ -27,6 +29,7 @@ mod quarantine;
 mod real;
 mod record;
 mod reentry;
+mod report;
 mod scan;
 mod spin;
 mod stats;

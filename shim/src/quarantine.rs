@@ -1,8 +1,10 @@
 //! The quarantine: freed blocks wait here (still in the block table, marked freed) before glibc
 //! gets them back, so a second free or a late access is seen instead of hitting a reused block.
-//! FIFO, bounded in bytes (`--quarantine-size`).
+//! FIFO, bounded in bytes (`--quarantine-size`). It holds keys and sizes only: the blocks it
+//! evicts are handed back to the caller of [`push`] (its `evict` callback, called outside the
+//! lock), which checks and releases them, as Scudo's quarantine takes a callback.
+use crate::opts;
 use crate::spin::SpinLock;
-use crate::{alloc, opts};
 use core::sync::atomic::Ordering;
 use rust_alloc::collections::VecDeque;
 
@@ -18,12 +20,13 @@ static Q: SpinLock<Q> = SpinLock::new(Q {
 
 const BATCH: usize = 32;
 
-/// Puts a freed block (`key`, `size` user bytes) in the quarantine, releasing the oldest blocks
-/// beyond the budget.
-pub fn push(key: usize, size: usize) {
+/// Puts a freed block (`key`, `size` bytes) in the quarantine and calls `evict` with the key of
+/// each block that leaves it: the oldest blocks beyond the budget, in batches outside the lock,
+/// or at once the new block itself when it alone exceeds the budget.
+pub fn push(key: usize, size: usize, mut evict: impl FnMut(usize)) {
     let limit = opts::QUARANTINE.load(Ordering::Relaxed);
     if size as u64 > limit {
-        alloc::release_to_glibc(key);
+        evict(key);
         return;
     }
     {
@@ -54,7 +57,7 @@ pub fn push(key: usize, size: usize) {
             }
         }
         for &k in &out[..n] {
-            alloc::release_to_glibc(k);
+            evict(k);
         }
         if n < BATCH {
             return;
@@ -62,6 +65,7 @@ pub fn push(key: usize, size: usize) {
     }
 }
 
+/// Fork handlers.
 pub fn lock() {
     Q.raw_lock();
 }

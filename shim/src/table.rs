@@ -1,6 +1,6 @@
-//! The block table: every block the shim handed out and has not yet released to glibc, keyed by
-//! the user pointer. Live blocks and blocks waiting in the quarantine both stay here, so a second
-//! free is told apart from a foreign pointer. Sharded by address (64 shards, each an open-addressing
+//! The block table: every block the shim handed out (but those `reentry` maps on their own) until
+//! it leaves the quarantine, keyed by the user pointer. Live blocks and blocks waiting in the
+//! quarantine both stay here, so a second free is told apart from a foreign pointer. Sharded by address (64 shards, each an open-addressing
 //! table behind its own spinlock) so threads rarely meet on one lock.
 use crate::spin::SpinLock;
 use crate::{heap, stats};
@@ -58,7 +58,7 @@ impl Entry {
 
 /// The block lives in the guard pool (its own pages), not in glibc's heap.
 pub const FLAG_GUARDED: u8 = 1;
-/// The freed block was filled with [`Entry::free_fill`] (its first `alloc::FILL_MAX` bytes).
+/// The freed block was filled with [`Entry::free_fill`] (its first `canary::FILL_MAX` bytes).
 pub const FLAG_FILLED: u8 = 2;
 
 struct Shard {

@@ -1,5 +1,9 @@
-//! Call-stack capture: raw return addresses into a caller's buffer, never allocating. Frames inside
-//! the shim itself are dropped so a stack starts at the target's call into the allocator.
+//! Call-stack capture. [`capture`] and [`capture_libgcc`] write raw return addresses into a
+//! caller's buffer and never allocate; frames inside the shim itself are dropped so a stack starts
+//! at the target's call into the allocator. [`capture_stack`] (an allocation or free call) and
+//! [`fault_stack`] (the guard-mode fault handler) store the stack in the [`depot`] and return its
+//! id, 0 when the thread is already inside the shim.
+use crate::{depot, opts, tls};
 use core::ffi::{c_int, c_void};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -79,4 +83,38 @@ pub fn capture_libgcc(out: &mut [u64]) -> usize {
     // SAFETY: step only writes inside st.out, which outlives the call.
     unsafe { _Unwind_Backtrace(step, &mut st as *mut State as *mut c_void) };
     st.n
+}
+
+/// Captures the calling stack into the depot; 0 when re-entered (the unwinder allocating).
+#[inline]
+pub fn capture_stack() -> u32 {
+    let Some(_g) = tls::Reentry::acquire() else {
+        return 0;
+    };
+    let depth = opts::DEPTH.load(Ordering::Relaxed);
+    let mut buf = [0u64; memcheck_wire::MAX_FRAMES];
+    let n = capture(&mut buf[..depth]);
+    depot::intern(&buf[..n])
+}
+
+/// The stack of the faulting code: the unwinder passes through the signal frame and reports the
+/// faulting PC itself; what lies before it is the handler.
+pub fn fault_stack(pc: usize) -> u32 {
+    let Some(_g) = crate::tls::Reentry::acquire() else {
+        return 0;
+    };
+    let depth = opts::DEPTH.load(Ordering::Relaxed);
+    let mut buf = [0u64; memcheck_wire::MAX_FRAMES];
+    let n = capture_libgcc(&mut buf[..depth.min(memcheck_wire::MAX_FRAMES - 1)]);
+    let frames = &buf[..n];
+    match frames.iter().position(|&f| f as usize == pc) {
+        Some(i) => crate::depot::intern(&frames[i..]),
+        None => {
+            let mut with_pc = [0u64; memcheck_wire::MAX_FRAMES];
+            with_pc[0] = pc as u64;
+            let m = n.min(memcheck_wire::MAX_FRAMES - 1);
+            with_pc[1..=m].copy_from_slice(&frames[..m]);
+            crate::depot::intern(&with_pc[..=m])
+        }
+    }
 }
