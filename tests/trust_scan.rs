@@ -130,6 +130,46 @@ fn root_kinds_equal_valgrinds() {
     }
 }
 
+/// Item 11: a thread's outermost frames, libc's `start_thread` and `clone3` (local symbols, found
+/// only in the separate debug file's symbol table), are named as Valgrind names them.
+#[test]
+fn thread_start_frames_are_named() {
+    let prog = compile("scan_roots.c", &[]);
+    for mode in MODES {
+        let r = run_under(mode, &prog, &["thread-leak"]);
+        assert_eq!(r.code(), Some(0), "{}", r.show());
+        let leaks = r.leaks("definite");
+        let g = leaks
+            .iter()
+            .find(|l| l["bytes"] == 117)
+            .unwrap_or_else(|| panic!("no 117-byte definite leak {mode:?}\n{}", r.show()));
+        let names: Vec<&str> = g["stack"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["function"].as_str().unwrap_or("???"))
+            .collect();
+        let libc_frames: Vec<&Value> = g["stack"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["object"].as_str().is_some_and(|o| o.contains("libc.so")))
+            .collect();
+        assert!(!libc_frames.is_empty(), "{names:?}\n{}", r.show());
+        assert!(
+            libc_frames.iter().all(|f| f["function"].is_string()),
+            "{names:?}\n{}",
+            r.show()
+        );
+        assert!(names.contains(&"start_thread"), "{names:?}\n{}", r.show());
+        assert!(
+            names.iter().any(|n| *n == "clone3" || *n == "clone"),
+            "{names:?}\n{}",
+            r.show()
+        );
+    }
+}
+
 /// Builds `tests/programs/plugin.c` as a shared library under `name`.
 fn plugin(name: &str) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/plugin.c");
@@ -138,7 +178,14 @@ fn plugin(name: &str) -> PathBuf {
     let out = dir.join(name);
     let tmp = out.with_extension(format!("tmp{}", std::process::id()));
     let o = Command::new("gcc")
-        .args(["-g", "-O1", "-shared", "-fPIC", "-fno-omit-frame-pointer", "-o"])
+        .args([
+            "-g",
+            "-O1",
+            "-shared",
+            "-fPIC",
+            "-fno-omit-frame-pointer",
+            "-o",
+        ])
         .arg(&tmp)
         .arg(&src)
         .output()
@@ -163,11 +210,19 @@ fn frames_of_an_unloaded_library_keep_their_names() {
     let a = line_of("plugin.c", "PLUGIN-A");
     let b = line_of("plugin.c", "PLUGIN-B");
     for mode in MODES {
-        for args in [vec![lib.to_str().unwrap()], vec![lib.to_str().unwrap(), other.to_str().unwrap()]] {
+        for args in [
+            vec![lib.to_str().unwrap()],
+            vec![lib.to_str().unwrap(), other.to_str().unwrap()],
+        ] {
             let r = run_under(mode, &prog, &args);
             assert_eq!(r.code(), Some(0), "{}", r.show());
             let groups = definite_groups(&r);
-            assert_eq!(groups.len(), 2, "two definite groups {mode:?}\n{}", r.show());
+            assert_eq!(
+                groups.len(),
+                2,
+                "two definite groups {mode:?}\n{}",
+                r.show()
+            );
             for (bytes, func, line) in [(300, "plugin_make_a", a), (301, "plugin_make_b", b)] {
                 let g = groups
                     .iter()

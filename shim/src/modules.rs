@@ -83,3 +83,64 @@ pub fn range_containing(addr: usize) -> Option<(usize, usize)> {
         .find(|m| addr >= m.start && addr < m.end)
         .map(|m| (m.start, m.end))
 }
+
+type DlcloseFn = unsafe extern "C" fn(*mut libc::c_void) -> libc::c_int;
+
+/// `dlclose` through the shim: before the object can go, the file gets a MODULE record of every
+/// loaded object (what it lacks), and after an object went, the STACK record of every stored stack
+/// with a frame inside it, so the CLI names those frames with the object that was there when the
+/// stack was written (a module record holds for the stacks written after it, until a later record
+/// of another object at the same addresses).
+///
+/// # Safety
+/// As for the real `dlclose`.
+pub unsafe fn dlclose(handle: *mut libc::c_void) -> libc::c_int {
+    use core::sync::atomic::{AtomicUsize, Ordering};
+    static REAL: AtomicUsize = AtomicUsize::new(0);
+    let mut real = REAL.load(Ordering::Acquire);
+    if real == 0 {
+        // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name: the next object's dlclose (libc's).
+        real = unsafe { libc::dlsym(libc::RTLD_NEXT, c"dlclose".as_ptr()) } as usize;
+        if real == 0 {
+            return -1;
+        }
+        REAL.store(real, Ordering::Release);
+    }
+    // SAFETY: `real` is the address of a function with dlclose's signature.
+    let real: DlcloseFn = unsafe { core::mem::transmute::<usize, DlcloseFn>(real) };
+    if !crate::opts::ACTIVE.load(Ordering::Relaxed) {
+        // SAFETY: forwarded as the caller gave it.
+        return unsafe { real(handle) };
+    }
+    let before = all();
+    crate::record::emit_modules();
+    // SAFETY: forwarded as the caller gave it.
+    let rc = unsafe { real(handle) };
+    if rc != 0 {
+        return rc;
+    }
+    let after = all();
+    let gone: Vec<&Module> = before
+        .iter()
+        .filter(|b| {
+            !after
+                .iter()
+                .any(|a| a.bias == b.bias && a.start == b.start && a.path == b.path)
+        })
+        .collect();
+    if gone.is_empty() {
+        return rc;
+    }
+    crate::depot::for_each(|id, frames| {
+        let inside = frames.iter().any(|&pc| {
+            gone.iter()
+                .any(|m| pc as usize > m.start && pc as usize <= m.end)
+        });
+        if inside {
+            crate::record::emit_stack(id);
+        }
+    });
+    let keys: Vec<(usize, usize)> = gone.iter().map(|m| (m.bias, m.start)).collect();
+    crate::record::forget_modules(&keys);
+    rc
+}

@@ -17,8 +17,8 @@
 //! *possible*. Of the rest, a block that no other lost block points to is *definite*; what it
 //! leads to is *indirect*.
 use crate::{guard, heap, modules, real, record, table};
-use memcheck_wire::{Leak, LeakKind, LeakSummary, Record};
 use core::ffi::{c_int, c_void};
+use memcheck_wire::{Leak, LeakKind, LeakSummary, Record};
 use rust_alloc::vec::Vec;
 
 const UNREACHED: u8 = 0;
@@ -313,7 +313,7 @@ struct Walk {
 extern "C" fn walk_step(ctx: *mut c_void, arg: *mut c_void) -> c_int {
     const CONTINUE: c_int = 0; // _URC_NO_REASON
     const STOP: c_int = 5; // _URC_END_OF_STACK
-    // SAFETY: arg is the &mut Walk passed by exit_frame, alive for the whole walk.
+                           // SAFETY: arg is the &mut Walk passed by exit_frame, alive for the whole walk.
     let w = unsafe { &mut *(arg as *mut Walk) };
     // SAFETY: ctx is the unwinder's context for this frame.
     let ip = unsafe { _Unwind_GetIP(ctx) };
@@ -356,7 +356,7 @@ extern "C" fn walk_step(ctx: *mut c_void, arg: *mut c_void) -> c_int {
 /// `main` returned, or any function) by unwinding from the exit hook.
 fn exit_frame() -> Option<ExitFrame> {
     let mut w = Walk {
-        exit_fn: libc::exit as usize,
+        exit_fn: libc::exit as *const () as usize,
         found: None,
         seen_exit: false,
         frames: 0,
@@ -410,6 +410,12 @@ fn subtract(start: usize, end: usize, holes: &[(usize, usize)], out: &mut Vec<(u
 
 /// Runs the leak check and writes its records.
 pub fn leak_check() {
+    let full = crate::opts::leak_check() == memcheck_wire::LeakCheck::Full;
+    if full {
+        // Before `__libc_freeres` unloads glibc's own modules (NSS, gconv) behind dlclose's back:
+        // their records must precede the stacks that name them.
+        record::emit_modules();
+    }
     if thread_count() == 1 {
         // SAFETY: with one thread left nobody else uses what glibc frees here.
         unsafe { real::__libc_freeres() };
@@ -548,7 +554,6 @@ pub fn leak_check() {
             _ => merged.push(g),
         }
     }
-    let full = crate::opts::leak_check() == memcheck_wire::LeakCheck::Full;
     if full && !merged.is_empty() {
         record::emit_modules();
         for &(kind, stack, bytes, blocks) in &merged {

@@ -6,6 +6,7 @@
  *   worker-exit    a worker holds a 114-byte block in a local and a 115-byte one in a __thread
  *                  variable, then calls exit() while main waits in pthread_join.
  *   main-tls       main's __thread variable holds a 116-byte block; main returns.
+ *   thread-leak    a worker loses a 117-byte block and returns; main joins it and returns.
  *   private-file   a MAP_PRIVATE writable mapping of a file holds a 121-byte block.
  *   shared-file    a MAP_SHARED mapping of a file holds a 122-byte block.
  *   shared-anon    MAP_SHARED|MAP_ANONYMOUS memory holds a 123-byte block.
@@ -55,6 +56,20 @@ static void *worker(void *arg)
     store_block(&tls_ptr, 115);
     wipe();
     exit(mine != NULL ? 0 : 1);
+}
+
+__attribute__((noinline)) static void lose(size_t n)
+{
+    void *volatile p = malloc(n);
+    (void)p;
+}
+
+static void *leaker(void *arg)
+{
+    (void)arg;
+    lose(117);
+    wipe();
+    return NULL;
 }
 
 static char tmpl[] = "/tmp/memcheck-scan-XXXXXX";
@@ -145,6 +160,12 @@ int main(int argc, char **argv)
         pthread_create(&t, NULL, worker, NULL);
         pthread_join(t, NULL);
         return 3; /* not reached: the worker exits the process */
+    }
+    if (!strcmp(mode, "thread-leak")) {
+        pthread_t t;
+        pthread_create(&t, NULL, leaker, NULL);
+        pthread_join(t, NULL);
+        return 0;
     }
     if (!strcmp(mode, "main-tls")) {
         store_block(&tls_ptr, 116);
