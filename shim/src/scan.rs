@@ -154,8 +154,9 @@ unsafe fn block_words(b: &Block) -> &'static [usize] {
 }
 
 /// Reads `[start, end)` of this process through `process_vm_readv` (a region that vanished or is
-/// not readable just fails) and feeds its words to the marker.
-fn scan_region(m: &mut Marker, start: usize, end: usize, buf: &mut [usize]) {
+/// not readable just fails) and feeds its words to the marker. Where the system call is forbidden,
+/// memory is read in place if `direct` (not for file mappings: past the file's end a read faults).
+fn scan_region(m: &mut Marker, start: usize, end: usize, buf: &mut [usize], direct: bool) {
     let mut at = start & !7;
     let pid = nix_pid();
     while at < end {
@@ -171,7 +172,8 @@ fn scan_region(m: &mut Marker, start: usize, end: usize, buf: &mut [usize]) {
         // SAFETY: reads from our own address space into buf; faults become an error return.
         let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
         if n <= 0 {
-            if crate::sys::errno() == libc::EPERM || crate::sys::errno() == libc::ENOSYS {
+            let e = crate::sys::errno();
+            if direct && (e == libc::EPERM || e == libc::ENOSYS) {
                 // The syscall is forbidden (seccomp): read directly; these mappings are readable.
                 // SAFETY: [at, at+len) is inside a readable mapping listed by /proc/self/maps.
                 let words = unsafe { core::slice::from_raw_parts(at as *const usize, len / 8) };
@@ -464,7 +466,7 @@ pub fn leak_check() {
 
     for md in &mods {
         for &(s, e) in &md.writable {
-            scan_region(&mut m, s, e, &mut buf);
+            scan_region(&mut m, s, e, &mut buf, true);
             m.drain();
         }
     }
@@ -479,7 +481,8 @@ pub fn leak_check() {
     heap::for_each_range(|s, e| holes.push((s, e)));
     // The statistics page is the shim's (a shared file mapping of counters).
     let stats_page = crate::stats::page() as *const _ as usize;
-    let mut roots: Vec<(usize, usize)> = Vec::new();
+    // (start, end, whether it may be read in place: not a file mapping)
+    let mut roots: Vec<(usize, usize, bool)> = Vec::new();
     for mp in &maps {
         // Valgrind's rule: readable and writable, any kind (anonymous, file, shared), not a device.
         if !mp.readable || !mp.writable {
@@ -510,16 +513,17 @@ pub fn leak_check() {
             }
             a += ARENA_ALIGN;
         }
-        roots.push((start, mp.end));
+        roots.push((start, mp.end, anon || mp.path.starts_with(b"[")));
     }
     holes.sort_unstable();
     let mut pieces = Vec::new();
-    for &(s, e) in &roots {
+    for &(s, e, direct) in &roots {
+        pieces.clear();
         subtract(s, e, &holes, &mut pieces);
-    }
-    for &(s, e) in &pieces {
-        scan_region(&mut m, s, e, &mut buf);
-        m.drain();
+        for &(s, e) in &pieces {
+            scan_region(&mut m, s, e, &mut buf, direct);
+            m.drain();
+        }
     }
     for i in 0..blocks.len() {
         if m.state[i] == UNREACHED {
