@@ -71,7 +71,10 @@ fn check_roots(cases: &[(&str, &[(u64, &str)])]) {
 fn frames_above_the_call_to_exit_and_an_exiting_workers_tls_are_roots() {
     check_roots(&[
         ("exit-local", &[(111, "reachable")]),
-        ("worker-exit", &[(114, "reachable"), (115, "reachable")]),
+        (
+            "worker-exit",
+            &[(114, "reachable"), (115, "reachable"), (118, "reachable")],
+        ),
         ("main-tls", &[(116, "reachable")]),
     ]);
 }
@@ -109,6 +112,7 @@ fn root_kinds_equal_valgrinds() {
         ("exit-stale", 113),
         ("worker-exit", 114),
         ("worker-exit", 115),
+        ("worker-exit", 118),
         ("main-tls", 116),
         ("private-file", 121),
         ("shared-file", 122),

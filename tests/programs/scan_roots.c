@@ -4,7 +4,8 @@
  *   return-local   main holds a 112-byte block in a local and returns: main's frame is gone.
  *   exit-stale     a returned function held a 113-byte block in a local; main calls exit().
  *   worker-exit    a worker holds a 114-byte block in a local and a 115-byte one in a __thread
- *                  variable, then calls exit() while main waits in pthread_join.
+ *                  variable, then calls exit() while main, whose own copy of the variable holds
+ *                  a 118-byte block, waits in pthread_join.
  *   main-tls       main's __thread variable holds a 116-byte block; main returns.
  *   thread-leak    a worker loses a 117-byte block and returns; main joins it and returns.
  *   private-file   a MAP_PRIVATE writable mapping of a file holds a 121-byte block.
@@ -27,7 +28,6 @@
 #include <unistd.h>
 
 static __thread void *tls_ptr;
-static pthread_mutex_t parked = PTHREAD_MUTEX_INITIALIZER;
 
 /* Wipes the stack below the caller, so no copy of a pointer survives in dead frames. */
 __attribute__((noinline)) static void wipe(void)
@@ -156,7 +156,7 @@ int main(int argc, char **argv)
     }
     if (!strcmp(mode, "worker-exit")) {
         pthread_t t;
-        pthread_mutex_lock(&parked);
+        store_block(&tls_ptr, 118);
         pthread_create(&t, NULL, worker, NULL);
         pthread_join(t, NULL);
         return 3; /* not reached: the worker exits the process */
