@@ -271,8 +271,9 @@ fn is_device(path: &[u8]) -> bool {
     }
     let mut c = [0u8; 4096];
     c[..path.len()].copy_from_slice(path);
-    // SAFETY: c is NUL-terminated; st is a valid out-pointer.
+    // SAFETY: an all-zero `stat` is a valid value of the plain C struct.
     let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: c is NUL-terminated; st is a valid out-pointer.
     if unsafe { libc::stat(c.as_ptr().cast(), &mut st) } != 0 {
         return false;
     }
@@ -313,9 +314,10 @@ struct Walk {
 }
 
 extern "C" fn walk_step(ctx: *mut c_void, arg: *mut c_void) -> c_int {
-    const CONTINUE: c_int = 0; // _URC_NO_REASON
-    const STOP: c_int = 5; // _URC_END_OF_STACK
-                           // SAFETY: arg is the &mut Walk passed by exit_frame, alive for the whole walk.
+    // _URC_NO_REASON and _URC_END_OF_STACK.
+    const CONTINUE: c_int = 0;
+    const STOP: c_int = 5;
+    // SAFETY: arg is the &mut Walk passed by exit_frame, alive for the whole walk.
     let w = unsafe { &mut *(arg as *mut Walk) };
     // SAFETY: ctx is the unwinder's context for this frame.
     let ip = unsafe { _Unwind_GetIP(ctx) };
