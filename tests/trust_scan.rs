@@ -114,6 +114,7 @@ fn root_kinds_equal_valgrinds() {
         ("worker-exit", 115),
         ("worker-exit", 118),
         ("main-tls", 116),
+        ("thread-leak", 117),
         ("private-file", 121),
         ("shared-file", 122),
         ("shared-anon", 123),
