@@ -499,13 +499,25 @@ fn cpython_test_modules_pass_in_every_mode() {
         "CPython's test package is needed (Debian: apt-get install libpython3.X-testsuite)\n{}",
         native.show()
     );
+    // The summary lines without timings ("All 3 tests OK.", "Total tests: run=210", "Tests
+    // result: SUCCESS"; their wording varies between CPython releases).
     let counts = |out: &str| -> Vec<String> {
         out.lines()
-            .filter(|l| l.starts_with("Total tests:") || l.starts_with("Result:"))
+            .filter(|l| {
+                l.contains("tests OK")
+                    || l.starts_with("Total tests:")
+                    || l.to_ascii_lowercase().contains("result:")
+            })
             .map(str::to_string)
             .collect()
     };
-    assert_eq!(counts(&native.stdout()).len(), 2, "{}", native.show());
+    assert!(
+        counts(&native.stdout())
+            .iter()
+            .any(|l| l.contains("SUCCESS")),
+        "{}",
+        native.show()
+    );
     for mode in [&[][..], &["--guard"], &["--sample-rate=20"]] {
         let r = run_under(mode, &py, &args);
         assert_eq!(r.code(), Some(0), "{mode:?}\n{}", r.show());
