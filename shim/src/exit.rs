@@ -52,7 +52,11 @@ pub extern "C" fn exit_hook(code: c_int, _arg: *mut c_void) {
     if shared_with_parent() {
         return;
     }
-    finish(Ending::Exit(code), 0, true);
+    finish(
+        Ending::Exit(code),
+        scan::Roots::CallTo(libc::exit as *const () as usize),
+        true,
+    );
 }
 
 /// Whether another thread is running the checks right now.
@@ -69,12 +73,11 @@ pub fn wait_for_others() {
     }
 }
 
-/// Runs the exit checks unless this image already ran (or is running) them. `interrupted_sp`
-/// (0 for none) is a stack pointer whose stack is not a root besides the current one: the stack
-/// a signal interrupted (the handler may run on an alternate stack). `freeres` says whether
-/// glibc's one-time buffers may be freed first (only in `exit`: `__libc_freeres` also flushes
-/// stdio, which `_exit` and a signal death must not do).
-pub fn finish(end: Ending, interrupted_sp: usize, freeres: bool) {
+/// Runs the exit checks unless this image already ran (or is running) them. `roots` says which
+/// frames of this thread are live ([`scan::Roots`]). `freeres` says whether glibc's one-time
+/// buffers may be freed first (only in `exit`: `__libc_freeres` also flushes stdio, which `_exit`
+/// and a signal death must not do).
+pub fn finish(end: Ending, roots: scan::Roots, freeres: bool) {
     if STATE
         .compare_exchange(0, sys::gettid(), Ordering::AcqRel, Ordering::Acquire)
         .is_err()
@@ -98,7 +101,7 @@ pub fn finish(end: Ending, interrupted_sp: usize, freeres: bool) {
         canary::check_all();
     }
     if opts::leak_check() != memcheck_wire::LeakCheck::No && opts::ACTIVE.load(Ordering::Relaxed) {
-        record::batch(|| scan::leak_check(interrupted_sp, freeres));
+        record::batch(|| scan::leak_check(roots, freeres));
     }
     STATE.store(DONE, Ordering::Release);
 }

@@ -302,18 +302,25 @@ pub extern "C" fn malloc_stats() {
 /// child (which shares its parent's memory) skips the checks.
 #[cfg_attr(not(test), no_mangle)]
 pub extern "C" fn _exit(status: c_int) -> ! {
-    end_now(status)
+    end_now(status, _exit as *const () as usize)
 }
 
 /// `_Exit`: the same as `_exit`.
 #[cfg_attr(not(test), no_mangle)]
 pub extern "C" fn _Exit(status: c_int) -> ! {
-    end_now(status)
+    end_now(status, _Exit as *const () as usize)
 }
 
-fn end_now(status: c_int) -> ! {
+/// The exit checks with the stack live from the call of `entry` (`_exit` or `_Exit`) up, then
+/// the end.
+#[inline(always)]
+fn end_now(status: c_int, entry: usize) -> ! {
     if !crate::exit::shared_with_parent() {
-        crate::exit::finish(crate::exit::Ending::Exit(status), 0, false);
+        crate::exit::finish(
+            crate::exit::Ending::Exit(status),
+            crate::scan::Roots::CallTo(entry),
+            false,
+        );
     }
     loop {
         // SAFETY: exit_group ends every thread of the process and does not return.
@@ -637,6 +644,13 @@ delete_fn!(_ZdlPvmSt11align_val_t, Family::New, _size: size_t, _align: size_t);
 delete_fn!(_ZdaPvmSt11align_val_t, Family::NewArray, _size: size_t, _align: size_t);
 delete_fn!(_ZdlPvSt11align_val_tRKSt9nothrow_t, Family::New, _align: size_t, _nt: *const c_void);
 delete_fn!(_ZdaPvSt11align_val_tRKSt9nothrow_t, Family::NewArray, _align: size_t, _nt: *const c_void);
+
+/// Keeps the modules an unload removes nameable after it (see [`crate::unload`]).
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
+    // SAFETY: the handle is passed on to the real dlclose unchanged.
+    unsafe { crate::unload::dlclose(handle) }
+}
 
 /// The shim's version, read by `memcheck --version` from the embedded library.
 #[cfg_attr(not(test), no_mangle)]

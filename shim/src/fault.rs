@@ -264,6 +264,28 @@ fn access_pc_sp(ctx: *mut libc::c_void) -> (Access, usize, usize) {
     }
 }
 
+/// The interrupted thread's stack pointer and general registers, from the signal context.
+fn interrupted(ctx: *mut libc::c_void) -> crate::scan::Roots {
+    let mut regs = [0usize; 32];
+    // SAFETY: for SA_SIGINFO handlers the third argument is the ucontext_t.
+    let uc = unsafe { &*(ctx as *const libc::ucontext_t) };
+    #[cfg(target_arch = "x86_64")]
+    let sp = {
+        for (r, &g) in regs.iter_mut().zip(uc.uc_mcontext.gregs.iter()) {
+            *r = g as usize;
+        }
+        uc.uc_mcontext.gregs[libc::REG_RSP as usize] as usize
+    };
+    #[cfg(target_arch = "aarch64")]
+    let sp = {
+        for (r, &g) in regs.iter_mut().zip(uc.uc_mcontext.regs.iter()) {
+            *r = g as usize;
+        }
+        uc.uc_mcontext.sp as usize
+    };
+    crate::scan::Roots::Signal { sp, regs }
+}
+
 extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     let saved = sys::errno();
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
@@ -337,7 +359,7 @@ fn ending(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     }
     let safe = checked && !in_shim;
     if safe {
-        let (access, pc, sp) = access_pc_sp(ctx);
+        let (access, pc, _) = access_pc_sp(ctx);
         if fault {
             // SAFETY: as above.
             let addr = unsafe { (*info).si_addr() } as u64;
@@ -357,7 +379,7 @@ fn ending(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
         }
         // Another thread's checks (its exit, another signal) are let finish first.
         exit::wait_for_others();
-        exit::finish(exit::Ending::Signal(sig), sp, false);
+        exit::finish(exit::Ending::Signal(sig), interrupted(ctx), false);
     }
     // SAFETY: a zeroed sigaction is SIG_DFL; resetting our own handler.
     unsafe {

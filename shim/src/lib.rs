@@ -37,6 +37,7 @@ mod stats;
 mod sys;
 mod table;
 mod tls;
+mod unload;
 mod unwind;
 
 #[cfg(not(test))]
