@@ -476,6 +476,8 @@ fn blocked_thread_sps(me: u32) -> Vec<usize> {
 }
 
 /// Which frames of the calling thread's stack are live roots.
+// Built once per process, on the stack of the ending: a box would allocate in a signal handler.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy)]
 pub enum Roots {
     /// The process ends by a call of this function (`exit`, or the shim's `_exit`/`_Exit`): the
