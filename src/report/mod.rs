@@ -1,6 +1,7 @@
 //! The findings model: what a run found, per process, symbolized and grouped. Built once from the
 //! records, then rendered by [`text`] (humans, stderr) and [`json`] (machines; the contract is in
 //! `docs/report-format.md`).
+pub mod fingerprint;
 pub mod json;
 pub mod text;
 
@@ -80,6 +81,8 @@ pub struct LeakReport {
     pub bytes: u64,
     pub blocks: u64,
     pub stack: Vec<Frame>,
+    /// [`fingerprint::of_leak`] of the kind and the allocation stack.
+    pub fingerprint: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -122,6 +125,8 @@ pub struct ErrorReport {
     pub stack: Vec<Frame>,
     pub alloc_stack: Vec<Frame>,
     pub free_stack: Vec<Frame>,
+    /// [`fingerprint::of_error`] of the kind and `stack`.
+    pub fingerprint: String,
 }
 
 impl ProcessReport {
@@ -277,27 +282,31 @@ pub fn process_report(
     let errors = p
         .errors
         .iter()
-        .map(|e| ErrorReport {
-            kind: e.kind.name(),
-            severity: if e.kind.is_warning() {
-                Severity::Warning
-            } else {
-                Severity::Error
-            },
-            address: e.addr,
-            access: e.access.name(),
-            access_size: (e.access_size > 0).then_some(e.access_size),
-            thread: e.tid,
-            description: describe(e),
-            block: e.has_block.then(|| BlockInfo {
-                address: e.block_addr,
-                size: e.block_size,
-                offset: e.addr.wrapping_sub(e.block_addr) as i64,
-                allocated_by: e.alloc_family.alloc_name(),
-            }),
-            stack: stack_frames(p, sym, e.stack, e.exact_pc),
-            alloc_stack: stack_frames(p, sym, e.alloc_stack, false),
-            free_stack: stack_frames(p, sym, e.free_stack, false),
+        .map(|e| {
+            let stack = stack_frames(p, sym, e.stack, e.exact_pc);
+            ErrorReport {
+                kind: e.kind.name(),
+                severity: if e.kind.is_warning() {
+                    Severity::Warning
+                } else {
+                    Severity::Error
+                },
+                address: e.addr,
+                access: e.access.name(),
+                access_size: (e.access_size > 0).then_some(e.access_size),
+                thread: e.tid,
+                description: describe(e),
+                block: e.has_block.then(|| BlockInfo {
+                    address: e.block_addr,
+                    size: e.block_size,
+                    offset: e.addr.wrapping_sub(e.block_addr) as i64,
+                    allocated_by: e.alloc_family.alloc_name(),
+                }),
+                fingerprint: fingerprint::of_error(e.kind.name(), &stack),
+                stack,
+                alloc_stack: stack_frames(p, sym, e.alloc_stack, false),
+                free_stack: stack_frames(p, sym, e.free_stack, false),
+            }
         })
         .collect();
 
@@ -316,6 +325,7 @@ pub fn process_report(
             kind: l.kind.name(),
             bytes: 0,
             blocks: 0,
+            fingerprint: fingerprint::of_leak(l.kind.name(), &stack),
             stack,
         });
         g.bytes += l.bytes;
