@@ -1,5 +1,6 @@
 //! The one clap definition of memcheck's command line. Man pages and shell completions are
 //! generated from it (see `tests/generated.rs`), so it is the single source of truth.
+pub use crate::report::Format as ReportFormat;
 pub use crate::report::LeakKinds;
 pub use crate::style::ColorChoice;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -221,16 +222,23 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = OnError::Continue, value_name = "ACTION")]
     pub on_error: OnError,
 
-    /// Format of the report: text (on stderr, or to --output) or json (to --output).
-    #[arg(long, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
-    pub format: Format,
+    /// Format of the report: text (on stderr, or to --output), json, sarif (SARIF 2.1.0, for code
+    /// scanning) or junit (JUnit XML, one test case per process); json, sarif and junit need
+    /// --output.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text, value_name = "FORMAT")]
+    pub format: ReportFormat,
 
     /// Where to write the --format report; - for standard output. Checked before the program
     /// runs. A regular file is replaced atomically; a device, FIFO or symlink is written into. With
-    /// json the text report is still printed on stderr; with text it goes to FILE only, without
-    /// colour.
+    /// json, sarif or junit the text report is still printed on stderr; with text it goes to FILE
+    /// only, without colour.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// SARIF's %SRCROOT%: source files under DIR are given relative to it, and a finding is
+    /// located at its innermost frame in a file under DIR [default: the working directory].
+    #[arg(long, value_name = "DIR")]
+    pub source_root: Option<PathBuf>,
 
     /// Frames recorded per allocation (1-128).
     #[arg(long, visible_alias = "depth", default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=128))]
@@ -291,6 +299,17 @@ impl ValueEnum for ColorChoice {
             ColorChoice::Always => "always",
             ColorChoice::Never => "never",
         }))
+    }
+}
+
+/// `--format FORMAT` of `run` and `report`: the type is [`crate::report`]'s, its names are given
+/// here.
+impl ValueEnum for ReportFormat {
+    fn value_variants<'a>() -> &'a [Self] {
+        &ReportFormat::ALL
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()))
     }
 }
 

@@ -1,6 +1,6 @@
 //! `memcheck run`: start the program with the shim preloaded, wait for it, then read what every
 //! process recorded, symbolize, report, and choose the exit status.
-use crate::cli::{ColorChoice, Fill, Format, GuardSide, LeakCheck, OnError, RunArgs};
+use crate::cli::{ColorChoice, Fill, GuardSide, LeakCheck, OnError, ReportFormat, RunArgs};
 use crate::report::{self, Exit, Report, Tool};
 use crate::style::{self, Painter};
 use crate::symbolize::Symbolizer;
@@ -234,10 +234,11 @@ fn wait_for_late_processes(lib: &Path) -> Vec<i32> {
 }
 
 pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
-    if a.format == Format::Json && a.output.is_none() {
-        return Err(crate::exit::UsageError(
-            "--format json needs --output FILE (or --output - for standard output)".into(),
-        )
+    if a.format != ReportFormat::Text && a.output.is_none() {
+        return Err(crate::exit::UsageError(format!(
+            "--format {} needs --output FILE (or --output - for standard output)",
+            a.format.name()
+        ))
         .into());
     }
     // Checked before the program runs: a report must never be lost for want of a writable path.
@@ -343,50 +344,50 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
             None => unreported.push(note),
         }
     }
+    // A process whose report is missing fails an --error-exitcode gate.
+    let reports_missing = !unreported.is_empty();
+    if last_of_child.is_none() {
+        unreported.push(format!(
+            "{} left no records: the memcheck library was not loaded into it",
+            path.display()
+        ));
+    }
+    if let Exit::Signal(s) = exit {
+        let name = Signal::try_from(s).map(|s| s.as_str()).unwrap_or("?");
+        unreported.push(format!("the program was killed by signal {s} ({name})"));
+    }
     let report = Report {
         version: report::REPORT_VERSION,
         tool: Tool {
             name: "memcheck",
             version: env!("CARGO_PKG_VERSION"),
         },
+        leak_check: match a.leak_check {
+            LeakCheck::No => "no",
+            LeakCheck::Summary => "summary",
+            LeakCheck::Full => "full",
+        },
         processes,
+        notes: unreported,
     };
 
     // Text to a file (`--format text --output FILE`) has no colour.
-    let text_to_file = a.format == Format::Text && sink.is_some();
+    let text_to_file = a.format == ReportFormat::Text && sink.is_some();
     let painter = Painter {
         on: !text_to_file && style::stderr_color(color),
     };
-    let mut text = String::new();
-    for p in &report.processes {
-        text.push_str(&report::text::render(
-            p,
-            &painter,
-            a.leak_check == LeakCheck::Full,
-        ));
-    }
-    for n in &unreported {
-        text.push_str(&format!("memcheck: {n}\n"));
-    }
-    if last_of_child.is_none() {
-        text.push_str(&format!(
-            "memcheck: {} left no records: the memcheck library was not loaded into it\n",
-            path.display()
-        ));
-    }
-    if let Exit::Signal(s) = exit {
-        let name = Signal::try_from(s).map(|s| s.as_str()).unwrap_or("?");
-        text.push_str(&format!(
-            "memcheck: the program was killed by signal {s} ({name})\n"
-        ));
-    }
+    let source_root = a.source_root.clone().unwrap_or_else(|| ".".into());
+    let plain = report::Render {
+        painter: &Painter { on: false },
+        source_root: &source_root,
+    };
     // The file report first: a closed stderr (`2>&1 | head -1`) must not cost it.
-    let written = match (&sink, a.format) {
-        (Some(sink), Format::Json) => output::write(sink, &report::json::render(&report)),
-        (Some(sink), Format::Text) => output::write(sink, &text),
-        (None, _) => Ok(()),
+    let written = match &sink {
+        Some(sink) => output::write(sink, &report::render(&report, a.format, &plain)),
+        None => Ok(()),
     };
     if !text_to_file {
+        let text = report::text::render_run(&report, &painter);
         // A stderr that is closed or a broken pipe is not an error of the run.
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
@@ -405,7 +406,7 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         })
         .sum();
     let lost: u64 = report.processes.iter().map(|p| p.lost_blocks()).sum();
-    let incomplete = report.processes.iter().any(|p| p.incomplete) || !unreported.is_empty();
+    let incomplete = report.processes.iter().any(|p| p.incomplete) || reports_missing;
     if let Some(n) = a.error_exitcode {
         if errors > 0 || lost > 0 || incomplete {
             return Ok(n as i32);

@@ -1,8 +1,11 @@
 //! The findings model: what a run found, per process, symbolized and grouped. Built once from the
-//! records, then rendered by [`text`] (humans, stderr) and [`json`] (machines; the contract is in
-//! `docs/report-format.md`).
+//! records, then rendered by [`text`] (humans, stderr), [`json`] (machines; the contract is in
+//! `docs/report-format.md`), [`sarif`] (code scanning) and [`junit`] (test dashboards); every
+//! format is a function of the [`Report`] alone (and SARIF's source root), so `memcheck report`
+//! re-renders a saved JSON report byte for byte.
 pub mod fingerprint;
 pub mod json;
+pub mod sarif;
 pub mod text;
 
 use crate::records::ProcessRecords;
@@ -18,7 +21,54 @@ pub const REPORT_VERSION: u32 = 1;
 pub struct Report {
     pub version: u32,
     pub tool: Tool,
+    /// The `--leak-check` mode of the run: `no`, `summary` or `full` (leaks are listed one by one
+    /// in the text report only after `full`).
+    pub leak_check: &'static str,
     pub processes: Vec<ProcessReport>,
+    /// memcheck's messages about the run as a whole (a process whose report is missing, a
+    /// program that left no records, the signal that killed the program), as the text report
+    /// ends with them.
+    pub notes: Vec<String>,
+}
+
+/// A report format (`--format`, `--report FORMAT=FILE`; the command-line names are given in
+/// `cli.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+    Sarif,
+    Junit,
+}
+
+impl Format {
+    pub const ALL: [Format; 4] = [Format::Text, Format::Json, Format::Sarif, Format::Junit];
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Text => "text",
+            Format::Json => "json",
+            Format::Sarif => "sarif",
+            Format::Junit => "junit",
+        }
+    }
+}
+
+/// What a rendering needs besides the report.
+pub struct Render<'a> {
+    /// Colours of the text format.
+    pub painter: &'a crate::style::Painter,
+    /// SARIF's `%SRCROOT%`: source files under it are given relative to it.
+    pub source_root: &'a std::path::Path,
+}
+
+/// The report in `format`.
+pub fn render(r: &Report, format: Format, how: &Render) -> String {
+    match format {
+        Format::Text => text::render_run(r, how.painter),
+        Format::Json => json::render(r),
+        Format::Sarif => sarif::render(r, how.source_root),
+        Format::Junit => String::new(),
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

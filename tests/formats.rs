@@ -1,0 +1,253 @@
+//! The report formats CI tools read: SARIF 2.1.0 (validated against the schema with Python's
+//! `jsonschema`), JUnit XML (read by Python's `junitparser`), several reports of one run, and
+//! `memcheck report`, which re-renders a saved JSON report byte for byte and diffs two of them.
+mod common;
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The SARIF 2.1.0 schema the issue names (`../shared/data/sarif/` beside the repository).
+fn schema() -> PathBuf {
+    let p = root().join("../shared/data/sarif/sarif-schema-2.1.0.json");
+    assert!(
+        p.exists(),
+        "the SARIF schema is missing at {}: every SARIF file a test writes is validated against it",
+        p.display()
+    );
+    p
+}
+
+/// Runs a Python snippet with arguments; panics with its output when it fails.
+fn python(code: &str, args: &[&Path]) -> String {
+    let r = run_cmd(Command::new("python3").arg("-c").arg(code).args(args));
+    assert_eq!(
+        r.code(),
+        Some(0),
+        "python failed (pip install jsonschema junitparser)\n{}",
+        r.show()
+    );
+    r.stdout()
+}
+
+/// Validates a SARIF file against the schema and returns it parsed.
+fn valid_sarif(path: &Path) -> Value {
+    let out = python(
+        "import json, sys, jsonschema\n\
+         schema = json.load(open(sys.argv[1]))\n\
+         doc = json.load(open(sys.argv[2]))\n\
+         jsonschema.validators.validator_for(schema)(schema).validate(doc)\n\
+         print('valid')",
+        &[&schema(), path],
+    );
+    assert_eq!(out.trim(), "valid");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// `memcheck run FLAGS -- PROG ARGS` with colour off; returns the run.
+fn run(flags: &[&str], prog: &Path, args: &[&str]) -> Run {
+    let mut c = Command::new(memcheck());
+    c.arg("run")
+        .args(flags)
+        .arg("--")
+        .arg(prog)
+        .args(args)
+        .env("NO_COLOR", "1");
+    run_cmd(&mut c)
+}
+
+fn sarif_of(flags: &[&str], prog: &Path, args: &[&str]) -> (Value, Run) {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("r.sarif");
+    let mut all = vec!["--format=sarif", "--output", out.to_str().unwrap()];
+    let rootdir = root();
+    all.extend(["--source-root", rootdir.to_str().unwrap()]);
+    all.extend(flags);
+    let r = run(&all, prog, args);
+    assert!(out.exists(), "no SARIF written\n{}", r.show());
+    (valid_sarif(&out), r)
+}
+
+fn results<'a>(s: &'a Value, rule: &str) -> Vec<&'a Value> {
+    s["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["ruleId"] == rule)
+        .collect()
+}
+
+/// (uri, uriBaseId, startLine) of a result's location.
+fn located(r: &Value) -> (String, String, u64) {
+    let p = &r["locations"][0]["physicalLocation"];
+    (
+        p["artifactLocation"]["uri"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+        p["artifactLocation"]["uriBaseId"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+        p["region"]["startLine"].as_u64().unwrap_or(0),
+    )
+}
+
+#[test]
+fn sarif_of_a_leaking_program_validates_and_points_at_the_allocation() {
+    let prog = compile("leaks.c", &[]);
+    let (s, r) = sarif_of(&[], &prog, &[]);
+    let text = s.to_string();
+    assert_eq!(s["version"], "2.1.0");
+    let run0 = &s["runs"][0];
+    let base = run0["originalUriBaseIds"]["%SRCROOT%"]["uri"]
+        .as_str()
+        .unwrap();
+    assert!(
+        base.starts_with("file:///") && base.ends_with('/'),
+        "{base}"
+    );
+    let rules: Vec<&str> = run0["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    for id in [
+        "heap-buffer-overflow",
+        "use-after-free",
+        "leak-definite",
+        "leak-indirect",
+    ] {
+        assert!(rules.contains(&id), "rule {id} missing: {rules:?}");
+    }
+    let definite = results(&s, "leak-definite");
+    let leak = definite
+        .iter()
+        .find(|r| {
+            r["message"]["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("37 bytes in 1 blocks")
+        })
+        .unwrap_or_else(|| panic!("no 37-byte definite leak\n{text}\n{}", r.show()));
+    assert_eq!(
+        located(leak),
+        (
+            "tests/programs/leaks.c".to_string(),
+            "%SRCROOT%".to_string(),
+            line_of("leaks.c", "LEAK-HERE")
+        ),
+        "{text}"
+    );
+    assert_eq!(leak["level"], "error");
+    assert_eq!(
+        rules[leak["ruleIndex"].as_u64().unwrap() as usize],
+        "leak-definite"
+    );
+    let fp = leak["partialFingerprints"]["memcheck/v1"].as_str().unwrap();
+    assert_eq!(fp.len(), 32, "{fp}");
+    // The same fingerprint as the JSON report's (of another run: fingerprints survive ASLR).
+    let j = run_under(&[], &prog, &[]);
+    assert!(
+        j.leaks("definite")
+            .iter()
+            .any(|l| l["bytes"] == 37 && l["fingerprint"] == fp),
+        "{}",
+        j.show()
+    );
+    // The allocation stack as a code flow, outermost first.
+    let flow = leak["codeFlows"][0]["threadFlows"][0]["locations"]
+        .as_array()
+        .unwrap();
+    let names: Vec<&str> = flow
+        .iter()
+        .map(|l| l["location"]["message"]["text"].as_str().unwrap())
+        .collect();
+    let at = names.iter().position(|n| n.starts_with("leak_bytes ("));
+    let main = names.iter().position(|n| n.starts_with("main ("));
+    assert!(
+        matches!((main, at), (Some(m), Some(a)) if m < a),
+        "main before leak_bytes: {names:?}"
+    );
+    // The indirect leaks of the lost list are located at their malloc.
+    let indirect = results(&s, "leak-indirect");
+    assert!(!indirect.is_empty(), "{text}");
+    assert_eq!(located(indirect[0]).2, line_of("leaks.c", "LIST-HERE"));
+    // Reachable and possible leaks are not listed by default.
+    assert!(results(&s, "leak-reachable").is_empty());
+    // The text report still goes to stderr.
+    assert!(r.stderr().contains("definitely lost"), "{}", r.show());
+}
+
+#[test]
+fn sarif_of_an_overflow_points_at_the_bad_write_and_carries_its_stacks() {
+    let prog = compile("bugs.c", &[]);
+    let (s, r) = sarif_of(&["--guard"], &prog, &["overflow-to-guard"]);
+    let text = s.to_string();
+    let found = results(&s, "heap-buffer-overflow");
+    assert_eq!(found.len(), 1, "{text}\n{}", r.show());
+    let e = found[0];
+    assert_eq!(
+        located(e),
+        (
+            "tests/programs/bugs.c".to_string(),
+            "%SRCROOT%".to_string(),
+            line_of("bugs.c", "GUARD-OVERFLOW-HERE")
+        ),
+        "{text}"
+    );
+    assert_eq!(e["level"], "error");
+    assert!(
+        e["message"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("error: heap-buffer-overflow write"),
+        "{text}"
+    );
+    assert_eq!(
+        e["locations"][0]["logicalLocations"][0]["fullyQualifiedName"],
+        "overflow_to_guard"
+    );
+    // The allocation stack and the access stack are code flows; the allocation's passes
+    // through make() at ALLOC-HERE.
+    let flows = e["codeFlows"].as_array().unwrap();
+    assert!(flows.len() >= 2, "{text}");
+    let alloc = line_of("bugs.c", "ALLOC-HERE");
+    assert!(
+        flows[0]["threadFlows"][0]["locations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| {
+                let p = &l["location"]["physicalLocation"];
+                p["artifactLocation"]["uri"] == "tests/programs/bugs.c"
+                    && p["region"]["startLine"] == alloc
+            }),
+        "{text}"
+    );
+    assert_eq!(
+        e["partialFingerprints"]["memcheck/v1"]
+            .as_str()
+            .unwrap()
+            .len(),
+        32
+    );
+}
+
+#[test]
+fn sarif_without_output_is_a_usage_error() {
+    let prog = compile("leaks.c", &[]);
+    let r = run(&["--format=sarif"], &prog, &[]);
+    assert_eq!(r.code(), Some(2), "{}", r.show());
+    assert!(
+        r.stderr().contains("--format sarif needs --output"),
+        "{}",
+        r.show()
+    );
+    assert!(
+        !r.stdout().contains("done"),
+        "the program must not run\n{}",
+        r.show()
+    );
+}
