@@ -251,3 +251,81 @@ fn sarif_without_output_is_a_usage_error() {
         r.show()
     );
 }
+
+/// Reads a JUnit file with junitparser: the suites with their counts, and each case's name and
+/// failure (message and body), as JSON.
+fn junit_cases(path: &Path) -> Value {
+    let out = python(
+        "import json, sys\n\
+         from junitparser import JUnitXml, TestSuite, Failure\n\
+         xml = JUnitXml.fromfile(sys.argv[1])\n\
+         suites = [xml] if isinstance(xml, TestSuite) else list(xml)\n\
+         out = []\n\
+         for s in suites:\n\
+         \x20   cases = []\n\
+         \x20   for c in s:\n\
+         \x20       f = [r for r in c.result if isinstance(r, Failure)]\n\
+         \x20       cases.append({'name': c.name, 'failed': bool(f),\n\
+         \x20                     'message': f[0].message if f else None,\n\
+         \x20                     'text': f[0].text if f else None})\n\
+         \x20   out.append({'name': s.name, 'tests': s.tests, 'failures': s.failures, 'cases': cases})\n\
+         print(json.dumps(out))",
+        &[path],
+    );
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn junit_with_a_failing_and_a_clean_child_names_the_failing_one() {
+    let prog = compile("forkjunit.c", &[]);
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("r.xml");
+    let r = run(
+        &[
+            "--trace-children=yes",
+            "--format=junit",
+            "--output",
+            out.to_str().unwrap(),
+        ],
+        &prog,
+        &[],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    let suites = junit_cases(&out);
+    let xml = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(suites.as_array().unwrap().len(), 1, "{xml}");
+    let s = &suites[0];
+    assert_eq!(s["name"], "memcheck");
+    let cases = s["cases"].as_array().unwrap();
+    assert_eq!(s["tests"].as_u64(), Some(cases.len() as u64), "{xml}");
+    assert!(cases.len() >= 3, "the parent and two children\n{xml}");
+    assert_eq!(s["failures"], 1, "{xml}");
+    let failed: Vec<&Value> = cases.iter().filter(|c| c["failed"] == true).collect();
+    assert_eq!(failed.len(), 1, "{xml}");
+    let p = prog.to_str().unwrap();
+    assert_eq!(failed[0]["name"], format!("{p} leak"), "{xml}");
+    assert_eq!(
+        failed[0]["message"],
+        "0 errors, 0 warnings, 40 bytes in 1 blocks lost"
+    );
+    let body = failed[0]["text"].as_str().unwrap();
+    assert!(
+        body.contains("40 bytes in 1 blocks are definitely lost")
+            && body.contains(&format!(
+                "forkjunit.c:{}",
+                line_of("forkjunit.c", "JUNIT-LEAK-HERE")
+            )),
+        "{body}"
+    );
+    assert!(!body.contains('\u{1b}'), "no colour in the body: {body:?}");
+    let clean = cases
+        .iter()
+        .find(|c| c["name"] == format!("{p} clean"))
+        .unwrap_or_else(|| panic!("no test case for the clean child\n{xml}"));
+    assert_eq!(clean["failed"], false);
+    // Every name is unique (the forked children share their parent's command line until exec).
+    let mut names: Vec<&str> = cases.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), cases.len(), "{xml}");
+}

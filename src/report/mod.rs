@@ -5,6 +5,7 @@
 //! re-renders a saved JSON report byte for byte.
 pub mod fingerprint;
 pub mod json;
+pub mod junit;
 pub mod sarif;
 pub mod text;
 
@@ -67,7 +68,7 @@ pub fn render(r: &Report, format: Format, how: &Render) -> String {
         Format::Text => text::render_run(r, how.painter),
         Format::Json => json::render(r),
         Format::Sarif => sarif::render(r, how.source_root),
-        Format::Junit => String::new(),
+        Format::Junit => junit::render(r),
     }
 }
 
