@@ -235,6 +235,13 @@ pub struct RunArgs {
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
 
+    /// Also write the report in FORMAT (text, json, sarif or junit) to FILE; repeatable, in
+    /// addition to --format/--output (e.g. --report sarif=r.sarif --report junit=r.xml). Each
+    /// FILE is checked before the program runs and written like --output's; text to a file has
+    /// no colour, and the text report still goes to stderr.
+    #[arg(long = "report", value_name = "FORMAT=FILE", value_parser = parse_report)]
+    pub reports: Vec<ReportSpec>,
+
     /// SARIF's %SRCROOT%: source files under DIR are given relative to it, and a finding is
     /// located at its innermost frame in a file under DIR [default: the working directory].
     #[arg(long, value_name = "DIR")]
@@ -327,6 +334,40 @@ impl ValueEnum for crate::layout::Kind {
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
         Some(clap::builder::PossibleValue::new(self.as_str()).help(self.about()))
     }
+}
+
+/// `--report FORMAT=FILE`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportSpec {
+    pub format: ReportFormat,
+    pub path: PathBuf,
+}
+
+fn parse_report(s: &str) -> Result<ReportSpec, String> {
+    let names = || {
+        ReportFormat::ALL
+            .iter()
+            .map(|f| f.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Some((format, path)) = s.split_once('=') else {
+        return Err(format!(
+            "'{s}' is not FORMAT=FILE: write e.g. sarif=report.sarif (FORMAT: {})",
+            names()
+        ));
+    };
+    let format = ReportFormat::ALL
+        .into_iter()
+        .find(|f| f.name() == format)
+        .ok_or_else(|| format!("unknown report format '{format}': use {}", names()))?;
+    if path.is_empty() {
+        return Err(format!("'{s}' names no file: write {}=FILE", format.name()));
+    }
+    Ok(ReportSpec {
+        format,
+        path: PathBuf::from(path),
+    })
 }
 
 /// A fill byte, or none.
@@ -571,6 +612,22 @@ mod tests {
         assert!(k.definite && k.possible && !k.indirect && !k.reachable);
         assert!(parse_leak_kinds("all").unwrap().reachable);
         assert!(parse_leak_kinds("lost").is_err());
+        assert_eq!(
+            parse_report("sarif=out/r.sarif"),
+            Ok(ReportSpec {
+                format: ReportFormat::Sarif,
+                path: "out/r.sarif".into()
+            })
+        );
+        assert_eq!(
+            parse_report("junit=a=b.xml").unwrap().path,
+            PathBuf::from("a=b.xml")
+        );
+        assert!(parse_report("sarif").unwrap_err().contains("FORMAT=FILE"));
+        assert!(parse_report("xml=r.xml")
+            .unwrap_err()
+            .contains("unknown report format 'xml'"));
+        assert!(parse_report("json=").is_err());
         assert_eq!(parse_fill("0xfd"), Ok(Fill::Byte(0xfd)));
         assert_eq!(parse_fill("7"), Ok(Fill::Byte(7)));
         assert_eq!(parse_fill("none"), Ok(Fill::None));

@@ -329,3 +329,130 @@ fn junit_with_a_failing_and_a_clean_child_names_the_failing_one() {
     names.dedup();
     assert_eq!(names.len(), cases.len(), "{xml}");
 }
+
+/// The fingerprints of a JSON report, sorted.
+fn json_fingerprints(j: &Value) -> Vec<String> {
+    let mut v: Vec<String> = j["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| {
+            p["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .chain(p["leaks"].as_array().unwrap())
+        })
+        .map(|f| f["fingerprint"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn one_run_writes_every_format_at_once() {
+    let prog = compile("leaks.c", &[]);
+    let d = tempfile::tempdir().unwrap();
+    let p = |n: &str| d.path().join(n).to_str().unwrap().to_string();
+    let (json, sarif, junit, text) = (p("r.json"), p("r.sarif"), p("r.xml"), p("r.txt"));
+    let r = run(
+        &[
+            "--format=json",
+            "--output",
+            &json,
+            "--report",
+            &format!("sarif={sarif}"),
+            "--report",
+            &format!("junit={junit}"),
+            &format!("--report=text={text}"),
+        ],
+        &prog,
+        &[],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    let j: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let s = valid_sarif(Path::new(&sarif));
+    let mut sarif_fps: Vec<String> = s["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r["partialFingerprints"]["memcheck/v1"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    sarif_fps.sort();
+    assert!(!sarif_fps.is_empty());
+    assert_eq!(sarif_fps, json_fingerprints(&j), "one finding, one result");
+    let suites = junit_cases(Path::new(&junit));
+    assert_eq!(
+        suites[0]["tests"].as_u64(),
+        Some(j["processes"].as_array().unwrap().len() as u64)
+    );
+    assert_eq!(suites[0]["failures"], 1);
+    // The text file is the text report stderr got (colour is off on both).
+    let t = std::fs::read_to_string(&text).unwrap();
+    assert!(t.contains("definitely lost"), "{t}");
+    assert_eq!(t, r.stderr(), "{}", r.show());
+}
+
+#[test]
+fn a_report_path_is_checked_before_the_program_runs() {
+    let prog = compile("leaks.c", &[]);
+    let d = tempfile::tempdir().unwrap();
+    let ok = d.path().join("r.json");
+    let r = run(
+        &["--report", "sarif=/missing/dir/r.sarif", "--report"],
+        &prog,
+        &[],
+    );
+    assert_eq!(r.code(), Some(2), "--report needs a value\n{}", r.show());
+    let r = run(
+        &[
+            "--report",
+            &format!("json={}", ok.display()),
+            "--report",
+            "sarif=/missing/dir/r.sarif",
+        ],
+        &prog,
+        &[],
+    );
+    assert_eq!(r.code(), Some(2), "{}", r.show());
+    assert!(r.stdout().is_empty(), "the program ran\n{}", r.show());
+    let err = r.stderr();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("/missing/dir/r.sarif") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(!ok.exists());
+    // Two reports to one file, or an unknown format, are refused too.
+    let same = format!("junit={}", ok.display());
+    let r = run(
+        &[
+            "--format=json",
+            "--output",
+            ok.to_str().unwrap(),
+            "--report",
+            &same,
+        ],
+        &prog,
+        &[],
+    );
+    assert_eq!(r.code(), Some(2), "{}", r.show());
+    assert!(
+        r.stderr().contains("write to the same place"),
+        "{}",
+        r.show()
+    );
+    let r = run(&["--report", "xml=r.xml"], &prog, &[]);
+    assert_eq!(r.code(), Some(2), "{}", r.show());
+    assert!(
+        r.stderr().contains("unknown report format 'xml'"),
+        "{}",
+        r.show()
+    );
+    assert!(r.stdout().is_empty(), "{}", r.show());
+}

@@ -233,6 +233,72 @@ fn wait_for_late_processes(lib: &Path) -> Vec<i32> {
     left
 }
 
+/// Every file report of the run: `--format`'s to `--output`, then each `--report FORMAT=FILE`,
+/// checked before the program runs. Two reports to one path, or two to standard output, are
+/// refused.
+fn file_reports(
+    a: &RunArgs,
+    sink: Option<&output::Sink>,
+) -> Result<Vec<(ReportFormat, output::Sink)>> {
+    let mut files: Vec<(ReportFormat, output::Sink)> = Vec::new();
+    let mut shown: Vec<String> = Vec::new();
+    if let Some(s) = sink {
+        files.push((a.format, s.clone()));
+        shown.push(format!(
+            "--output {}",
+            a.output.as_deref().unwrap_or(Path::new("-")).display()
+        ));
+    }
+    for r in &a.reports {
+        let flag = format!("--report {}={}", r.format.name(), r.path.display());
+        let s = output::check(&r.path).map_err(|e| {
+            // output::check names the flag --output; here it is --report.
+            let m = format!("{e:#}");
+            let m = match m.strip_prefix("--output ") {
+                Some(rest) => format!("--report {}={rest}", r.format.name()),
+                None => format!("{flag}: {m}"),
+            };
+            crate::exit::UsageError(m)
+        })?;
+        if let Some(i) = files.iter().position(|(_, o)| same_sink(o, &s)) {
+            return Err(crate::exit::UsageError(format!(
+                "{flag} and {} write to the same place: give each report its own file",
+                shown[i]
+            ))
+            .into());
+        }
+        files.push((r.format, s));
+        shown.push(flag);
+    }
+    Ok(files)
+}
+
+/// Two sinks are the same place: both stdout, the same path, or paths of one existing file.
+fn same_sink(a: &output::Sink, b: &output::Sink) -> bool {
+    use output::Sink::*;
+    use std::os::unix::fs::MetadataExt;
+    let path = |s: &output::Sink| match s {
+        Stdout => None,
+        Replace(p) | Into(p) => Some(p.clone()),
+    };
+    match (path(a), path(b)) {
+        (None, None) => true,
+        (Some(x), Some(y)) => {
+            x == y
+                || matches!((std::fs::metadata(&x), std::fs::metadata(&y)),
+                    (Ok(m), Ok(n)) if m.dev() == n.dev() && m.ino() == n.ino() && m.is_file())
+                || {
+                    let dir = |p: &Path| {
+                        let d = p.parent().filter(|d| !d.as_os_str().is_empty());
+                        std::fs::canonicalize(d.unwrap_or(Path::new("."))).ok()
+                    };
+                    x.file_name() == y.file_name() && dir(&x).is_some() && dir(&x) == dir(&y)
+                }
+        }
+        _ => false,
+    }
+}
+
 pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
     if a.format != ReportFormat::Text && a.output.is_none() {
         return Err(crate::exit::UsageError(format!(
@@ -248,6 +314,7 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         .map(output::check)
         .transpose()
         .map_err(crate::exit::usage)?;
+    let files = file_reports(a, sink.as_ref())?;
     let prog = &a.command[0];
     let path = target::resolve(prog)?;
     target::check(&path)?;
@@ -381,11 +448,15 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         painter: &Painter { on: false },
         source_root: &source_root,
     };
-    // The file report first: a closed stderr (`2>&1 | head -1`) must not cost it.
-    let written = match &sink {
-        Some(sink) => output::write(sink, &report::render(&report, a.format, &plain)),
-        None => Ok(()),
-    };
+    // The file reports first: a closed stderr (`2>&1 | head -1`) must not cost them. A failed
+    // write does not stop the others; the first failure is the run's.
+    let mut written: Result<()> = Ok(());
+    for (format, sink) in &files {
+        let w = output::write(sink, &report::render(&report, *format, &plain));
+        if written.is_ok() {
+            written = w;
+        }
+    }
     if !text_to_file {
         let text = report::text::render_run(&report, &painter);
         // A stderr that is closed or a broken pipe is not an error of the run.
