@@ -69,6 +69,44 @@ pub enum Command {
         after_help = "Only your own directories whose memcheck process is gone are removed: the pid and start time in the name tell a live run from a dead one, even after the pid was reused. Directories without them (made by an older memcheck) or made in another pid namespace are listed, not removed.\nExit status: 0; 1 if a stale directory could not be removed; 2 for a bad command line; 125 if memcheck itself failed."
     )]
     Clean(CleanArgs),
+
+    /// Render a saved JSON report (memcheck run --format json) again, in any format, without
+    /// running the program; or, with --diff, list the findings that are new or fixed between two.
+    #[command(
+        override_usage = "memcheck report [OPTIONS] FILE.json\n       memcheck report --diff OLD.json NEW.json [--format text|json]",
+        after_help = "Findings are matched by fingerprint (the kind and the function names of its stack, not addresses, files or lines), so moved lines and other addresses do not make a finding new.\nThe output equals, byte for byte, the file memcheck run would have written in that format (with the same --source-root).\nExit status: 0; with --diff 1 when NEW has findings OLD has not; 1 if a report cannot be read or is not a memcheck JSON report of format version 1; 2 for a bad command line; 125 if memcheck itself failed."
+    )]
+    Report(ReportArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// The JSON report to render (- for standard input).
+    #[arg(
+        value_name = "FILE.json",
+        required_unless_present = "diff",
+        conflicts_with = "diff"
+    )]
+    pub file: Option<PathBuf>,
+
+    /// Compare two JSON reports: list the findings of NEW that OLD does not have (new) and those
+    /// of OLD that NEW does not have (fixed), matched by fingerprint.
+    #[arg(long, num_args = 2, value_names = ["OLD.json", "NEW.json"])]
+    pub diff: Option<Vec<PathBuf>>,
+
+    /// Output format: text, json, sarif or junit (with --diff: text or json).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text, value_name = "FORMAT")]
+    pub format: ReportFormat,
+
+    /// Write the output to FILE instead of standard output (checked first; a regular file is
+    /// replaced atomically, a device, FIFO or symlink written into).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// SARIF's %SRCROOT% (and the root --diff shows files relative to) [default: the working
+    /// directory].
+    #[arg(long, value_name = "DIR")]
+    pub source_root: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -558,6 +596,16 @@ pub fn man_extra(page: &str) -> ManExtra {
                 ("memcheck run -- ./server & memcheck stats $!", "the heap of a program under memcheck (given the CLI's pid, it names the program's)"),
                 ("memcheck stats --watch 1 1234", "refresh every second until the process exits"),
                 ("memcheck stats --format json --no-ptrace 1234", "as JSON, never stopping the process"),
+            ],
+        },
+        "report" => ManExtra {
+            exit_status: None,
+            environment: &COLOUR_ENV,
+            files: &[("FILE.json", "a report of memcheck run --format json --output FILE.json (or --report json=FILE.json), format version 1")],
+            examples: &[
+                ("memcheck report r.json --format sarif -o r.sarif --source-root .", "the SARIF log of a saved run"),
+                ("memcheck report r.json", "its text report again"),
+                ("memcheck report --diff main.json branch.json", "the findings the branch adds and fixes; exit 1 when it adds any"),
             ],
         },
         "clean" => ManExtra {

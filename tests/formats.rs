@@ -456,3 +456,151 @@ fn a_report_path_is_checked_before_the_program_runs() {
     );
     assert!(r.stdout().is_empty(), "{}", r.show());
 }
+
+/// `memcheck report ARGS`.
+fn report_cmd(args: &[&str]) -> Run {
+    let mut c = Command::new(memcheck());
+    c.arg("report").args(args).env("NO_COLOR", "1");
+    run_cmd(&mut c)
+}
+
+#[test]
+fn memcheck_report_reproduces_every_format_byte_for_byte() {
+    let d = tempfile::tempdir().unwrap();
+    let p = |n: &str| d.path().join(n).to_str().unwrap().to_string();
+    let rootdir = root();
+    let rootdir = rootdir.to_str().unwrap();
+    // A run with errors and leaks in several processes (forkjunit's children leak), and one with
+    // an overflow and its stacks.
+    for (name, flags, args) in [
+        ("forkjunit.c", vec!["--trace-children=yes"], vec![]),
+        ("bugs.c", vec!["--guard"], vec!["overflow-to-guard"]),
+        ("leaks.c", vec!["--show-leak-kinds=all"], vec![]),
+    ] {
+        let prog = compile(name, &[]);
+        let mut all: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
+        for f in ["json", "text", "sarif", "junit"] {
+            all.push(format!("--report={f}={}", p(&format!("run.{f}"))));
+        }
+        all.extend(["--source-root".into(), rootdir.into()]);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let r = run(&all, &prog, &args);
+        assert!(Path::new(&p("run.json")).exists(), "{}", r.show());
+        for f in ["json", "text", "sarif", "junit"] {
+            let again = p(&format!("again.{f}"));
+            let rr = report_cmd(&[
+                &p("run.json"),
+                "--format",
+                f,
+                "--output",
+                &again,
+                "--source-root",
+                rootdir,
+            ]);
+            assert_eq!(rr.code(), Some(0), "{}", rr.show());
+            let (a, b) = (
+                std::fs::read(p(&format!("run.{f}"))).unwrap(),
+                std::fs::read(&again).unwrap(),
+            );
+            assert!(
+                a == b,
+                "{name}: memcheck report --format {f} differs from the run's file\n--- run ---\n{}\n--- report ---\n{}",
+                String::from_utf8_lossy(&a),
+                String::from_utf8_lossy(&b)
+            );
+        }
+        // To standard output (colour off: NO_COLOR) the same bytes; `-` reads standard input.
+        let rr = report_cmd(&[&p("run.text")]);
+        assert_eq!(rr.code(), Some(1), "not JSON: {}", rr.show());
+        let rr = report_cmd(&[&p("run.json"), "--format=text"]);
+        assert_eq!(rr.stdout(), std::fs::read_to_string(p("run.text")).unwrap());
+        let mut c = Command::new(memcheck());
+        c.args(["report", "-", "--format=junit"])
+            .stdin(std::fs::File::open(p("run.json")).unwrap());
+        let rr = run_cmd(&mut c);
+        assert_eq!(
+            rr.stdout(),
+            std::fs::read_to_string(p("run.junit")).unwrap()
+        );
+    }
+}
+
+#[test]
+fn memcheck_report_diff_lists_new_and_fixed_findings_by_fingerprint() {
+    let d = tempfile::tempdir().unwrap();
+    let p = |n: &str| d.path().join(n).to_str().unwrap().to_string();
+    let leaks = compile("leaks.c", &[]);
+    let bugs = compile("bugs.c", &[]);
+    let json = |file: &str, prog: &Path, flags: &[&str], args: &[&str]| {
+        let out = format!("--report=json={}", p(file));
+        let mut f = vec![out.as_str()];
+        f.extend(flags);
+        let r = run(&f, prog, args);
+        assert!(Path::new(&p(file)).exists(), "{}", r.show());
+    };
+    json("a.json", &leaks, &[], &["37"]);
+    // Another size, other addresses: the same findings.
+    json("b.json", &leaks, &[], &["50"]);
+    json("c.json", &bugs, &["--guard"], &["overflow-to-guard"]);
+    let same = report_cmd(&["--diff", &p("a.json"), &p("b.json")]);
+    assert_eq!(same.code(), Some(0), "{}", same.show());
+    assert_eq!(same.stdout(), "0 new, 0 fixed\n", "{}", same.show());
+    let r = report_cmd(&["--diff", &p("a.json"), &p("c.json")]);
+    assert_eq!(r.code(), Some(1), "new findings: exit 1\n{}", r.show());
+    let out = r.stdout();
+    let new: Vec<&str> = out.lines().filter(|l| l.starts_with("new ")).collect();
+    assert_eq!(new.len(), 1, "{out}");
+    assert!(new[0].contains("heap-buffer-overflow"), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("fixed leak-definite")),
+        "{out}"
+    );
+    // Fixed only: exit 0.
+    let r = report_cmd(&["--diff", &p("c.json"), &p("c.json")]);
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    let r = report_cmd(&["--diff", &p("c.json"), &p("a.json"), "--format=json"]);
+    assert_eq!(r.code(), Some(1), "{}", r.show());
+    let v: Value = serde_json::from_str(&r.stdout()).unwrap();
+    assert_eq!(v["new"].as_array().unwrap().len(), 3, "{v:#}");
+    let fixed = &v["fixed"][0];
+    assert_eq!(fixed["rule"], "heap-buffer-overflow");
+    assert_eq!(
+        fixed["location"]["line"],
+        line_of("bugs.c", "GUARD-OVERFLOW-HERE")
+    );
+    let c: Value = serde_json::from_str(&std::fs::read_to_string(p("c.json")).unwrap()).unwrap();
+    assert_eq!(
+        fixed["fingerprint"],
+        c["processes"][0]["errors"][0]["fingerprint"]
+    );
+    assert_eq!(v["new"][0]["location"]["file"], "tests/programs/leaks.c");
+}
+
+#[test]
+fn memcheck_report_refuses_what_it_cannot_read() {
+    let d = tempfile::tempdir().unwrap();
+    let missing = d.path().join("missing.json");
+    let r = report_cmd(&[missing.to_str().unwrap()]);
+    assert_eq!(r.code(), Some(1), "{}", r.show());
+    assert_eq!(r.stderr().lines().count(), 1, "{}", r.show());
+    assert!(r.stderr().contains("no such file"), "{}", r.show());
+    let v2 = d.path().join("v2.json");
+    std::fs::write(&v2, r#"{"version": 2, "processes": []}"#).unwrap();
+    let r = report_cmd(&[v2.to_str().unwrap()]);
+    assert_eq!(r.code(), Some(1), "{}", r.show());
+    assert!(
+        r.stderr()
+            .contains("format version 2: this memcheck reads version 1"),
+        "{}",
+        r.show()
+    );
+    let r = report_cmd(&[
+        "--diff",
+        v2.to_str().unwrap(),
+        v2.to_str().unwrap(),
+        "--format=sarif",
+    ]);
+    assert_eq!(r.code(), Some(2), "{}", r.show());
+    let r = report_cmd(&[]);
+    assert_eq!(r.code(), Some(2), "FILE or --diff is needed\n{}", r.show());
+}

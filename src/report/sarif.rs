@@ -213,6 +213,18 @@ fn primary(stack: &[Frame], root: &Root) -> Option<usize> {
         .or_else(|| stack.iter().position(has_file))
 }
 
+/// The frame a finding is located at (the rule of [`primary`], over its stacks in order) and the
+/// file as SARIF's `uri` names it (relative to `source_root` when under it): for `memcheck report
+/// --diff`.
+pub fn user_frame<'a>(stacks: &[&'a [Frame]], source_root: &Path) -> Option<(&'a Frame, String)> {
+    let root = Root::new(source_root);
+    let f = stacks
+        .iter()
+        .find_map(|s| primary(s, &root).map(|i| &s[i]))?;
+    let file = f.file.as_deref()?;
+    Some((f, root.relative(file).unwrap_or_else(|| file.to_string())))
+}
+
 fn frame_text(f: &Frame) -> String {
     let func = f.function.as_deref().unwrap_or("???");
     match (&f.file, f.line) {
