@@ -342,7 +342,7 @@ fn stack_frames(
     // with a frame of another object further out gets its lines.
     let modules: Vec<Option<(&std::path::Path, u64)>> = pcs
         .iter()
-        .map(|&pc| p.module_of(pc).map(|m| (m.path.as_path(), m.bias)))
+        .map(|&pc| p.module_at(id, pc).map(|m| (m.path.as_path(), m.bias)))
         .collect();
     for (i, &pc) in pcs.iter().enumerate() {
         let here = modules[i].map(|m| m.0);
@@ -458,9 +458,14 @@ pub fn process_report(
             continue;
         }
         let stack = stack_frames(p, sym, l.stack, false);
+        // A frame with neither function nor file keeps its address: unnamed frames of two
+        // different places must not merge.
         let key: Vec<_> = stack
             .iter()
-            .map(|f| (f.function.clone(), f.file.clone(), f.line))
+            .map(|f| match (&f.function, &f.file) {
+                (None, None) => (None, Some(format!("{:#x}", f.address)), None),
+                _ => (f.function.clone(), f.file.clone(), f.line),
+            })
             .collect();
         let g = groups.entry((l.kind, key)).or_insert_with(|| LeakReport {
             kind: l.kind.name(),
