@@ -105,7 +105,7 @@ pub struct ReportArgs {
 
     /// SARIF's %SRCROOT% (and the root --diff shows files relative to) [default: the working
     /// directory].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = parse_dir)]
     pub source_root: Option<PathBuf>,
 }
 
@@ -282,7 +282,7 @@ pub struct RunArgs {
 
     /// SARIF's %SRCROOT%: source files under DIR are given relative to it, and a finding is
     /// located at its innermost frame in a file under DIR [default: the working directory].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = parse_dir)]
     pub source_root: Option<PathBuf>,
 
     /// Frames recorded per allocation (1-128).
@@ -371,6 +371,18 @@ impl ValueEnum for crate::layout::Kind {
     }
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
         Some(clap::builder::PossibleValue::new(self.as_str()).help(self.about()))
+    }
+}
+
+/// `--source-root DIR`: an existing directory.
+fn parse_dir(s: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(s);
+    if p.is_dir() {
+        Ok(p)
+    } else {
+        Err(format!(
+            "'{s}' is not a directory: give the root of the source tree (a repository's top)"
+        ))
     }
 }
 
@@ -676,6 +688,10 @@ mod tests {
             .unwrap_err()
             .contains("unknown report format 'xml'"));
         assert!(parse_report("json=").is_err());
+        assert_eq!(parse_dir("/"), Ok(PathBuf::from("/")));
+        assert!(parse_dir("/no/such/dir")
+            .unwrap_err()
+            .contains("not a directory"));
         assert_eq!(parse_fill("0xfd"), Ok(Fill::Byte(0xfd)));
         assert_eq!(parse_fill("7"), Ok(Fill::Byte(7)));
         assert_eq!(parse_fill("none"), Ok(Fill::None));
