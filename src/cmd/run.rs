@@ -1,6 +1,6 @@
 //! `memcheck run`: start the program with the shim preloaded, wait for it, then read what every
 //! process recorded, symbolize, report, and choose the exit status.
-use crate::cli::{ColorChoice, Fill, Format, GuardSide, LeakCheck, OnError, RunArgs};
+use crate::cli::{ColorChoice, Fill, GuardSide, LeakCheck, OnError, ReportFormat, RunArgs};
 use crate::report::{self, Exit, Report, Tool};
 use crate::style::{self, Painter};
 use crate::symbolize::Symbolizer;
@@ -10,6 +10,7 @@ use nix::sys::signal::Signal;
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
 use std::process::Command;
 
 /// The shim's settings for these arguments, encoded for `MEMCHECK_OPTIONS`.
@@ -46,11 +47,78 @@ fn shim_options(a: &RunArgs) -> String {
     .to_string()
 }
 
+/// Every file report of the run: `--format`'s to `--output`, then each `--report FORMAT=FILE`,
+/// checked before the program runs. Two reports to one path, or two to standard output, are
+/// refused.
+fn file_reports(
+    a: &RunArgs,
+    sink: Option<&output::Sink>,
+) -> Result<Vec<(ReportFormat, output::Sink)>> {
+    let mut files: Vec<(ReportFormat, output::Sink)> = Vec::new();
+    let mut shown: Vec<String> = Vec::new();
+    if let Some(s) = sink {
+        files.push((a.format, s.clone()));
+        shown.push(format!(
+            "--output {}",
+            a.output.as_deref().unwrap_or(Path::new("-")).display()
+        ));
+    }
+    for r in &a.reports {
+        let flag = format!("--report {}={}", r.format.name(), r.path.display());
+        let s = output::check(&r.path).map_err(|e| {
+            // output::check names the flag --output; here it is --report.
+            let m = format!("{e:#}");
+            let m = match m.strip_prefix("--output ") {
+                Some(rest) => format!("--report {}={rest}", r.format.name()),
+                None => format!("{flag}: {m}"),
+            };
+            crate::exit::UsageError(m)
+        })?;
+        if let Some(i) = files.iter().position(|(_, o)| same_sink(o, &s)) {
+            return Err(crate::exit::UsageError(format!(
+                "{flag} and {} write to the same place: give each report its own file",
+                shown[i]
+            ))
+            .into());
+        }
+        files.push((r.format, s));
+        shown.push(flag);
+    }
+    Ok(files)
+}
+
+/// Two sinks are the same place: both stdout, the same path, or paths of one existing file.
+fn same_sink(a: &output::Sink, b: &output::Sink) -> bool {
+    use output::Sink::*;
+    use std::os::unix::fs::MetadataExt;
+    let path = |s: &output::Sink| match s {
+        Stdout => None,
+        Replace(p) | Into(p) => Some(p.clone()),
+    };
+    match (path(a), path(b)) {
+        (None, None) => true,
+        (Some(x), Some(y)) => {
+            x == y
+                || matches!((std::fs::metadata(&x), std::fs::metadata(&y)),
+                    (Ok(m), Ok(n)) if m.dev() == n.dev() && m.ino() == n.ino() && m.is_file())
+                || {
+                    let dir = |p: &Path| {
+                        let d = p.parent().filter(|d| !d.as_os_str().is_empty());
+                        std::fs::canonicalize(d.unwrap_or(Path::new("."))).ok()
+                    };
+                    x.file_name() == y.file_name() && dir(&x).is_some() && dir(&x) == dir(&y)
+                }
+        }
+        _ => false,
+    }
+}
+
 pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
-    if a.format == Format::Json && a.output.is_none() {
-        return Err(crate::exit::UsageError(
-            "--format json needs --output FILE (or --output - for standard output)".into(),
-        )
+    if a.format != ReportFormat::Text && a.output.is_none() {
+        return Err(crate::exit::UsageError(format!(
+            "--format {} needs --output FILE (or --output - for standard output)",
+            a.format.name()
+        ))
         .into());
     }
     // Checked before the program runs: a report must never be lost for want of a writable path.
@@ -60,6 +128,7 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         .map(output::check)
         .transpose()
         .map_err(crate::exit::usage)?;
+    let files = file_reports(a, sink.as_ref())?;
     let prog = &a.command[0];
     let path = target::resolve(prog)?;
     target::check(&path)?;
@@ -132,50 +201,54 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
             None => unreported.push(note),
         }
     }
+    // A process whose report is missing fails an --error-exitcode gate.
+    let reports_missing = !unreported.is_empty();
+    if last_of_child.is_none() {
+        unreported.push(format!(
+            "{} left no records: the memcheck library was not loaded into it",
+            path.display()
+        ));
+    }
+    if let Exit::Signal(s) = exit {
+        let name = Signal::try_from(s).map(|s| s.as_str()).unwrap_or("?");
+        unreported.push(format!("the program was killed by signal {s} ({name})"));
+    }
     let report = Report {
         version: report::REPORT_VERSION,
         tool: Tool {
             name: "memcheck",
             version: env!("CARGO_PKG_VERSION"),
         },
+        leak_check: match a.leak_check {
+            LeakCheck::No => "no",
+            LeakCheck::Summary => "summary",
+            LeakCheck::Full => "full",
+        },
         processes,
+        notes: unreported,
     };
 
     // Text to a file (`--format text --output FILE`) has no colour.
-    let text_to_file = a.format == Format::Text && sink.is_some();
+    let text_to_file = a.format == ReportFormat::Text && sink.is_some();
     let painter = Painter {
         on: !text_to_file && style::stderr_color(color),
     };
-    let mut text = String::new();
-    for p in &report.processes {
-        text.push_str(&report::text::render(
-            p,
-            &painter,
-            a.leak_check == LeakCheck::Full,
-        ));
-    }
-    for n in &unreported {
-        text.push_str(&format!("memcheck: {n}\n"));
-    }
-    if last_of_child.is_none() {
-        text.push_str(&format!(
-            "memcheck: {} left no records: the memcheck library was not loaded into it\n",
-            path.display()
-        ));
-    }
-    if let Exit::Signal(s) = exit {
-        let name = Signal::try_from(s).map(|s| s.as_str()).unwrap_or("?");
-        text.push_str(&format!(
-            "memcheck: the program was killed by signal {s} ({name})\n"
-        ));
-    }
-    // The file report first: a closed stderr (`2>&1 | head -1`) must not cost it.
-    let written = match (&sink, a.format) {
-        (Some(sink), Format::Json) => output::write(sink, &report::json::render(&report)),
-        (Some(sink), Format::Text) => output::write(sink, &text),
-        (None, _) => Ok(()),
+    let source_root = a.source_root.clone().unwrap_or_else(|| ".".into());
+    let plain = report::Render {
+        painter: &Painter { on: false },
+        source_root: &source_root,
     };
+    // The file reports first: a closed stderr (`2>&1 | head -1`) must not cost them. A failed
+    // write does not stop the others; the first failure is the run's.
+    let mut written: Result<()> = Ok(());
+    for (format, sink) in &files {
+        let w = output::write(sink, &report::render(&report, *format, &plain));
+        if written.is_ok() {
+            written = w;
+        }
+    }
     if !text_to_file {
+        let text = report::text::render_run(&report, &painter);
         // A stderr that is closed or a broken pipe is not an error of the run.
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
@@ -194,7 +267,7 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         })
         .sum();
     let lost: u64 = report.processes.iter().map(|p| p.lost_blocks()).sum();
-    let incomplete = report.processes.iter().any(|p| p.incomplete) || !unreported.is_empty();
+    let incomplete = report.processes.iter().any(|p| p.incomplete) || reports_missing;
     if let Some(n) = a.error_exitcode {
         if errors > 0 || lost > 0 || incomplete {
             return Ok(n as i32);
