@@ -1,4 +1,5 @@
-//! memcheck's entry point: parse, run, map the outcome to an exit status.
+//! memcheck's entry point: hands the arguments to `memcheck::main_with_args` and exits with its
+//! status; records the inherited SIGPIPE disposition from `.init_array`.
 fn main() {
     std::process::exit(memcheck::main_with_args(std::env::args_os()));
 }
@@ -6,7 +7,7 @@ fn main() {
 /// Runs from `.init_array`, before Rust's runtime sets SIGPIPE to SIG_IGN: `memcheck run` hands
 /// the program the SIGPIPE disposition memcheck itself was started with.
 extern "C" fn record_inherited_sigpipe() {
-    memcheck::cmd::run::record_inherited_sigpipe();
+    memcheck::child::record_inherited_sigpipe();
 }
 
 #[used]

@@ -1,6 +1,6 @@
 //! The human report: each error with its stacks, each listed leak, and a summary like Valgrind's,
 //! every line prefixed `==PID==` so interleaved output stays attributable.
-use super::{ErrorReport, LeakReport, ProcessReport};
+use super::{ErrorReport, LeakReport, ProcessReport, Report};
 use crate::style::Painter;
 use crate::symbolize::Frame;
 use std::fmt::Write;
@@ -43,12 +43,8 @@ fn stack(out: &mut String, pre: &str, title: &str, frames: &[Frame], p: &Painter
     }
 }
 
-fn error(out: &mut String, pre: &str, e: &ErrorReport, p: &Painter) {
-    let head = if e.severity == super::Severity::Warning {
-        p.yellow(&format!("warning: {}", e.kind))
-    } else {
-        p.red(&format!("error: {}", e.kind))
-    };
+/// What an error's first line says after its kind: `write of 1 bytes at 0x... (thread N)`.
+fn error_what(e: &ErrorReport) -> String {
     let mut what = String::new();
     if let Some(a) = e.access {
         let _ = write!(what, "{a} ");
@@ -59,7 +55,42 @@ fn error(out: &mut String, pre: &str, e: &ErrorReport, p: &Painter) {
     } else if e.address != 0 {
         let _ = write!(what, "at {:#x}", e.address);
     }
-    let _ = writeln!(out, "{pre} {head} {what} (thread {})", e.thread);
+    format!("{what} (thread {})", e.thread)
+}
+
+fn error_word(e: &ErrorReport) -> &'static str {
+    if e.severity == super::Severity::Warning {
+        "warning"
+    } else {
+        "error"
+    }
+}
+
+/// The first line of an error in the text report, without the `==PID==` prefix and colour
+/// (SARIF's message).
+pub fn error_first_line(e: &ErrorReport) -> String {
+    format!("{}: {} {}", error_word(e), e.kind, error_what(e))
+}
+
+/// The first line of a leak in the text report, without the `==PID==` prefix and colour.
+pub fn leak_first_line(l: &LeakReport) -> String {
+    let word = match l.kind {
+        "definite" => "definitely lost",
+        "indirect" => "indirectly lost",
+        "possible" => "possibly lost",
+        _ => "still reachable",
+    };
+    format!("{} bytes in {} blocks are {word}", l.bytes, l.blocks)
+}
+
+fn error(out: &mut String, pre: &str, e: &ErrorReport, p: &Painter) {
+    let head = format!("{}: {}", error_word(e), e.kind);
+    let head = if e.severity == super::Severity::Warning {
+        p.yellow(&head)
+    } else {
+        p.red(&head)
+    };
+    let _ = writeln!(out, "{pre} {head} {}", error_what(e));
     if !e.description.is_empty() {
         let _ = writeln!(out, "{pre}   {}", e.description);
     }
@@ -81,13 +112,7 @@ fn error(out: &mut String, pre: &str, e: &ErrorReport, p: &Painter) {
 }
 
 fn leak(out: &mut String, pre: &str, l: &LeakReport, p: &Painter) {
-    let word = match l.kind {
-        "definite" => "definitely lost",
-        "indirect" => "indirectly lost",
-        "possible" => "possibly lost",
-        _ => "still reachable",
-    };
-    let line = format!("{} bytes in {} blocks are {word}", l.bytes, l.blocks);
+    let line = leak_first_line(l);
     let line = if l.kind == "definite" || l.kind == "indirect" {
         p.red(&line)
     } else {
@@ -162,4 +187,18 @@ pub fn render(r: &ProcessReport, p: &Painter, listed: bool) -> String {
     };
     let _ = writeln!(out, "{pre} {summary}");
     out
+}
+
+/// The whole text report of a run: each process's part, then memcheck's notes about the run.
+/// Leaks are listed one by one only after a full leak check (`leak_check` `full`).
+pub fn render_run(r: &Report, p: &Painter) -> String {
+    let listed = r.leak_check == "full";
+    let mut text = String::new();
+    for proc in &r.processes {
+        text.push_str(&render(proc, p, listed));
+    }
+    for n in &r.notes {
+        let _ = writeln!(text, "memcheck: {n}");
+    }
+    text
 }
