@@ -191,7 +191,15 @@ pub unsafe fn sigaction(
     if !act.is_null() {
         // SAFETY: per the caller, act is valid.
         let new = unsafe { *act };
-        if chained(sig) || new.sa_sigaction == libc::SIG_DFL {
+        if exit::shared_with_parent() {
+            // A vfork child shares the recorded dispositions with its parent (not the kernel's):
+            // it sets its own natively and leaves the record alone.
+            // SAFETY: the caller's disposition, installed as it asked.
+            let r = unsafe { __sigaction(sig, act, core::ptr::null_mut()) };
+            if r != 0 {
+                return r;
+            }
+        } else if chained(sig) || new.sa_sigaction == libc::SIG_DFL {
             set_prog(sig, new);
             let ours = our_action(sig);
             // SAFETY: installing our own valid handler.

@@ -81,6 +81,17 @@ int main(int argc, char **argv)
         printf("vfork child status %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
         return 0;
     }
+    if (strcmp(mode, "vfork_segv") == 0) {
+        /* The child's handler is the child's: the parent still crashes by default. */
+        pid_t c = vfork();
+        if (c == 0) {
+            signal(SIGSEGV, on_term);
+            _exit(0);
+        }
+        int st;
+        waitpid(c, &st, 0);
+        return crash(argc > 5 ? (int *)argv : NULL);
+    }
     if (strcmp(mode, "term") == 0) {
         leak(19);
         kill(getpid(), SIGTERM);
