@@ -403,7 +403,12 @@ fn sigterm_to_a_program_whose_threads_allocate_still_gets_the_leak_check() {
 fn a_handler_set_in_a_vfork_child_is_not_its_parents() {
     for flags in [&[][..], &["--guard"][..]] {
         let r = run_under(flags, &endings(), &["vfork_segv"]);
-        assert_eq!(r.code(), Some(128 + libc::SIGSEGV), "{flags:?}: {}", r.show());
+        assert_eq!(
+            r.code(),
+            Some(128 + libc::SIGSEGV),
+            "{flags:?}: {}",
+            r.show()
+        );
         let kinds: Vec<_> = r.errors().iter().map(|e| e["kind"].clone()).collect();
         assert_eq!(kinds, ["crash"], "{flags:?}: {}", r.show());
     }
