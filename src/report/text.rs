@@ -2,6 +2,7 @@
 //! every line prefixed `==PID==` so interleaved output stays attributable.
 use super::{ErrorReport, LeakReport, ProcessReport};
 use crate::style::Painter;
+use crate::suppress::Used;
 use crate::symbolize::Frame;
 use std::fmt::Write;
 
@@ -63,6 +64,13 @@ fn error(out: &mut String, pre: &str, e: &ErrorReport, p: &Painter) {
     if !e.description.is_empty() {
         let _ = writeln!(out, "{pre}   {}", e.description);
     }
+    if e.count > 1 {
+        let _ = writeln!(
+            out,
+            "{pre}   {} times from this stack; the first is shown",
+            e.count
+        );
+    }
     stack(out, pre, "", &e.stack, p);
     if let Some(b) = &e.block {
         stack(
@@ -77,7 +85,15 @@ fn error(out: &mut String, pre: &str, e: &ErrorReport, p: &Painter) {
         );
     }
     stack(out, pre, " freed by:", &e.free_stack, p);
+    suppression(out, e.suppression.as_deref());
     let _ = writeln!(out, "{pre}");
+}
+
+/// A generated suppression, unprefixed so it can be pasted into a file as it is.
+fn suppression(out: &mut String, s: Option<&str>) {
+    if let Some(s) = s {
+        let _ = writeln!(out, "{s}");
+    }
 }
 
 fn leak(out: &mut String, pre: &str, l: &LeakReport, p: &Painter) {
@@ -95,6 +111,7 @@ fn leak(out: &mut String, pre: &str, l: &LeakReport, p: &Painter) {
     };
     let _ = writeln!(out, "{pre} {line}");
     stack(out, pre, "", &l.stack, p);
+    suppression(out, l.suppression.as_deref());
     let _ = writeln!(out, "{pre}");
 }
 
@@ -122,6 +139,7 @@ pub fn render(r: &ProcessReport, p: &Painter, listed: bool) -> String {
             ("indirectly lost", s.indirect),
             ("  possibly lost", s.possible),
             ("still reachable", s.reachable),
+            ("     suppressed", s.suppressed),
         ] {
             let _ = writeln!(
                 out,
@@ -152,14 +170,42 @@ pub fn render(r: &ProcessReport, p: &Painter, listed: bool) -> String {
             "{pre} the record ended early: the process died while writing it"
         );
     }
-    let errors = r.error_count();
+    let e = r.error_summary;
     let warnings = r.warning_count();
-    let summary = format!("ERROR SUMMARY: {errors} errors, {warnings} warnings");
-    let summary = if errors > 0 {
+    let summary = format!(
+        "ERROR SUMMARY: {} errors from {} contexts (suppressed: {} from {}), {warnings} warnings",
+        e.errors, e.contexts, e.suppressed, e.suppressed_contexts
+    );
+    let summary = if e.errors > 0 {
         p.red(&summary)
     } else {
         p.green(&summary)
     };
     let _ = writeln!(out, "{pre} {summary}");
+    out
+}
+
+/// The end of a run's report: the suppressions used with their hits (as LeakSanitizer's table),
+/// and with `--list-unused-suppressions` those of the user's files that matched nothing.
+pub fn suppressions(used: &[Used], unused: Option<&[Used]>, p: &Painter) -> String {
+    let mut out = String::new();
+    if !used.is_empty() {
+        let _ = writeln!(out, "memcheck: {}", p.bold("Suppressions used:"));
+        let _ = writeln!(out, "memcheck:   count      bytes  suppression");
+        for u in used {
+            let _ = writeln!(
+                out,
+                "memcheck: {:>7} {:>10}  {} ({}:{})",
+                u.count, u.bytes, u.name, u.file, u.line
+            );
+        }
+    }
+    for u in unused.unwrap_or_default() {
+        let _ = writeln!(
+            out,
+            "memcheck: unused suppression: {} ({}:{})",
+            u.name, u.file, u.line
+        );
+    }
     out
 }
