@@ -223,7 +223,7 @@ pub struct RunArgs {
 
     /// Report alloc-dealloc-mismatch (a block released by a function of another family, e.g.
     /// malloc'd and deleted): yes or no; with no they are neither reported nor counted.
-    #[arg(long, default_value = "yes", value_name = "yes|no", value_parser = parse_yes_no)]
+    #[arg(long, default_value = "yes", value_name = "yes|no", action = clap::ArgAction::Set, value_parser = parse_yes_no)]
     pub show_mismatched_frees: bool,
 
     /// Suppress the findings FILE describes (repeatable): LeakSanitizer lines (leak:PATTERN, or
@@ -235,7 +235,7 @@ pub struct RunArgs {
 
     /// Apply memcheck's built-in suppressions (yes or no): one-time allocations of libstdc++,
     /// the Rust runtime, GCC, binutils and rust-lld that are kept until exit on purpose.
-    #[arg(long, default_value = "yes", value_name = "yes|no", value_parser = parse_yes_no)]
+    #[arg(long, default_value = "yes", value_name = "yes|no", action = clap::ArgAction::Set, value_parser = parse_yes_no)]
     pub default_suppressions: bool,
 
     /// Print a ready suppression under each reported finding: no, yes or all (both print every
