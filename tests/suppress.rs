@@ -385,7 +385,7 @@ fn errors_for_leak_kinds_decides_which_leaks_fail_the_gate() {
 #[test]
 fn show_mismatched_frees_no_leaves_them_out() {
     let prog = compile("mismatch.cc", &[]);
-    let r = run_under(&["--error-exitcode=3"], &prog, &[]);
+    let r = run_under(&["--error-exitcode=3"], &prog, &["malloc-delete"]);
     assert_eq!(r.code(), Some(3), "{}", r.show());
     assert!(
         r.errors()
