@@ -494,8 +494,9 @@ pub fn man_extra(page: &str) -> ManExtra {
             ],
             examples: &[
                 ("memcheck run -- ./prog arg", "check ./prog, report on stderr; exit with the program's status"),
-                ("memcheck run --error-exitcode=99 -- ./prog", "exit 99 when an error or a definite or indirect leak was found"),
+                ("memcheck run --error-exitcode=99 -- ./prog", "exit 99 when an error or a definite or indirect leak was found (not counting suppressed ones)"),
                 ("memcheck run --format=json --output=report.json -- ./prog", "also write the report as JSON"),
+                ("memcheck run --error-exitcode=1 --suppressions=known.supp --gen-suppressions=all -- ./prog", "fail only on findings known.supp does not describe, and print a ready entry under each"),
                 ("memcheck run --guard --trace-children=yes -- make check", "guard pages around every block, in every program make runs"),
             ],
         },
