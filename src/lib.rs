@@ -3,8 +3,6 @@
 pub mod cli;
 pub mod cmd;
 pub mod exit;
-#[cfg(test)]
-mod import_graph;
 pub mod layout;
 pub mod output;
 pub mod pagecache;

@@ -13,6 +13,8 @@ pub struct ModuleInfo {
     pub end: u64,
     pub bias: u64,
     pub path: PathBuf,
+    /// Position of the record in the file (records are numbered in order).
+    pub seq: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -33,6 +35,8 @@ pub struct ProcessRecords {
     pub argv: Vec<String>,
     pub modules: Vec<ModuleInfo>,
     pub stacks: HashMap<u32, Vec<u64>>,
+    /// Position in the file of each stack's record.
+    pub stack_seq: HashMap<u32, usize>,
     pub errors: Vec<ErrorRec>,
     pub leaks: Vec<LeakRec>,
     pub leak_summary: Option<LeakSummary>,
@@ -43,9 +47,32 @@ pub struct ProcessRecords {
 }
 
 impl ProcessRecords {
-    /// The module containing `pc`.
+    /// The module containing `pc`, as known at the end of the file.
     pub fn module_of(&self, pc: u64) -> Option<&ModuleInfo> {
-        self.modules.iter().find(|m| pc >= m.start && pc < m.end)
+        self.modules
+            .iter()
+            .rev()
+            .find(|m| pc >= m.start && pc < m.end)
+    }
+
+    /// The module that held `pc` when stack `stack` was written. Objects come and go (`dlopen`,
+    /// `dlclose`) and a later one may take an unloaded one's addresses; the shim writes a module's
+    /// record before any stack that names it and, when an object is unloaded, the stacks that name
+    /// it right then. So a stack's module is the last record before the stack's own that contains
+    /// the address (the first after it, if none precedes it).
+    pub fn module_at(&self, stack: u32, pc: u64) -> Option<&ModuleInfo> {
+        let Some(&at) = self.stack_seq.get(&stack) else {
+            return self.module_of(pc);
+        };
+        let mut hits = self.modules.iter().filter(|m| pc >= m.start && pc < m.end);
+        let mut before = None;
+        for m in hits.by_ref() {
+            if m.seq > at {
+                return before.or(Some(m));
+            }
+            before = Some(m);
+        }
+        before
     }
 }
 
@@ -65,7 +92,7 @@ pub fn parse(data: &[u8], name: &Path) -> Result<ProcessRecords> {
         Err(_) => bail!("{}: not a memcheck record file", name.display()),
     };
     let mut p = ProcessRecords::default();
-    for rec in Records::new(body) {
+    for (seq, rec) in Records::new(body).enumerate() {
         let rec = match rec {
             Ok(r) => r,
             Err(_) => {
@@ -91,9 +118,11 @@ pub fn parse(data: &[u8], name: &Path) -> Result<ProcessRecords> {
                 end: m.end,
                 bias: m.bias,
                 path: PathBuf::from(std::ffi::OsStr::from_bytes(m.path)),
+                seq,
             }),
             Record::Stack(s) => {
                 p.stacks.insert(s.id, s.frames().collect());
+                p.stack_seq.entry(s.id).or_insert(seq);
             }
             Record::Leak(l) => p.leaks.push(LeakRec {
                 kind: l.kind,
@@ -161,6 +190,33 @@ mod tests {
         data.truncate(data.len() - 2);
         let p = parse(&data, Path::new("f")).unwrap();
         assert_eq!((p.exit_code, p.truncated), (None, true));
+    }
+
+    #[test]
+    fn a_stack_takes_the_module_that_held_its_addresses_when_it_was_written() {
+        let module = |path: &'static [u8], bias| {
+            Record::Module(memcheck_wire::Module {
+                start: 0x1000,
+                end: 0x2000,
+                bias,
+                path,
+            })
+        };
+        let stack = |id, raw: &'static [u8]| Record::Stack(memcheck_wire::Stack { id, raw });
+        const PC: &[u8] = &0x1800u64.to_le_bytes();
+        let data = file(&[
+            stack(7, PC), // written before any module record: the first that follows
+            module(b"/old.so", 0x1000),
+            stack(1, PC),
+            module(b"/new.so", 0x1000),
+            stack(2, PC),
+        ]);
+        let p = parse(&data, Path::new("f")).unwrap();
+        let path = |id| p.module_at(id, 0x1800).map(|m| m.path.clone());
+        assert_eq!(path(7), Some(PathBuf::from("/old.so")));
+        assert_eq!(path(1), Some(PathBuf::from("/old.so")));
+        assert_eq!(path(2), Some(PathBuf::from("/new.so")));
+        assert_eq!(p.module_at(1, 0x3000).map(|m| m.seq), None);
     }
 
     #[test]

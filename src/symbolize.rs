@@ -33,6 +33,52 @@ struct Object {
     dwarf: Option<Option<addr2line::Loader>>,
     /// The object itself: its symbol table, and its DWARF when it was not stripped.
     symbols: Option<addr2line::Loader>,
+    /// The separate debug file's symbol table alone (functions by address), loaded on first need:
+    /// local symbols such as libc's `start_thread` and `clone3` are only there.
+    debug_symbols: Option<Vec<DebugSym>>,
+}
+
+struct DebugSym {
+    addr: u64,
+    size: u64,
+    name: String,
+}
+
+/// The function symbols of an ELF file's `.symtab`, sorted by address; of several at one address
+/// the plainest name first (`clone` before `__clone`), as Valgrind prefers.
+fn function_symbols(data: &[u8]) -> Vec<DebugSym> {
+    let Ok(elf) = Elf::parse(data) else {
+        return Vec::new();
+    };
+    let mut out: Vec<DebugSym> = elf
+        .syms
+        .iter()
+        .filter(|s| s.st_type() == goblin::elf::sym::STT_FUNC && s.st_value != 0)
+        .filter_map(|s| {
+            let name = elf.strtab.get_at(s.st_name)?;
+            (!name.is_empty()).then(|| DebugSym {
+                addr: s.st_value,
+                size: s.st_size,
+                name: name.to_string(),
+            })
+        })
+        .collect();
+    let underscores = |n: &str| n.bytes().take_while(|&b| b == b'_').count();
+    out.sort_by(|a, b| {
+        a.addr
+            .cmp(&b.addr)
+            .then(underscores(&a.name).cmp(&underscores(&b.name)))
+            .then(a.name.len().cmp(&b.name.len()))
+    });
+    out.dedup_by_key(|s| s.addr);
+    out
+}
+
+/// The function of `syms` containing `addr`.
+fn symbol_at(syms: &[DebugSym], addr: u64) -> Option<&str> {
+    let i = syms.partition_point(|s| s.addr <= addr).checked_sub(1)?;
+    let s = &syms[i];
+    (addr < s.addr + s.size.max(1)).then_some(s.name.as_str())
 }
 
 #[derive(Default)]
@@ -112,7 +158,24 @@ impl Object {
             path: path.to_path_buf(),
             dwarf: None,
             symbols: addr2line::Loader::new(path).ok(),
+            debug_symbols: None,
         }
+    }
+
+    /// The name of the function at `probe` from the separate debug file's symbol table, read
+    /// without its DWARF.
+    fn debug_symbol(&mut self, probe: u64, debug_root: &Path) -> Option<String> {
+        if self.debug_symbols.is_none() {
+            let syms = std::fs::read(&self.path)
+                .ok()
+                .and_then(|data| debug_file_for(&self.path, &data, debug_root))
+                .and_then(|dbg| std::fs::read(dbg).ok())
+                .map(|d| function_symbols(&d))
+                .unwrap_or_default();
+            self.debug_symbols = Some(syms);
+        }
+        let name = symbol_at(self.debug_symbols.as_deref()?, probe)?;
+        Some(addr2line::demangle_auto(name.into(), None).into_owned())
     }
 
     /// The separate debug file, found and loaded the first time a frame asks for lines.
@@ -222,12 +285,18 @@ impl Symbolizer {
         if let Some(last) = out.last_mut() {
             last.inlined = false;
         }
-        let sym = obj
+        let mut sym = obj
             .symbols
             .as_ref()
             .or(dwarf)
             .and_then(|l| l.find_symbol(probe))
             .map(|s| addr2line::demangle_auto(s.into(), None).into_owned());
+        let unnamed = out.is_empty() || out.iter().all(|f| f.function.is_none());
+        if sym.is_none() && unnamed {
+            if let Some(obj) = self.objects.get_mut(path) {
+                sym = obj.debug_symbol(probe, &root);
+            }
+        }
         if out.is_empty() {
             out.push(Frame {
                 address: pc,
@@ -266,6 +335,26 @@ mod tests {
         let f = s.frames(addr, Some((Path::new(path), base)), false);
         let name = f.last().unwrap().function.clone().unwrap_or_default();
         assert!(name.contains("malloc"), "{f:?}");
+    }
+
+    #[test]
+    fn debug_symbols_pick_the_containing_function_and_the_plainest_alias() {
+        let syms = vec![
+            DebugSym {
+                addr: 0x100,
+                size: 0x10,
+                name: "clone".into(),
+            },
+            DebugSym {
+                addr: 0x200,
+                size: 0,
+                name: "tail".into(),
+            },
+        ];
+        assert_eq!(symbol_at(&syms, 0x10f), Some("clone"));
+        assert_eq!(symbol_at(&syms, 0x110), None);
+        assert_eq!(symbol_at(&syms, 0x200), Some("tail"));
+        assert_eq!(symbol_at(&syms, 0x50), None);
     }
 
     #[test]

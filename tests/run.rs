@@ -393,3 +393,20 @@ fn an_unknown_option_is_refused_as_an_option_not_run_as_the_program() {
     assert_eq!(r.code(), Some(0), "{}", r.show());
     assert_eq!(r.stdout(), "x", "{}", r.show());
 }
+
+#[test]
+fn a_process_without_a_leak_check_says_so() {
+    let prog = compile("selfkill.c", &[]);
+    let r = run_under(&[], &prog, &[]);
+    assert_eq!(r.code(), Some(128 + 9), "{}", r.show());
+    assert!(r.process()["leak_summary"].is_null(), "{}", r.show());
+    let notes = r.process()["notes"].as_array().unwrap();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.as_str().unwrap().starts_with("no leak check:")),
+        "{}",
+        r.show()
+    );
+    assert!(r.stderr().contains("note: no leak check:"), "{}", r.show());
+}

@@ -157,6 +157,22 @@ pub fn frames(id: u32) -> &'static [u64] {
     }
 }
 
+/// Calls `f` with every stored stack's id and frames (for the stacks of an object being unloaded).
+pub fn for_each(mut f: impl FnMut(u32, &[u64])) {
+    if HASHES.load(Ordering::Acquire).is_null() {
+        return;
+    }
+    let Some((hashes, _)) = tables() else {
+        return;
+    };
+    for (i, h) in hashes.iter().enumerate() {
+        let h = h.load(Ordering::Acquire);
+        if h != 0 && h != u64::MAX - 1 {
+            f(i as u32 + 1, frames(i as u32 + 1));
+        }
+    }
+}
+
 /// Fork prepare/child helpers.
 pub fn lock() {
     STORE.raw_lock();

@@ -506,6 +506,13 @@ delete_fn!(_ZdaPvmSt11align_val_t, Family::NewArray, _size: size_t, _align: size
 delete_fn!(_ZdlPvSt11align_val_tRKSt9nothrow_t, Family::New, _align: size_t, _nt: *const c_void);
 delete_fn!(_ZdaPvSt11align_val_tRKSt9nothrow_t, Family::NewArray, _align: size_t, _nt: *const c_void);
 
+/// Keeps the modules an unload removes nameable after it (see [`crate::unload`]).
+#[cfg_attr(not(test), no_mangle)]
+pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
+    // SAFETY: the handle is passed on to the real dlclose unchanged.
+    unsafe { crate::unload::dlclose(handle) }
+}
+
 /// The shim's version, read by `memcheck --version` from the embedded library.
 #[cfg_attr(not(test), no_mangle)]
 pub static MEMCHECK_SHIM_VERSION: [u8; 32] = {

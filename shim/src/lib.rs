@@ -36,6 +36,7 @@ mod stats;
 mod sys;
 mod table;
 mod tls;
+mod unload;
 mod unwind;
 
 #[cfg(not(test))]

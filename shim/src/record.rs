@@ -332,6 +332,12 @@ pub fn emit_modules() {
     }
 }
 
+/// Forgets that modules `(bias, start)` were written: they were unloaded, and another object
+/// loaded at the same place later gets a record of its own.
+pub fn forget_modules(gone: &[(usize, usize)]) {
+    STATE.lock().modules.retain(|m| !gone.contains(m));
+}
+
 /// In a forked child: forget the parent's file; [`open`] then creates the child's own.
 pub fn after_fork_child() {
     OPEN.store(false, Ordering::Release);

@@ -1,14 +1,23 @@
 //! The leak check at exit: a conservative mark phase over the process's memory, classifying every
 //! live block as Valgrind does.
 //!
-//! Roots are the writable segments of every loaded object (data, bss), and every readable anonymous
-//! mapping that is not allocator memory (other threads' stacks and their TLS, memory the program
-//! mapped itself such as CPython's arenas). Not roots: glibc's heap (`[heap]`, arena heaps, mappings
-//! that hold live blocks), the shim's own memory, and the exiting thread's stack, whose frames below
-//! `exit()` are dead. Blocks reached from roots through start pointers only are *reachable*; through
-//! an interior pointer somewhere on the way, *possible*. Of the rest, a block that no other lost
-//! block points to is *definite*; what it leads to is *indirect*.
+//! Roots, as Valgrind's (memcheck's `mc_leakcheck.c` scans every readable *and* writable client
+//! segment, file-backed, anonymous or shared, except char and block devices other than
+//! `/dev/zero`): the writable segments of every loaded object (data, bss), and every readable and
+//! writable mapping that is not allocator memory: other threads' stacks and their TLS, memory the
+//! program mapped itself (CPython's arenas, the JVM's CDS archive mapped `MAP_PRIVATE` from a
+//! file, `MAP_SHARED` files, shared anonymous memory, memfd and SysV shm segments). Read-only
+//! memory is not a root (Valgrind's rule). Not roots: glibc's heap (`[heap]`, arena heaps, mappings
+//! that hold live blocks), the shim's own memory, and the exiting thread's frames below its call
+//! into `exit()` (exit's own frame, the exit handlers', and frames that returned before `exit`):
+//! they are dead and would hide leaks. The exiting thread's stack from the stack pointer at that
+//! call up to the stack's top (the callers' frames, and a worker thread's TLS above them) is a root,
+//! and so are the caller's callee-saved registers at the call. Blocks reached from roots through
+//! start pointers only are *reachable*; through an interior pointer somewhere on the way,
+//! *possible*. Of the rest, a block that no other lost block points to is *definite*; what it
+//! leads to is *indirect*.
 use crate::{guard, heap, modules, real, record, table};
+use core::ffi::{c_int, c_void};
 use memcheck_wire::{Leak, LeakKind, LeakSummary, Record};
 use rust_alloc::vec::Vec;
 
@@ -145,8 +154,9 @@ unsafe fn block_words(b: &Block) -> &'static [usize] {
 }
 
 /// Reads `[start, end)` of this process through `process_vm_readv` (a region that vanished or is
-/// not readable just fails) and feeds its words to the marker.
-fn scan_region(m: &mut Marker, start: usize, end: usize, buf: &mut [usize]) {
+/// not readable just fails) and feeds its words to the marker. Where the system call is forbidden,
+/// memory is read in place if `direct` (not for file mappings: past the file's end a read faults).
+fn scan_region(m: &mut Marker, start: usize, end: usize, buf: &mut [usize], direct: bool) {
     let mut at = start & !7;
     let pid = nix_pid();
     while at < end {
@@ -162,7 +172,8 @@ fn scan_region(m: &mut Marker, start: usize, end: usize, buf: &mut [usize]) {
         // SAFETY: reads from our own address space into buf; faults become an error return.
         let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
         if n <= 0 {
-            if crate::sys::errno() == libc::EPERM || crate::sys::errno() == libc::ENOSYS {
+            let e = crate::sys::errno();
+            if direct && (e == libc::EPERM || e == libc::ENOSYS) {
                 // The syscall is forbidden (seccomp): read directly; these mappings are readable.
                 // SAFETY: [at, at+len) is inside a readable mapping listed by /proc/self/maps.
                 let words = unsafe { core::slice::from_raw_parts(at as *const usize, len / 8) };
@@ -185,6 +196,7 @@ struct Mapping<'a> {
     start: usize,
     end: usize,
     readable: bool,
+    writable: bool,
     path: &'a [u8],
 }
 
@@ -216,6 +228,7 @@ fn parse_maps(text: &[u8]) -> Vec<Mapping<'_>> {
             start: parse_hex(a),
             end: parse_hex(b),
             readable: perms.first() == Some(&b'r'),
+            writable: perms.get(1) == Some(&b'w'),
             path,
         });
     }
@@ -248,6 +261,113 @@ fn thread_count() -> usize {
         }
     }
     0
+}
+
+/// Whether the mapping of `path` is a character or block device other than `/dev/zero`: Valgrind
+/// does not read those (reading device memory may hang or have side effects), nor do we.
+fn is_device(path: &[u8]) -> bool {
+    if !path.starts_with(b"/dev/") || path == b"/dev/zero" || path.len() >= 4096 {
+        return false;
+    }
+    let mut c = [0u8; 4096];
+    c[..path.len()].copy_from_slice(path);
+    // SAFETY: an all-zero `stat` is a valid value of the plain C struct.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: c is NUL-terminated; st is a valid out-pointer.
+    if unsafe { libc::stat(c.as_ptr().cast(), &mut st) } != 0 {
+        return false;
+    }
+    let kind = st.st_mode & libc::S_IFMT;
+    kind == libc::S_IFCHR || kind == libc::S_IFBLK
+}
+
+#[allow(non_camel_case_types)]
+type _Unwind_Trace_Fn = extern "C" fn(ctx: *mut c_void, arg: *mut c_void) -> c_int;
+
+extern "C" {
+    fn _Unwind_Backtrace(cb: _Unwind_Trace_Fn, arg: *mut c_void) -> c_int;
+    fn _Unwind_GetIP(ctx: *mut c_void) -> usize;
+    fn _Unwind_GetCFA(ctx: *mut c_void) -> usize;
+    fn _Unwind_GetGR(ctx: *mut c_void, reg: c_int) -> usize;
+}
+
+/// DWARF numbers of the callee-saved registers: what the caller of `exit` may hold a pointer in.
+#[cfg(target_arch = "x86_64")]
+const CALLEE_SAVED: [c_int; 6] = [3, 6, 12, 13, 14, 15]; // rbx, rbp, r12-r15
+#[cfg(target_arch = "aarch64")]
+const CALLEE_SAVED: [c_int; 11] = [19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29]; // x19-x29
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const CALLEE_SAVED: [c_int; 0] = [];
+
+/// The exiting thread at its call into `exit()`: the stack pointer there (the CFA of `exit`'s
+/// frame: everything from it up belongs to the callers) and the caller's callee-saved registers.
+struct ExitFrame {
+    sp: usize,
+    regs: [usize; CALLEE_SAVED.len()],
+}
+
+struct Walk {
+    exit_fn: usize,
+    found: Option<ExitFrame>,
+    seen_exit: bool,
+    frames: usize,
+}
+
+extern "C" fn walk_step(ctx: *mut c_void, arg: *mut c_void) -> c_int {
+    // _URC_NO_REASON and _URC_END_OF_STACK.
+    const CONTINUE: c_int = 0;
+    const STOP: c_int = 5;
+    // SAFETY: arg is the &mut Walk passed by exit_frame, alive for the whole walk.
+    let w = unsafe { &mut *(arg as *mut Walk) };
+    // SAFETY: ctx is the unwinder's context for this frame.
+    let ip = unsafe { _Unwind_GetIP(ctx) };
+    w.frames += 1;
+    if ip == 0 || w.frames > 256 {
+        return STOP;
+    }
+    if w.seen_exit {
+        // The caller of exit: its callee-saved registers as they were at the call.
+        if let Some(f) = w.found.as_mut() {
+            for (r, &n) in f.regs.iter_mut().zip(CALLEE_SAVED.iter()) {
+                // SAFETY: ctx is valid; n is a general register of this architecture.
+                *r = unsafe { _Unwind_GetGR(ctx, n) };
+            }
+        }
+        return STOP;
+    }
+    // A return address: the call lies one byte before it (exit is noreturn, so its last call may
+    // be the function's last instruction).
+    let mut info = libc::Dl_info {
+        dli_fname: core::ptr::null(),
+        dli_fbase: core::ptr::null_mut(),
+        dli_sname: core::ptr::null(),
+        dli_saddr: core::ptr::null_mut(),
+    };
+    // SAFETY: dladdr only reads the loader's tables and fills info.
+    let ok = unsafe { libc::dladdr((ip - 1) as *const c_void, &mut info) };
+    if ok != 0 && info.dli_saddr as usize == w.exit_fn {
+        w.seen_exit = true;
+        w.found = Some(ExitFrame {
+            // SAFETY: ctx is valid.
+            sp: unsafe { _Unwind_GetCFA(ctx) },
+            regs: [0; CALLEE_SAVED.len()],
+        });
+    }
+    CONTINUE
+}
+
+/// Finds the exiting thread's call into `exit()` (from `main`, `__libc_start_call_main` after
+/// `main` returned, or any function) by unwinding from the exit hook.
+fn exit_frame() -> Option<ExitFrame> {
+    let mut w = Walk {
+        exit_fn: libc::exit as *const () as usize,
+        found: None,
+        seen_exit: false,
+        frames: 0,
+    };
+    // SAFETY: walk_step only touches `w`, which outlives the call.
+    unsafe { _Unwind_Backtrace(walk_step, &mut w as *mut Walk as *mut c_void) };
+    w.found
 }
 
 /// The glibc memory of an mmapped chunk holding the block whose glibc pointer is `base`, if the
@@ -294,6 +414,12 @@ fn subtract(start: usize, end: usize, holes: &[(usize, usize)], out: &mut Vec<(u
 
 /// Runs the leak check and writes its records.
 pub fn leak_check() {
+    let full = crate::opts::leak_check() == memcheck_wire::LeakCheck::Full;
+    if full {
+        // Before `__libc_freeres` unloads glibc's own modules (NSS, gconv) behind dlclose's back:
+        // their records must precede the stacks that name them.
+        record::emit_modules();
+    }
     if thread_count() == 1 {
         // SAFETY: with one thread left nobody else uses what glibc frees here.
         unsafe { real::__libc_freeres() };
@@ -302,6 +428,7 @@ pub fn leak_check() {
     let maps = parse_maps(&maps_text);
     let mods = modules::all();
     let sp = &maps_text as *const _ as usize;
+    let exit = exit_frame();
 
     let gen = crate::opts::FORK_GEN.load(core::sync::atomic::Ordering::Relaxed);
     table::lock_all();
@@ -334,10 +461,14 @@ pub fn leak_check() {
         }
     }
     m.drain();
+    if let Some(f) = &exit {
+        m.scan_words(&f.regs, REACHABLE);
+        m.drain();
+    }
 
     for md in &mods {
         for &(s, e) in &md.writable {
-            scan_region(&mut m, s, e, &mut buf);
+            scan_region(&mut m, s, e, &mut buf, true);
             m.drain();
         }
     }
@@ -350,36 +481,51 @@ pub fn leak_check() {
     // program's.
     guard::for_each_range(|s, e| holes.push((s, e)));
     heap::for_each_range(|s, e| holes.push((s, e)));
-    let mut roots: Vec<(usize, usize)> = Vec::new();
+    // The statistics page is the shim's (a shared file mapping of counters).
+    let stats_page = crate::stats::page() as *const _ as usize;
+    // (start, end, whether it may be read in place: not a file mapping)
+    let mut roots: Vec<(usize, usize, bool)> = Vec::new();
     for mp in &maps {
-        if !mp.readable {
+        // Valgrind's rule: readable and writable, any kind (anonymous, file, shared), not a device.
+        if !mp.readable || !mp.writable {
             continue;
         }
-        let anon =
-            mp.path.is_empty() || mp.path.starts_with(b"[anon:") || mp.path.starts_with(b"[stack");
-        if !anon || memcheck_wire::is_shim_mapping(mp.path) {
+        if memcheck_wire::is_shim_mapping(mp.path) || mp.path == b"[heap]" {
             continue;
         }
+        if (stats_page >= mp.start && stats_page < mp.end) || is_device(mp.path) {
+            continue;
+        }
+        let mut start = mp.start;
         if sp >= mp.start && sp < mp.end {
-            continue; // the exiting thread's stack: its frames below exit() are dead
+            // The exiting thread's stack: live from its call into exit() up; below are exit's
+            // own frames, the exit handlers' and frames that had returned: dead.
+            start = match &exit {
+                Some(f) if f.sp > sp && f.sp <= mp.end => f.sp,
+                _ => sp, // exit() not found on the stack: everything above this frame
+            };
         }
-        let mut a = (mp.start + ARENA_ALIGN - 1) & !(ARENA_ALIGN - 1);
-        while a < mp.end {
+        // Arena heaps are private anonymous memory (read in place: a file mapping may end past its
+        // file, where a read faults).
+        let anon = mp.path.is_empty() || mp.path.starts_with(b"[anon:");
+        let mut a = (start + ARENA_ALIGN - 1) & !(ARENA_ALIGN - 1);
+        while anon && a < mp.end {
             if let Some(used) = arena_heap(a) {
                 holes.push((a, a + used));
             }
             a += ARENA_ALIGN;
         }
-        roots.push((mp.start, mp.end));
+        roots.push((start, mp.end, anon || mp.path.starts_with(b"[")));
     }
     holes.sort_unstable();
     let mut pieces = Vec::new();
-    for &(s, e) in &roots {
+    for &(s, e, direct) in &roots {
+        pieces.clear();
         subtract(s, e, &holes, &mut pieces);
-    }
-    for &(s, e) in &pieces {
-        scan_region(&mut m, s, e, &mut buf);
-        m.drain();
+        for &(s, e) in &pieces {
+            scan_region(&mut m, s, e, &mut buf, direct);
+            m.drain();
+        }
     }
     for i in 0..blocks.len() {
         if m.state[i] == UNREACHED {
@@ -414,7 +560,6 @@ pub fn leak_check() {
             _ => merged.push(g),
         }
     }
-    let full = crate::opts::leak_check() == memcheck_wire::LeakCheck::Full;
     if full && !merged.is_empty() {
         record::emit_modules();
         for &(kind, stack, bytes, blocks) in &merged {

@@ -348,6 +348,18 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         })
         .collect();
     let mut processes = processes;
+    if a.leak_check != LeakCheck::No {
+        // Said aloud: a report without a leak check must not read like a clean one.
+        for p in processes
+            .iter_mut()
+            .filter(|p| p.leak_summary.is_none() && !p.truncated)
+        {
+            p.notes.push(
+                "no leak check: this process did not end through exit() or a return from main (it exec'd another program, called _exit, or was killed)"
+                    .into(),
+            );
+        }
+    }
     let mut unreported = Vec::new();
     for pid in missing {
         let note = format!("pid {pid} was still running: its report is missing");

@@ -248,7 +248,7 @@ fn stack_frames(
     // with a frame of another object further out gets its lines.
     let modules: Vec<Option<(&std::path::Path, u64)>> = pcs
         .iter()
-        .map(|&pc| p.module_of(pc).map(|m| (m.path.as_path(), m.bias)))
+        .map(|&pc| p.module_at(id, pc).map(|m| (m.path.as_path(), m.bias)))
         .collect();
     for (i, &pc) in pcs.iter().enumerate() {
         let here = modules[i].map(|m| m.0);
@@ -505,7 +505,12 @@ pub fn process_report(
 fn source_lines(stack: &[Frame]) -> Vec<SourceLine> {
     stack
         .iter()
-        .map(|f| (f.function.clone(), f.file.clone(), f.line))
+        .map(|f| match (&f.function, &f.file) {
+            // A frame with neither function nor file keeps its address: unnamed frames of two
+            // different places must not merge.
+            (None, None) => (None, Some(format!("{:#x}", f.address)), None),
+            _ => (f.function.clone(), f.file.clone(), f.line),
+        })
         .collect()
 }
 
