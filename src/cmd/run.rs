@@ -396,6 +396,7 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         ));
     }
     text.push_str(&report::text::suppressions(
+        child_pid,
         &report.suppressions_used,
         report.suppressions_unused.as_deref(),
         &painter,

@@ -186,16 +186,18 @@ pub fn render(r: &ProcessReport, p: &Painter, listed: bool) -> String {
 }
 
 /// The end of a run's report: the suppressions used with their hits (as LeakSanitizer's table),
-/// and with `--list-unused-suppressions` those of the user's files that matched nothing.
-pub fn suppressions(used: &[Used], unused: Option<&[Used]>, p: &Painter) -> String {
+/// and with `--list-unused-suppressions` those of the user's files that matched nothing. Lines
+/// carry the `==PID==` prefix of the checked program `pid`, as the rest of the report.
+pub fn suppressions(pid: u32, used: &[Used], unused: Option<&[Used]>, p: &Painter) -> String {
+    let pre = p.dim(&format!("=={pid}=="));
     let mut out = String::new();
     if !used.is_empty() {
-        let _ = writeln!(out, "memcheck: {}", p.bold("Suppressions used:"));
-        let _ = writeln!(out, "memcheck:   count      bytes  suppression");
+        let _ = writeln!(out, "{pre} {}", p.bold("Suppressions used:"));
+        let _ = writeln!(out, "{pre}   count      bytes  suppression");
         for u in used {
             let _ = writeln!(
                 out,
-                "memcheck: {:>7} {:>10}  {} ({}:{})",
+                "{pre} {:>7} {:>10}  {} ({}:{})",
                 u.count, u.bytes, u.name, u.file, u.line
             );
         }
@@ -203,7 +205,7 @@ pub fn suppressions(used: &[Used], unused: Option<&[Used]>, p: &Painter) -> Stri
     for u in unused.unwrap_or_default() {
         let _ = writeln!(
             out,
-            "memcheck: unused suppression: {} ({}:{})",
+            "{pre} unused suppression: {} ({}:{})",
             u.name, u.file, u.line
         );
     }
