@@ -408,3 +408,88 @@ fn show_mismatched_frees_no_leaves_them_out() {
         r.show()
     );
 }
+
+/// rust-lld (the linker rustc uses on x86_64 Linux) frees malloc'd buffers with operator delete
+/// on purpose: each link reports alloc-dealloc-mismatch errors, which the defaults silence.
+#[test]
+fn the_default_suppressions_silence_rust_lld_mismatches() {
+    let rustc = |arg: &str| {
+        let o = Command::new("rustc").arg(arg).output().expect("rustc");
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let host = rustc("-vV")
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .unwrap();
+    let lld = Path::new(rustc("--print=sysroot").trim())
+        .join("lib/rustlib")
+        .join(host)
+        .join("bin/rust-lld");
+    assert!(lld.is_file(), "{} is missing", lld.display());
+    let dir = tempfile::tempdir().unwrap();
+    let src = write(dir.path(), "f.c", "int f(void) { return 7; }\n");
+    let obj = dir.path().join("f.o");
+    let out = dir.path().join("f.out");
+    let o = Command::new("gcc")
+        .args(["-c", &src, "-o"])
+        .arg(&obj)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let (obj, out) = (obj.to_string_lossy(), out.to_string_lossy());
+    let args = ["-flavor", "gnu", &*obj, "-o", &*out, "-e", "f"];
+    let off = run_under(
+        &["--error-exitcode=3", "--default-suppressions=no"],
+        &lld,
+        &args,
+    );
+    assert_eq!(off.code(), Some(3), "{}", off.show());
+    assert!(
+        off.errors()
+            .iter()
+            .all(|e| e["kind"] == "alloc-dealloc-mismatch"),
+        "{}",
+        off.show()
+    );
+    let r = run_under(&["--error-exitcode=3"], &lld, &args);
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    assert!(r.errors().is_empty(), "{}", r.show());
+    let u = used(&r);
+    assert_eq!(
+        u[0]["name"],
+        "alloc-dealloc-mismatch:/rust-lld$",
+        "{}",
+        r.show()
+    );
+    assert_eq!(
+        u[0]["count"].as_u64(),
+        Some(
+            off.errors()
+                .iter()
+                .map(|e| e["count"].as_u64().unwrap())
+                .sum()
+        ),
+        "{}",
+        r.show()
+    );
+}
+
+/// With --leak-check=summary there are no leak stacks, but a failing kind's blocks still count
+/// as an error: a run that fails the gate never says "0 errors".
+#[test]
+fn the_error_summary_counts_leaks_in_summary_mode_too() {
+    let prog = compile("suppress.c", &[]);
+    let r = run_under(
+        &["--error-exitcode=3", "--leak-check=summary"],
+        &prog,
+        &["two"],
+    );
+    assert_eq!(r.code(), Some(3), "{}", r.show());
+    assert_eq!(r.process()["error_summary"]["errors"], 1, "{}", r.show());
+    assert!(
+        r.stderr()
+            .contains("ERROR SUMMARY: 1 errors from 1 contexts"),
+        "{}",
+        r.show()
+    );
+}
