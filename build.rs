@@ -11,7 +11,6 @@ fn main() {
     println!("cargo:rerun-if-changed=shim/wire/src");
     println!("cargo:rerun-if-changed=shim/Cargo.toml");
     println!("cargo:rerun-if-changed=shim/wire/Cargo.toml");
-    println!("cargo:rerun-if-env-changed=MEMCHECK_SHIM_PROFILE");
 
     let target_dir = out.join("shim-target");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());

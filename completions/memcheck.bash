@@ -28,6 +28,9 @@ _memcheck() {
             memcheck,overcommit)
                 cmd="memcheck__subcmd__overcommit"
                 ;;
+            memcheck,report)
+                cmd="memcheck__subcmd__report"
+                ;;
             memcheck,residency)
                 cmd="memcheck__subcmd__residency"
                 ;;
@@ -49,6 +52,9 @@ _memcheck() {
             memcheck__subcmd__help,overcommit)
                 cmd="memcheck__subcmd__help__subcmd__overcommit"
                 ;;
+            memcheck__subcmd__help,report)
+                cmd="memcheck__subcmd__help__subcmd__report"
+                ;;
             memcheck__subcmd__help,residency)
                 cmd="memcheck__subcmd__help__subcmd__residency"
                 ;;
@@ -65,7 +71,7 @@ _memcheck() {
 
     case "${cmd}" in
         memcheck)
-            opts="-h -V --color --help --version run maps residency overcommit stats clean help"
+            opts="-h -V --color --help --version run maps residency overcommit stats clean report help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -101,7 +107,7 @@ _memcheck() {
             return 0
             ;;
         memcheck__subcmd__help)
-            opts="run maps residency overcommit stats clean help"
+            opts="run maps residency overcommit stats clean report help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -157,6 +163,20 @@ _memcheck() {
             return 0
             ;;
         memcheck__subcmd__help__subcmd__overcommit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        memcheck__subcmd__help__subcmd__report)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -292,6 +312,44 @@ _memcheck() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        memcheck__subcmd__report)
+            opts="-o -h -V --diff --format --output --source-root --color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --diff)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "text json sarif junit" -- "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --source-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         memcheck__subcmd__residency)
             opts="-o -h -V --pid --touch --evict --lock --format --output --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -327,7 +385,7 @@ _memcheck() {
             return 0
             ;;
         memcheck__subcmd__run)
-            opts="-o -h -V --leak-check --show-leak-kinds --error-exitcode --errors-for-leak-kinds --show-mismatched-frees --suppressions --default-suppressions --gen-suppressions --gen-suppressions-format --list-unused-suppressions --warnings-as-errors --on-error --format --output --depth --num-callers --quarantine-size --redzone-size --guard --sample-rate --malloc-fill --free-fill --trace-children --color --help --version"
+            opts="-o -h -V --leak-check --show-leak-kinds --error-exitcode --errors-for-leak-kinds --show-mismatched-frees --suppressions --default-suppressions --gen-suppressions --gen-suppressions-format --list-unused-suppressions --warnings-as-errors --on-error --format --output --report --source-root --depth --num-callers --quarantine-size --redzone-size --guard --sample-rate --malloc-fill --free-fill --trace-children --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -374,7 +432,7 @@ _memcheck() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "text json sarif junit" -- "${cur}"))
                     return 0
                     ;;
                 --output)
@@ -382,6 +440,14 @@ _memcheck() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --report)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --source-root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

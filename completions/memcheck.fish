@@ -35,6 +35,7 @@ complete -c memcheck -n "__fish_memcheck_needs_command" -f -a "residency" -d 'Sh
 complete -c memcheck -n "__fish_memcheck_needs_command" -f -a "overcommit" -d 'Explain the kernel\'s overcommit policy and commit accounting, and probe whether an allocation would succeed'
 complete -c memcheck -n "__fish_memcheck_needs_command" -f -a "stats" -d 'Show the heap figures of a live process: memcheck\'s own counters (read without stopping it) when it runs under memcheck, glibc\'s mallinfo2 and malloc_stats (through a brief ptrace call) for any process, and its footprint from /proc'
 complete -c memcheck -n "__fish_memcheck_needs_command" -f -a "clean" -d 'Remove the run directories (TMPDIR/memcheck-PID-START-NS-*) that runs of memcheck killed before they could clean up left behind; every run also does this quietly first'
+complete -c memcheck -n "__fish_memcheck_needs_command" -f -a "report" -d 'Render a saved JSON report (memcheck run --format json) again, in any format, without running the program; or, with --diff, list the findings that are new or fixed between two'
 complete -c memcheck -n "__fish_memcheck_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l leak-check -d 'Leak check at exit: no, summary (totals only) or full (each leak with its stack)' -r -f -a "no\t''
 summary\t''
@@ -52,9 +53,13 @@ complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l gen-suppressio
 lsan\t''"
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l on-error -d 'What happens after an error is reported: continue (as Valgrind) or abort (as ASan)' -r -f -a "continue\t''
 abort\t''"
-complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l format -d 'Format of the report: text (on stderr, or to --output) or json (to --output)' -r -f -a "text\t''
-json\t''"
-complete -c memcheck -n "__fish_memcheck_using_subcommand run" -s o -l output -d 'Where to write the --format report; - for standard output. Checked before the program runs. A regular file is replaced atomically; a device, FIFO or symlink is written into. With json the text report is still printed on stderr; with text it goes to FILE only, without colour' -r -F
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l format -d 'Format of the report: text (on stderr, or to --output), json, sarif (SARIF 2.1.0, for code scanning) or junit (JUnit XML, one test case per process); json, sarif and junit need --output' -r -f -a "text\t''
+json\t''
+sarif\t''
+junit\t''"
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -s o -l output -d 'Where to write the --format report; - for standard output. Checked before the program runs. A regular file is replaced atomically; a device, FIFO or symlink is written into. With json, sarif or junit the text report is still printed on stderr; with text it goes to FILE only, without colour' -r -F
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l report -d 'Also write the report in FORMAT (text, json, sarif or junit) to FILE; repeatable, in addition to --format/--output (e.g. --report sarif=r.sarif --report junit=r.xml). Each FILE is checked before the program runs and written like --output\'s; text to a file has no colour, and the text report still goes to stderr' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l source-root -d 'SARIF\'s %SRCROOT%: source files under DIR are given relative to it, and a finding is located at its innermost frame in a file under DIR [default: the working directory]' -r -F
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l num-callers -l depth -d 'Frames recorded per allocation (1-128)' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l quarantine-size -d 'Bytes of freed memory held back from reuse, to catch double frees and late accesses (suffixes K, M, G)' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l redzone-size -d 'Bytes of canary redzone before each block (16-4096, rounded up to 16)' -r
@@ -140,10 +145,23 @@ always\t''
 never\t''"
 complete -c memcheck -n "__fish_memcheck_using_subcommand clean" -s h -l help -d 'Print help'
 complete -c memcheck -n "__fish_memcheck_using_subcommand clean" -s V -l version -d 'Print version'
-complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean help" -f -a "run" -d 'Run a program under the checker and report its heap errors and leaks'
-complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean help" -f -a "maps" -d 'Show every memory region of a live process: its kind (text, heap, thread stack, malloc arena, ...), the ELF sections it holds, and its size, RSS, PSS, dirty and swap'
-complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean help" -f -a "residency" -d 'Show which pages of files (or of a live process) are in memory, and load, evict or lock them'
-complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean help" -f -a "overcommit" -d 'Explain the kernel\'s overcommit policy and commit accounting, and probe whether an allocation would succeed'
-complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean help" -f -a "stats" -d 'Show the heap figures of a live process: memcheck\'s own counters (read without stopping it) when it runs under memcheck, glibc\'s mallinfo2 and malloc_stats (through a brief ptrace call) for any process, and its footprint from /proc'
-complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean help" -f -a "clean" -d 'Remove the run directories (TMPDIR/memcheck-PID-START-NS-*) that runs of memcheck killed before they could clean up left behind; every run also does this quietly first'
-complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c memcheck -n "__fish_memcheck_using_subcommand report" -l diff -d 'Compare two JSON reports: list the findings of NEW that OLD does not have (new) and those of OLD that NEW does not have (fixed), matched by fingerprint' -r -F
+complete -c memcheck -n "__fish_memcheck_using_subcommand report" -l format -d 'Output format: text, json, sarif or junit (with --diff: text or json)' -r -f -a "text\t''
+json\t''
+sarif\t''
+junit\t''"
+complete -c memcheck -n "__fish_memcheck_using_subcommand report" -s o -l output -d 'Write the output to FILE instead of standard output (checked first; a regular file is replaced atomically, a device, FIFO or symlink written into)' -r -F
+complete -c memcheck -n "__fish_memcheck_using_subcommand report" -l source-root -d 'SARIF\'s %SRCROOT% (and the root --diff shows files relative to) [default: the working directory]' -r -F
+complete -c memcheck -n "__fish_memcheck_using_subcommand report" -l color -d 'When to use colour: auto (only on a terminal, never with NO_COLOR), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c memcheck -n "__fish_memcheck_using_subcommand report" -s h -l help -d 'Print help'
+complete -c memcheck -n "__fish_memcheck_using_subcommand report" -s V -l version -d 'Print version'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean report help" -f -a "run" -d 'Run a program under the checker and report its heap errors and leaks'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean report help" -f -a "maps" -d 'Show every memory region of a live process: its kind (text, heap, thread stack, malloc arena, ...), the ELF sections it holds, and its size, RSS, PSS, dirty and swap'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean report help" -f -a "residency" -d 'Show which pages of files (or of a live process) are in memory, and load, evict or lock them'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean report help" -f -a "overcommit" -d 'Explain the kernel\'s overcommit policy and commit accounting, and probe whether an allocation would succeed'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean report help" -f -a "stats" -d 'Show the heap figures of a live process: memcheck\'s own counters (read without stopping it) when it runs under memcheck, glibc\'s mallinfo2 and malloc_stats (through a brief ptrace call) for any process, and its footprint from /proc'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean report help" -f -a "clean" -d 'Remove the run directories (TMPDIR/memcheck-PID-START-NS-*) that runs of memcheck killed before they could clean up left behind; every run also does this quietly first'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean report help" -f -a "report" -d 'Render a saved JSON report (memcheck run --format json) again, in any format, without running the program; or, with --diff, list the findings that are new or fixed between two'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean report help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,5 +1,6 @@
 //! The one clap definition of memcheck's command line. Man pages and shell completions are
 //! generated from it (see `tests/generated.rs`), so it is the single source of truth.
+pub use crate::report::Format as ReportFormat;
 pub use crate::report::LeakKinds;
 pub use crate::style::ColorChoice;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -68,6 +69,44 @@ pub enum Command {
         after_help = "Only your own directories whose memcheck process is gone are removed: the pid and start time in the name tell a live run from a dead one, even after the pid was reused. Directories without them (made by an older memcheck) or made in another pid namespace are listed, not removed.\nExit status: 0; 1 if a stale directory could not be removed; 2 for a bad command line; 125 if memcheck itself failed."
     )]
     Clean(CleanArgs),
+
+    /// Render a saved JSON report (memcheck run --format json) again, in any format, without
+    /// running the program; or, with --diff, list the findings that are new or fixed between two.
+    #[command(
+        override_usage = "memcheck report [OPTIONS] FILE.json\n       memcheck report --diff OLD.json NEW.json [--format text|json]",
+        after_help = "Findings are matched by fingerprint (the kind and the function names of its stack, not addresses, files or lines), so moved lines and other addresses do not make a finding new.\nThe output equals, byte for byte, the file memcheck run would have written in that format (with the same --source-root).\nExit status: 0; with --diff 1 when NEW has findings OLD has not; 1 if a report cannot be read or is not a memcheck JSON report of format version 1; 2 for a bad command line; 125 if memcheck itself failed."
+    )]
+    Report(ReportArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// The JSON report to render (- for standard input).
+    #[arg(
+        value_name = "FILE.json",
+        required_unless_present = "diff",
+        conflicts_with = "diff"
+    )]
+    pub file: Option<PathBuf>,
+
+    /// Compare two JSON reports: list the findings of NEW that OLD does not have (new) and those
+    /// of OLD that NEW does not have (fixed), matched by fingerprint.
+    #[arg(long, num_args = 2, value_names = ["OLD.json", "NEW.json"])]
+    pub diff: Option<Vec<PathBuf>>,
+
+    /// Output format: text, json, sarif or junit (with --diff: text or json).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text, value_name = "FORMAT")]
+    pub format: ReportFormat,
+
+    /// Write the output to FILE instead of standard output (checked first; a regular file is
+    /// replaced atomically, a device, FIFO or symlink written into).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// SARIF's %SRCROOT% (and the root --diff shows files relative to) [default: the working
+    /// directory].
+    #[arg(long, value_name = "DIR", value_parser = parse_dir)]
+    pub source_root: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -261,16 +300,30 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = OnError::Continue, value_name = "ACTION")]
     pub on_error: OnError,
 
-    /// Format of the report: text (on stderr, or to --output) or json (to --output).
-    #[arg(long, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
-    pub format: Format,
+    /// Format of the report: text (on stderr, or to --output), json, sarif (SARIF 2.1.0, for code
+    /// scanning) or junit (JUnit XML, one test case per process); json, sarif and junit need
+    /// --output.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text, value_name = "FORMAT")]
+    pub format: ReportFormat,
 
     /// Where to write the --format report; - for standard output. Checked before the program
     /// runs. A regular file is replaced atomically; a device, FIFO or symlink is written into. With
-    /// json the text report is still printed on stderr; with text it goes to FILE only, without
-    /// colour.
+    /// json, sarif or junit the text report is still printed on stderr; with text it goes to FILE
+    /// only, without colour.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// Also write the report in FORMAT (text, json, sarif or junit) to FILE; repeatable, in
+    /// addition to --format/--output (e.g. --report sarif=r.sarif --report junit=r.xml). Each
+    /// FILE is checked before the program runs and written like --output's; text to a file has
+    /// no colour, and the text report still goes to stderr.
+    #[arg(long = "report", value_name = "FORMAT=FILE", value_parser = parse_report)]
+    pub reports: Vec<ReportSpec>,
+
+    /// SARIF's %SRCROOT%: source files under DIR are given relative to it, and a finding is
+    /// located at its innermost frame in a file under DIR [default: the working directory].
+    #[arg(long, value_name = "DIR", value_parser = parse_dir)]
+    pub source_root: Option<PathBuf>,
 
     /// Frames recorded per allocation (1-128).
     #[arg(long, visible_alias = "depth", default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=128))]
@@ -334,6 +387,17 @@ impl ValueEnum for ColorChoice {
     }
 }
 
+/// `--format FORMAT` of `run` and `report`: the type is [`crate::report`]'s, its names are given
+/// here.
+impl ValueEnum for ReportFormat {
+    fn value_variants<'a>() -> &'a [Self] {
+        &ReportFormat::ALL
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()))
+    }
+}
+
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GenSuppressions {
     No,
@@ -361,6 +425,52 @@ impl ValueEnum for crate::layout::Kind {
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
         Some(clap::builder::PossibleValue::new(self.as_str()).help(self.about()))
     }
+}
+
+/// `--source-root DIR`: an existing directory.
+fn parse_dir(s: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(s);
+    if p.is_dir() {
+        Ok(p)
+    } else {
+        Err(format!(
+            "'{s}' is not a directory: give the root of the source tree (a repository's top)"
+        ))
+    }
+}
+
+/// `--report FORMAT=FILE`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportSpec {
+    pub format: ReportFormat,
+    pub path: PathBuf,
+}
+
+fn parse_report(s: &str) -> Result<ReportSpec, String> {
+    let names = || {
+        ReportFormat::ALL
+            .iter()
+            .map(|f| f.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Some((format, path)) = s.split_once('=') else {
+        return Err(format!(
+            "'{s}' is not FORMAT=FILE: write e.g. sarif=report.sarif (FORMAT: {})",
+            names()
+        ));
+    };
+    let format = ReportFormat::ALL
+        .into_iter()
+        .find(|f| f.name() == format)
+        .ok_or_else(|| format!("unknown report format '{format}': use {}", names()))?;
+    if path.is_empty() {
+        return Err(format!("'{s}' names no file: write {}=FILE", format.name()));
+    }
+    Ok(ReportSpec {
+        format,
+        path: PathBuf::from(path),
+    })
 }
 
 /// A fill byte, or none.
@@ -554,6 +664,16 @@ pub fn man_extra(page: &str) -> ManExtra {
                 ("memcheck stats --format json --no-ptrace 1234", "as JSON, never stopping the process"),
             ],
         },
+        "report" => ManExtra {
+            exit_status: None,
+            environment: &COLOUR_ENV,
+            files: &[("FILE.json", "a report of memcheck run --format json --output FILE.json (or --report json=FILE.json), format version 1")],
+            examples: &[
+                ("memcheck report r.json --format sarif -o r.sarif --source-root .", "the SARIF log of a saved run"),
+                ("memcheck report r.json", "its text report again"),
+                ("memcheck report --diff main.json branch.json", "the findings the branch adds and fixes; exit 1 when it adds any"),
+            ],
+        },
         "clean" => ManExtra {
             exit_status: None,
             environment: &[("TMPDIR", "the directory searched (/tmp when unset), as memcheck run makes its run directories there")],
@@ -606,6 +726,26 @@ mod tests {
         assert!(k.definite && k.possible && !k.indirect && !k.reachable);
         assert!(parse_leak_kinds("all").unwrap().reachable);
         assert!(parse_leak_kinds("lost").is_err());
+        assert_eq!(
+            parse_report("sarif=out/r.sarif"),
+            Ok(ReportSpec {
+                format: ReportFormat::Sarif,
+                path: "out/r.sarif".into()
+            })
+        );
+        assert_eq!(
+            parse_report("junit=a=b.xml").unwrap().path,
+            PathBuf::from("a=b.xml")
+        );
+        assert!(parse_report("sarif").unwrap_err().contains("FORMAT=FILE"));
+        assert!(parse_report("xml=r.xml")
+            .unwrap_err()
+            .contains("unknown report format 'xml'"));
+        assert!(parse_report("json=").is_err());
+        assert_eq!(parse_dir("/"), Ok(PathBuf::from("/")));
+        assert!(parse_dir("/no/such/dir")
+            .unwrap_err()
+            .contains("not a directory"));
         assert_eq!(parse_fill("0xfd"), Ok(Fill::Byte(0xfd)));
         assert_eq!(parse_fill("7"), Ok(Fill::Byte(7)));
         assert_eq!(parse_fill("none"), Ok(Fill::None));

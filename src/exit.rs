@@ -11,7 +11,8 @@
 //!
 //! [`classify`] walks the error chain and picks the first typed error; the message is always the
 //! whole chain on one line. A command whose answer is "no" (`residency` with unreadable files,
-//! `overcommit --check` refused) prints its report and returns `Ok(EXIT_FAILURE)` instead.
+//! `overcommit --check` refused, `clean` unable to remove a directory) prints its report and
+//! returns `Ok(EXIT_FAILURE)` instead.
 
 /// Bad input: a process, file or answer the command refuses.
 pub const EXIT_FAILURE: i32 = 1;

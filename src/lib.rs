@@ -1,5 +1,6 @@
 //! memcheck: heap error and leak detection for unmodified Linux programs, and inspection of how a
 //! live process uses memory. The binary is a thin wrapper over [`main_with_args`].
+pub mod child;
 pub mod cli;
 pub mod cmd;
 pub mod exit;
@@ -10,6 +11,7 @@ pub mod preload;
 pub mod proc;
 pub mod records;
 pub mod report;
+pub mod residency_map;
 pub mod rundir;
 pub mod style;
 pub mod suppress;

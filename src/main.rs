@@ -6,7 +6,7 @@ fn main() {
 /// Runs from `.init_array`, before Rust's runtime sets SIGPIPE to SIG_IGN: `memcheck run` hands
 /// the program the SIGPIPE disposition memcheck itself was started with.
 extern "C" fn record_inherited_sigpipe() {
-    memcheck::cmd::run::record_inherited_sigpipe();
+    memcheck::child::record_inherited_sigpipe();
 }
 
 #[used]

@@ -6,7 +6,8 @@
 //!   written to a temporary file in the same directory and renamed over the path.
 //! - A character device, a FIFO, a socket or a symbolic link (`/dev/stdout`, `/dev/null`, a named
 //!   pipe with a reader, a link into a CI artefact directory) is opened and written into, never
-//!   replaced. When it leads to the file memcheck's own stdout or stderr writes to (`--output
+//!   replaced. A link to a regular file stays a link, and the file it leads to is replaced
+//!   atomically. When it leads to the file memcheck's own stdout or stderr writes to (`--output
 //!   /dev/stdout > out.txt`), the report is appended, so the program's output in it stays.
 use anyhow::{bail, Context, Result};
 use std::fs::{File, OpenOptions};
@@ -148,10 +149,19 @@ pub fn write(sink: &Sink, text: &str) -> Result<()> {
                 .context("cannot write the report to standard output")
         }
         Sink::Into(path) => {
-            let shared = std::fs::metadata(path)
-                .ok()
-                .filter(|m| m.is_file())
+            let target = std::fs::metadata(path).ok().filter(|m| m.is_file());
+            let shared = target
+                .as_ref()
                 .is_some_and(|m| std_streams().contains(&(m.dev(), m.ino())));
+            if target.is_some() && !shared {
+                // A link to a regular file: the file it leads to is replaced atomically (the
+                // link stays), so no reader sees half a report.
+                if let Ok(real) = std::fs::canonicalize(path) {
+                    if replace(&real, &bytes).is_ok() {
+                        return Ok(());
+                    }
+                }
+            }
             let mut f: File = OpenOptions::new()
                 .write(true)
                 .create(true)
@@ -163,16 +173,19 @@ pub fn write(sink: &Sink, text: &str) -> Result<()> {
                 .and_then(|_| f.flush())
                 .with_context(|| format!("cannot write the report to {}", path.display()))
         }
-        Sink::Replace(path) => {
-            let dir = parent(path);
-            let fail = || format!("cannot write the report to {}", path.display());
-            let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(fail)?;
-            tmp.write_all(&bytes).with_context(fail)?;
-            tmp.as_file().sync_data().with_context(fail)?;
-            tmp.persist(path).map_err(|e| e.error).with_context(fail)?;
-            Ok(())
-        }
+        Sink::Replace(path) => replace(path, &bytes)
+            .with_context(|| format!("cannot write the report to {}", path.display())),
     }
+}
+
+/// Replaces the regular file `path` (or creates it) atomically: a temporary file in the same
+/// directory, renamed over it.
+fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = tempfile::NamedTempFile::new_in(parent(path))?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_data()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,27 +4,35 @@
 //! C++ and Rust names), falling back to the symbol table. Objects and addresses are cached, so each
 //! distinct PC is resolved once however many stacks hold it.
 use goblin::elf::Elf;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// One source-level frame. An inlined call expands into several frames with the same address.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Frame {
     /// The return address (or faulting PC), as hex.
-    #[serde(serialize_with = "hex")]
+    #[serde(serialize_with = "hex", deserialize_with = "unhex")]
     pub address: u64,
     pub function: Option<String>,
     pub file: Option<String>,
     pub line: Option<u32>,
     pub object: Option<String>,
     /// True for a frame inlined into the next one.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub inlined: bool,
 }
 
 fn hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format!("{v:#x}"))
+}
+
+/// Reads what [`hex`] wrote (`memcheck report` loads saved reports).
+pub fn unhex<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let s = String::deserialize(d)?;
+    s.strip_prefix("0x")
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not a hex address (0x...)")))
 }
 
 struct Object {

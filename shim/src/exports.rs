@@ -177,124 +177,22 @@ pub extern "C" fn mallopt(param: c_int, value: c_int) -> c_int {
     unsafe { __libc_mallopt(param, value) }
 }
 
-/// glibc's `struct mallinfo2`.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct Mallinfo2 {
-    arena: usize,
-    ordblks: usize,
-    smblks: usize,
-    hblks: usize,
-    hblkhd: usize,
-    usmblks: usize,
-    fsmblks: usize,
-    uordblks: usize,
-    fordblks: usize,
-    keepcost: usize,
-}
-
-/// glibc's `struct mallinfo` (int fields).
-#[repr(C)]
-pub struct Mallinfo {
-    arena: c_int,
-    ordblks: c_int,
-    smblks: c_int,
-    hblks: c_int,
-    hblkhd: c_int,
-    usmblks: c_int,
-    fsmblks: c_int,
-    uordblks: c_int,
-    fordblks: c_int,
-    keepcost: c_int,
-}
-
-/// The next definition of `name` (glibc's), looked up once.
-fn next_symbol(cache: &core::sync::atomic::AtomicUsize, name: &CStr) -> usize {
-    let f = cache.load(Ordering::Relaxed);
-    if f != 0 {
-        return f;
-    }
-    // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name; not called from a hook path.
-    let f = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize;
-    cache.store(f, Ordering::Relaxed);
-    f
-}
-
-/// glibc's figures with memcheck's own share taken out: redzones and quarantined blocks are not
-/// the program's, and guarded blocks live in memcheck's pages, counted as mmapped blocks.
+/// glibc's `mallinfo2` with memcheck's own share taken out (see `mallinfo`).
 #[cfg_attr(not(test), no_mangle)]
-pub extern "C" fn mallinfo2() -> Mallinfo2 {
-    static REAL: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+pub extern "C" fn mallinfo2() -> crate::mallinfo::Mallinfo2 {
     init::ensure();
-    let f = next_symbol(&REAL, c"mallinfo2");
-    if f == 0 {
-        return Mallinfo2 {
-            arena: 0,
-            ordblks: 0,
-            smblks: 0,
-            hblks: 0,
-            hblkhd: 0,
-            usmblks: 0,
-            fsmblks: 0,
-            uordblks: 0,
-            fordblks: 0,
-            keepcost: 0,
-        };
-    }
-    // SAFETY: f is glibc's mallinfo2, `struct mallinfo2 mallinfo2(void)`.
-    let real: extern "C" fn() -> Mallinfo2 = unsafe { core::mem::transmute(f) };
-    let mut m = real();
-    crate::stats::flush_overhead();
-    let p = crate::stats::page();
-    let get = |a: &core::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as usize;
-    m.uordblks = m.uordblks.saturating_sub(get(&p.arena_overhead));
-    m.hblkhd = m.hblkhd.saturating_sub(get(&p.mmap_overhead)) + get(&p.guard_bytes);
-    m.hblks = m.hblks.saturating_sub(get(&p.mmap_quarantine_blocks)) + get(&p.guard_blocks);
-    m
+    crate::mallinfo::mallinfo2()
 }
 
 #[cfg_attr(not(test), no_mangle)]
-pub extern "C" fn mallinfo() -> Mallinfo {
-    let m = mallinfo2();
-    Mallinfo {
-        arena: m.arena as c_int,
-        ordblks: m.ordblks as c_int,
-        smblks: m.smblks as c_int,
-        hblks: m.hblks as c_int,
-        hblkhd: m.hblkhd as c_int,
-        usmblks: m.usmblks as c_int,
-        fsmblks: m.fsmblks as c_int,
-        uordblks: m.uordblks as c_int,
-        fordblks: m.fordblks as c_int,
-        keepcost: m.keepcost as c_int,
-    }
+pub extern "C" fn mallinfo() -> crate::mallinfo::Mallinfo {
+    crate::mallinfo::mallinfo()
 }
 
-/// glibc's report, then how much of its "in use" is memcheck's rather than the program's.
 #[cfg_attr(not(test), no_mangle)]
 pub extern "C" fn malloc_stats() {
-    static REAL: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
     init::ensure();
-    let f = next_symbol(&REAL, c"malloc_stats");
-    if f != 0 {
-        // SAFETY: f is glibc's `void malloc_stats(void)`.
-        let real: extern "C" fn() = unsafe { core::mem::transmute(f) };
-        real();
-    }
-    crate::stats::flush_overhead();
-    let p = crate::stats::page();
-    let get = |a: &core::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let mut b = sys::FixedBuf::<256>::new();
-    let _ = core::fmt::Write::write_fmt(
-        &mut b,
-        format_args!(
-            "memcheck: {} of the in-use bytes above are memcheck's redzones and quarantined blocks; {} bytes in {} guarded blocks are not included\n",
-            get(&p.arena_overhead) + get(&p.mmap_overhead),
-            get(&p.guard_bytes),
-            get(&p.guard_blocks)
-        ),
-    );
-    sys::write_all(2, b.as_bytes());
+    crate::mallinfo::malloc_stats()
 }
 
 /// `sigaction` keeps the program's SIGSEGV/SIGBUS handlers behind the guard-mode handler.
@@ -318,43 +216,16 @@ pub extern "C" fn bsd_signal(sig: c_int, handler: libc::sighandler_t) -> libc::s
     crate::fault::signal(sig, handler)
 }
 
-/// `setrlimit` and `prlimit` (and their 64-bit names): after the program lowers its own
-/// `RLIMIT_AS`, which counts address space that is only reserved, the shim gives back what it
-/// reserved and does not use, so the program's own mappings meet the limit as without memcheck.
-fn after_rlimit(pid: libc::pid_t, res: c_int, new: *const libc::rlimit, r: libc::c_long) {
-    if r != 0 || new.is_null() || res != libc::RLIMIT_AS as c_int {
-        return;
-    }
-    if pid != 0 && pid as u32 != sys::getpid() {
-        return;
-    }
-    // SAFETY: new is the caller's valid rlimit (the kernel accepted it).
-    if unsafe { (*new).rlim_cur } != libc::RLIM_INFINITY {
-        crate::heap::trim();
-        crate::guard::trim();
-    }
-}
-
-fn prlimit_call(
-    pid: libc::pid_t,
-    res: c_int,
-    new: *const libc::rlimit,
-    old: *mut libc::rlimit,
-) -> c_int {
-    // SAFETY: prlimit64 with the caller's pointers, which it validates (EFAULT).
-    let r = unsafe { libc::syscall(libc::SYS_prlimit64, pid, res, new, old) };
-    after_rlimit(pid, res, new, r);
-    r as c_int
-}
-
+/// `setrlimit` and `prlimit` (and their 64-bit names) go through `rlimit`, which trims the
+/// shim's reservations when the program lowers its own `RLIMIT_AS`.
 #[cfg_attr(not(test), no_mangle)]
 pub extern "C" fn setrlimit(res: c_int, new: *const libc::rlimit) -> c_int {
-    prlimit_call(0, res, new, core::ptr::null_mut())
+    crate::rlimit::prlimit(0, res, new, core::ptr::null_mut())
 }
 
 #[cfg_attr(not(test), no_mangle)]
 pub extern "C" fn setrlimit64(res: c_int, new: *const libc::rlimit) -> c_int {
-    prlimit_call(0, res, new, core::ptr::null_mut())
+    crate::rlimit::prlimit(0, res, new, core::ptr::null_mut())
 }
 
 #[cfg_attr(not(test), no_mangle)]
@@ -364,7 +235,7 @@ pub extern "C" fn prlimit(
     new: *const libc::rlimit,
     old: *mut libc::rlimit,
 ) -> c_int {
-    prlimit_call(pid, res, new, old)
+    crate::rlimit::prlimit(pid, res, new, old)
 }
 
 #[cfg_attr(not(test), no_mangle)]
@@ -374,7 +245,7 @@ pub extern "C" fn prlimit64(
     new: *const libc::rlimit,
     old: *mut libc::rlimit,
 ) -> c_int {
-    prlimit_call(pid, res, new, old)
+    crate::rlimit::prlimit(pid, res, new, old)
 }
 
 /// Where `operator new` cannot allocate, the real libstdc++ operator (found with `dlsym`) runs

@@ -32,5 +32,10 @@ pub fn run(_a: &CleanArgs) -> Result<i32> {
     if removed == 0 && failed == 0 {
         println!("no stale run directories in {}", tmp.display());
     }
-    Ok(if failed > 0 { 1 } else { 0 })
+    // A directory that could not be removed is the command's "no" answer, as residency's.
+    Ok(if failed > 0 {
+        crate::exit::EXIT_FAILURE
+    } else {
+        0
+    })
 }

@@ -3,6 +3,7 @@ pub mod clean;
 pub mod inspect;
 pub mod maps;
 pub mod overcommit;
+pub mod rerender;
 pub mod residency;
 pub mod run;
 pub mod stats;
@@ -35,6 +36,7 @@ pub fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         Command::Overcommit(a) => overcommit::run(a, cli.color),
         Command::Stats(a) => stats::run(a, cli.color),
         Command::Clean(a) => clean::run(a),
+        Command::Report(a) => rerender::run(a, cli.color),
     };
     match result {
         Ok(code) => code,

@@ -1,116 +1,21 @@
 //! `memcheck run`: start the program with the shim preloaded, wait for it, then read what every
 //! process recorded, symbolize, report, and choose the exit status.
 use crate::cli::{
-    ColorChoice, Fill, Format, GenSuppressions, GuardSide, LeakCheck, OnError, RunArgs,
+    ColorChoice, Fill, GenSuppressions, GuardSide, LeakCheck, OnError, ReportFormat, RunArgs,
     SuppressionFormat,
 };
 use crate::report::{self, Exit, Report, Tool};
 use crate::style::{self, Painter};
 use crate::suppress::{self, Suppressions};
 use crate::symbolize::Symbolizer;
-use crate::{output, preload, records, rundir, target};
-use anyhow::{Context, Result};
-use libc::c_int;
-use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
-use nix::sys::wait::{waitid, Id, WaitPidFlag};
-use nix::unistd::Pid;
+use crate::{child, output, preload, records, rundir, target};
+use anyhow::Result;
+use nix::sys::signal::Signal;
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::time::{Duration, Instant};
-
-/// The signals forwarded to the program: those whose default action terminates a process and
-/// that people and supervisors send (a terminal's hangup, Ctrl-C and Ctrl-\, `kill`, `timeout`,
-/// daemons' reload and log-rotate signals, `alarm` from a parent). SIGPIPE, SIGXCPU, SIGXFSZ,
-/// SIGPROF and SIGVTALRM are raised by the kernel in the process that caused them, not sent to a
-/// parent; SIGKILL and SIGSTOP cannot be caught.
-const FORWARDED: [Signal; 7] = [
-    Signal::SIGHUP,
-    Signal::SIGINT,
-    Signal::SIGQUIT,
-    Signal::SIGTERM,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-    Signal::SIGALRM,
-];
-
-/// While memcheck waits for processes that outlived the program, these stop the wait.
-const STOP_WAIT: [c_int; 4] = [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGTERM];
-
-/// The program's pid while it runs (0 before and after): where forwarded signals go.
-static CHILD: AtomicI32 = AtomicI32::new(0);
-/// memcheck waits for late processes (after the program ended).
-static WAITING: AtomicBool = AtomicBool::new(false);
-/// A STOP_WAIT signal arrived during that wait.
-static STOP: AtomicBool = AtomicBool::new(false);
-/// memcheck was started with SIGPIPE ignored (recorded by `main.rs` before Rust's runtime
-/// ignores SIGPIPE itself, which hides what was inherited).
-static SIGPIPE_INHERITED_IGNORED: AtomicBool = AtomicBool::new(false);
-
-/// Called from `main.rs`'s `.init_array` constructor, before Rust's runtime sets SIGPIPE to
-/// SIG_IGN: records whether SIGPIPE was ignored when memcheck was executed, so the program gets
-/// the same disposition.
-pub fn record_inherited_sigpipe() {
-    SIGPIPE_INHERITED_IGNORED.store(is_ignored(libc::SIGPIPE), Ordering::Relaxed);
-}
-
-/// The signal's disposition is SIG_IGN.
-fn is_ignored(sig: c_int) -> bool {
-    // SAFETY: sigaction with a null new action only reads the disposition into `old`, a
-    // zero-initialised struct of the right type.
-    unsafe {
-        let mut old: libc::sigaction = std::mem::zeroed();
-        libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
-    }
-}
-
-extern "C" fn on_signal(sig: c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
-    if WAITING.load(Ordering::Relaxed) {
-        if STOP_WAIT.contains(&sig) {
-            STOP.store(true, Ordering::Relaxed);
-        }
-        return;
-    }
-    // SAFETY: with SA_SIGINFO the kernel passes a valid siginfo; si_pid is meaningful for the
-    // SI_USER/SI_QUEUE codes it is compared under and harmless to read for the others.
-    let (code, sender) = unsafe { ((*info).si_code, (*info).si_pid()) };
-    let pid = CHILD.load(Ordering::Relaxed);
-    // The terminal signals its whole foreground process group, the program included (si_code
-    // SI_KERNEL): passing that on would deliver it twice. A signal the program sends to its
-    // parent is not bounced back to it.
-    if pid > 0 && code != libc::SI_KERNEL && sender != pid {
-        // SAFETY: kill is async-signal-safe.
-        unsafe { libc::kill(pid, sig) };
-    }
-}
-
-/// Forwards the FORWARDED signals sent to memcheck to the program, so memcheck survives them to
-/// write the report while the program gets them as if memcheck were not there. A signal memcheck
-/// inherited as ignored is left ignored (the program inherits SIG_IGN, as without memcheck);
-/// handlers reset to the default on exec, so the program starts with the dispositions it would
-/// have had. Returns the signals now handled, to be blocked across the spawn.
-fn forward_signals() -> SigSet {
-    let mut handled = SigSet::empty();
-    let action = SigAction::new(
-        SigHandler::SigAction(on_signal),
-        SaFlags::SA_SIGINFO | SaFlags::SA_RESTART,
-        SigSet::empty(),
-    );
-    for s in FORWARDED {
-        if is_ignored(s as c_int) {
-            continue;
-        }
-        // SAFETY: `on_signal` only reads atomics, stores one and calls kill, all
-        // async-signal-safe.
-        if unsafe { signal::sigaction(s, &action) }.is_ok() {
-            handled.add(s);
-        }
-    }
-    handled
-}
 
 /// The shim's settings for these arguments, encoded for `MEMCHECK_OPTIONS`.
 fn shim_options(a: &RunArgs) -> String {
@@ -146,102 +51,78 @@ fn shim_options(a: &RunArgs) -> String {
     .to_string()
 }
 
-/// Reaps every exited child (orphans of the run are reparented to memcheck, a child subreaper)
-/// and tells whether any child is left: without one, memcheck has no descendant at all.
-fn reap_children() -> bool {
-    loop {
-        match nix::sys::wait::waitpid(
-            Pid::from_raw(-1),
-            Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL),
-        ) {
-            Ok(nix::sys::wait::WaitStatus::StillAlive) => return true,
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(nix::errno::Errno::ECHILD) => return false,
-            Err(_) => return true,
-        }
+/// Every file report of the run: `--format`'s to `--output`, then each `--report FORMAT=FILE`,
+/// checked before the program runs. Two reports to one path, or two to standard output, are
+/// refused.
+fn file_reports(
+    a: &RunArgs,
+    sink: Option<&output::Sink>,
+) -> Result<Vec<(ReportFormat, output::Sink)>> {
+    let mut files: Vec<(ReportFormat, output::Sink)> = Vec::new();
+    let mut shown: Vec<String> = Vec::new();
+    if let Some(s) = sink {
+        files.push((a.format, s.clone()));
+        shown.push(format!(
+            "--output {}",
+            a.output.as_deref().unwrap_or(Path::new("-")).display()
+        ));
     }
+    for r in &a.reports {
+        let flag = format!("--report {}={}", r.format.name(), r.path.display());
+        let s = output::check(&r.path).map_err(|e| {
+            // output::check names the flag --output; here it is --report.
+            let m = format!("{e:#}");
+            let m = match m.strip_prefix("--output ") {
+                Some(rest) => format!("--report {}={rest}", r.format.name()),
+                None => format!("{flag}: {m}"),
+            };
+            crate::exit::UsageError(m)
+        })?;
+        if let Some(i) = files.iter().position(|(_, o)| same_sink(o, &s)) {
+            return Err(crate::exit::UsageError(format!(
+                "{flag} and {} write to the same place: give each report its own file",
+                shown[i]
+            ))
+            .into());
+        }
+        files.push((r.format, s));
+        shown.push(flag);
+    }
+    Ok(files)
 }
 
-/// The processes below memcheck (their parent chain reaches it) that still run with the library
-/// `lib` mapped: they have records to write. Others (programs exec'd without --trace-children)
-/// are not memcheck's to wait for.
-fn late_processes(lib: &str) -> Vec<i32> {
-    let me = std::process::id() as i32;
-    let mut parent = std::collections::HashMap::new();
-    let Ok(all) = procfs::process::all_processes() else {
-        return Vec::new();
+/// Two sinks are the same place: both stdout, the same path, or paths of one existing file.
+fn same_sink(a: &output::Sink, b: &output::Sink) -> bool {
+    use output::Sink::*;
+    use std::os::unix::fs::MetadataExt;
+    let path = |s: &output::Sink| match s {
+        Stdout => None,
+        Replace(p) | Into(p) => Some(p.clone()),
     };
-    for p in all.flatten() {
-        if let Ok(st) = p.stat() {
-            if st.state != 'Z' && st.state != 'X' {
-                parent.insert(st.pid, st.ppid);
-            }
+    match (path(a), path(b)) {
+        (None, None) => true,
+        (Some(x), Some(y)) => {
+            x == y
+                || matches!((std::fs::metadata(&x), std::fs::metadata(&y)),
+                    (Ok(m), Ok(n)) if m.dev() == n.dev() && m.ino() == n.ino() && m.is_file())
+                || {
+                    let dir = |p: &Path| {
+                        let d = p.parent().filter(|d| !d.as_os_str().is_empty());
+                        std::fs::canonicalize(d.unwrap_or(Path::new("."))).ok()
+                    };
+                    x.file_name() == y.file_name() && dir(&x).is_some() && dir(&x) == dir(&y)
+                }
         }
+        _ => false,
     }
-    let below_me = |mut pid: i32| {
-        for _ in 0..parent.len() {
-            match parent.get(&pid) {
-                Some(&pp) if pp == me => return true,
-                Some(&pp) if pp > 1 => pid = pp,
-                _ => return false,
-            }
-        }
-        false
-    };
-    let deleted = format!("{lib} (deleted)");
-    let mut out: Vec<i32> = parent
-        .keys()
-        .copied()
-        .filter(|&pid| pid != me && below_me(pid))
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/maps")).is_ok_and(|m| {
-                m.lines()
-                    .any(|l| l.ends_with(lib) || l.ends_with(deleted.as_str()))
-            })
-        })
-        .collect();
-    out.sort_unstable();
-    out
-}
-
-/// After the program ended: waits while processes of the run still have the library loaded
-/// (a daemon's child, say), reaping orphans as they end. Says after a second whom it waits for;
-/// SIGINT, SIGTERM, SIGHUP or SIGQUIT end the wait. Returns the processes not waited for.
-fn wait_for_late_processes(lib: &Path) -> Vec<i32> {
-    let lib = lib.to_string_lossy();
-    let started = Instant::now();
-    let mut told = false;
-    STOP.store(false, Ordering::Relaxed);
-    WAITING.store(true, Ordering::Relaxed);
-    let left = loop {
-        let late = if reap_children() {
-            late_processes(&lib)
-        } else {
-            Vec::new()
-        };
-        if late.is_empty() || STOP.load(Ordering::Relaxed) {
-            break late;
-        }
-        if !told && started.elapsed() >= Duration::from_secs(1) {
-            let pids: Vec<String> = late.iter().map(|p| p.to_string()).collect();
-            eprintln!(
-                "memcheck: waiting for pid {} (still running with the memcheck library); Ctrl-C stops the wait",
-                pids.join(", ")
-            );
-            told = true;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    };
-    WAITING.store(false, Ordering::Relaxed);
-    reap_children();
-    left
 }
 
 pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
-    if a.format == Format::Json && a.output.is_none() {
-        return Err(crate::exit::UsageError(
-            "--format json needs --output FILE (or --output - for standard output)".into(),
-        )
+    if a.format != ReportFormat::Text && a.output.is_none() {
+        return Err(crate::exit::UsageError(format!(
+            "--format {} needs --output FILE (or --output - for standard output)",
+            a.format.name()
+        ))
         .into());
     }
     // Checked before the program runs: a report must never be lost for want of a writable path.
@@ -251,6 +132,7 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         .map(output::check)
         .transpose()
         .map_err(crate::exit::usage)?;
+    let files = file_reports(a, sink.as_ref())?;
     // Read before the program runs: a malformed file is refused with FILE:LINE.
     let suppressions =
         Suppressions::load(&a.suppressions, a.default_suppressions).map_err(crate::exit::usage)?;
@@ -268,50 +150,14 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         preload.push(old);
     }
 
-    // What memcheck inherited, to be handed to the program as it is: Rust's Command empties the
-    // signal mask and sets SIGPIPE to SIG_DFL in the child.
-    let inherited_mask = SigSet::thread_get_mask().unwrap_or_else(|_| SigSet::empty());
-    let sigpipe_ignored = SIGPIPE_INHERITED_IGNORED.load(Ordering::Relaxed);
     let mut cmd = Command::new(&path);
     cmd.arg0(prog)
         .args(&a.command[1..])
         .env("LD_PRELOAD", preload)
         .env(memcheck_wire::ENV_DIR, dir.path())
         .env(memcheck_wire::ENV_OPTIONS, shim_options(a));
-    // SAFETY: the closure runs between fork and exec and calls only async-signal-safe functions
-    // (signal, pthread_sigmask) on values copied before the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            if sigpipe_ignored {
-                libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-            }
-            inherited_mask.thread_set_mask()?;
-            Ok(())
-        });
-    }
-    // Orphans of the run (a daemon's child) are reparented to memcheck, so it can wait for them.
-    let _ = nix::sys::prctl::set_child_subreaper(true);
-    let handled = forward_signals();
-    // Blocked across the spawn, so a signal that arrives before CHILD is set is forwarded once
-    // it is; then unblocked even if memcheck inherited them blocked: the program's own mask (the
-    // inherited one) decides what it does with them.
-    let _ = handled.thread_block();
-    let spawned = cmd.spawn();
-    if let Ok(c) = &spawned {
-        CHILD.store(c.id() as i32, Ordering::Relaxed);
-    }
-    let _ = handled.thread_unblock();
-    let mut child = spawned.with_context(|| format!("cannot start {}", path.display()))?;
-    let child_pid = child.id();
-    // Wait without reaping first: once reaped, the pid may be reused and must no longer receive
-    // forwarded signals.
-    while let Err(nix::errno::Errno::EINTR) = waitid(
-        Id::Pid(Pid::from_raw(child_pid as i32)),
-        WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT,
-    ) {}
-    CHILD.store(0, Ordering::Relaxed);
-    let status = child.wait().context("cannot wait for the program")?;
-    let missing = wait_for_late_processes(&shim);
+    let (status, child_pid) = child::spawn_and_wait(&mut cmd, &path)?;
+    let missing = child::wait_for_late_processes(&shim);
 
     let exit = match (status.code(), status.signal()) {
         (Some(c), _) => Exit::Code(c),
@@ -371,58 +217,56 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
             None => unreported.push(note),
         }
     }
+    // A process whose report is missing fails an --error-exitcode gate.
+    let reports_missing = !unreported.is_empty();
+    if last_of_child.is_none() {
+        unreported.push(format!(
+            "{} left no records: the memcheck library was not loaded into it",
+            path.display()
+        ));
+    }
+    if let Exit::Signal(s) = exit {
+        let name = Signal::try_from(s).map(|s| s.as_str()).unwrap_or("?");
+        unreported.push(format!("the program was killed by signal {s} ({name})"));
+    }
     let report = Report {
         version: report::REPORT_VERSION,
         tool: Tool {
             name: "memcheck",
             version: env!("CARGO_PKG_VERSION"),
         },
+        leak_check: match a.leak_check {
+            LeakCheck::No => "no",
+            LeakCheck::Summary => "summary",
+            LeakCheck::Full => "full",
+        },
         processes,
+        notes: unreported,
         suppressions_used: suppressions.used(),
         suppressions_unused: a.list_unused_suppressions.then(|| suppressions.unused()),
     };
 
     // Text to a file (`--format text --output FILE`) has no colour.
-    let text_to_file = a.format == Format::Text && sink.is_some();
+    let text_to_file = a.format == ReportFormat::Text && sink.is_some();
     let painter = Painter {
         on: !text_to_file && style::stderr_color(color),
     };
-    let mut text = String::new();
-    for p in &report.processes {
-        text.push_str(&report::text::render(
-            p,
-            &painter,
-            a.leak_check == LeakCheck::Full,
-        ));
-    }
-    text.push_str(&report::text::suppressions(
-        child_pid,
-        &report.suppressions_used,
-        report.suppressions_unused.as_deref(),
-        &painter,
-    ));
-    for n in &unreported {
-        text.push_str(&format!("memcheck: {n}\n"));
-    }
-    if last_of_child.is_none() {
-        text.push_str(&format!(
-            "memcheck: {} left no records: the memcheck library was not loaded into it\n",
-            path.display()
-        ));
-    }
-    if let Exit::Signal(s) = exit {
-        let name = Signal::try_from(s).map(|s| s.as_str()).unwrap_or("?");
-        text.push_str(&format!(
-            "memcheck: the program was killed by signal {s} ({name})\n"
-        ));
-    }
-    // The file report first: a closed stderr (`2>&1 | head -1`) must not cost it.
-    let written = match (&sink, a.format) {
-        (Some(sink), Format::Json) => output::write(sink, &report::json::render(&report)),
-        (Some(sink), Format::Text) => output::write(sink, &text),
-        (None, _) => Ok(()),
+    let source_root = a.source_root.clone().unwrap_or_else(|| ".".into());
+    let plain = report::Render {
+        painter: &Painter { on: false },
+        source_root: &source_root,
     };
+    // The file reports first: a closed stderr (`2>&1 | head -1`) must not cost them. A failed
+    // write does not stop the others; the first failure is the run's.
+    let mut written: Result<()> = Ok(());
+    for (format, sink) in &files {
+        let w = output::write(sink, &report::render(&report, *format, &plain));
+        if written.is_ok() {
+            written = w;
+        }
+    }
     if !text_to_file {
+        let text = report::text::render_run(&report, &painter);
         // A stderr that is closed or a broken pipe is not an error of the run.
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
@@ -440,7 +284,7 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         .iter()
         .map(|p| p.leaked_blocks(a.errors_for_leak_kinds))
         .sum();
-    let incomplete = report.processes.iter().any(|p| p.incomplete) || !unreported.is_empty();
+    let incomplete = report.processes.iter().any(|p| p.incomplete) || reports_missing;
     if let Some(n) = a.error_exitcode {
         if errors > 0 || lost > 0 || incomplete {
             return Ok(n as i32);

@@ -5,6 +5,7 @@
 use super::inspect;
 use crate::cli::{ColorChoice, Format, StatsArgs};
 use crate::proc::footprint::{self, ProcessMem};
+use crate::proc::process;
 use crate::proc::remote::{self, Mallinfo2, RemoteOptions};
 use crate::proc::{statspage, ProcError};
 use crate::style::{self, Painter};
@@ -90,10 +91,10 @@ fn heap_of(s: &Snapshot) -> Heap {
 
 /// Gathers one report.
 pub fn collect(pid: i32, a: &StatsArgs) -> Result<StatsReport> {
-    if !footprint::exists(pid) {
+    if !process::exists(pid) {
         return Err(ProcError::NoSuchProcess(pid).into());
     }
-    let memcheck_children = footprint::is_memcheck_run(pid).then(|| footprint::children(pid));
+    let memcheck_children = process::is_memcheck_run(pid).then(|| process::children(pid));
     let snap = statspage::read_page(pid);
     let want_remote = !a.no_ptrace && (snap.is_none() || a.ptrace);
     let (mut mallinfo, mut malloc_stats, mut mallinfo_error, mut stopped_ms) =
@@ -115,7 +116,7 @@ pub fn collect(pid: i32, a: &StatsArgs) -> Result<StatsReport> {
     let report = StatsReport {
         version: inspect::JSON_VERSION,
         pid,
-        command: footprint::command_line(pid),
+        command: process::command_line(pid),
         memcheck_children,
         shim: snap.is_some(),
         heap: snap.as_ref().map(heap_of),
@@ -125,7 +126,7 @@ pub fn collect(pid: i32, a: &StatsArgs) -> Result<StatsReport> {
         stopped_ms,
         process: footprint::footprint(pid),
     };
-    if report.heap.is_none() && report.mallinfo.is_none() && !footprint::exists(pid) {
+    if report.heap.is_none() && report.mallinfo.is_none() && !process::exists(pid) {
         return Err(ProcError::NoSuchProcess(pid).into());
     }
     Ok(report)
@@ -341,7 +342,7 @@ pub fn run(a: &StatsArgs, color: ColorChoice) -> Result<i32> {
             Format::Json => serde_json::to_string_pretty(&r)? + "\n",
             Format::Text => render_text(&r, &painter),
         };
-        std::io::stdout().write_all(text.as_bytes())?;
+        super::inspect::emit(None, &text)?;
         return Ok(0);
     };
     let tty = std::io::stdout().is_terminal() && a.format == Format::Text;
@@ -353,7 +354,7 @@ pub fn run(a: &StatsArgs, color: ColorChoice) -> Result<i32> {
             Ok(r) => r,
             // Once at least one refresh was shown, the process ending is the normal end of the
             // watch; before that it is the same error as without --watch.
-            Err(_) if shown && !footprint::exists(pid) => {
+            Err(_) if shown && !process::exists(pid) => {
                 eprintln!("memcheck: process {pid} has exited");
                 return Ok(0);
             }
@@ -365,12 +366,11 @@ pub fn run(a: &StatsArgs, color: ColorChoice) -> Result<i32> {
             (Format::Text, true) => format!("\x1b[H\x1b[2J{}", render_text(&r, &painter)),
             (Format::Text, false) => line(&r) + "\n",
         };
-        if out
-            .write_all(text.as_bytes())
-            .and_then(|_| out.flush())
-            .is_err()
-        {
-            return Ok(0); // the reader went away (a closed pipe)
+        match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+            Ok(()) => {}
+            // The reader went away (a closed pipe): the normal end of a watch.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
+            Err(e) => return Err(anyhow::Error::new(e).context("cannot write to standard output")),
         }
         drop(out);
         shown = true;

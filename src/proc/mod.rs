@@ -5,6 +5,7 @@
 pub mod cgroup;
 pub mod footprint;
 pub mod pagemap;
+pub mod process;
 pub mod remote;
 pub mod smaps;
 pub mod statspage;

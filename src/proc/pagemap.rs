@@ -2,7 +2,7 @@
 //! swapped out, or not present. Only the present and swapped bits are used, which the owner of
 //! the process may read (page frame numbers, which need CAP_SYS_ADMIN, are never looked at).
 use super::{convert, ProcError};
-use crate::pagecache::MapBuilder;
+use crate::residency_map::MapBuilder;
 use procfs::process::{PageInfo, PageMap};
 
 /// Page counts of one range of addresses.

@@ -1,38 +1,172 @@
 //! The findings model: what a run found, per process, symbolized and grouped. Built once from the
-//! records, then rendered by [`text`] (humans, stderr) and [`json`] (machines; the contract is in
-//! `docs/report-format.md`).
+//! records, then rendered by [`text`] (humans, stderr), [`json`] (machines; the contract is in
+//! `docs/report-format.md`), [`sarif`] (code scanning) and [`junit`] (test dashboards); every
+//! format is a function of the [`Report`] alone (and SARIF's source root), so `memcheck report`
+//! re-renders a saved JSON report byte for byte.
+pub mod fingerprint;
 pub mod json;
+pub mod junit;
+pub mod sarif;
 pub mod text;
 
 use crate::records::ProcessRecords;
 use crate::suppress::{self, Finding, Suppressions};
 use crate::symbolize::{Frame, Symbolizer};
 use memcheck_wire::{ErrorKind, ErrorRec, FoundAt, LeakKind};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Version of the JSON report format; bumped on incompatible changes.
 pub const REPORT_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub version: u32,
     pub tool: Tool,
+    /// The `--leak-check` mode of the run: `no`, `summary` or `full` (leaks are listed one by one
+    /// in the text report only after `full`).
+    #[serde(deserialize_with = "static_str", default = "full")]
+    pub leak_check: &'static str,
     pub processes: Vec<ProcessReport>,
+    /// memcheck's messages about the run as a whole (a process whose report is missing, a
+    /// program that left no records, the signal that killed the program), as the text report
+    /// ends with them.
+    #[serde(default)]
+    pub notes: Vec<String>,
     /// The suppressions that matched something, with their hits (most first).
+    #[serde(default)]
     pub suppressions_used: Vec<suppress::Used>,
     /// With `--list-unused-suppressions`: the user's entries that matched nothing.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suppressions_unused: Option<Vec<suppress::Used>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// The names the model holds as `&'static str` (kinds, families, accesses), so a loaded report
+/// holds the same ones; another string (a newer memcheck's kind, a tool version) is leaked, once
+/// per load: `memcheck report` loads one or two reports and exits.
+fn intern(s: String) -> &'static str {
+    use memcheck_wire::{ErrorKind, LeakKind};
+    let known = ErrorKind::ALL
+        .iter()
+        .map(|k| k.name())
+        .chain(LeakKind::ALL.iter().map(|k| k.name()))
+        .chain([
+            "read",
+            "write",
+            "malloc",
+            "operator new",
+            "operator new[]",
+            "no",
+            "summary",
+            "full",
+            "memcheck",
+            env!("CARGO_PKG_VERSION"),
+        ])
+        .find(|k| *k == s);
+    known.unwrap_or_else(|| Box::leak(s.into_boxed_str()))
+}
+
+fn static_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    String::deserialize(d).map(intern)
+}
+
+fn opt_static_str<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<&'static str>, D::Error> {
+    Option::<String>::deserialize(d).map(|o| o.map(intern))
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn full() -> &'static str {
+    "full"
+}
+
+/// Reads a saved JSON report (`memcheck run --format json`). A report of another format version
+/// is refused; fingerprints missing from an older report are computed.
+pub fn load(text: &str) -> Result<Report, String> {
+    #[derive(Deserialize)]
+    struct Head {
+        version: u32,
+    }
+    let bad = |e: serde_json::Error| format!("not a memcheck JSON report ({e})");
+    // Through a Value: the model's names are `&'static str`, which only an owned deserializer
+    // can give (see `intern`).
+    let value: serde_json::Value = serde_json::from_str(text).map_err(bad)?;
+    let head = Head::deserialize(&value).map_err(bad)?;
+    if head.version != REPORT_VERSION {
+        return Err(format!(
+            "a report of format version {}: this memcheck reads version {REPORT_VERSION}",
+            head.version
+        ));
+    }
+    let mut r = Report::deserialize(value).map_err(bad)?;
+    for p in &mut r.processes {
+        for e in &mut p.errors {
+            if e.fingerprint.is_empty() {
+                e.fingerprint = fingerprint::of_error(e.kind, &e.stack);
+            }
+        }
+        for l in &mut p.leaks {
+            if l.fingerprint.is_empty() {
+                l.fingerprint = fingerprint::of_leak(l.kind, &l.stack);
+            }
+        }
+    }
+    Ok(r)
+}
+
+/// A report format (`--format`, `--report FORMAT=FILE`; the command-line names are given in
+/// `cli.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+    Sarif,
+    Junit,
+}
+
+impl Format {
+    pub const ALL: [Format; 4] = [Format::Text, Format::Json, Format::Sarif, Format::Junit];
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Text => "text",
+            Format::Json => "json",
+            Format::Sarif => "sarif",
+            Format::Junit => "junit",
+        }
+    }
+}
+
+/// What a rendering needs besides the report.
+pub struct Render<'a> {
+    /// Colours of the text format.
+    pub painter: &'a crate::style::Painter,
+    /// SARIF's `%SRCROOT%`: source files under it are given relative to it.
+    pub source_root: &'a std::path::Path,
+}
+
+/// The report in `format`.
+pub fn render(r: &Report, format: Format, how: &Render) -> String {
+    match format {
+        Format::Text => text::render_run(r, how.painter),
+        Format::Json => json::render(r),
+        Format::Sarif => sarif::render(r, how.source_root),
+        Format::Junit => junit::render(r),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tool {
+    #[serde(deserialize_with = "static_str")]
     pub name: &'static str,
+    #[serde(deserialize_with = "static_str")]
     pub version: &'static str,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub enum Exit {
     #[serde(rename = "code")]
     Code(i32),
@@ -40,7 +174,8 @@ pub enum Exit {
     Signal(i32),
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound(deserialize = "'de: 'static"))]
 pub struct ProcessReport {
     pub pid: u32,
     pub ppid: u32,
@@ -65,13 +200,14 @@ pub struct ProcessReport {
     /// Messages of the memcheck library about this run (a degraded mode, a limit reached).
     pub notes: Vec<String>,
     /// Valgrind's ERROR SUMMARY: what fails `--error-exitcode`, and what was suppressed.
+    #[serde(default)]
     pub error_summary: ErrorSummary,
 }
 
 /// Errors as Valgrind counts them: every occurrence of a heap error (and of a warning with
 /// `--warnings-as-errors`), plus one per leak context (the blocks of one kind from one allocation
 /// stack) of the kinds `--errors-for-leak-kinds` selects; a context is one distinct finding.
-#[derive(Debug, Clone, Copy, Serialize, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, Default, PartialEq, Eq)]
 pub struct ErrorSummary {
     pub errors: u64,
     pub contexts: u64,
@@ -80,45 +216,54 @@ pub struct ErrorSummary {
     pub suppressed_contexts: u64,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, Default, PartialEq, Eq)]
 pub struct Amount {
     pub bytes: u64,
     pub blocks: u64,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, Default, PartialEq, Eq)]
 pub struct LeakSummary {
     pub definite: Amount,
     pub indirect: Amount,
     pub possible: Amount,
     pub reachable: Amount,
-    /// Blocks of any kind that a suppression matched, not counted in the four above.
+    /// Blocks that a suppression matched, not counted in the four above.
+    #[serde(default)]
     pub suppressed: Amount,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LeakReport {
+    #[serde(deserialize_with = "static_str")]
     pub kind: &'static str,
     pub bytes: u64,
     pub blocks: u64,
     pub stack: Vec<Frame>,
+    /// [`fingerprint::of_leak`] of the kind and the allocation stack.
+    #[serde(default)]
+    pub fingerprint: String,
     /// With `--gen-suppressions`: an entry that suppresses this leak.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suppression: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BlockInfo {
-    #[serde(serialize_with = "crate::units::hex_json")]
+    #[serde(
+        serialize_with = "crate::units::hex_json",
+        deserialize_with = "crate::symbolize::unhex"
+    )]
     pub address: u64,
     pub size: u64,
     /// Offset of the bad address from the block's start (negative before it).
     pub offset: i64,
+    #[serde(deserialize_with = "static_str")]
     pub allocated_by: &'static str,
 }
 
 /// How bad a finding is. JSON shows `"error"` or `"warning"`.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// A heap error: the program did something wrong.
@@ -128,13 +273,18 @@ pub enum Severity {
     Warning,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorReport {
+    #[serde(deserialize_with = "static_str")]
     pub kind: &'static str,
     pub severity: Severity,
-    #[serde(serialize_with = "crate::units::hex_json")]
+    #[serde(
+        serialize_with = "crate::units::hex_json",
+        deserialize_with = "crate::symbolize::unhex"
+    )]
     pub address: u64,
     /// "read" or "write" where known.
+    #[serde(deserialize_with = "opt_static_str")]
     pub access: Option<&'static str>,
     /// Size of the access in bytes where known.
     pub access_size: Option<u64>,
@@ -147,10 +297,14 @@ pub struct ErrorReport {
     pub stack: Vec<Frame>,
     pub alloc_stack: Vec<Frame>,
     pub free_stack: Vec<Frame>,
+    /// [`fingerprint::of_error`] of the kind and `stack`.
+    #[serde(default)]
+    pub fingerprint: String,
     /// How many times this error happened with the same kind and stack (the first is shown).
+    #[serde(default = "one")]
     pub count: u64,
     /// With `--gen-suppressions`: an entry that suppresses this error.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suppression: Option<String>,
 }
 
@@ -170,6 +324,14 @@ impl ProcessReport {
             .filter(|e| e.severity == Severity::Warning)
             .map(|e| e.count)
             .sum()
+    }
+    /// Definite plus indirect blocks, unsuppressed (a lost 0-byte block counts too).
+    pub fn lost_blocks(&self) -> u64 {
+        self.leaked_blocks(LeakKinds {
+            definite: true,
+            indirect: true,
+            ..LeakKinds::default()
+        })
     }
     /// Unsuppressed blocks of the given kinds (a lost 0-byte block counts too).
     pub fn leaked_blocks(&self, kinds: LeakKinds) -> u64 {
@@ -331,29 +493,33 @@ pub fn process_report(
         .errors
         .iter()
         .filter(|e| opts.mismatched_frees || e.kind != ErrorKind::AllocDeallocMismatch)
-        .map(|e| ErrorReport {
-            kind: e.kind.name(),
-            severity: if e.kind.is_warning() {
-                Severity::Warning
-            } else {
-                Severity::Error
-            },
-            address: e.addr,
-            access: e.access.name(),
-            access_size: (e.access_size > 0).then_some(e.access_size),
-            thread: e.tid,
-            description: describe(e),
-            block: e.has_block.then(|| BlockInfo {
-                address: e.block_addr,
-                size: e.block_size,
-                offset: e.addr.wrapping_sub(e.block_addr) as i64,
-                allocated_by: e.alloc_family.alloc_name(),
-            }),
-            stack: stack_frames(p, sym, e.stack, e.exact_pc),
-            alloc_stack: stack_frames(p, sym, e.alloc_stack, false),
-            free_stack: stack_frames(p, sym, e.free_stack, false),
-            count: 1,
-            suppression: None,
+        .map(|e| {
+            let stack = stack_frames(p, sym, e.stack, e.exact_pc);
+            ErrorReport {
+                kind: e.kind.name(),
+                severity: if e.kind.is_warning() {
+                    Severity::Warning
+                } else {
+                    Severity::Error
+                },
+                address: e.addr,
+                access: e.access.name(),
+                access_size: (e.access_size > 0).then_some(e.access_size),
+                thread: e.tid,
+                description: describe(e),
+                block: e.has_block.then(|| BlockInfo {
+                    address: e.block_addr,
+                    size: e.block_size,
+                    offset: e.addr.wrapping_sub(e.block_addr) as i64,
+                    allocated_by: e.alloc_family.alloc_name(),
+                }),
+                fingerprint: fingerprint::of_error(e.kind.name(), &stack),
+                stack,
+                alloc_stack: stack_frames(p, sym, e.alloc_stack, false),
+                free_stack: stack_frames(p, sym, e.free_stack, false),
+                count: 1,
+                suppression: None,
+            }
         });
     // Identical errors (same kind, same symbolized stack) are one context with a count, shown
     // once, in the order of their first occurrence.
@@ -410,6 +576,7 @@ pub fn process_report(
             kind: l.kind.name(),
             bytes: 0,
             blocks: 0,
+            fingerprint: fingerprint::of_leak(l.kind.name(), &stack),
             stack,
             suppression: None,
         });
@@ -569,5 +736,30 @@ mod tests {
     fn severity_is_a_word_in_json() {
         assert_eq!(serde_json::to_value(Severity::Error).unwrap(), "error");
         assert_eq!(serde_json::to_value(Severity::Warning).unwrap(), "warning");
+    }
+
+    #[test]
+    fn a_loaded_report_renders_the_same_json_and_old_ones_get_fingerprints() {
+        let old = r#"{"version": 1, "tool": {"name": "memcheck", "version": "0.0.9"},
+            "processes": [{"pid": 5, "ppid": 1, "command": "./p", "argv": ["./p"], "exe": "/p",
+              "exit": {"code": 0}, "errors": [], "leak_summary": null, "truncated": false,
+              "incomplete": false, "notes": [],
+              "leaks": [{"kind": "definite", "bytes": 3, "blocks": 1, "stack": [
+                {"address": "0x10", "function": "f", "file": null, "line": null,
+                 "object": "/p", "inlined": true}]}]}]}"#;
+        let r = load(old).unwrap();
+        assert_eq!(r.leak_check, "full");
+        let l = &r.processes[0].leaks[0];
+        assert_eq!(l.fingerprint, fingerprint::of_leak("definite", &l.stack));
+        assert_eq!(l.stack[0].address, 0x10);
+        assert!(l.stack[0].inlined);
+        let again = json::render(&r);
+        assert_eq!(json::render(&load(&again).unwrap()), again);
+        assert!(load(r#"{"version": 2}"#)
+            .unwrap_err()
+            .contains("format version 2"));
+        assert!(load("[]")
+            .unwrap_err()
+            .contains("not a memcheck JSON report"));
     }
 }

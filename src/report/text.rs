@@ -1,6 +1,6 @@
 //! The human report: each error with its stacks, each listed leak, and a summary like Valgrind's,
 //! every line prefixed `==PID==` so interleaved output stays attributable.
-use super::{ErrorReport, LeakReport, ProcessReport};
+use super::{ErrorReport, LeakReport, ProcessReport, Report};
 use crate::style::Painter;
 use crate::suppress::Used;
 use crate::symbolize::Frame;
@@ -44,12 +44,8 @@ fn stack(out: &mut String, pre: &str, title: &str, frames: &[Frame], p: &Painter
     }
 }
 
-fn error(out: &mut String, pre: &str, e: &ErrorReport, p: &Painter) {
-    let head = if e.severity == super::Severity::Warning {
-        p.yellow(&format!("warning: {}", e.kind))
-    } else {
-        p.red(&format!("error: {}", e.kind))
-    };
+/// What an error's first line says after its kind: `write of 1 bytes at 0x... (thread N)`.
+fn error_what(e: &ErrorReport) -> String {
     let mut what = String::new();
     if let Some(a) = e.access {
         let _ = write!(what, "{a} ");
@@ -60,7 +56,42 @@ fn error(out: &mut String, pre: &str, e: &ErrorReport, p: &Painter) {
     } else if e.address != 0 {
         let _ = write!(what, "at {:#x}", e.address);
     }
-    let _ = writeln!(out, "{pre} {head} {what} (thread {})", e.thread);
+    format!("{what} (thread {})", e.thread)
+}
+
+fn error_word(e: &ErrorReport) -> &'static str {
+    if e.severity == super::Severity::Warning {
+        "warning"
+    } else {
+        "error"
+    }
+}
+
+/// The first line of an error in the text report, without the `==PID==` prefix and colour
+/// (SARIF's message).
+pub fn error_first_line(e: &ErrorReport) -> String {
+    format!("{}: {} {}", error_word(e), e.kind, error_what(e))
+}
+
+/// The first line of a leak in the text report, without the `==PID==` prefix and colour.
+pub fn leak_first_line(l: &LeakReport) -> String {
+    let word = match l.kind {
+        "definite" => "definitely lost",
+        "indirect" => "indirectly lost",
+        "possible" => "possibly lost",
+        _ => "still reachable",
+    };
+    format!("{} bytes in {} blocks are {word}", l.bytes, l.blocks)
+}
+
+fn error(out: &mut String, pre: &str, e: &ErrorReport, p: &Painter) {
+    let head = format!("{}: {}", error_word(e), e.kind);
+    let head = if e.severity == super::Severity::Warning {
+        p.yellow(&head)
+    } else {
+        p.red(&head)
+    };
+    let _ = writeln!(out, "{pre} {head} {}", error_what(e));
     if !e.description.is_empty() {
         let _ = writeln!(out, "{pre}   {}", e.description);
     }
@@ -97,13 +128,7 @@ fn suppression(out: &mut String, s: Option<&str>) {
 }
 
 fn leak(out: &mut String, pre: &str, l: &LeakReport, p: &Painter) {
-    let word = match l.kind {
-        "definite" => "definitely lost",
-        "indirect" => "indirectly lost",
-        "possible" => "possibly lost",
-        _ => "still reachable",
-    };
-    let line = format!("{} bytes in {} blocks are {word}", l.bytes, l.blocks);
+    let line = leak_first_line(l);
     let line = if l.kind == "definite" || l.kind == "indirect" {
         p.red(&line)
     } else {
@@ -188,7 +213,7 @@ pub fn render(r: &ProcessReport, p: &Painter, listed: bool) -> String {
 /// The end of a run's report: the suppressions used with their hits (as LeakSanitizer's table),
 /// and with `--list-unused-suppressions` those of the user's files that matched nothing. Lines
 /// carry the `==PID==` prefix of the checked program `pid`, as the rest of the report.
-pub fn suppressions(pid: u32, used: &[Used], unused: Option<&[Used]>, p: &Painter) -> String {
+fn suppressions(pid: u32, used: &[Used], unused: Option<&[Used]>, p: &Painter) -> String {
     let pre = p.dim(&format!("=={pid}=="));
     let mut out = String::new();
     if !used.is_empty() {
@@ -210,4 +235,26 @@ pub fn suppressions(pid: u32, used: &[Used], unused: Option<&[Used]>, p: &Painte
         );
     }
     out
+}
+
+/// The whole text report of a run: each process's part, then memcheck's notes about the run.
+/// Leaks are listed one by one only after a full leak check (`leak_check` `full`).
+pub fn render_run(r: &Report, p: &Painter) -> String {
+    let listed = r.leak_check == "full";
+    let mut text = String::new();
+    for proc in &r.processes {
+        text.push_str(&render(proc, p, listed));
+    }
+    // Prefixed with the checked program's pid (the first process), as the rest of the report.
+    let pid = r.processes.first().map_or(std::process::id(), |p| p.pid);
+    text.push_str(&suppressions(
+        pid,
+        &r.suppressions_used,
+        r.suppressions_unused.as_deref(),
+        p,
+    ));
+    for n in &r.notes {
+        let _ = writeln!(text, "memcheck: {n}");
+    }
+    text
 }

@@ -12,7 +12,7 @@ use crate::symbolize::Frame;
 use anyhow::{anyhow, Context, Result};
 use memcheck_wire::LeakKind;
 use pattern::Pattern;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::path::Path;
 
@@ -90,7 +90,7 @@ pub struct Entry {
 
 /// An entry with what it suppressed: `count` findings (each error occurrence; each leak context,
 /// the blocks of one kind from one allocation stack) and `bytes` of leaked memory.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Used {
     pub name: String,
     pub file: String,

@@ -1,0 +1,126 @@
+//! JUnit XML for test dashboards (Jenkins, GitLab, GitHub test reporters); the contract is in
+//! `docs/report-format.md`.
+//!
+//! One `<testsuite name="memcheck">` per run inside `<testsuites>`, one `<testcase>` per checked
+//! process named by its command line (with ` (pid N)` added when processes of the run share a
+//! command line, as a forked child shares its parent's), and a `<failure>` in each process with
+//! findings: its message counts them, its body is the process's text report without colour.
+use super::{text, ProcessReport, Report};
+use crate::style::Painter;
+use std::collections::HashMap;
+use std::fmt::Write;
+
+/// The process fails its test case: an error or warning, a definite or indirect leak, or a
+/// report that is incomplete.
+pub fn fails(p: &ProcessReport) -> bool {
+    !p.errors.is_empty() || p.lost_blocks() > 0 || p.incomplete
+}
+
+/// The failure's message: `1 error, 0 warnings, 40 bytes in 1 blocks lost`.
+fn counts(p: &ProcessReport) -> String {
+    let e = p.error_count();
+    let w = p.warning_count();
+    let (bytes, blocks) = p
+        .leak_summary
+        .map(|s| {
+            (
+                s.definite.bytes + s.indirect.bytes,
+                s.definite.blocks + s.indirect.blocks,
+            )
+        })
+        .unwrap_or((0, 0));
+    let mut m = format!(
+        "{e} error{}, {w} warning{}, {bytes} bytes in {blocks} blocks lost",
+        if e == 1 { "" } else { "s" },
+        if w == 1 { "" } else { "s" }
+    );
+    if p.incomplete {
+        m.push_str(", report incomplete");
+    }
+    m
+}
+
+/// Escapes text for XML 1.0 content or a double-quoted attribute; characters XML cannot hold
+/// (control characters other than tab, newline and carriage return) become U+FFFD.
+fn escape(s: &str, attribute: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' if attribute => out.push_str("&quot;"),
+            '\n' if attribute => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            '\t' if attribute => out.push_str("&#9;"),
+            '\t' | '\n' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Renders the run as one JUnit XML document.
+pub fn render(r: &Report) -> String {
+    let plain = Painter { on: false };
+    let listed = r.leak_check == "full";
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for p in &r.processes {
+        *seen.entry(p.command.as_str()).or_default() += 1;
+    }
+    let tests = r.processes.len();
+    let failures = r.processes.iter().filter(|p| fails(p)).count();
+    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        x,
+        "<testsuites name=\"memcheck\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\">"
+    );
+    let _ = writeln!(
+        x,
+        "  <testsuite name=\"memcheck\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\">"
+    );
+    for p in &r.processes {
+        let name = if seen[p.command.as_str()] > 1 {
+            format!("{} (pid {})", p.command, p.pid)
+        } else {
+            p.command.clone()
+        };
+        let head = format!(
+            "    <testcase name=\"{}\" classname=\"memcheck\"",
+            escape(&name, true)
+        );
+        if fails(p) {
+            let _ = writeln!(x, "{head}>");
+            let _ = writeln!(
+                x,
+                "      <failure message=\"{}\" type=\"memcheck\">{}</failure>",
+                escape(&counts(p), true),
+                escape(&text::render(p, &plain, listed), false)
+            );
+            let _ = writeln!(x, "    </testcase>");
+        } else {
+            let _ = writeln!(x, "{head}/>");
+        }
+    }
+    if !r.notes.is_empty() {
+        let notes: String = r.notes.iter().map(|n| format!("memcheck: {n}\n")).collect();
+        let _ = writeln!(x, "    <system-err>{}</system-err>", escape(&notes, false));
+    }
+    x.push_str("  </testsuite>\n</testsuites>\n");
+    x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_and_attributes_are_escaped_for_xml() {
+        assert_eq!(
+            escape("a<b & \"c\"\n\u{1}", true),
+            "a&lt;b &amp; &quot;c&quot;&#10;\u{fffd}"
+        );
+        assert_eq!(escape("x > y\n\"", false), "x &gt; y\n\"");
+    }
+}
