@@ -493,3 +493,57 @@ fn the_error_summary_counts_leaks_in_summary_mode_too() {
         r.show()
     );
 }
+
+/// `memcheck report` re-renders a saved report with counts, generated entries and the
+/// suppressions table byte for byte.
+#[test]
+fn memcheck_report_keeps_counts_and_suppressions() {
+    let prog = compile("suppress.c", &[]);
+    let d = tempfile::tempdir().unwrap();
+    let f = write(d.path(), "s.supp", "heap-buffer-overflow:overflow_once\n");
+    let p = |n: &str| d.path().join(n).to_string_lossy().into_owned();
+    for (args, flags, expect) in [
+        (
+            ["overflow3"],
+            vec!["--gen-suppressions=all"],
+            "3 times from this stack",
+        ),
+        (
+            ["overflow3"],
+            vec!["--suppressions", f.as_str(), "--list-unused-suppressions"],
+            "Suppressions used:",
+        ),
+    ] {
+        let mut all = flags.clone();
+        let (json, text) = (
+            format!("--report=json={}", p("run.json")),
+            format!("--report=text={}", p("run.text")),
+        );
+        all.extend([json.as_str(), text.as_str()]);
+        let r = run_under(&all, &prog, &args);
+        assert!(r.json.is_some(), "{}", r.show());
+        let again = p("again.text");
+        let rr = run_cmd(
+            Command::new(memcheck())
+                .args([
+                    "report",
+                    &p("run.json"),
+                    "--format",
+                    "text",
+                    "--output",
+                    &again,
+                ])
+                .env("NO_COLOR", "1"),
+        );
+        assert_eq!(rr.code(), Some(0), "{}", rr.show());
+        let (a, b) = (
+            std::fs::read_to_string(p("run.text")).unwrap(),
+            std::fs::read_to_string(&again).unwrap(),
+        );
+        assert_eq!(a, b, "{}", r.show());
+        assert!(
+            a.contains("3 times") || a.contains("Suppressions used:"),
+            "{a}"
+        );
+    }
+}
