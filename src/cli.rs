@@ -272,8 +272,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub suppressions: Vec<PathBuf>,
 
-    /// Apply memcheck's built-in suppressions (yes or no): one-time allocations of libstdc++,
-    /// the Rust runtime, GCC, binutils and rust-lld that are kept until exit on purpose.
+    /// Apply memcheck's built-in suppressions (yes or no): one-time allocations that libstdc++,
+    /// the Rust runtime, GCC and binutils keep until exit on purpose, and rust-lld's deliberate
+    /// frees of malloc'd buffers with operator delete.
     #[arg(long, default_value = "yes", value_name = "yes|no", action = clap::ArgAction::Set, value_parser = parse_yes_no)]
     pub default_suppressions: bool,
 
