@@ -544,3 +544,41 @@ fn memcheck_report_keeps_counts_and_suppressions() {
         assert!(a.contains(expect), "{a}");
     }
 }
+
+/// A Rust program's runtime keeps the main thread's stack-overflow information and its
+/// std::thread::current() handle until exit (reachable, possible): with every leak kind failing
+/// the gate, the defaults still let it pass.
+#[test]
+fn the_default_suppressions_cover_the_rust_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = write(
+        dir.path(),
+        "main.rs",
+        "fn main() {\n    let t = std::thread::current();\n    let h = std::thread::spawn(|| std::thread::current().id());\n    println!(\"{:?} {:?}\", t.id(), h.join().unwrap());\n}\n",
+    );
+    let exe = dir.path().join("rt");
+    let o = Command::new("rustc")
+        .args(["-g", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let gate = ["--error-exitcode=3", "--errors-for-leak-kinds=all"];
+    let off = run_under(
+        &[&gate[..], &["--default-suppressions=no"]].concat(),
+        &exe,
+        &[],
+    );
+    assert_eq!(
+        off.code(),
+        Some(3),
+        "the runtime keeps blocks\n{}",
+        off.show()
+    );
+    let r = run_under(&gate, &exe, &[]);
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    for k in ["definite", "indirect", "possible", "reachable"] {
+        assert_eq!(r.summary(k).1, 0, "{k}\n{}", r.show());
+    }
+}
