@@ -331,7 +331,7 @@ pub struct RunArgs {
     pub num_callers: u32,
 
     /// Bytes of freed memory held back from reuse, to catch double frees and late accesses
-    /// (suffixes K, M, G).
+    /// (suffixes K, M, G, T).
     #[arg(long, default_value = "8M", value_name = "BYTES", value_parser = parse_size)]
     pub quarantine_size: u64,
 

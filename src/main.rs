@@ -1,4 +1,5 @@
-//! memcheck's entry point: parse, run, map the outcome to an exit status.
+//! memcheck's entry point: hands the arguments to `memcheck::main_with_args` and exits with its
+//! status; records the inherited SIGPIPE disposition from `.init_array`.
 fn main() {
     std::process::exit(memcheck::main_with_args(std::env::args_os()));
 }

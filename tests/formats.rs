@@ -7,9 +7,10 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The SARIF 2.1.0 schema the issue names (`../shared/data/sarif/` beside the repository).
+/// The SARIF 2.1.0 schema (OASIS, errata 01), kept in `tests/data/` so a clean clone has it: the
+/// copy of the workplace's `../shared/data/sarif/sarif-schema-2.1.0.json`.
 fn schema() -> PathBuf {
-    let p = root().join("../shared/data/sarif/sarif-schema-2.1.0.json");
+    let p = root().join("tests/data/sarif-schema-2.1.0.json");
     assert!(
         p.exists(),
         "the SARIF schema is missing at {}: every SARIF file a test writes is validated against it",

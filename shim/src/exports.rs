@@ -1,5 +1,7 @@
 //! The exported C symbols, and nothing else: thin wrappers that keep glibc's argument checks and
-//! errno conventions and call the shared bodies in [`crate::alloc`].
+//! errno conventions and call the bodies elsewhere: the malloc family and C++ operators in
+//! [`crate::alloc`], the heap figures in [`crate::mallinfo`], `sigaction`/`signal` in
+//! [`crate::fault`], `setrlimit`/`prlimit` in [`crate::rlimit`], `dlclose` in [`crate::unload`].
 #![allow(non_snake_case)]
 
 use crate::alloc::{self, allocate, release};

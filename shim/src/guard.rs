@@ -2,6 +2,9 @@
 //! right after the block's end (overflow mode) or right before its start (underflow mode), so a
 //! bad access faults at the instruction. Freed blocks' pages are dropped and made PROT_NONE at
 //! once; the address range is never reused, so a late access to a freed block always faults.
+//! Under a finite `RLIMIT_AS` the pool is reserved in 64 MiB pieces and a freed block's range is
+//! unmapped (given back, as glibc would): a late access is then caught only while the range stays
+//! unmapped.
 //!
 //! Every guarded allocation appends a slot to an append-only log ordered by address; the fault
 //! handler reads it without locks. Live guarded blocks cost two mappings each, so they are

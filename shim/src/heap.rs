@@ -2,8 +2,8 @@
 //! Everything the shim allocates for itself (Rust collections through the global allocator, the
 //! block table, the stack depot, the guard slot log) lives here, so the leak scan can exclude the
 //! shim's own memory by its ranges and the target's allocator never sees the shim. The one
-//! exception is the statistics page of [`crate::stats`], a shared file mapping (file mappings are
-//! never roots of the scan).
+//! exception is the statistics page of [`crate::stats`], a shared file mapping, which the scan skips
+//! by its address.
 //!
 //! The reservation grows in pieces (16 MiB, doubling up to 4 GiB, smaller when the kernel refuses
 //! under `RLIMIT_AS`), so a program run under `ulimit -v` keeps nearly all of its address space:

@@ -1,5 +1,6 @@
 //! glibc's own allocator entry points. glibc exports them under these names, so the shim reaches
-//! the real allocator without a `dlsym` bootstrap and `mallinfo2`/`malloc_trim`/`mallopt` stay real.
+//! the real allocator without a `dlsym` bootstrap (`malloc_trim` stays glibc's; `mallopt` and the
+//! `mallinfo` family are glibc's through `exports`, with memcheck's share taken out).
 //!
 //! The wrappers mark the thread as inside glibc's allocator while they run ([`in_glibc`]): a signal
 //! handler that allocates then must not enter glibc again (see `reentry`).

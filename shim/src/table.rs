@@ -1,6 +1,6 @@
 //! The block table: every block the shim handed out (but those `reentry` maps on their own) until
 //! it leaves the quarantine, keyed by the user pointer. Live blocks and blocks waiting in the
-//! quarantine both stay here, so a second free is told apart from a foreign pointer. Sharded by address (64 shards, each an open-addressing
+//! quarantine both stay here, so a second free is told apart from a foreign pointer. Sharded by a hash of the address (64 shards, each an open-addressing
 //! table behind its own spinlock) so threads rarely meet on one lock.
 use crate::spin::SpinLock;
 use crate::{heap, stats};

@@ -1,6 +1,7 @@
-//! What the inspection commands (`maps`, `residency`, `overcommit`) share: where output goes
-//! (stdout, or a file written atomically), the JSON format version, percentages. Sizes and
-//! addresses for people are `crate::units`'. Invariant: JSON addresses are `"0x..."` strings, sizes are KiB numbers.
+//! What the inspection commands (`maps`, `residency`, `overcommit`, `stats`) share: where output
+//! goes (stdout, or a file through `crate::output`), the JSON format version, percentages. Sizes and
+//! addresses for people are `crate::units`'. Invariant: JSON addresses are `"0x..."` strings, and
+//! sizes carry their unit in the field name (`_kb` or `_bytes`).
 use crate::cli::ColorChoice;
 use crate::style::{self, Painter};
 use anyhow::Result;

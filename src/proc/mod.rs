@@ -1,7 +1,8 @@
-//! Readers of `/proc` for the inspection commands (`maps`, `residency`, `overcommit`), built on the
-//! `procfs` crate, and [`remote`], glibc's heap figures fetched inside a live process by ptrace.
-//! Built on the `procfs` crate. Invariant: every failure is a [`ProcError`] whose one-line message names the
-//! file or pid and says what to do, so the command boundary can print it as is.
+//! Readers of `/proc` for the inspection commands (`maps`, `residency`, `overcommit`, `stats`),
+//! built on the `procfs` crate, and [`remote`], glibc's heap figures fetched inside a live process
+//! by ptrace. Invariant: a reader that fails returns a [`ProcError`] (remote: its `RemoteError`)
+//! whose one-line message names the file or pid and says what to do, so the command boundary can
+//! print it as is; `statspage` and `footprint` report what is absent as `None`.
 pub mod cgroup;
 pub mod footprint;
 pub mod pagemap;
