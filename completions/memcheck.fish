@@ -41,7 +41,16 @@ complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l leak-check -d 
 summary\t''
 full\t''"
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l show-leak-kinds -d 'Leak kinds to list one by one: a comma-separated list of definite, indirect, possible, reachable, or all / none' -r
-complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l error-exitcode -d 'Exit with N when any error or any definite or indirect leak was found (Valgrind\'s meaning)' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l error-exitcode -d 'Exit with N when any error or any leak of a kind --errors-for-leak-kinds names was found (Valgrind\'s meaning); suppressed findings do not count' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l errors-for-leak-kinds -d 'Leak kinds that count as errors, for --error-exitcode and the ERROR SUMMARY: a comma-separated list of definite, indirect, possible, reachable, or all / none. The default differs from Valgrind\'s (definite,possible): an indirect block is lost for sure, while a possible one is often a live block reached through an interior pointer' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l show-mismatched-frees -d 'Report alloc-dealloc-mismatch (a block released by a function of another family, e.g. malloc\'d and deleted): yes or no; with no they are neither reported nor counted' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l suppressions -d 'Suppress the findings FILE describes (repeatable): LeakSanitizer lines (leak:PATTERN, or KIND:PATTERN for an error kind such as heap-buffer-overflow) and Valgrind blocks ({ name, Memcheck:Leak, fun:..., obj:..., ... }), mixed as you like. Read before the program runs: a malformed file is refused with FILE:LINE' -r -F
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l default-suppressions -d 'Apply memcheck\'s built-in suppressions (yes or no): one-time allocations that libstdc++, the Rust runtime, GCC and binutils keep until exit on purpose, and rust-lld\'s deliberate frees of malloc\'d buffers with operator delete' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l gen-suppressions -d 'Print a ready suppression under each reported finding: no, yes or all (both print every one; memcheck does not ask as Valgrind\'s yes does). Its frames are function names up to main, so it survives a rebuild' -r -f -a "no\t''
+yes\t''
+all\t''"
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l gen-suppressions-format -d 'Format of --gen-suppressions\' entries: valgrind (a { ... } block of the stack\'s functions) or lsan (KIND:^FUNCTION$ of the program\'s innermost frame)' -r -f -a "valgrind\t''
+lsan\t''"
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l on-error -d 'What happens after an error is reported: continue (as Valgrind) or abort (as ASan)' -r -f -a "continue\t''
 abort\t''"
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l format -d 'Format of the report: text (on stderr, or to --output), json, sarif (SARIF 2.1.0, for code scanning) or junit (JUnit XML, one test case per process); json, sarif and junit need --output' -r -f -a "text\t''
@@ -65,6 +74,7 @@ complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l child-silent-a
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l color -d 'When to use colour: auto (only on a terminal, never with NO_COLOR), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l list-unused-suppressions -d 'At the end, also list the suppressions of --suppressions files that matched nothing'
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l warnings-as-errors -d 'Count warnings (calloc-overflow, allocation-size-too-big, invalid-alignment) as errors'
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -s h -l help -d 'Print help'
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -s V -l version -d 'Print version'

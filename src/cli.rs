@@ -30,7 +30,7 @@ pub enum Command {
     /// Run a program under the checker and report its heap errors and leaks.
     #[command(
         override_usage = "memcheck run [OPTIONS] -- PROG [ARGS]...",
-        after_help = "Signals: SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2 and SIGALRM sent to memcheck are passed on to the program; signals ignored when memcheck starts stay ignored in the program.\nProcesses of the run that outlive PROG with the memcheck library loaded (a daemon's child) are waited for; Ctrl-C ends that wait.\nExit status: the program's own, or --error-exitcode's N when errors or definite/indirect leaks were found; 128+SIG if the program was killed by signal SIG; 2 for a bad command line; 125 if memcheck itself failed, 126 if PROG cannot be run, 127 if it was not found."
+        after_help = "Signals: SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2 and SIGALRM sent to memcheck are passed on to the program; signals ignored when memcheck starts stay ignored in the program.\nProcesses of the run that outlive PROG with the memcheck library loaded (a daemon's child) are waited for; Ctrl-C ends that wait.\nExit status: the program's own, or --error-exitcode's N when unsuppressed errors or leaks of --errors-for-leak-kinds (default definite, indirect) were found; 128+SIG if the program was killed by signal SIG; 2 for a bad command line; 125 if memcheck itself failed, 126 if PROG cannot be run, 127 if it was not found."
     )]
     Run(RunArgs),
 
@@ -248,9 +248,50 @@ pub struct RunArgs {
     #[arg(long, default_value = "definite,indirect", value_name = "KINDS", value_parser = parse_leak_kinds)]
     pub show_leak_kinds: LeakKinds,
 
-    /// Exit with N when any error or any definite or indirect leak was found (Valgrind's meaning).
+    /// Exit with N when any error or any leak of a kind --errors-for-leak-kinds names was found
+    /// (Valgrind's meaning); suppressed findings do not count.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..))]
     pub error_exitcode: Option<u8>,
+
+    /// Leak kinds that count as errors, for --error-exitcode and the ERROR SUMMARY: a
+    /// comma-separated list of definite, indirect, possible, reachable, or all / none. The
+    /// default differs from Valgrind's (definite,possible): an indirect block is lost for sure,
+    /// while a possible one is often a live block reached through an interior pointer.
+    #[arg(long, default_value = "definite,indirect", value_name = "KINDS", value_parser = parse_leak_kinds)]
+    pub errors_for_leak_kinds: LeakKinds,
+
+    /// Report alloc-dealloc-mismatch (a block released by a function of another family, e.g.
+    /// malloc'd and deleted): yes or no; with no they are neither reported nor counted.
+    #[arg(long, default_value = "yes", value_name = "yes|no", action = clap::ArgAction::Set, value_parser = parse_yes_no)]
+    pub show_mismatched_frees: bool,
+
+    /// Suppress the findings FILE describes (repeatable): LeakSanitizer lines (leak:PATTERN, or
+    /// KIND:PATTERN for an error kind such as heap-buffer-overflow) and Valgrind blocks ({ name,
+    /// Memcheck:Leak, fun:..., obj:..., ... }), mixed as you like. Read before the program runs:
+    /// a malformed file is refused with FILE:LINE.
+    #[arg(long, value_name = "FILE")]
+    pub suppressions: Vec<PathBuf>,
+
+    /// Apply memcheck's built-in suppressions (yes or no): one-time allocations that libstdc++,
+    /// the Rust runtime, GCC and binutils keep until exit on purpose, and rust-lld's deliberate
+    /// frees of malloc'd buffers with operator delete.
+    #[arg(long, default_value = "yes", value_name = "yes|no", action = clap::ArgAction::Set, value_parser = parse_yes_no)]
+    pub default_suppressions: bool,
+
+    /// Print a ready suppression under each reported finding: no, yes or all (both print every
+    /// one; memcheck does not ask as Valgrind's yes does). Its frames are function names up to
+    /// main, so it survives a rebuild.
+    #[arg(long, value_enum, default_value_t = GenSuppressions::No, value_name = "WHEN")]
+    pub gen_suppressions: GenSuppressions,
+
+    /// Format of --gen-suppressions' entries: valgrind (a { ... } block of the stack's
+    /// functions) or lsan (KIND:^FUNCTION$ of the program's innermost frame).
+    #[arg(long, value_enum, default_value_t = SuppressionFormat::Valgrind, value_name = "FORMAT")]
+    pub gen_suppressions_format: SuppressionFormat,
+
+    /// At the end, also list the suppressions of --suppressions files that matched nothing.
+    #[arg(long)]
+    pub list_unused_suppressions: bool,
 
     /// Count warnings (calloc-overflow, allocation-size-too-big, invalid-alignment) as errors.
     #[arg(long)]
@@ -367,6 +408,19 @@ impl ValueEnum for ReportFormat {
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
         Some(clap::builder::PossibleValue::new(self.name()))
     }
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GenSuppressions {
+    No,
+    Yes,
+    All,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SuppressionFormat {
+    Valgrind,
+    Lsan,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -562,8 +616,9 @@ pub fn man_extra(page: &str) -> ManExtra {
             ],
             examples: &[
                 ("memcheck run -- ./prog arg", "check ./prog, report on stderr; exit with the program's status"),
-                ("memcheck run --error-exitcode=99 -- ./prog", "exit 99 when an error or a definite or indirect leak was found"),
+                ("memcheck run --error-exitcode=99 -- ./prog", "exit 99 when an error or a definite or indirect leak was found (not counting suppressed ones)"),
                 ("memcheck run --format=json --output=report.json -- ./prog", "also write the report as JSON"),
+                ("memcheck run --error-exitcode=1 --suppressions=known.supp --gen-suppressions=all -- ./prog", "fail only on findings known.supp does not describe, and print a ready entry under each"),
                 ("memcheck run --guard --trace-children=yes -- make check", "guard pages around every block, in every program make runs"),
             ],
         },

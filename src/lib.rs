@@ -14,6 +14,7 @@ pub mod report;
 pub mod residency_map;
 pub mod rundir;
 pub mod style;
+pub mod suppress;
 pub mod symbolize;
 pub mod target;
 pub mod units;

@@ -410,3 +410,28 @@ fn a_process_without_a_leak_check_says_so() {
     );
     assert!(r.stderr().contains("note: no leak check:"), "{}", r.show());
 }
+
+#[test]
+fn valgrinds_trace_children_yes_gets_a_hint_not_an_endless_yes() {
+    let prog = compile("marker.c", &[]);
+    let r = run_cmd(
+        Command::new(memcheck())
+            .args(["run", "--trace-children", "yes"])
+            .arg(&prog),
+    );
+    assert_eq!(r.code(), Some(2), "{}", r.show());
+    assert!(
+        r.stderr().contains("write --trace-children=yes"),
+        "{}",
+        r.show()
+    );
+    assert_eq!(r.stderr().lines().count(), 1, "{}", r.show());
+    // Written with `=`, it runs.
+    let r = run_cmd(
+        Command::new(memcheck())
+            .args(["run", "--trace-children=yes", "--leak-check=no", "--"])
+            .arg(&prog)
+            .env("NO_COLOR", "1"),
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+}

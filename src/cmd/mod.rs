@@ -14,6 +14,10 @@ use clap::{CommandFactory, FromArgMatches};
 /// Parses the command line, runs the subcommand and returns the exit status. Clap's own errors
 /// exit 2 (`--help` and `--version` 0); every other failure is mapped by [`crate::exit`].
 pub fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
+    let args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    if let Some(hint) = value_taken_as_program(&args) {
+        return crate::exit::report(&crate::exit::UsageError(hint).into());
+    }
     let version: &'static str = Box::leak(crate::version::version_line().into_boxed_str());
     let matches = match Cli::command().version(version).try_get_matches_from(args) {
         Ok(m) => m,
@@ -42,4 +46,43 @@ pub fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         Ok(code) => code,
         Err(e) => crate::exit::report(&e),
     }
+}
+
+/// Valgrind's habit `--trace-children yes ./prog`: memcheck's optional values need `=`, so `yes`
+/// would be run as the program (an endless `yes`). Such a word right after a `run` flag whose
+/// value is optional and one of that flag's values is refused with the spelling to use.
+fn value_taken_as_program(args: &[std::ffi::OsString]) -> Option<String> {
+    let run_at = args.iter().position(|a| a == "run")?;
+    let cmd = Cli::command();
+    let run = cmd.find_subcommand("run")?;
+    let optional: Vec<(String, Vec<String>)> = run
+        .get_arguments()
+        .filter(|a| a.is_require_equals_set())
+        .filter_map(|a| {
+            let long = a.get_long()?;
+            let mut values: Vec<String> = a
+                .get_possible_values()
+                .iter()
+                .map(|v| v.get_name().to_string())
+                .collect();
+            if values.is_empty() {
+                values = vec!["yes".into(), "no".into()];
+            }
+            Some((format!("--{long}"), values))
+        })
+        .collect();
+    for w in args[run_at + 1..].windows(2) {
+        let (flag, next) = (w[0].to_str()?, w[1].to_str()?);
+        if flag == "--" || !flag.starts_with('-') {
+            return None;
+        }
+        if let Some((_, values)) = optional.iter().find(|(f, _)| f == flag) {
+            if values.iter().any(|v| v == next) {
+                return Some(format!(
+                    "`{flag} {next}` would run a program named `{next}`: write {flag}={next} (the value of {flag} needs `=`), and put -- before the program"
+                ));
+            }
+        }
+    }
+    None
 }

@@ -1,8 +1,12 @@
 //! `memcheck run`: start the program with the shim preloaded, wait for it, then read what every
 //! process recorded, symbolize, report, and choose the exit status.
-use crate::cli::{ColorChoice, Fill, GuardSide, LeakCheck, OnError, ReportFormat, RunArgs};
+use crate::cli::{
+    ColorChoice, Fill, GenSuppressions, GuardSide, LeakCheck, OnError, ReportFormat, RunArgs,
+    SuppressionFormat,
+};
 use crate::report::{self, Exit, Report, Tool};
 use crate::style::{self, Painter};
+use crate::suppress::{self, Suppressions};
 use crate::symbolize::Symbolizer;
 use crate::{child, output, preload, records, rundir, target};
 use anyhow::Result;
@@ -130,6 +134,9 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         .transpose()
         .map_err(crate::exit::usage)?;
     let files = file_reports(a, sink.as_ref())?;
+    // Read before the program runs: a malformed file is refused with FILE:LINE.
+    let suppressions =
+        Suppressions::load(&a.suppressions, a.default_suppressions).map_err(crate::exit::usage)?;
     let prog = &a.command[0];
     let path = target::resolve(prog)?;
     target::check(&path)?;
@@ -171,6 +178,15 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         .next_back();
     let opts = report::Options {
         show: a.show_leak_kinds,
+        errors_for: a.errors_for_leak_kinds,
+        warnings_as_errors: a.warnings_as_errors,
+        mismatched_frees: a.show_mismatched_frees,
+        suppressions: &suppressions,
+        gen: match (a.gen_suppressions, a.gen_suppressions_format) {
+            (GenSuppressions::No, _) => None,
+            (_, SuppressionFormat::Valgrind) => Some(suppress::Format::Valgrind),
+            (_, SuppressionFormat::Lsan) => Some(suppress::Format::Lsan),
+        },
     };
     let mut sym = Symbolizer::new();
     let processes: Vec<_> = procs
@@ -230,6 +246,8 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         },
         processes,
         notes: unreported,
+        suppressions_used: suppressions.used(),
+        suppressions_unused: a.list_unused_suppressions.then(|| suppressions.unused()),
     };
 
     // Text to a file (`--format text --output FILE`) has no colour.
@@ -258,19 +276,18 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
     }
     written?;
 
-    let errors: usize = report
+    // The ERROR SUMMARY's count: errors (warnings with --warnings-as-errors) and leak contexts
+    // of --errors-for-leak-kinds, suppressed ones left out.
+    let errors: u64 = report
         .processes
         .iter()
-        .map(|p| {
-            p.error_count()
-                + if a.warnings_as_errors {
-                    p.warning_count()
-                } else {
-                    0
-                }
-        })
+        .map(|p| p.error_summary.errors)
         .sum();
-    let lost: u64 = report.processes.iter().map(|p| p.lost_blocks()).sum();
+    let lost: u64 = report
+        .processes
+        .iter()
+        .map(|p| p.leaked_blocks(a.errors_for_leak_kinds))
+        .sum();
     let incomplete = report.processes.iter().any(|p| p.incomplete) || reports_missing;
     if let Some(n) = a.error_exitcode {
         if errors > 0 || lost > 0 || incomplete {

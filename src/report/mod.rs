@@ -10,6 +10,7 @@ pub mod sarif;
 pub mod text;
 
 use crate::records::ProcessRecords;
+use crate::suppress::{self, Finding, Suppressions};
 use crate::symbolize::{Frame, Symbolizer};
 use memcheck_wire::{ErrorKind, ErrorRec, FoundAt, LeakKind};
 use serde::{Deserialize, Serialize};
@@ -32,6 +33,12 @@ pub struct Report {
     /// ends with them.
     #[serde(default)]
     pub notes: Vec<String>,
+    /// The suppressions that matched something, with their hits (most first).
+    #[serde(default)]
+    pub suppressions_used: Vec<suppress::Used>,
+    /// With `--list-unused-suppressions`: the user's entries that matched nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressions_unused: Option<Vec<suppress::Used>>,
 }
 
 /// The names the model holds as `&'static str` (kinds, families, accesses), so a loaded report
@@ -67,6 +74,10 @@ fn opt_static_str<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<&'static str>, D::Error> {
     Option::<String>::deserialize(d).map(|o| o.map(intern))
+}
+
+fn one() -> u64 {
+    1
 }
 
 fn full() -> &'static str {
@@ -189,6 +200,21 @@ pub struct ProcessReport {
     pub incomplete: bool,
     /// Messages of the memcheck library about this run (a degraded mode, a limit reached).
     pub notes: Vec<String>,
+    /// Valgrind's ERROR SUMMARY: what fails `--error-exitcode`, and what was suppressed.
+    #[serde(default)]
+    pub error_summary: ErrorSummary,
+}
+
+/// Errors as Valgrind counts them: every occurrence of a heap error (and of a warning with
+/// `--warnings-as-errors`), plus one per leak context (the blocks of one kind from one allocation
+/// stack) of the kinds `--errors-for-leak-kinds` selects; a context is one distinct finding.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, Default, PartialEq, Eq)]
+pub struct ErrorSummary {
+    pub errors: u64,
+    pub contexts: u64,
+    /// The same for suppressed findings (every kind of leak included).
+    pub suppressed: u64,
+    pub suppressed_contexts: u64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, Default, PartialEq, Eq)]
@@ -203,6 +229,9 @@ pub struct LeakSummary {
     pub indirect: Amount,
     pub possible: Amount,
     pub reachable: Amount,
+    /// Blocks that a suppression matched, not counted in the four above.
+    #[serde(default)]
+    pub suppressed: Amount,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -215,6 +244,9 @@ pub struct LeakReport {
     /// [`fingerprint::of_leak`] of the kind and the allocation stack.
     #[serde(default)]
     pub fingerprint: String,
+    /// With `--gen-suppressions`: an entry that suppresses this leak.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppression: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -269,32 +301,68 @@ pub struct ErrorReport {
     /// [`fingerprint::of_error`] of the kind and `stack`.
     #[serde(default)]
     pub fingerprint: String,
+    /// How many times this error happened with the same kind and stack (the first is shown).
+    #[serde(default = "one")]
+    pub count: u64,
+    /// With `--gen-suppressions`: an entry that suppresses this error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppression: Option<String>,
 }
 
 impl ProcessReport {
-    pub fn error_count(&self) -> usize {
+    /// Heap errors, each occurrence counted.
+    pub fn error_count(&self) -> u64 {
         self.errors
             .iter()
             .filter(|e| e.severity == Severity::Error)
-            .count()
+            .map(|e| e.count)
+            .sum()
     }
-    pub fn warning_count(&self) -> usize {
+    /// Warnings, each occurrence counted.
+    pub fn warning_count(&self) -> u64 {
         self.errors
             .iter()
             .filter(|e| e.severity == Severity::Warning)
-            .count()
+            .map(|e| e.count)
+            .sum()
     }
-    /// Definite plus indirect blocks (a lost 0-byte block counts too).
+    /// Definite plus indirect blocks, unsuppressed (a lost 0-byte block counts too).
     pub fn lost_blocks(&self) -> u64 {
+        self.leaked_blocks(LeakKinds {
+            definite: true,
+            indirect: true,
+            ..LeakKinds::default()
+        })
+    }
+    /// Unsuppressed blocks of the given kinds (a lost 0-byte block counts too).
+    pub fn leaked_blocks(&self, kinds: LeakKinds) -> u64 {
         self.leak_summary
-            .map(|s| s.definite.blocks + s.indirect.blocks)
+            .map(|s| {
+                [s.definite, s.indirect, s.possible, s.reachable]
+                    .iter()
+                    .zip(LeakKind::ALL)
+                    .filter(|(_, k)| kinds.shows(*k))
+                    .map(|(a, _)| a.blocks)
+                    .sum()
+            })
             .unwrap_or(0)
     }
 }
 
 /// What to keep when building the report.
-pub struct Options {
+pub struct Options<'a> {
+    /// Leak kinds listed one by one (`--show-leak-kinds`).
     pub show: LeakKinds,
+    /// Leak kinds that count as errors (`--errors-for-leak-kinds`).
+    pub errors_for: LeakKinds,
+    /// Warnings count as errors (`--warnings-as-errors`).
+    pub warnings_as_errors: bool,
+    /// Report alloc-dealloc-mismatch (`--show-mismatched-frees`).
+    pub mismatched_frees: bool,
+    /// Findings to leave out.
+    pub suppressions: &'a Suppressions,
+    /// Write a suppression under each finding in this format (`--gen-suppressions`).
+    pub gen: Option<suppress::Format>,
 }
 
 /// Which leak kinds are listed one by one (`--show-leak-kinds`; the totals cover every kind).
@@ -494,9 +562,11 @@ pub fn process_report(
     sym: &mut Symbolizer,
     opts: &Options,
 ) -> ProcessReport {
-    let errors = p
+    let mut summary = ErrorSummary::default();
+    let all_errors = p
         .errors
         .iter()
+        .filter(|e| opts.mismatched_frees || e.kind != ErrorKind::AllocDeallocMismatch)
         .map(|e| {
             let stack = stack_frames(p, sym, e.stack, e.exact_pc);
             ErrorReport {
@@ -521,52 +591,142 @@ pub fn process_report(
                 stack,
                 alloc_stack: stack_frames(p, sym, e.alloc_stack, false),
                 free_stack: stack_frames(p, sym, e.free_stack, false),
+                count: 1,
+                suppression: None,
             }
-        })
-        .collect();
+        });
+    // Identical errors (same kind, same symbolized stack) are one context with a count, shown
+    // once, in the order of their first occurrence.
+    let mut errors: Vec<ErrorReport> = Vec::new();
+    let mut seen: std::collections::HashMap<(&'static str, Vec<SourceLine>), usize> =
+        std::collections::HashMap::new();
+    for e in all_errors {
+        let key = (e.kind, source_lines(&e.stack));
+        match seen.get(&key) {
+            Some(&i) => errors[i].count += 1,
+            None => {
+                seen.insert(key, errors.len());
+                errors.push(e);
+            }
+        }
+    }
+    errors.retain_mut(|e| {
+        if opts
+            .suppressions
+            .suppresses(Finding::Error(e.kind), &e.stack, e.count, 0)
+        {
+            summary.suppressed += e.count;
+            summary.suppressed_contexts += 1;
+            return false;
+        }
+        if e.severity == Severity::Error || opts.warnings_as_errors {
+            summary.errors += e.count;
+            summary.contexts += 1;
+        }
+        if let Some(format) = opts.gen {
+            e.suppression = Some(suppress::generate(
+                format,
+                Finding::Error(e.kind),
+                e.access_size,
+                &e.stack,
+                &p.exe,
+            ));
+        }
+        true
+    });
 
-    // Group leaks by kind and symbolized stack (two PCs of one line merge), largest first.
+    // Group leaks by kind and symbolized stack (two PCs of one line merge), largest first: the
+    // kinds listed and those that count as errors (suppressions apply to both). The others are
+    // not symbolized, which costs seconds on a large program's reachable blocks: their totals
+    // stay the shim's.
     let mut groups: BTreeMap<(LeakKind, Vec<SourceLine>), LeakReport> = BTreeMap::new();
     for l in &p.leaks {
-        if !opts.show.shows(l.kind) {
+        if !opts.show.shows(l.kind) && !opts.errors_for.shows(l.kind) {
             continue;
         }
         let stack = stack_frames(p, sym, l.stack, false);
-        // A frame with neither function nor file keeps its address: unnamed frames of two
-        // different places must not merge.
-        let key: Vec<_> = stack
-            .iter()
-            .map(|f| match (&f.function, &f.file) {
-                (None, None) => (None, Some(format!("{:#x}", f.address)), None),
-                _ => (f.function.clone(), f.file.clone(), f.line),
-            })
-            .collect();
+        let key = source_lines(&stack);
         let g = groups.entry((l.kind, key)).or_insert_with(|| LeakReport {
             kind: l.kind.name(),
             bytes: 0,
             blocks: 0,
             fingerprint: fingerprint::of_leak(l.kind.name(), &stack),
             stack,
+            suppression: None,
         });
         g.bytes += l.bytes;
         g.blocks += l.blocks;
     }
-    let mut leaks: Vec<(LeakKind, LeakReport)> =
-        groups.into_iter().map(|((k, _), v)| (k, v)).collect();
+    let mut suppressed = [Amount::default(); 4];
+    let mut leaks: Vec<(LeakKind, LeakReport)> = Vec::new();
+    let mut failing_contexts = [0u64; 4];
+    for ((k, _), mut l) in groups {
+        if opts
+            .suppressions
+            .suppresses(Finding::Leak(k), &l.stack, 1, l.bytes)
+        {
+            suppressed[k as usize].bytes += l.bytes;
+            suppressed[k as usize].blocks += l.blocks;
+            if opts.errors_for.shows(k) {
+                summary.suppressed += 1;
+                summary.suppressed_contexts += 1;
+            }
+            continue;
+        }
+        if opts.errors_for.shows(k) {
+            failing_contexts[k as usize] += 1;
+        }
+        if opts.show.shows(k) {
+            if let Some(format) = opts.gen {
+                l.suppression = Some(suppress::generate(
+                    format,
+                    Finding::Leak(k),
+                    None,
+                    &l.stack,
+                    &p.exe,
+                ));
+            }
+            leaks.push((k, l));
+        }
+    }
     leaks.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.bytes.cmp(&a.1.bytes)));
 
     let leak_summary = p.leak_summary.map(|s| {
         let a = |k: LeakKind| Amount {
-            bytes: s.kinds[k as usize].0,
-            blocks: s.kinds[k as usize].1,
+            bytes: s.kinds[k as usize]
+                .0
+                .saturating_sub(suppressed[k as usize].bytes),
+            blocks: s.kinds[k as usize]
+                .1
+                .saturating_sub(suppressed[k as usize].blocks),
         };
         LeakSummary {
             definite: a(LeakKind::Definite),
             indirect: a(LeakKind::Indirect),
             possible: a(LeakKind::Possible),
             reachable: a(LeakKind::Reachable),
+            suppressed: Amount {
+                bytes: suppressed.iter().map(|a| a.bytes).sum(),
+                blocks: suppressed.iter().map(|a| a.blocks).sum(),
+            },
         }
     });
+    // A leak context of each failing kind; without leak records (--leak-check=summary) each
+    // failing kind with blocks is one.
+    for k in LeakKind::ALL {
+        let blocks = p.leak_summary.map_or(0, |s| {
+            s.kinds[k as usize]
+                .1
+                .saturating_sub(suppressed[k as usize].blocks)
+        });
+        let n = if failing_contexts[k as usize] == 0 && blocks > 0 && opts.errors_for.shows(k) {
+            1
+        } else {
+            failing_contexts[k as usize]
+        };
+        summary.errors += n;
+        summary.contexts += n;
+    }
     ProcessReport {
         pid: p.pid,
         ppid: p.ppid,
@@ -585,7 +745,21 @@ pub fn process_report(
             .iter()
             .any(|n| n.contains(memcheck_wire::NOTE_RECORDS_LOST)),
         notes: p.notes.clone(),
+        error_summary: summary,
     }
+}
+
+/// A stack reduced to what tells findings apart: function, file and line of each frame.
+fn source_lines(stack: &[Frame]) -> Vec<SourceLine> {
+    stack
+        .iter()
+        .map(|f| match (&f.function, &f.file) {
+            // A frame with neither function nor file keeps its address: unnamed frames of two
+            // different places must not merge.
+            (None, None) => (None, Some(format!("{:#x}", f.address)), None),
+            _ => (f.function.clone(), f.file.clone(), f.line),
+        })
+        .collect()
 }
 
 /// `1 byte`, `0 bytes`, `13 bytes`.

@@ -569,6 +569,7 @@ mod tests {
             blocks: 1,
             stack,
             fingerprint: fp,
+            suppression: None,
         }
     }
 
@@ -593,8 +594,11 @@ mod tests {
                 truncated: false,
                 incomplete: false,
                 notes: vec![],
+                error_summary: Default::default(),
             }],
             notes: vec![],
+            suppressions_used: vec![],
+            suppressions_unused: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! every line prefixed `==PID==` so interleaved output stays attributable.
 use super::{ErrorReport, LeakReport, ProcessReport, Report};
 use crate::style::Painter;
+use crate::suppress::Used;
 use crate::symbolize::Frame;
 use std::fmt::Write;
 
@@ -94,6 +95,13 @@ fn error(out: &mut String, pre: &str, e: &ErrorReport, p: &Painter) {
     if !e.description.is_empty() {
         let _ = writeln!(out, "{pre}   {}", e.description);
     }
+    if e.count > 1 {
+        let _ = writeln!(
+            out,
+            "{pre}   {} times from this stack; the first is shown",
+            e.count
+        );
+    }
     stack(out, pre, "", &e.stack, p);
     if let Some(b) = &e.block {
         stack(
@@ -108,7 +116,15 @@ fn error(out: &mut String, pre: &str, e: &ErrorReport, p: &Painter) {
         );
     }
     stack(out, pre, " freed by:", &e.free_stack, p);
+    suppression(out, e.suppression.as_deref());
     let _ = writeln!(out, "{pre}");
+}
+
+/// A generated suppression, unprefixed so it can be pasted into a file as it is.
+fn suppression(out: &mut String, s: Option<&str>) {
+    if let Some(s) = s {
+        let _ = writeln!(out, "{s}");
+    }
 }
 
 fn leak(out: &mut String, pre: &str, l: &LeakReport, p: &Painter) {
@@ -120,6 +136,7 @@ fn leak(out: &mut String, pre: &str, l: &LeakReport, p: &Painter) {
     };
     let _ = writeln!(out, "{pre} {line}");
     stack(out, pre, "", &l.stack, p);
+    suppression(out, l.suppression.as_deref());
     let _ = writeln!(out, "{pre}");
 }
 
@@ -147,6 +164,7 @@ pub fn render(r: &ProcessReport, p: &Painter, listed: bool) -> String {
             ("indirectly lost", s.indirect),
             ("  possibly lost", s.possible),
             ("still reachable", s.reachable),
+            ("     suppressed", s.suppressed),
         ] {
             let _ = writeln!(
                 out,
@@ -177,15 +195,45 @@ pub fn render(r: &ProcessReport, p: &Painter, listed: bool) -> String {
             "{pre} the record ended early: the process died while writing it"
         );
     }
-    let errors = r.error_count();
+    let e = r.error_summary;
     let warnings = r.warning_count();
-    let summary = format!("ERROR SUMMARY: {errors} errors, {warnings} warnings");
-    let summary = if errors > 0 {
+    let summary = format!(
+        "ERROR SUMMARY: {} errors from {} contexts (suppressed: {} from {}), {warnings} warnings",
+        e.errors, e.contexts, e.suppressed, e.suppressed_contexts
+    );
+    let summary = if e.errors > 0 {
         p.red(&summary)
     } else {
         p.green(&summary)
     };
     let _ = writeln!(out, "{pre} {summary}");
+    out
+}
+
+/// The end of a run's report: the suppressions used with their hits (as LeakSanitizer's table),
+/// and with `--list-unused-suppressions` those of the user's files that matched nothing. Lines
+/// carry the `==PID==` prefix of the checked program `pid`, as the rest of the report.
+fn suppressions(pid: u32, used: &[Used], unused: Option<&[Used]>, p: &Painter) -> String {
+    let pre = p.dim(&format!("=={pid}=="));
+    let mut out = String::new();
+    if !used.is_empty() {
+        let _ = writeln!(out, "{pre} {}", p.bold("Suppressions used:"));
+        let _ = writeln!(out, "{pre}   count      bytes  suppression");
+        for u in used {
+            let _ = writeln!(
+                out,
+                "{pre} {:>7} {:>10}  {} ({}:{})",
+                u.count, u.bytes, u.name, u.file, u.line
+            );
+        }
+    }
+    for u in unused.unwrap_or_default() {
+        let _ = writeln!(
+            out,
+            "{pre} unused suppression: {} ({}:{})",
+            u.name, u.file, u.line
+        );
+    }
     out
 }
 
@@ -197,6 +245,14 @@ pub fn render_run(r: &Report, p: &Painter) -> String {
     for proc in &r.processes {
         text.push_str(&render(proc, p, listed));
     }
+    // Prefixed with the checked program's pid (the first process), as the rest of the report.
+    let pid = r.processes.first().map_or(std::process::id(), |p| p.pid);
+    text.push_str(&suppressions(
+        pid,
+        &r.suppressions_used,
+        r.suppressions_unused.as_deref(),
+        p,
+    ));
     for n in &r.notes {
         let _ = writeln!(text, "memcheck: {n}");
     }
