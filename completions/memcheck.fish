@@ -39,7 +39,7 @@ complete -c memcheck -n "__fish_memcheck_needs_command" -f -a "report" -d 'Rende
 complete -c memcheck -n "__fish_memcheck_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l leak-check -d 'Leak check at exit: no, summary (totals only) or full (each leak with its stack)' -r -f -a "no\t''
 summary\t''
-full\t''"
+full\t'Valgrind\'s `--leak-check=yes` means the same'"
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l show-leak-kinds -d 'Leak kinds to list one by one: a comma-separated list of definite, indirect, possible, reachable, or all / none' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l error-exitcode -d 'Exit with N when any error or any leak of a kind --errors-for-leak-kinds names was found (Valgrind\'s meaning); suppressed findings do not count' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l errors-for-leak-kinds -d 'Leak kinds that count as errors, for --error-exitcode and the ERROR SUMMARY: a comma-separated list of definite, indirect, possible, reachable, or all / none. The default differs from Valgrind\'s (definite,possible): an indirect block is lost for sure, while a possible one is often a live block reached through an interior pointer' -r
@@ -76,7 +76,7 @@ always\t''
 never\t''"
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l list-unused-suppressions -d 'At the end, also list the suppressions of --suppressions files that matched nothing'
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l warnings-as-errors -d 'Count warnings (calloc-overflow, allocation-size-too-big, invalid-alignment) as errors'
-complete -c memcheck -n "__fish_memcheck_using_subcommand run" -s h -l help -d 'Print help'
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -s V -l version -d 'Print version'
 complete -c memcheck -n "__fish_memcheck_using_subcommand maps" -l sort -d 'Order of the regions: by start address, by size, RSS, PSS or swap (largest first), or by kind' -r -f -a "start\t''
 size\t''

@@ -509,6 +509,8 @@ fn parse_fill(s: &str) -> Result<Fill, String> {
 pub enum LeakCheck {
     No,
     Summary,
+    /// Valgrind's `--leak-check=yes` means the same.
+    #[value(alias = "yes")]
     Full,
 }
 

@@ -435,3 +435,11 @@ fn valgrinds_trace_children_yes_gets_a_hint_not_an_endless_yes() {
     );
     assert_eq!(r.code(), Some(0), "{}", r.show());
 }
+
+#[test]
+fn valgrinds_leak_check_yes_means_full() {
+    let prog = compile("leaks.c", &[]);
+    let r = run_under(&["--leak-check=yes"], &prog, &["37"]);
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    assert!(!r.leaks("definite").is_empty(), "{}", r.show());
+}

@@ -21,9 +21,13 @@ pub fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
     let version: &'static str = Box::leak(crate::version::version_line().into_boxed_str());
     let matches = match Cli::command().version(version).try_get_matches_from(args) {
         Ok(m) => m,
+        Err(e) if e.use_stderr() => {
+            eprintln!("memcheck: {}", one_line(&e.render().to_string()));
+            return 2;
+        }
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { 2 } else { 0 };
+            return 0;
         }
     };
     let cli = match Cli::from_arg_matches(&matches) {
@@ -85,4 +89,50 @@ fn value_taken_as_program(args: &[std::ffi::OsString]) -> Option<String> {
         }
     }
     None
+}
+
+/// clap's error as one line: the error itself, its tip, and where the usage is.
+fn one_line(rendered: &str) -> String {
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines
+        .next()
+        .unwrap_or("error: bad command line")
+        .to_string();
+    let tips: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .filter_map(|l| l.strip_prefix("tip: "))
+        .collect();
+    let usage = rendered
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix("For more information, try "))
+        .map(|t| t.trim_end_matches('.').to_string());
+    let mut out = first;
+    for t in tips {
+        out.push_str(&format!("; {t}"));
+    }
+    if let Some(u) = usage {
+        out.push_str(&format!(" (more: {u})"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_errors_become_one_line_with_their_tip() {
+        let e = Cli::command()
+            .try_get_matches_from(["memcheck", "run", "--bogus", "--", "x"])
+            .unwrap_err();
+        let line = one_line(&e.render().to_string());
+        assert!(!line.contains('\n'), "{line}");
+        assert!(
+            line.starts_with("error: unexpected argument '--bogus'"),
+            "{line}"
+        );
+        assert!(line.contains("'--help'"), "{line}");
+    }
 }
