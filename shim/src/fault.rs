@@ -23,7 +23,7 @@
 //! again when the thread leaves that code. A fault there, or any ending of a `vfork` child, skips
 //! the checks and takes the default action at once.
 use crate::unwind::fault_stack;
-use crate::{exit, guard, opts, real, report, sys, tls};
+use crate::{exit, guard, opts, report, sys, tls};
 use core::cell::UnsafeCell;
 use core::ffi::c_int;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -356,7 +356,7 @@ fn ending(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
         libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut before);
     }
     let checked = !exit::shared_with_parent() && opts::ACTIVE.load(Ordering::Relaxed);
-    let in_shim = tls::locks_held() != 0 || real::in_glibc();
+    let in_shim = tls::locks_held() != 0;
     if checked && in_shim && !fault {
         // The checks would wait for a lock this thread holds: the signal comes back when the
         // thread leaves that code (a fault cannot wait: it dies without the checks).

@@ -2,9 +2,8 @@
 //! the real allocator without a `dlsym` bootstrap (`malloc_trim` stays glibc's; `mallopt` and the
 //! `mallinfo` family are glibc's through `exports`, with memcheck's share taken out).
 //!
-//! The wrappers mark the thread as inside glibc's allocator while they run ([`in_glibc`]): a signal
-//! handler that allocates then must not enter glibc again (see `reentry`).
-use core::cell::Cell;
+//! The wrappers count the call as a held shim lock while it runs: a signal handler that allocates
+//! then must not enter glibc again (see `reentry`).
 use libc::{c_void, size_t};
 
 extern "C" {
@@ -16,24 +15,15 @@ extern "C" {
     pub fn __libc_freeres();
 }
 
-thread_local! {
-    static IN_GLIBC: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Whether this thread is inside one of glibc's allocator calls made by the shim.
-#[inline]
-pub fn in_glibc() -> bool {
-    IN_GLIBC.with(|c| c.get())
-}
-
+/// Runs one of glibc's allocator calls counted as a held shim lock ([`crate::tls::count_lock`]):
+/// a signal handler that allocates meanwhile must not enter glibc again, which is the same rule
+/// as for an interrupted locked section (see `reentry`), and a deferred signal is raised when the
+/// call returns.
 #[inline]
 fn marked<T>(f: impl FnOnce() -> T) -> T {
-    let was = IN_GLIBC.with(|c| c.replace(true));
+    crate::tls::count_lock(1);
     let r = f();
-    IN_GLIBC.with(|c| c.set(was));
-    if !was {
-        crate::tls::left_glibc();
-    }
+    crate::tls::count_lock(-1);
     r
 }
 

@@ -11,7 +11,7 @@
 //!
 //! So a handler that allocates never deadlocks under memcheck, even where glibc alone could abort.
 //! Blocks served here have no redzones and are not leak-checked.
-use crate::{guard, real, tls};
+use crate::{guard, tls};
 use core::cell::Cell;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use memcheck_wire::Family;
@@ -35,7 +35,7 @@ thread_local! {
 /// Whether this call must take the lock-free path.
 #[inline]
 pub fn active() -> bool {
-    tls::locks_held() != 0 || real::in_glibc()
+    tls::locks_held() != 0
 }
 
 #[inline]

@@ -10,7 +10,8 @@ thread_local! {
     static DEFERRED_SIGNAL: Cell<i32> = const { Cell::new(0) };
 }
 
-/// How many shim spinlocks this thread holds. Non-zero on entry to a hook means the hook runs in
+/// How many shim spinlocks this thread holds, counting a glibc allocator call the shim made
+/// (`real.rs`) as one. Non-zero on entry to a hook means the hook runs in
 /// a signal handler that interrupted the shim inside a locked section (see `reentry`).
 #[inline]
 pub fn locks_held() -> u32 {
@@ -33,21 +34,13 @@ pub fn count_lock(delta: i32) {
 
 /// A terminating signal arrived while this thread held a shim lock or was inside glibc's
 /// allocator, where the exit checks cannot run: it is sent again to this thread when the thread
-/// leaves that code (the last lock released, or glibc's call returned).
+/// leaves that code (the last lock, or glibc's call, released).
 pub fn defer_signal(sig: i32) {
     DEFERRED_SIGNAL.with(|d| {
         if d.get() == 0 {
             d.set(sig)
         }
     });
-}
-
-/// After one of glibc's allocator calls returned: the deferred signal, if no shim lock is held.
-#[inline]
-pub fn left_glibc() {
-    if locks_held() == 0 && DEFERRED_SIGNAL.with(|d| d.get()) != 0 {
-        raise_deferred();
-    }
 }
 
 /// In a fork child: a signal deferred in the parent is the parent's, not the child's.
