@@ -411,9 +411,11 @@ fn ctrl_c_on_a_terminal_reaches_the_program_once() {
     use std::io::Write;
     let prog = compile("sigint.c", &[]);
     // script(1) runs memcheck on a pseudo-terminal; a ^C written to it makes the terminal signal
-    // its foreground process group, memcheck and the program both.
+    // its foreground process group, memcheck and the program both. script runs the command with
+    // $SHELL -c (or /bin/sh when SHELL is unset); `exec` keeps a shell that does not exec by
+    // itself (dash) out of that group, where ^C would kill it and script would report 130.
     let cmd = format!(
-        "{} run --leak-check=no -- {} count",
+        "exec {} run --leak-check=no -- {} count",
         memcheck().display(),
         prog.display()
     );
