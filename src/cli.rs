@@ -360,6 +360,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "BYTE", value_parser = parse_fill)]
     pub free_fill: Option<Fill>,
 
+    /// Check the ranges the memory and string functions (memcpy, memset, strlen, strcpy, strcat,
+    /// puts, ... and their _FORTIFY_SOURCE _chk variants) read and write against the heap block
+    /// they fall in, and overlapping source and destination (param-overlap), before glibc does
+    /// the work (yes or no). Calls the compiler inlines are not seen.
+    #[arg(long, value_name = "yes|no", num_args = 0..=1, require_equals = true, default_value = "yes", default_missing_value = "yes", value_parser = parse_yes_no)]
+    pub check_mem_functions: bool,
+
     /// Also check the programs that PROG executes (yes or no).
     #[arg(long, value_name = "yes|no", num_args = 0..=1, require_equals = true, default_value = "no", default_missing_value = "yes", value_parser = parse_yes_no)]
     pub trace_children: bool,

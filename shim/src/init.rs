@@ -63,6 +63,7 @@ extern "C" fn constructor() {
     if !opts::TRACE_CHILDREN.load(Ordering::Relaxed) {
         hide_from_children();
     }
+    crate::memfn::init();
 }
 
 #[used]

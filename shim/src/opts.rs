@@ -33,6 +33,8 @@ pub static FREE_FILL: AtomicI32 = AtomicI32::new(0xfd);
 pub static GUARD_MODE: AtomicU8 = AtomicU8::new(DEFAULT.guard as u8);
 /// With guard mode, guard 1 block in N (0: every block).
 pub static SAMPLE_RATE: AtomicU64 = AtomicU64::new(DEFAULT.sample_rate);
+/// Check the ranges of the memory and string functions (`--check-mem-functions`, `memfn`).
+pub static CHECK_MEM_FNS: AtomicBool = AtomicBool::new(DEFAULT.check_mem_functions);
 /// Whether the CLI asked for records at all (`MEMCHECK_DIR` set).
 pub static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// How many forks separate this process from the one memcheck started (mod 256). Live blocks
@@ -148,6 +150,7 @@ fn apply(o: &ShimOptions) {
     ABORT_ON_ERROR.store(o.abort_on_error, Ordering::Relaxed);
     GUARD_MODE.store(o.guard as u8, Ordering::Relaxed);
     SAMPLE_RATE.store(o.sample_rate, Ordering::Relaxed);
+    CHECK_MEM_FNS.store(o.check_mem_functions, Ordering::Relaxed);
     for (fill, to) in [(o.malloc_fill, &MALLOC_FILL), (o.free_fill, &FREE_FILL)] {
         match fill {
             Some(Fill::Byte(b)) => to.store(b as i32, Ordering::Relaxed),

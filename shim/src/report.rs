@@ -27,6 +27,7 @@ pub fn error_rec(kind: ErrorKind) -> ErrorRec {
         arg1: 0,
         arg2: 0,
         exact_pc: false,
+        func: 0,
     }
 }
 

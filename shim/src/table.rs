@@ -201,6 +201,7 @@ pub fn insert(e: Entry) -> bool {
     let ok = s.insert(e);
     if ok {
         stats::on_alloc(i, e.size);
+        crate::range::add(e.key, e.size);
     }
     ok
 }
@@ -281,6 +282,7 @@ pub fn remove(key: usize) -> Option<Entry> {
     let e = s.slots()[i];
     s.slots()[i].key = TOMBSTONE;
     s.live -= 1;
+    crate::range::remove(key);
     Some(e)
 }
 

@@ -57,6 +57,12 @@ fn raise_deferred() {
     }
 }
 
+/// Whether this thread is inside the shim (holds [`Reentry`]).
+#[inline]
+pub fn in_shim() -> bool {
+    IN_SHIM.with(|c| c.get())
+}
+
 /// Whether warnings are muted on this thread (a retry inside libstdc++ after a failed `new`, which
 /// would otherwise report the same request again).
 pub fn quiet() -> bool {

@@ -27,7 +27,9 @@ pub fn set_self_range(start: usize, end: usize) {
     SELF_END.store(end, Ordering::Relaxed);
 }
 
-fn in_self(ip: usize) -> bool {
+/// Whether `ip` lies in the shim's own code.
+#[inline]
+pub fn in_self(ip: usize) -> bool {
     ip >= SELF_START.load(Ordering::Relaxed) && ip < SELF_END.load(Ordering::Relaxed)
 }
 
@@ -63,10 +65,22 @@ extern "C" fn step(ctx: *mut c_void, arg: *mut c_void) -> c_int {
 #[inline(never)]
 pub fn capture(out: &mut [u64]) -> usize {
     #[cfg(target_arch = "x86_64")]
-    if let Some(n) = crate::fastunwind::capture(out, in_self) {
-        return n;
+    let n = match crate::fastunwind::capture(out, in_self) {
+        Some(n) => n,
+        None => capture_libgcc(out),
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let n = capture_libgcc(out);
+    // A checked string function (`memfn`) that calls into glibc, which allocates (`strdup`,
+    // `puts`), leaves a shim frame inside the stack: the program's stack goes without it.
+    let mut m = 0;
+    for i in 0..n {
+        if !in_self(out[i] as usize) {
+            out[m] = out[i];
+            m += 1;
+        }
     }
-    capture_libgcc(out)
+    m
 }
 
 /// The same through libgcc's `_Unwind_Backtrace` (any frame, signal frames included; slower).

@@ -48,6 +48,7 @@ fn shim_options(a: &RunArgs) -> String {
         sample_rate: a.sample_rate.unwrap_or(0),
         malloc_fill: fill(a.malloc_fill),
         free_fill: fill(a.free_fill),
+        check_mem_functions: a.check_mem_functions,
     }
     .to_string()
 }

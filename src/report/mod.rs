@@ -12,7 +12,7 @@ pub mod text;
 use crate::records::ProcessRecords;
 use crate::suppress::{self, Finding, Suppressions};
 use crate::symbolize::{Frame, Symbolizer};
-use memcheck_wire::{ErrorKind, ErrorRec, FoundAt, LeakKind};
+use memcheck_wire::{ErrorKind, ErrorRec, FoundAt, LeakKind, MemFn};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -50,6 +50,7 @@ fn intern(s: String) -> &'static str {
         .iter()
         .map(|k| k.name())
         .chain(LeakKind::ALL.iter().map(|k| k.name()))
+        .chain(MemFn::ALL.iter().map(|f| f.name()))
         .chain([
             "read",
             "write",
@@ -263,6 +264,24 @@ pub struct BlockInfo {
     pub allocated_by: &'static str,
 }
 
+/// A range of memory a call was given.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Range {
+    #[serde(
+        serialize_with = "crate::units::hex_json",
+        deserialize_with = "crate::symbolize::unhex"
+    )]
+    pub address: u64,
+    pub size: u64,
+}
+
+/// The overlapping ranges of a param-overlap error.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Overlap {
+    pub destination: Range,
+    pub source: Range,
+}
+
 /// How bad a finding is. JSON shows `"error"` or `"warning"`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -293,6 +312,17 @@ pub struct ErrorReport {
     pub thread: u32,
     /// One line saying what happened, e.g. "0 bytes after a 13-byte block".
     pub description: String,
+    /// The checked memory or string function the error was found in (`memcpy`, `strcat`,
+    /// `__memcpy_chk`, ...); absent for other errors.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "opt_static_str"
+    )]
+    pub function: Option<&'static str>,
+    /// param-overlap: the two ranges of the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlap: Option<Overlap>,
     pub block: Option<BlockInfo>,
     /// The bad access or call.
     pub stack: Vec<Frame>,
@@ -453,6 +483,16 @@ fn describe(e: &ErrorRec) -> String {
             e.arg2, e.arg1
         ),
         ErrorKind::Crash => crash(e),
+        ErrorKind::ParamOverlap => format!(
+            "{}: destination [{:#x}, {:#x}) ({}) overlaps source [{:#x}, {:#x}) ({})",
+            MemFn::from_u8(e.func).map_or("the call", MemFn::name),
+            e.addr,
+            e.addr + e.access_size,
+            bytes(e.access_size),
+            e.arg1,
+            e.arg1 + e.arg2,
+            bytes(e.arg2)
+        ),
         ErrorKind::DoubleFree => format!(
             "{} freed twice",
             relation(e.addr, e.block_addr, e.block_size).replace("0 bytes inside a", "a")
@@ -581,6 +621,17 @@ pub fn process_report(
                 access_size: (e.access_size > 0).then_some(e.access_size),
                 thread: e.tid,
                 description: describe(e),
+                function: MemFn::from_u8(e.func).map(MemFn::name),
+                overlap: (e.kind == ErrorKind::ParamOverlap).then_some(Overlap {
+                    destination: Range {
+                        address: e.addr,
+                        size: e.access_size,
+                    },
+                    source: Range {
+                        address: e.arg1,
+                        size: e.arg2,
+                    },
+                }),
                 block: e.has_block.then(|| BlockInfo {
                     address: e.block_addr,
                     size: e.block_size,

@@ -41,6 +41,9 @@ fn rules() -> Vec<(&'static str, &'static str, &'static str)> {
                 K::AllocationSizeTooBig => "An allocation larger than any allocator can serve",
                 K::InvalidAlignment => "An aligned allocation with an alignment that is not a power of two",
                 K::Crash => "A fault (SIGSEGV, SIGBUS, SIGFPE, SIGILL) that ended the program",
+                K::ParamOverlap => {
+                    "A memory or string function given overlapping source and destination where its contract forbids it (memcpy, strcpy, strcat, ...)"
+                }
             };
             (k.name(), if k.is_warning() { "warning" } else { "error" }, about)
         })

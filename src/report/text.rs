@@ -56,6 +56,9 @@ fn error_what(e: &ErrorReport) -> String {
     } else if e.address != 0 {
         let _ = write!(what, "at {:#x}", e.address);
     }
+    if let Some(f) = e.function {
+        let _ = write!(what, " in {f}");
+    }
     format!("{what} (thread {})", e.thread)
 }
 

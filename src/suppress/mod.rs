@@ -343,6 +343,7 @@ fn valgrind_kind(f: Finding, access_size: Option<u64>) -> String {
             }
             "calloc-overflow" | "allocation-size-too-big" => "Memcheck:FishyValue".into(),
             "invalid-alignment" => "Memcheck:BadAlign".into(),
+            "param-overlap" => "Memcheck:Overlap".into(),
             _ => "Memcheck:Free".into(),
         },
     }

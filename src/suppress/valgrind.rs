@@ -16,9 +16,9 @@
 //! `match-leak-kinds`), `Free` to invalid-free, double-free, alloc-dealloc-mismatch and
 //! invalid-realloc, `Addr1`..`Addr32` and `Value1`..`Value32` to heap-buffer-overflow,
 //! heap-buffer-underflow and use-after-free, `FishyValue` to calloc-overflow and
-//! allocation-size-too-big, `BadSize` to allocation-size-too-big, `BadAlign` to invalid-alignment.
-//! Kinds memcheck does not detect (`Cond`, `Param`, `Overlap`, `Jump`, ...) are read and match
-//! nothing; blocks of other tools (`Helgrind:Race`) are skipped, as Valgrind does. The frame
+//! allocation-size-too-big, `BadSize` to allocation-size-too-big, `BadAlign` to invalid-alignment,
+//! `Overlap` to param-overlap. Kinds memcheck does not detect (`Cond`, `Param`, `Jump`, ...) are
+//! read and match nothing; blocks of other tools (`Helgrind:Race`) are skipped, as Valgrind does. The frame
 //! lines match the stack from its innermost frame: `fun:PATTERN` a function name (a mangled C++
 //! name without wildcards is demangled first), `obj:PATTERN` an object path, `src:FILE[:LINE]` a
 //! source file, `...` any number of frames, `*` and `?` wildcards; the stack may go on past the
@@ -53,7 +53,8 @@ fn kinds_of(kind: &str) -> Option<Option<&'static [&'static str]>> {
         "FishyValue" => &["calloc-overflow", "allocation-size-too-big"],
         "BadSize" => &["allocation-size-too-big"],
         "BadAlign" => &["invalid-alignment"],
-        "Cond" | "Value0" | "Jump" | "Overlap" | "ClientCheck" | "ReallocZero" | "SizeMismatch"
+        "Overlap" => &["param-overlap"],
+        "Cond" | "Value0" | "Jump" | "ClientCheck" | "ReallocZero" | "SizeMismatch"
         | "AlignMismatch" | "Param" => &[],
         _ => return None,
     }))

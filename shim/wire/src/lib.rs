@@ -35,6 +35,6 @@ pub use names::{
 };
 pub use options::{Fill, GuardMode, Key, LeakCheck, OptionError, ShimOptions};
 pub use records::{
-    Access, ErrorKind, ErrorRec, Exit, Family, FoundAt, Leak, LeakKind, LeakSummary, Module, Note,
-    Process, Record, Records, Stack, MAX_FRAMES,
+    Access, ErrorKind, ErrorRec, Exit, Family, FoundAt, Leak, LeakKind, LeakSummary, MemFn, Module,
+    Note, Process, Record, Records, Stack, MAX_FRAMES,
 };

@@ -91,6 +91,8 @@ pub struct ShimOptions {
     pub malloc_fill: Option<Fill>,
     /// Byte written into freed blocks and checked when they leave the quarantine.
     pub free_fill: Option<Fill>,
+    /// Check the ranges the memory and string functions touch (`--check-mem-functions`).
+    pub check_mem_functions: bool,
 }
 
 impl ShimOptions {
@@ -107,6 +109,7 @@ impl ShimOptions {
         sample_rate: 0,
         malloc_fill: None,
         free_fill: None,
+        check_mem_functions: true,
     };
 }
 
@@ -130,11 +133,12 @@ pub enum Key {
     SampleRate,
     MallocFill,
     FreeFill,
+    CheckMemFunctions,
 }
 
 impl Key {
     /// Every key, in the order [`ShimOptions::encode`] writes them.
-    pub const ALL: [Key; 11] = [
+    pub const ALL: [Key; 12] = [
         Key::LeakCheck,
         Key::Depth,
         Key::Redzone,
@@ -144,6 +148,7 @@ impl Key {
         Key::AbortOnError,
         Key::Guard,
         Key::SampleRate,
+        Key::CheckMemFunctions,
         Key::MallocFill,
         Key::FreeFill,
     ];
@@ -162,6 +167,7 @@ impl Key {
             Key::SampleRate => "sample",
             Key::MallocFill => "mfill",
             Key::FreeFill => "ffill",
+            Key::CheckMemFunctions => "memfn",
         }
     }
 
@@ -175,7 +181,9 @@ impl Key {
             Key::LeakCheck => "no, summary or full",
             Key::Depth | Key::Redzone => "a decimal number below 2^32",
             Key::Quarantine | Key::SampleRate => "a decimal number below 2^64",
-            Key::TraceChildren | Key::ChildSilent | Key::AbortOnError => "0 or 1",
+            Key::TraceChildren | Key::ChildSilent | Key::AbortOnError | Key::CheckMemFunctions => {
+                "0 or 1"
+            }
             Key::Guard => "0 (off), 1 (overflow) or 2 (underflow)",
             Key::MallocFill | Key::FreeFill => "a byte 0-255 or none",
         }
@@ -313,6 +321,7 @@ impl ShimOptions {
             Key::SampleRate => Value::Num(self.sample_rate),
             Key::MallocFill => return fill_value(self.malloc_fill),
             Key::FreeFill => return fill_value(self.free_fill),
+            Key::CheckMemFunctions => Value::Num(self.check_mem_functions as u64),
         })
     }
 
@@ -330,6 +339,7 @@ impl ShimOptions {
             Key::SampleRate => self.sample_rate = num(v)?,
             Key::MallocFill => self.malloc_fill = Some(fill(v)?),
             Key::FreeFill => self.free_fill = Some(fill(v)?),
+            Key::CheckMemFunctions => self.check_mem_functions = flag(v)?,
         }
         Some(())
     }
@@ -425,6 +435,7 @@ mod tests {
             sample_rate: 1,
             malloc_fill: Some(Fill::None),
             free_fill: Some(Fill::Byte(0)),
+            check_mem_functions: false,
         });
         roundtrip(ShimOptions {
             leak_check: LeakCheck::Summary,
@@ -456,13 +467,16 @@ mod tests {
     fn the_encoding_is_stable_and_leaves_out_fills_not_given() {
         assert_eq!(
             ShimOptions::DEFAULT.to_string(),
-            "leak=full,depth=16,redzone=16,quarantine=8388608,children=0,silent=0,abort=0,guard=0,sample=0"
+            "leak=full,depth=16,redzone=16,quarantine=8388608,children=0,silent=0,abort=0,guard=0,sample=0,memfn=1"
         );
         let o = ShimOptions {
             free_fill: Some(Fill::None),
             ..ShimOptions::DEFAULT
         };
-        assert!(o.to_string().ends_with(",sample=0,ffill=none"), "{o}");
+        assert!(
+            o.to_string().ends_with(",sample=0,memfn=1,ffill=none"),
+            "{o}"
+        );
         assert_eq!(ShimOptions::parse(b""), Ok(ShimOptions::DEFAULT));
     }
 

@@ -54,10 +54,14 @@ pub enum ErrorKind {
     /// A fault (SIGSEGV, SIGBUS, SIGFPE, SIGILL) that no guard page explains and no handler of the
     /// program's takes: `addr` is the signal's address, `arg1` the signal, `arg2` its `si_code`.
     Crash = 10,
+    /// A memory or string function given overlapping source and destination where its contract
+    /// forbids it: `addr`/`access_size` the destination range, `arg1`/`arg2` the source range,
+    /// `func` the function.
+    ParamOverlap = 11,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 12] = [
         ErrorKind::HeapBufferOverflow,
         ErrorKind::HeapBufferUnderflow,
         ErrorKind::UseAfterFree,
@@ -69,6 +73,7 @@ impl ErrorKind {
         ErrorKind::AllocationSizeTooBig,
         ErrorKind::InvalidAlignment,
         ErrorKind::Crash,
+        ErrorKind::ParamOverlap,
     ];
     pub fn from_u8(v: u8) -> Option<Self> {
         Self::ALL.get(v as usize).copied()
@@ -86,6 +91,7 @@ impl ErrorKind {
             ErrorKind::AllocationSizeTooBig => "allocation-size-too-big",
             ErrorKind::InvalidAlignment => "invalid-alignment",
             ErrorKind::Crash => "crash",
+            ErrorKind::ParamOverlap => "param-overlap",
         }
     }
     /// Warnings report a call that a correct program may make on purpose; they keep glibc's answer
@@ -159,6 +165,155 @@ impl Access {
             Access::Unknown => None,
             Access::Read => Some("read"),
             Access::Write => Some("write"),
+        }
+    }
+}
+
+/// The memory and string functions the shim checks (`--check-mem-functions`), as
+/// [`ErrorRec::func`] carries them (0: none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum MemFn {
+    Memset = 1,
+    Bzero = 2,
+    ExplicitBzero = 3,
+    Memcmp = 4,
+    Bcmp = 5,
+    Memcpy = 6,
+    Memmove = 7,
+    Memccpy = 8,
+    Mempcpy = 9,
+    Bcopy = 10,
+    Memchr = 11,
+    Memrchr = 12,
+    Rawmemchr = 13,
+    Memmem = 14,
+    Memfrob = 15,
+    Strlen = 16,
+    Strnlen = 17,
+    Strcpy = 18,
+    Strncpy = 19,
+    Stpcpy = 20,
+    Stpncpy = 21,
+    Strcat = 22,
+    Strncat = 23,
+    Strcmp = 24,
+    Strncmp = 25,
+    Strchr = 26,
+    Strrchr = 27,
+    Strstr = 28,
+    Strdup = 29,
+    Strndup = 30,
+    Puts = 31,
+    Fputs = 32,
+    MemcpyChk = 33,
+    MemmoveChk = 34,
+    MempcpyChk = 35,
+    MemsetChk = 36,
+    StrcpyChk = 37,
+    StpcpyChk = 38,
+    StrncpyChk = 39,
+    StpncpyChk = 40,
+    StrcatChk = 41,
+    StrncatChk = 42,
+    ExplicitBzeroChk = 43,
+}
+
+impl MemFn {
+    pub const ALL: [MemFn; 43] = [
+        MemFn::Memset,
+        MemFn::Bzero,
+        MemFn::ExplicitBzero,
+        MemFn::Memcmp,
+        MemFn::Bcmp,
+        MemFn::Memcpy,
+        MemFn::Memmove,
+        MemFn::Memccpy,
+        MemFn::Mempcpy,
+        MemFn::Bcopy,
+        MemFn::Memchr,
+        MemFn::Memrchr,
+        MemFn::Rawmemchr,
+        MemFn::Memmem,
+        MemFn::Memfrob,
+        MemFn::Strlen,
+        MemFn::Strnlen,
+        MemFn::Strcpy,
+        MemFn::Strncpy,
+        MemFn::Stpcpy,
+        MemFn::Stpncpy,
+        MemFn::Strcat,
+        MemFn::Strncat,
+        MemFn::Strcmp,
+        MemFn::Strncmp,
+        MemFn::Strchr,
+        MemFn::Strrchr,
+        MemFn::Strstr,
+        MemFn::Strdup,
+        MemFn::Strndup,
+        MemFn::Puts,
+        MemFn::Fputs,
+        MemFn::MemcpyChk,
+        MemFn::MemmoveChk,
+        MemFn::MempcpyChk,
+        MemFn::MemsetChk,
+        MemFn::StrcpyChk,
+        MemFn::StpcpyChk,
+        MemFn::StrncpyChk,
+        MemFn::StpncpyChk,
+        MemFn::StrcatChk,
+        MemFn::StrncatChk,
+        MemFn::ExplicitBzeroChk,
+    ];
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Self::ALL.get((v as usize).wrapping_sub(1)).copied()
+    }
+    /// The C name, as the program called it.
+    pub fn name(self) -> &'static str {
+        match self {
+            MemFn::Memset => "memset",
+            MemFn::Bzero => "bzero",
+            MemFn::ExplicitBzero => "explicit_bzero",
+            MemFn::Memcmp => "memcmp",
+            MemFn::Bcmp => "bcmp",
+            MemFn::Memcpy => "memcpy",
+            MemFn::Memmove => "memmove",
+            MemFn::Memccpy => "memccpy",
+            MemFn::Mempcpy => "mempcpy",
+            MemFn::Bcopy => "bcopy",
+            MemFn::Memchr => "memchr",
+            MemFn::Memrchr => "memrchr",
+            MemFn::Rawmemchr => "rawmemchr",
+            MemFn::Memmem => "memmem",
+            MemFn::Memfrob => "memfrob",
+            MemFn::Strlen => "strlen",
+            MemFn::Strnlen => "strnlen",
+            MemFn::Strcpy => "strcpy",
+            MemFn::Strncpy => "strncpy",
+            MemFn::Stpcpy => "stpcpy",
+            MemFn::Stpncpy => "stpncpy",
+            MemFn::Strcat => "strcat",
+            MemFn::Strncat => "strncat",
+            MemFn::Strcmp => "strcmp",
+            MemFn::Strncmp => "strncmp",
+            MemFn::Strchr => "strchr",
+            MemFn::Strrchr => "strrchr",
+            MemFn::Strstr => "strstr",
+            MemFn::Strdup => "strdup",
+            MemFn::Strndup => "strndup",
+            MemFn::Puts => "puts",
+            MemFn::Fputs => "fputs",
+            MemFn::MemcpyChk => "__memcpy_chk",
+            MemFn::MemmoveChk => "__memmove_chk",
+            MemFn::MempcpyChk => "__mempcpy_chk",
+            MemFn::MemsetChk => "__memset_chk",
+            MemFn::StrcpyChk => "__strcpy_chk",
+            MemFn::StpcpyChk => "__stpcpy_chk",
+            MemFn::StrncpyChk => "__strncpy_chk",
+            MemFn::StpncpyChk => "__stpncpy_chk",
+            MemFn::StrcatChk => "__strcat_chk",
+            MemFn::StrncatChk => "__strncat_chk",
+            MemFn::ExplicitBzeroChk => "__explicit_bzero_chk",
         }
     }
 }
@@ -278,6 +433,9 @@ pub struct ErrorRec {
     pub arg2: u64,
     /// The first frame of `stack` is the exact faulting instruction, not a return address.
     pub exact_pc: bool,
+    /// The checked memory or string function the error was found in ([`MemFn`] as u8), 0 for
+    /// none.
+    pub func: u8,
 }
 
 /// A free-form message from the shim (a degraded mode, a limit reached).
@@ -367,7 +525,8 @@ impl<'a> Record<'a> {
                     .u32(r.free_stack)
                     .u64(r.arg1)
                     .u64(r.arg2)
-                    .u8(r.exact_pc as u8);
+                    .u8(r.exact_pc as u8)
+                    .u8(r.func);
             }
             Record::Exit(x) => {
                 e.i32(x.code);
@@ -451,6 +610,7 @@ impl<'a> Record<'a> {
                     arg1: d.u64()?,
                     arg2: d.u64()?,
                     exact_pc: d.u8()? != 0,
+                    func: d.u8()?,
                 })
             }
             tag::EXIT => Record::Exit(Exit { code: d.i32()? }),
@@ -550,9 +710,19 @@ mod tests {
             arg1: 4,
             arg2: 5,
             exact_pc: true,
+            func: MemFn::Strncat as u8,
         }));
         roundtrip(Record::Exit(Exit { code: -3 }));
         roundtrip(Record::Note(Note { text: b"hello" }));
+    }
+
+    #[test]
+    fn mem_fn_ids_roundtrip() {
+        for f in MemFn::ALL {
+            assert_eq!(MemFn::from_u8(f as u8), Some(f));
+        }
+        assert_eq!(MemFn::from_u8(0), None);
+        assert_eq!(MemFn::StrncatChk.name(), "__strncat_chk");
     }
 
     #[test]
