@@ -283,19 +283,53 @@ fn next_key(addr: usize) -> Option<usize> {
 pub enum Place {
     /// In the user bytes of this block (live or quarantined).
     Inside(Entry),
-    /// Not in any block's user bytes but next to one: past the end of `0` (in its right redzone
-    /// or the guard slack after it) or before the start of `1`, whichever is nearer.
+    /// Not in any block's user bytes but in the memory around one: past the end of this block
+    /// (its right redzone, the rest of its glibc chunk or guard page)...
     After(Entry),
+    /// ... or before the start of this one (its chunk header and left redzone, or the guard page
+    /// before it); the nearer block when both.
     Before(Entry),
     /// Nowhere near a tracked block.
     Outside,
 }
 
-/// How far past a block's end or before its start an address still counts as "next to" it: the
-/// largest left redzone plus a page (guard mode's slack and guard page).
-fn near_limit() -> usize {
-    crate::opts::REDZONE.load(Ordering::Relaxed) + 4096 + 16
+/// The end of the memory that belongs to block `e` past its user bytes: for a block in glibc's
+/// heap its right redzone and the rest of its glibc chunk (read from the chunk's size word), for
+/// a guarded block the rest of its last page and the guard page. An address past it is another
+/// object's (a mapping next to a large block, the program's own arena): not this block's
+/// overflow.
+fn after_limit(e: &Entry) -> usize {
+    let end = e.key + e.size;
+    if e.flags & table::FLAG_GUARDED != 0 {
+        return end.next_multiple_of(PAGE) + PAGE;
+    }
+    let base = e.key - e.base_off as usize;
+    // SAFETY: a block in the table is still glibc's allocation: its chunk header precedes it.
+    let word = unsafe { *((base - 8) as *const usize) };
+    let chunk = word & !7;
+    if !(32..(1 << 47)).contains(&chunk) {
+        return end + crate::canary::right_redzone(e.size);
+    }
+    // An in-use chunk's usable bytes run into the next chunk's first word; an mmapped chunk
+    // ends where its mapping ends.
+    if word & 2 != 0 {
+        base - 16 + chunk
+    } else {
+        base - 8 + chunk
+    }
+    .max(end)
 }
+
+/// The start of the memory that belongs to block `e` before its user bytes: its glibc chunk's
+/// header and left redzone, or for a guarded block its first page and the page before it.
+fn before_limit(e: &Entry) -> usize {
+    if e.flags & table::FLAG_GUARDED != 0 {
+        return (e.key & !(PAGE - 1)).saturating_sub(PAGE);
+    }
+    (e.key - e.base_off as usize).saturating_sub(16)
+}
+
+const PAGE: usize = 4096;
 
 /// The block entry of a marked key, if the table still holds it.
 #[inline]
@@ -322,19 +356,19 @@ pub fn place(addr: usize) -> Place {
             None => from = k - 1,
         }
     }
-    let limit = near_limit();
+    // The nearest block above: its start is at most a left redzone, a chunk header and a
+    // guard page away when addr belongs to it.
+    let reach = crate::opts::REDZONE.load(Ordering::Relaxed) + 4 * PAGE;
     let above = next_key(addr + 1)
-        .filter(|&k| k - addr <= limit)
-        .and_then(entry);
-    let d_below = below
-        .map(|e| addr - (e.key + e.size))
-        .filter(|&d| d < limit);
-    let d_above = above.map(|e| e.key - addr);
-    match (below, d_below, above, d_above) {
-        (Some(b), Some(db), _, Some(da)) if db < da => Place::After(b),
-        (_, _, Some(a), Some(_)) => Place::Before(a),
-        (Some(b), Some(_), _, None) => Place::After(b),
-        _ => Place::Outside,
+        .filter(|&k| k - addr <= reach)
+        .and_then(entry)
+        .filter(|e| addr >= before_limit(e));
+    let below = below.filter(|e| addr < after_limit(e));
+    match (below, above) {
+        (Some(b), Some(a)) if addr - (b.key + b.size) < a.key - addr => Place::After(b),
+        (_, Some(a)) => Place::Before(a),
+        (Some(b), None) => Place::After(b),
+        (None, None) => Place::Outside,
     }
 }
 
