@@ -331,38 +331,56 @@ fn before_limit(e: &Entry) -> usize {
 
 const PAGE: usize = 4096;
 
-/// The block entry of a marked key, if the table still holds it.
+/// The block whose user pointer lies in the granule starting at `g`, if the table still holds
+/// it. Blocks in glibc's heap start on a granule; a guarded block may start anywhere in one (its
+/// end flush with its guard page), and guarded blocks are pages apart, so one granule holds at
+/// most one of them.
 #[inline]
-fn entry(key: usize) -> Option<Entry> {
-    table::get(key)
+fn entry_at(g: usize) -> Option<Entry> {
+    if let Some(e) = table::get(g) {
+        return Some(e);
+    }
+    if crate::opts::guard_mode() == memcheck_wire::GuardMode::Off {
+        return None;
+    }
+    (1..1 << GRANULE_SHIFT).find_map(|i| table::get(g + i))
 }
 
 /// Where `addr` lies. Only for an address [`maybe_tracked`] said yes to.
 pub fn place(addr: usize) -> Place {
     let mut below = None;
+    let mut above = None;
     let mut from = addr;
     for _ in 0..RETRIES {
-        let Some(k) = prev_key(from) else { break };
-        match entry(k) {
-            Some(e) => {
+        let Some(g) = prev_key(from) else { break };
+        match entry_at(g) {
+            Some(e) if e.key <= addr => {
                 if addr < e.key + e.size {
                     return Place::Inside(e);
                 }
                 below = Some(e);
                 break;
             }
+            // A block starting in addr's own granule, after it.
+            Some(e) => above = Some(e),
             // A stale mark (the block is leaving the table): look further down.
-            None if k == 0 => break,
-            None => from = k - 1,
+            None => {}
         }
+        if g == 0 {
+            break;
+        }
+        from = g - 1;
     }
     // The nearest block above: its start is at most a left redzone, a chunk header and a
     // guard page away when addr belongs to it.
     let reach = crate::opts::REDZONE.load(Ordering::Relaxed) + 4 * PAGE;
-    let above = next_key(addr + 1)
-        .filter(|&k| k - addr <= reach)
-        .and_then(entry)
-        .filter(|e| addr >= before_limit(e));
+    if above.is_none() {
+        let next = (addr | ((1 << GRANULE_SHIFT) - 1)) + 1;
+        above = next_key(next)
+            .filter(|&g| g - addr <= reach)
+            .and_then(entry_at);
+    }
+    let above = above.filter(|e| addr >= before_limit(e));
     let below = below.filter(|e| addr < after_limit(e));
     match (below, above) {
         (Some(b), Some(a)) if addr - (b.key + b.size) < a.key - addr => Place::After(b),
@@ -393,13 +411,18 @@ mod tests {
         assert_eq!(prev_key(base + 0xfff), Some(base + 0x40));
         assert_eq!(prev_key(base + (3 << 20) - 16), Some(base + 0x1000));
         assert_eq!(prev_key(base + (900 << 20)), Some(base + (700 << 20)));
-        assert_eq!(next_key(base + 0x41), Some(base + 0x1000));
-        assert_eq!(next_key(base + 0x1001), Some(base + (3 << 20)));
-        assert_eq!(next_key(base + (3 << 20) + 1), Some(base + (700 << 20)));
-        assert_eq!(next_key(base + (700 << 20) + 1), None);
+        assert_eq!(
+            next_key(base + 0x41),
+            Some(base + 0x40),
+            "the granule of 0x41"
+        );
+        assert_eq!(next_key(base + 0x50), Some(base + 0x1000));
+        assert_eq!(next_key(base + 0x1010), Some(base + (3 << 20)));
+        assert_eq!(next_key(base + (3 << 20) + 16), Some(base + (700 << 20)));
+        assert_eq!(next_key(base + (700 << 20) + 16), None);
         remove(base + 0x1000);
         assert_eq!(prev_key(base + (3 << 20) - 16), Some(base + 0x40));
-        assert_eq!(next_key(base + 0x41), Some(base + (3 << 20)));
+        assert_eq!(next_key(base + 0x50), Some(base + (3 << 20)));
         for &k in &keys {
             remove(k);
         }
