@@ -171,6 +171,9 @@ fn check_range(f: MemFn, a: usize, n: usize, access: Access) {
         return;
     }
     let end = a.wrapping_add(n);
+    if range::live_end(a).is_some_and(|e| end <= e && end > a) {
+        return;
+    }
     match range::place(a) {
         Place::Inside(e) if freed(&e) => bad(f, ErrorKind::UseAfterFree, Some(&e), a, n, access),
         Place::Inside(e) => {
@@ -189,10 +192,10 @@ fn check_range(f: MemFn, a: usize, n: usize, access: Access) {
         Place::After(e) if freed(&e) => bad(f, ErrorKind::UseAfterFree, Some(&e), a, n, access),
         Place::After(e) => bad(f, ErrorKind::HeapBufferOverflow, Some(&e), a, n, access),
         Place::Before(e) => bad(f, ErrorKind::HeapBufferUnderflow, Some(&e), a, n, access),
-        Place::Outside => {
+        Place::Outside(next) => {
             // Starting clear of every block, the range may still run into one.
             let last = end.wrapping_sub(1);
-            if last > a && range::maybe_tracked(last) {
+            if last > a && last >= next && range::maybe_tracked(last) {
                 match range::place(last) {
                     Place::Inside(e) | Place::Before(e) if e.key > a => {
                         bad(f, ErrorKind::HeapBufferUnderflow, Some(&e), a, n, access)
@@ -284,6 +287,14 @@ fn read_str_slow(f: MemFn, s: *const u8, max: usize, stop: Option<u8>) -> (usize
         return (real_strnlen(s, max), true);
     }
     let a = s as usize;
+    if let (Some(end), None) = (range::live_end(a), stop) {
+        let rem = end - a;
+        let bound = rem.min(max);
+        let l = real_strnlen(s, bound);
+        if l < bound || max <= rem {
+            return (l, true);
+        }
+    }
     match range::place(a) {
         Place::Inside(e) => {
             let rem = e.key + e.size - a;
@@ -349,10 +360,10 @@ fn read_str_slow(f: MemFn, s: *const u8, max: usize, stop: Option<u8>) -> (usize
             );
             (l, false)
         }
-        Place::Outside => {
+        Place::Outside(next) => {
             let l = real_strnlen(s, max);
             let n = (l + 1).min(max);
-            if n != 0 {
+            if n != 0 && a.wrapping_add(n - 1) >= next {
                 check_range(f, a, n, Access::Read);
             }
             (l, true)

@@ -14,7 +14,8 @@
 //! checked against the table, so a stale bit can cost time but never a wrong verdict.
 use crate::heap;
 use crate::table::{self, Entry};
-use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use core::cell::Cell;
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 const GRANULE_SHIFT: usize = 4;
 const REGION_SHIFT: usize = 30;
@@ -289,8 +290,9 @@ pub enum Place {
     /// ... or before the start of this one (its chunk header and left redzone, or the guard page
     /// before it); the nearer block when both.
     Before(Entry),
-    /// Nowhere near a tracked block.
-    Outside,
+    /// Nowhere near a tracked block; the next block's user pointer lies at or after the address
+    /// given (`usize::MAX`: none in this region).
+    Outside(usize),
 }
 
 /// The end of the memory that belongs to block `e` past its user bytes: for a block in glibc's
@@ -331,13 +333,82 @@ fn before_limit(e: &Entry) -> usize {
 
 const PAGE: usize = 4096;
 
+/// A generation per table shard, raised (under the shard's lock) whenever a block of the shard
+/// is freed, forgotten or changes family: a thread's cached verdict "this block is live" holds
+/// while its shard's generation is unchanged.
+static GEN: [AtomicU32; 64] = [const { AtomicU32::new(0) }; 64];
+
+/// A block of `shard` changed (the table calls it under the shard's lock).
+#[inline]
+pub fn changed(shard: usize) {
+    GEN[shard].fetch_add(1, Ordering::Release);
+}
+
+const CACHED: usize = 4;
+
+/// The live blocks this thread's last lookups found (user bytes `[key, end)`), with their shard
+/// and its generation then (`shard << 32 | gen`): a string loop over a few blocks skips the
+/// search and the table's lock.
+struct Cache {
+    keys: [Cell<usize>; CACHED],
+    ends: [Cell<usize>; CACHED],
+    tags: [Cell<usize>; CACHED],
+    next: Cell<usize>,
+}
+
+thread_local! {
+    static CACHE: Cache = const {
+        Cache {
+            keys: [const { Cell::new(0) }; CACHED],
+            ends: [const { Cell::new(0) }; CACHED],
+            tags: [const { Cell::new(0) }; CACHED],
+            next: Cell::new(0),
+        }
+    };
+}
+
+/// The end of the live block holding `addr`, if this thread found it lately and its shard has
+/// not changed since: the lock-free fast path of the checks.
+#[inline]
+pub fn live_end(addr: usize) -> Option<usize> {
+    CACHE.with(|c| {
+        for i in 0..CACHED {
+            let end = c.ends[i].get();
+            if addr < end && addr >= c.keys[i].get() {
+                let tag = c.tags[i].get();
+                let shard = tag >> 32;
+                if GEN[shard & 63].load(Ordering::Acquire) as usize == tag & 0xffff_ffff {
+                    return Some(end);
+                }
+            }
+        }
+        None
+    })
+}
+
+fn cache_put(e: &Entry, shard: usize, gen: u32) {
+    CACHE.with(|c| {
+        let i = c.next.get();
+        c.next.set((i + 1) % CACHED);
+        c.keys[i].set(e.key);
+        c.ends[i].set(e.key + e.size);
+        c.tags[i].set(shard << 32 | gen as usize);
+    });
+}
+
 /// The block whose user pointer lies in the granule starting at `g`, if the table still holds
 /// it. Blocks in glibc's heap start on a granule; a guarded block may start anywhere in one (its
 /// end flush with its guard page), and guarded blocks are pages apart, so one granule holds at
 /// most one of them.
 #[inline]
 fn entry_at(g: usize) -> Option<Entry> {
+    let shard = table::shard_index(g);
+    // Read before the entry: a change after it shows as a new generation.
+    let gen = GEN[shard].load(Ordering::Acquire);
     if let Some(e) = table::get(g) {
+        if e.state == table::BlockState::Live && e.size > 0 {
+            cache_put(&e, shard, gen);
+        }
         return Some(e);
     }
     if crate::opts::guard_mode() == memcheck_wire::GuardMode::Off {
@@ -374,11 +445,12 @@ pub fn place(addr: usize) -> Place {
     // The nearest block above: its start is at most a left redzone, a chunk header and a
     // guard page away when addr belongs to it.
     let reach = crate::opts::REDZONE.load(Ordering::Relaxed) + 4 * PAGE;
+    let mut next_mark = usize::MAX;
     if above.is_none() {
         let next = (addr | ((1 << GRANULE_SHIFT) - 1)) + 1;
-        above = next_key(next)
-            .filter(|&g| g - addr <= reach)
-            .and_then(entry_at);
+        let g = next_key(next);
+        next_mark = g.unwrap_or(usize::MAX);
+        above = g.filter(|&g| g - addr <= reach).and_then(entry_at);
     }
     let above = above.filter(|e| addr >= before_limit(e));
     let below = below.filter(|e| addr < after_limit(e));
@@ -386,7 +458,7 @@ pub fn place(addr: usize) -> Place {
         (Some(b), Some(a)) if addr - (b.key + b.size) < a.key - addr => Place::After(b),
         (_, Some(a)) => Place::Before(a),
         (Some(b), None) => Place::After(b),
-        (None, None) => Place::Outside,
+        (None, None) => Place::Outside(next_mark.saturating_sub(reach)),
     }
 }
 

@@ -186,7 +186,7 @@ impl Shard {
 }
 
 #[inline]
-fn shard_index(key: usize) -> usize {
+pub fn shard_index(key: usize) -> usize {
     hash(key) >> (usize::BITS as usize - 6)
 }
 
@@ -238,6 +238,7 @@ pub fn mark_freed(key: usize, free_stack: u32, fill: i32, fill_max: usize) -> Fr
         return FreeLookup::AlreadyFreed(*e);
     }
     let before = *e;
+    crate::range::changed(shard);
     stats::on_free(shard, e.size);
     e.state = BlockState::Freed;
     e.free_stack = free_stack;
@@ -254,6 +255,7 @@ pub fn mark_freed(key: usize, free_stack: u32, fill: i32, fill_max: usize) -> Fr
 pub fn set_family(key: usize, family: Family) {
     let mut s = shard(key).lock();
     if let Some(i) = s.find(key) {
+        crate::range::changed(shard_index(key));
         s.slots()[i].family = family;
     }
 }
@@ -282,6 +284,7 @@ pub fn remove(key: usize) -> Option<Entry> {
     let e = s.slots()[i];
     s.slots()[i].key = TOMBSTONE;
     s.live -= 1;
+    crate::range::changed(shard_index(key));
     crate::range::remove(key);
     Some(e)
 }
