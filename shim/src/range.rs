@@ -348,7 +348,8 @@ const CACHED: usize = 4;
 
 /// The live blocks this thread's last lookups found (user bytes `[key, end)`), with their shard
 /// and its generation then (`shard << 32 | gen`): a string loop over a few blocks skips the
-/// search and the table's lock.
+/// search and the table's lock. Both addresses are kept complemented: the leak scan reads this
+/// thread's TLS as a root, and a plain copy of a pointer here would keep a lost block reachable.
 struct Cache {
     keys: [Cell<usize>; CACHED],
     ends: [Cell<usize>; CACHED],
@@ -373,8 +374,8 @@ thread_local! {
 pub fn live_end(addr: usize) -> Option<usize> {
     CACHE.with(|c| {
         for i in 0..CACHED {
-            let end = c.ends[i].get();
-            if addr < end && addr >= c.keys[i].get() {
+            let end = !c.ends[i].get();
+            if addr < end && addr >= !c.keys[i].get() {
                 let tag = c.tags[i].get();
                 let shard = tag >> 32;
                 if GEN[shard & 63].load(Ordering::Acquire) as usize == tag & 0xffff_ffff {
@@ -390,8 +391,8 @@ fn cache_put(e: &Entry, shard: usize, gen: u32) {
     CACHE.with(|c| {
         let i = c.next.get();
         c.next.set((i + 1) % CACHED);
-        c.keys[i].set(e.key);
-        c.ends[i].set(e.key + e.size);
+        c.keys[i].set(!e.key);
+        c.ends[i].set(!(e.key + e.size));
         c.tags[i].set(shard << 32 | gen as usize);
     });
 }
