@@ -388,6 +388,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATTERNS")]
     pub trace_children_skip: Option<String>,
 
+    /// With --trace-children: programs exec'd with an argument (argv[0] included) matching one
+    /// of these comma-separated glob patterns run without memcheck (Valgrind's
+    /// --trace-children-skip-by-arg).
+    #[arg(long, value_name = "PATTERNS")]
+    pub trace_children_skip_by_arg: Option<String>,
+
     /// Forked children write no report until they exec another program (yes or no; Valgrind's
     /// option).
     #[arg(long, value_name = "yes|no", num_args = 0..=1, require_equals = true, default_value = "no", default_missing_value = "yes", value_parser = parse_yes_no)]

@@ -192,6 +192,13 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
     if let Some(skip) = a.trace_children_skip.as_deref().filter(|s| !s.is_empty()) {
         cmd.env(memcheck_wire::ENV_TRACE_SKIP, skip);
     }
+    if let Some(skip) = a
+        .trace_children_skip_by_arg
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
+        cmd.env(memcheck_wire::ENV_TRACE_SKIP_BY_ARG, skip);
+    }
     let (status, child_pid) = child::spawn_and_wait(&mut cmd, &path)?;
     let missing = child::wait_for_late_processes(&shim);
 
