@@ -73,7 +73,7 @@ pub enum Command {
     /// Render a saved JSON report (memcheck run --format json) again, in any format, without
     /// running the program; or, with --diff, list the findings that are new or fixed between two.
     #[command(
-        override_usage = "memcheck report [OPTIONS] FILE.json\n       memcheck report --diff OLD.json NEW.json [--format text|json]",
+        override_usage = "memcheck report [OPTIONS] FILE.json\n       memcheck report FILE.json --baseline BASELINE.json\n       memcheck report --diff OLD.json NEW.json [--format text|json]",
         after_help = "Findings are matched by fingerprint (the kind and the function names of its stack, not addresses, files or lines), so moved lines and other addresses do not make a finding new.\nThe output equals, byte for byte, the file memcheck run would have written in that format (with the same --source-root).\nExit status: 0; with --diff 1 when NEW has findings OLD has not; with --baseline 1 when an error or a listed leak is not in the baseline; 1 if a report cannot be read or is not a memcheck JSON report of format version 1; 2 for a bad command line; 125 if memcheck itself failed."
     )]
     Report(ReportArgs),
@@ -306,7 +306,7 @@ pub struct RunArgs {
     pub baseline: Option<PathBuf>,
 
     /// Write every finding of this run to FILE as a baseline (JSON, one entry per fingerprint
-    /// with its kind, functions and count; see docs/ci.md). Checked before the program runs; may
+    /// with its kind, functions and count, sorted). Checked before the program runs; may
     /// be the --baseline file, to update it.
     #[arg(long, value_name = "FILE")]
     pub write_baseline: Option<PathBuf>,
@@ -646,6 +646,8 @@ pub fn man_extra(page: &str) -> ManExtra {
                 ("memcheck run --format=json --output=report.json -- ./prog", "also write the report as JSON"),
                 ("memcheck run --error-exitcode=1 --suppressions=known.supp --gen-suppressions=all -- ./prog", "fail only on findings known.supp does not describe, and print a ready entry under each"),
                 ("memcheck run --guard --trace-children=yes -- make check", "guard pages around every block, in every program make runs"),
+                ("memcheck run --trace-children=yes --write-baseline memcheck-baseline.json -- make check", "record today's findings of every program make runs as a baseline"),
+                ("memcheck run --trace-children=yes --error-exitcode=1 --baseline memcheck-baseline.json -- make check", "fail only on findings the baseline does not have"),
             ],
         },
         "maps" => ManExtra {
@@ -710,6 +712,7 @@ pub fn man_extra(page: &str) -> ManExtra {
                 ("memcheck report r.json --format sarif -o r.sarif --source-root .", "the SARIF log of a saved run"),
                 ("memcheck report r.json", "its text report again"),
                 ("memcheck report --diff main.json branch.json", "the findings the branch adds and fixes; exit 1 when it adds any"),
+                ("memcheck report r.json --baseline memcheck-baseline.json", "the saved run's findings, those of the baseline marked known; exit 1 when one is new"),
             ],
         },
         "clean" => ManExtra {
