@@ -759,7 +759,7 @@ mod tests {
 
     #[test]
     fn kind_names_are_the_contract() {
-        let names: [&str; 11] = ErrorKind::ALL.map(|k| k.name());
+        let names: [&str; 12] = ErrorKind::ALL.map(|k| k.name());
         assert_eq!(
             names,
             [
@@ -773,7 +773,8 @@ mod tests {
                 "calloc-overflow",
                 "allocation-size-too-big",
                 "invalid-alignment",
-                "crash"
+                "crash",
+                "param-overlap"
             ]
         );
         for (i, k) in ErrorKind::ALL.iter().enumerate() {
