@@ -201,23 +201,60 @@ fn region_or_new(addr: usize) -> Option<&'static Region> {
 
 /// Marks a block's user pointer (the table calls it for every block it records). The regions a
 /// long block reaches into exist too (empty), so a lookup there walks back to its start.
+///
+/// No address inside the block is computed here: this runs in every allocation, and a register
+/// left holding one until the program crashes would be saved in the signal frame, where the leak
+/// scan reads it as an interior pointer. Not inlined, so the allocation path's own frame (whose
+/// dead bytes a crash's red zone keeps) is laid out as without it.
+#[inline(never)]
 pub fn add(key: usize, size: usize) {
     if let Some(r) = region_or_new(key) {
         r.set(bit_of(key));
     }
-    let last = key
-        .saturating_add(size.saturating_sub(1))
-        .min(ADDR_LIMIT - 1);
-    let mut a = (key | ((1 << REGION_SHIFT) - 1)).wrapping_add(1);
-    let mut n = 0;
-    while a <= last && a != 0 && n < MAX_BACK {
-        region_or_new(a);
-        a += 1 << REGION_SHIFT;
-        n += 1;
+    let off = key & ((1 << REGION_SHIFT) - 1);
+    if size > (1 << REGION_SHIFT) - off {
+        let later = (off + (size - 1)) >> REGION_SHIFT;
+        let first = key >> REGION_SHIFT;
+        for i in 1..=later.min(MAX_BACK) {
+            if first + i < REGIONS {
+                region_or_new((first + i) << REGION_SHIFT);
+            }
+        }
+    }
+    scrub_registers();
+}
+
+/// Zeroes the caller-saved registers: the block's address must not outlive the allocation call
+/// in one of them (the leak scan of a crash reads the crashed thread's registers as roots).
+#[inline(always)]
+fn scrub_registers() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: only clobbers registers the calling convention lets a callee clobber.
+    unsafe {
+        core::arch::asm!(
+            "xor ecx, ecx",
+            "xor edx, edx",
+            "xor esi, esi",
+            "xor edi, edi",
+            "xor r8d, r8d",
+            "xor r9d, r9d",
+            "xor r10d, r10d",
+            "xor r11d, r11d",
+            out("rcx") _,
+            out("rdx") _,
+            out("rsi") _,
+            out("rdi") _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            options(nomem, nostack)
+        );
     }
 }
 
 /// Forgets a block's user pointer (the table calls it when a block leaves it).
+#[inline(never)]
 pub fn remove(key: usize) {
     if let Some(r) = region(key) {
         r.clear(bit_of(key));

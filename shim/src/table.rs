@@ -196,12 +196,16 @@ fn shard(key: usize) -> &'static SpinLock<Shard> {
 
 /// Records a live block; false if the table could not grow (out of memory).
 pub fn insert(e: Entry) -> bool {
+    // Marked first (a lookup that finds the mark before the entry takes it for a stale one), so
+    // the registers `range` used are reused by what follows (see `range::add`).
+    crate::range::add(e.key, e.size);
     let i = shard_index(e.key);
     let mut s = TABLE[i].lock();
     let ok = s.insert(e);
     if ok {
         stats::on_alloc(i, e.size);
-        crate::range::add(e.key, e.size);
+    } else {
+        crate::range::remove(e.key);
     }
     ok
 }

@@ -155,13 +155,21 @@ impl FrameLine {
         }
     }
 
-    /// A first line that names the allocator (or Valgrind's preload object), which memcheck's
-    /// stacks do not hold.
+    /// A first line that names the allocator or a checked memory or string function (or
+    /// Valgrind's preload object), which memcheck's stacks do not hold.
     fn is_allocator(&self) -> bool {
         match self {
-            FrameLine::Fun(p, d) => ALLOCATORS
-                .iter()
-                .any(|a| p.matches(a) || d.as_ref().is_some_and(|d| d.matches(a))),
+            FrameLine::Fun(p, d) => {
+                let names = ALLOCATORS.iter().map(|a| a.to_string()).chain(
+                    // Valgrind names its replacement of memcpy by the symbol version too.
+                    memcheck_wire::MemFn::ALL
+                        .iter()
+                        .flat_map(|f| [f.name().to_string(), format!("{}@@GLIBC_2.14", f.name())]),
+                );
+                names
+                    .into_iter()
+                    .any(|a| p.matches(&a) || d.as_ref().is_some_and(|d| d.matches(&a)))
+            }
             FrameLine::Obj(p) => {
                 p.matches("/usr/libexec/valgrind/vgpreload_memcheck-amd64-linux.so")
             }
@@ -464,6 +472,13 @@ mod tests {
         let v = |body: &str| one(&format!("{{\n n\n Memcheck:Leak\n{body}\n}}"));
         assert!(v(" fun:make_greeting\n fun:main").suppresses(leak, &stack(), 1, 1));
         assert!(v(" fun:malloc\n fun:make_greeting").suppresses(leak, &stack(), 1, 1));
+        // Valgrind's Overlap stacks start in its memcpy, memcheck's at the caller.
+        for first in ["memcpy*", "memcpy@@GLIBC_2.14", "strcat"] {
+            let overlap = one(&format!(
+                "{{\n n\n Memcheck:Overlap\n fun:{first}\n fun:make_greeting\n}}"
+            ));
+            assert!(overlap.suppresses(Finding::Error("param-overlap"), &stack(), 1, 0));
+        }
         assert!(v(" fun:make_*").suppresses(leak, &stack(), 1, 1));
         assert!(
             !v(" fun:main").suppresses(leak, &stack(), 1, 1),

@@ -22,8 +22,9 @@
 //! lines match the stack from its innermost frame: `fun:PATTERN` a function name (a mangled C++
 //! name without wildcards is demangled first), `obj:PATTERN` an object path, `src:FILE[:LINE]` a
 //! source file, `...` any number of frames, `*` and `?` wildcards; the stack may go on past the
-//! last line. Valgrind's stacks start inside the allocator (`fun:malloc`), memcheck's at its
-//! caller, so a first line that names an allocation function may match no frame.
+//! last line. Valgrind's stacks start inside the allocator (`fun:malloc`) or its replacement of a
+//! memory or string function (`fun:memcpy@@GLIBC_2.14`), memcheck's at its caller, so a first
+//! line that names one may match no frame.
 use super::pattern::Pattern;
 use super::{FrameLine, Kinds, Rule};
 use memcheck_wire::LeakKind;
