@@ -25,6 +25,7 @@ mod guard;
 mod heap;
 mod init;
 mod mallinfo;
+mod marks;
 mod memfn;
 mod modules;
 mod opts;

@@ -299,9 +299,10 @@ fn read_str_slow(f: MemFn, s: *const u8, max: usize, stop: Option<u8>) -> (usize
         Place::Inside(e) => {
             let rem = e.key + e.size - a;
             if freed(&e) && guarded(&e) {
-                // Its pages are gone: the size of the read is not known.
+                // Its pages are gone: the size of the read is not known, and the shim does not
+                // fault on them itself (glibc's routine then does, as the program's own access).
                 bad(f, ErrorKind::UseAfterFree, Some(&e), a, 0, Access::Read);
-                return (real_strnlen(s, max), false);
+                return (0, false);
             }
             let bound = rem.min(max);
             let l = real_strnlen(s, bound);
@@ -390,6 +391,7 @@ fn read_until_slow(f: MemFn, s: *const u8, c: u8, n: usize) -> usize {
     match range::place(a) {
         Place::Inside(e) if freed(&e) && guarded(&e) => {
             bad(f, ErrorKind::UseAfterFree, Some(&e), a, 0, Access::Read);
+            return 0;
         }
         Place::Inside(e) => {
             let rem = e.key + e.size - a;

@@ -198,14 +198,14 @@ fn shard(key: usize) -> &'static SpinLock<Shard> {
 pub fn insert(e: Entry) -> bool {
     // Marked first (a lookup that finds the mark before the entry takes it for a stale one), so
     // the registers `range` used are reused by what follows (see `range::add`).
-    crate::range::add(e.key, e.size);
+    crate::marks::add(e.key, e.size);
     let i = shard_index(e.key);
     let mut s = TABLE[i].lock();
     let ok = s.insert(e);
     if ok {
         stats::on_alloc(i, e.size);
     } else {
-        crate::range::remove(e.key);
+        crate::marks::remove(e.key);
     }
     ok
 }
@@ -242,7 +242,7 @@ pub fn mark_freed(key: usize, free_stack: u32, fill: i32, fill_max: usize) -> Fr
         return FreeLookup::AlreadyFreed(*e);
     }
     let before = *e;
-    crate::range::changed(shard);
+    crate::marks::changed(shard);
     stats::on_free(shard, e.size);
     e.state = BlockState::Freed;
     e.free_stack = free_stack;
@@ -259,7 +259,7 @@ pub fn mark_freed(key: usize, free_stack: u32, fill: i32, fill_max: usize) -> Fr
 pub fn set_family(key: usize, family: Family) {
     let mut s = shard(key).lock();
     if let Some(i) = s.find(key) {
-        crate::range::changed(shard_index(key));
+        crate::marks::changed(shard_index(key));
         s.slots()[i].family = family;
     }
 }
@@ -288,8 +288,8 @@ pub fn remove(key: usize) -> Option<Entry> {
     let e = s.slots()[i];
     s.slots()[i].key = TOMBSTONE;
     s.live -= 1;
-    crate::range::changed(shard_index(key));
-    crate::range::remove(key);
+    crate::marks::changed(shard_index(key));
+    crate::marks::remove(key);
     Some(e)
 }
 
