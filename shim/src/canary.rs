@@ -252,7 +252,8 @@ mod tests {
             base_off: 16,
             ..Entry::default()
         };
-        let at = |i: usize| mem.as_ptr() as usize + i;
+        let base = mem.as_ptr() as usize;
+        let at = |i: usize| base + i;
         assert!(!damage(&e).any());
         mem[16 + 13] = 0;
         mem[16 + 15] = 0;

@@ -348,14 +348,17 @@ pub fn data_range(s: &SlotView) -> (usize, usize) {
 }
 
 /// The alignment a guarded block of `size` bytes gets by default: the largest power of two that
-/// divides the size, at most 16. No C object of that size can need more (an object's size is a
-/// multiple of its alignment, and `max_align_t` is 16), so malloc's contract holds, and the block
-/// ends flush with its guard page. Size 0 gets 16.
+/// divides the size, at most 16 and at least 2. No C object of that size can need more (an
+/// object's size is a multiple of its alignment, and `max_align_t` is 16), so the block ends
+/// flush with its guard page. At least 2 because programs tag the low bit of heap pointers
+/// (CPython 3.11 fails to start when a block of odd size sits at an odd address): a block of odd
+/// size keeps one byte of canaried slop, where an overflow is found at free, not at the
+/// instruction (`--guard-align=1` makes every block exact). Size 0 gets 16.
 pub fn natural_align(size: usize) -> usize {
     if size == 0 {
         16
     } else {
-        (1usize << size.trailing_zeros()).min(16)
+        (1usize << size.trailing_zeros()).clamp(2, 16)
     }
 }
 
@@ -514,7 +517,8 @@ mod tests {
     #[test]
     fn natural_alignment_is_the_largest_power_of_two_dividing_the_size_up_to_16() {
         assert_eq!(natural_align(10), 2);
-        assert_eq!(natural_align(13), 1);
+        assert_eq!(natural_align(13), 2);
+        assert_eq!(natural_align(1), 2);
         assert_eq!(natural_align(42), 2);
         assert_eq!(natural_align(24), 8);
         assert_eq!(natural_align(48), 16);
@@ -524,7 +528,7 @@ mod tests {
 
     #[test]
     fn a_byte_exact_block_ends_at_its_guard_page() {
-        for size in [1, 10, 13, 42, 4095, 4096, 5000] {
+        for size in [2usize, 10, 42, 4094, 4096, 5000] {
             let s = slot(0x10000, size.div_ceil(PAGE), size, false, GuardMode::Overflow);
             assert_eq!(s.user + size, s.end - PAGE, "{size}");
             assert_eq!(

@@ -63,10 +63,13 @@ __attribute__((noinline)) void writeback(void)
     free(p);
 }
 
-/* Two blocks from one site, each underflowed by a write. */
+volatile int two = 2;
+
+/* Two blocks from one site (a loop the compiler cannot unroll into two sites), each underflowed
+ * by a write. */
 __attribute__((noinline)) void two_underflows(void)
 {
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < two; i++) {
         char *p = make(24);
         ((volatile char *)p)[-2] = 'u'; /* TWO-UNDERFLOWS-HERE */
         free(p); /* TWO-UNDERFLOWS-FREE */
