@@ -173,6 +173,14 @@ fn a_far_underflow_of_a_big_block_is_diagnosed_against_it_in_every_mode() {
 }
 
 #[test]
+fn the_programs_own_sigsegv_handler_keeps_priority_in_the_default_mode() {
+    let r = run(&[], "handled");
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    assert_eq!(r.stdout(), "handled\nsurvived\n", "{}", r.show());
+    assert!(r.errors().is_empty(), "{}", r.show());
+}
+
+#[test]
 fn underflows_fault_at_their_line_on_the_underflow_side_and_are_never_missed_silently() {
     // A read-modify-write that leaves the byte as it was: only a guard page can see it.
     for flags in [&["--guard=underflow"][..]] {

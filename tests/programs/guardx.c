@@ -4,6 +4,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <malloc.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +110,24 @@ __attribute__((noinline)) void realloc_interior(void)
     free(p);
 }
 
+static sigjmp_buf env;
+
+static void on_segv(int sig)
+{
+    (void)sig;
+    siglongjmp(env, 1);
+}
+
+/* The far underflow under the program's own SIGSEGV handler, which keeps priority. */
+__attribute__((noinline)) void handled(void)
+{
+    signal(SIGSEGV, on_segv);
+    if (sigsetjmp(env, 1) == 0)
+        vsink = far_underflow();
+    else
+        printf("handled\n");
+}
+
 static void said(const char *what, void *p)
 {
     printf("%s %s %d\n", what, p ? "non-null" : "null", p ? 0 : errno);
@@ -145,6 +165,7 @@ int main(int argc, char **argv)
     else if (!strcmp(m, "contiguous")) contiguous();
     else if (!strcmp(m, "realloc-interior")) realloc_interior();
     else if (!strcmp(m, "args")) args();
+    else if (!strcmp(m, "handled")) handled();
     else {
         fprintf(stderr, "unknown mode %s\n", m);
         return 2;
