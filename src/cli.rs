@@ -817,6 +817,27 @@ mod tests {
         assert!(r.trace_children);
         assert_eq!(r.guard, Some(GuardSide::Overflow));
         assert_eq!(r.command, ["prog"]);
+        assert_eq!(r.max_allocation_size, 1 << 40);
+        assert_eq!(r.guard_align, None);
+        let cli = Cli::try_parse_from([
+            "memcheck",
+            "run",
+            "--guard=both",
+            "--guard-align=16",
+            "--max-allocation-size=1M",
+            "prog",
+        ])
+        .unwrap();
+        let Command::Run(r) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(r.guard, Some(GuardSide::Both));
+        assert_eq!(r.guard_align, Some(16));
+        assert_eq!(r.max_allocation_size, 1 << 20);
+        for bad in ["0", "3", "8192", "x"] {
+            assert!(parse_guard_align(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_guard_align("4096"), Ok(4096));
     }
 
     #[test]

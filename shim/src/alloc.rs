@@ -294,12 +294,10 @@ fn delete_mismatch(e: &Entry, form: DeleteForm) -> Option<(u64, u64)> {
         }
     }
     let had = e.new_align();
-    (had != form.align).then(|| {
-        (
-            MISMATCH_ALIGN,
-            ((had as u64) << 32) | (form.align as u64 & 0xffff_ffff),
-        )
-    })
+    (had != form.align).then_some((
+        MISMATCH_ALIGN,
+        ((had as u64) << 32) | (form.align as u64 & 0xffff_ffff),
+    ))
 }
 
 /// Frees `p` through a release call of `family`. Preserves errno.
@@ -328,13 +326,16 @@ pub fn release_form(p: *mut u8, family: Family, form: Option<DeleteForm>) {
     match table::mark_freed(p as usize, stack, byte, FILL_MAX) {
         FreeLookup::Live(e) => {
             if e.family != family {
-                report(block_error(
-                    ErrorKind::AllocDeallocMismatch,
-                    &e,
-                    p as usize,
-                    family,
-                    stack,
-                ));
+                report(ErrorRec {
+                    arg1: MISMATCH_FAMILY,
+                    ..block_error(
+                        ErrorKind::AllocDeallocMismatch,
+                        &e,
+                        p as usize,
+                        family,
+                        stack,
+                    )
+                });
             } else if let Some((arg1, arg2)) = form.and_then(|f| delete_mismatch(&e, f)) {
                 report(ErrorRec {
                     arg1,

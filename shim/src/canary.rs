@@ -217,8 +217,7 @@ pub fn check_all() {
         if e.flags & FLAG_GUARDED != 0 && e.state == BlockState::Freed {
             return; // its pages are gone
         }
-        if damage(e).any() || (e.state == BlockState::Freed && check_free_fill(e).is_some())
-        {
+        if damage(e).any() || (e.state == BlockState::Freed && check_free_fill(e).is_some()) {
             damaged.push(*e);
         }
     });

@@ -546,8 +546,16 @@ delete_fn!(_ZdlPvSt11align_val_t, Family::New, aligned);
 delete_fn!(_ZdaPvSt11align_val_t, Family::NewArray, aligned);
 delete_fn!(_ZdlPvmSt11align_val_t, Family::New, sized_aligned);
 delete_fn!(_ZdaPvmSt11align_val_t, Family::NewArray, sized_aligned);
-delete_fn!(_ZdlPvSt11align_val_tRKSt9nothrow_t, Family::New, aligned_nothrow);
-delete_fn!(_ZdaPvSt11align_val_tRKSt9nothrow_t, Family::NewArray, aligned_nothrow);
+delete_fn!(
+    _ZdlPvSt11align_val_tRKSt9nothrow_t,
+    Family::New,
+    aligned_nothrow
+);
+delete_fn!(
+    _ZdaPvSt11align_val_tRKSt9nothrow_t,
+    Family::NewArray,
+    aligned_nothrow
+);
 
 /// Keeps the modules an unload removes nameable after it (see [`crate::unload`]).
 #[cfg_attr(not(test), no_mangle)]

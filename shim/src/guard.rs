@@ -529,7 +529,13 @@ mod tests {
     #[test]
     fn a_byte_exact_block_ends_at_its_guard_page() {
         for size in [2usize, 10, 42, 4094, 4096, 5000] {
-            let s = slot(0x10000, size.div_ceil(PAGE), size, false, GuardMode::Overflow);
+            let s = slot(
+                0x10000,
+                size.div_ceil(PAGE),
+                size,
+                false,
+                GuardMode::Overflow,
+            );
             assert_eq!(s.user + size, s.end - PAGE, "{size}");
             assert_eq!(
                 diagnose(s.user + size, [None, Some(s), None]),

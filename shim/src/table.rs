@@ -309,11 +309,7 @@ pub fn find(mut pred: impl FnMut(&Entry) -> bool) -> Option<Entry> {
 /// The live or quarantined block nearest to `addr` within `max` bytes of its whole extent
 /// `[key - base_off, key + size + right)` (`right` gives a block's bytes after its user bytes),
 /// with its distance (0 inside). A slow scan, for diagnosing a crash.
-pub fn nearest(
-    addr: usize,
-    max: usize,
-    right: impl Fn(&Entry) -> usize,
-) -> Option<(Entry, usize)> {
+pub fn nearest(addr: usize, max: usize, right: impl Fn(&Entry) -> usize) -> Option<(Entry, usize)> {
     let mut best: Option<(Entry, usize)> = None;
     for sh in TABLE.iter() {
         let mut s = sh.lock();

@@ -44,9 +44,7 @@ fn shim_options(a: &RunArgs) -> String {
             Some(GuardSide::Underflow) => wire::GuardMode::Underflow,
             Some(GuardSide::Both) => wire::GuardMode::Both,
             Some(GuardSide::Overflow) => wire::GuardMode::Overflow,
-            None if a.sample_rate.is_some() || a.guard_align.is_some() => {
-                wire::GuardMode::Overflow
-            }
+            None if a.sample_rate.is_some() || a.guard_align.is_some() => wire::GuardMode::Overflow,
             None => wire::GuardMode::Off,
         },
         sample_rate: a.sample_rate.unwrap_or(0),
