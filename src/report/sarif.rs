@@ -570,6 +570,7 @@ mod tests {
             stack,
             fingerprint: fp,
             suppression: None,
+            known: false,
         }
     }
 
@@ -599,6 +600,7 @@ mod tests {
             notes: vec![],
             suppressions_used: vec![],
             suppressions_unused: None,
+            baseline: None,
         }
     }
 
