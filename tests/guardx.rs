@@ -196,7 +196,7 @@ fn the_programs_own_sigsegv_handler_keeps_priority_in_the_default_mode() {
 }
 
 #[test]
-fn underflows_fault_at_their_line_on_the_underflow_side_and_writes_are_found_at_free_on_the_other() {
+fn underflows_fault_on_the_underflow_side_and_writes_are_found_at_free_on_the_other() {
     // A read-modify-write that leaves the byte as it was: only a guard page can see it.
     let r = run(&["--guard=underflow"], "writeback");
     let e = only_error(&r, "heap-buffer-underflow");
