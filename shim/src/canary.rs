@@ -48,7 +48,8 @@ impl Damage {
 
 /// The first and last byte of `b` (at address `at`) that are not the canary.
 fn changed(at: usize, b: &[u8]) -> Option<(usize, usize)> {
-    let first = b.iter().position(|&x| x != CANARY)?;
+    // The clean case (every byte the canary) is the common one: eight bytes at a time.
+    let first = first_not(b, CANARY)?;
     let last = b.iter().rposition(|&x| x != CANARY)?;
     Some((at + first, at + last))
 }
