@@ -188,6 +188,17 @@ fn a_far_underflow_of_a_big_block_is_diagnosed_against_it_in_every_mode() {
 }
 
 #[test]
+fn a_far_underflow_write_is_a_write_from_the_faults_error_code() {
+    for flags in [&[][..], &["--guard"]] {
+        let r = run(flags, "far-underflow-write");
+        let e = only_error(&r, "heap-buffer-underflow");
+        assert_eq!(e["access"], "write", "{flags:?}\n{}", r.show());
+        assert_eq!(e["block"]["offset"], -4000, "{}", r.show());
+        at_line(&r, e, "FAR-UNDERFLOW-WRITE-HERE");
+    }
+}
+
+#[test]
 fn the_programs_own_sigsegv_handler_keeps_priority_in_the_default_mode() {
     let r = run(&[], "handled");
     assert_eq!(r.code(), Some(0), "{}", r.show());

@@ -56,6 +56,14 @@ __attribute__((noinline)) int far_underflow(void)
     return v;
 }
 
+/* A write 4,000 bytes before a 1 MiB block. */
+__attribute__((noinline)) void far_underflow_write(void)
+{
+    char *p = make(1 << 20);
+    ((volatile char *)p)[-4000] = 'w'; /* FAR-UNDERFLOW-WRITE-HERE */
+    free(p);
+}
+
 /* An underflow that writes back the byte it read: the canary stays intact. */
 __attribute__((noinline)) void writeback(void)
 {
@@ -159,6 +167,7 @@ int main(int argc, char **argv)
     else if (!strcmp(m, "straddle")) vsink = straddle();
     else if (!strcmp(m, "write42")) write42();
     else if (!strcmp(m, "far-underflow")) vsink = far_underflow();
+    else if (!strcmp(m, "far-underflow-write")) far_underflow_write();
     else if (!strcmp(m, "writeback")) writeback();
     else if (!strcmp(m, "two-underflows")) two_underflows();
     else if (!strcmp(m, "range")) range();
