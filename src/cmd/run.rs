@@ -176,6 +176,12 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         .filter(|(_, p)| p.pid == child_pid)
         .map(|(i, _)| i)
         .next_back();
+    // On a terminal, a bar while the findings are symbolized (tens of thousands take seconds).
+    let steps = procs
+        .iter()
+        .map(|p| p.errors.len() + p.leaks.len())
+        .sum::<usize>();
+    let progress = report::progress::Progress::stderr("symbolizing", steps as u64, a.quiet);
     let opts = report::Options {
         show: a.show_leak_kinds,
         errors_for: a.errors_for_leak_kinds,
@@ -187,6 +193,7 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
             (_, SuppressionFormat::Valgrind) => Some(suppress::Format::Valgrind),
             (_, SuppressionFormat::Lsan) => Some(suppress::Format::Lsan),
         },
+        progress: &progress,
     };
     let mut sym = Symbolizer::new();
     let processes: Vec<_> = procs
@@ -197,6 +204,7 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
             report::process_report(p, e, &mut sym, &opts)
         })
         .collect();
+    progress.finish();
     let mut processes = processes;
     if a.leak_check != LeakCheck::No {
         // Said aloud: a report without a leak check must not read like a clean one.
@@ -205,8 +213,8 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
             .filter(|p| p.leak_summary.is_none() && !p.truncated)
         {
             p.notes.push(
-                "no leak check: this process did not end through exit(), _exit() or a signal the memcheck library could handle (it exec'd another program, or was killed by SIGKILL)"
-                    .into(),
+                report::summary::NOTE_NO_LEAK_CHECK.to_string()
+                    + "this process did not end through exit(), _exit() or a signal the memcheck library could handle (it exec'd another program, or was killed by SIGKILL)",
             );
         }
     }
@@ -233,6 +241,13 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         let name = Signal::try_from(s).map(|s| s.as_str()).unwrap_or("?");
         unreported.push(format!("the program was killed by signal {s} ({name})"));
     }
+    report::summary::mark(
+        &mut processes,
+        report::summary::Gate {
+            errors_for: a.errors_for_leak_kinds,
+            warnings_as_errors: a.warnings_as_errors,
+        },
+    );
     let report = Report {
         version: report::REPORT_VERSION,
         tool: Tool {
@@ -270,7 +285,7 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         }
     }
     if !text_to_file {
-        let text = report::text::render_run(&report, &painter);
+        let text = report::text::render_run_with(&report, &painter, a.quiet);
         // A stderr that is closed or a broken pipe is not an error of the run.
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }

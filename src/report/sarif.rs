@@ -81,6 +81,9 @@ struct Root {
     dir: PathBuf,
     /// Its canonical form, when it differs (a symbolic link on the way).
     canonical: Option<PathBuf>,
+    /// [`Root::relative`]'s answers by file: every frame asks, and a file outside the root costs
+    /// a `canonicalize` (system calls) each time.
+    known: std::cell::RefCell<std::collections::HashMap<String, Option<String>>>,
 }
 
 /// `path` made absolute (against the working directory) with `.` and `..` resolved lexically.
@@ -107,11 +110,26 @@ impl Root {
     fn new(dir: &Path) -> Root {
         let dir = absolute(dir);
         let canonical = std::fs::canonicalize(&dir).ok().filter(|c| *c != dir);
-        Root { dir, canonical }
+        Root {
+            dir,
+            canonical,
+            known: Default::default(),
+        }
     }
 
-    /// The path of `file` relative to the root, if it lies under it.
+    /// The path of `file` relative to the root, if it lies under it (remembered per file).
     fn relative(&self, file: &str) -> Option<String> {
+        if let Some(known) = self.known.borrow().get(file) {
+            return known.clone();
+        }
+        let answer = self.find_relative(file);
+        self.known
+            .borrow_mut()
+            .insert(file.to_string(), answer.clone());
+        answer
+    }
+
+    fn find_relative(&self, file: &str) -> Option<String> {
         let f = Path::new(file);
         if !f.is_absolute() {
             return None;
