@@ -91,8 +91,8 @@ pub fn mark(processes: &mut [ProcessReport], gate: Gate) {
 const COMMAND_WIDTH: usize = 60;
 
 /// A command line shortened for one line: control characters escaped, then whole words up to
-/// [`COMMAND_WIDTH`] characters followed by ` ...` (the program alone by its file name when its
-/// path is longer than that).
+/// [`COMMAND_WIDTH`] characters, ` ...` standing for the words left out (the program by its file
+/// name alone when its path is longer than that).
 pub fn short_command(command: &str) -> String {
     let escaped = command.escape_debug().to_string();
     if escaped.chars().count() <= COMMAND_WIDTH {
@@ -108,12 +108,12 @@ pub fn short_command(command: &str) -> String {
     };
     for w in words {
         if out.chars().count() + 1 + w.chars().count() > COMMAND_WIDTH - 4 {
+            out.push_str(" ...");
             break;
         }
         out.push(' ');
         out.push_str(w);
     }
-    out.push_str(" ...");
     out
 }
 
@@ -179,6 +179,6 @@ mod tests {
         assert!(s.ends_with(" -Wall ..."), "{s}");
         assert!(s.chars().count() <= COMMAND_WIDTH, "{s}");
         let deep = format!("/{}/prog arg", "d".repeat(80));
-        assert_eq!(short_command(&deep), "prog arg ...");
+        assert_eq!(short_command(&deep), "prog arg");
     }
 }
