@@ -463,10 +463,6 @@ pub fn render(r: &Report, source_root: &Path) -> String {
             "{left} results are left out: a run keeps at most {MAX_RESULTS}"
         ));
     }
-    let results: Vec<Value> = findings
-        .iter()
-        .map(|f| result(f, &rule_index, &root))
-        .collect();
     let rules: Vec<Value> = rules
         .iter()
         .map(|(id, level, about)| {
@@ -477,35 +473,65 @@ pub fn render(r: &Report, source_root: &Path) -> String {
             })
         })
         .collect();
-    let mut run = Map::new();
-    run.insert(
-        "tool".into(),
-        json!({ "driver": {
-            "name": r.tool.name,
-            "version": r.tool.version,
-            "rules": rules
-        }}),
-    );
-    run.insert(
-        "originalUriBaseIds".into(),
-        json!({ SRCROOT: { "uri": root.uri() } }),
-    );
-    if !notes.is_empty() {
+    let invocations = (!notes.is_empty()).then(|| {
         let n: Vec<Value> = notes
             .iter()
             .map(|t| json!({ "level": "warning", "message": { "text": t } }))
             .collect();
-        run.insert(
-            "invocations".into(),
-            json!([{ "executionSuccessful": true, "toolExecutionNotifications": n }]),
-        );
-    }
-    run.insert("results".into(), Value::Array(results));
-    let log = json!({
-        "$schema": SCHEMA,
-        "version": "2.1.0",
-        "runs": [Value::Object(run)]
+        json!([{ "executionSuccessful": true, "toolExecutionNotifications": n }])
     });
+    // Each result is built and written in turn (tens of thousands of them as `Value` trees at
+    // once cost gigabytes); the keys are in the order a `Value` map would write them (sorted),
+    // so the bytes are those of one `Value` of the whole log.
+    #[derive(serde::Serialize)]
+    struct Log<'a> {
+        #[serde(rename = "$schema")]
+        schema: &'static str,
+        runs: [Run<'a>; 1],
+        version: &'static str,
+    }
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Run<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        invocations: Option<Value>,
+        original_uri_base_ids: Value,
+        results: Results<'a>,
+        tool: Value,
+    }
+    struct Results<'a> {
+        findings: &'a [Finding<'a>],
+        rule_index: &'a std::collections::HashMap<&'a str, usize>,
+        root: &'a Root,
+    }
+    impl serde::Serialize for Results<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeSeq;
+            let mut seq = s.serialize_seq(Some(self.findings.len()))?;
+            for f in self.findings {
+                seq.serialize_element(&result(f, self.rule_index, self.root))?;
+            }
+            seq.end()
+        }
+    }
+    let log = Log {
+        schema: SCHEMA,
+        runs: [Run {
+            invocations,
+            original_uri_base_ids: json!({ SRCROOT: { "uri": root.uri() } }),
+            results: Results {
+                findings: &findings,
+                rule_index: &rule_index,
+                root: &root,
+            },
+            tool: json!({ "driver": {
+                "name": r.tool.name,
+                "version": r.tool.version,
+                "rules": rules
+            }}),
+        }],
+        version: "2.1.0",
+    };
     serde_json::to_string_pretty(&log).expect("the SARIF log serializes")
 }
 
