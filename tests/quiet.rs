@@ -47,7 +47,11 @@ fn quiet_prints_nothing_for_a_clean_program_and_keeps_its_stderr_and_status() {
     assert!(r.process()["leak_summary"].is_object(), "{}", r.show());
     // Without -q the same run says more.
     let loud = run_under(&[], &prog, &["clean"]);
-    assert!(loud.stderr().contains("ERROR SUMMARY: 0 errors"), "{}", loud.show());
+    assert!(
+        loud.stderr().contains("ERROR SUMMARY: 0 errors"),
+        "{}",
+        loud.show()
+    );
     assert!(loud.stderr().contains("LEAK SUMMARY:"), "{}", loud.show());
 }
 
@@ -74,7 +78,10 @@ fn quiet_prints_exactly_the_leak_and_the_error_summary() {
 /// The end of the text report: the "N processes checked" line and the failing lines after it.
 fn tail(stderr: &str) -> Vec<String> {
     let lines: Vec<&str> = stderr.lines().collect();
-    match lines.iter().position(|l| l.contains(" processes checked, ")) {
+    match lines
+        .iter()
+        .position(|l| l.contains(" processes checked, "))
+    {
         Some(i) => lines[i..].iter().map(|l| l.to_string()).collect(),
         None => Vec::new(),
     }
@@ -215,7 +222,8 @@ fn a_child_killed_by_a_signal_is_a_failing_process() {
         .collect();
     assert_eq!(failed.len(), 1, "{}", r.show());
     assert_eq!(
-        failed[0]["failure"], "killed by signal 11 (SIGSEGV)",
+        failed[0]["failure"],
+        "killed by signal 11 (SIGSEGV)",
         "{}",
         r.show()
     );

@@ -63,12 +63,16 @@ fn ten_thousand_leak_stacks_are_in_every_format() {
     let text = read("r.txt");
     assert_eq!(r.stderr(), text, "stderr differs from the text report");
     assert_eq!(
-        text.matches("8 bytes in 1 blocks are definitely lost").count(),
+        text.matches("8 bytes in 1 blocks are definitely lost")
+            .count(),
         STACKS
     );
     assert_eq!(leak_functions(&text).len(), STACKS);
     assert!(!r.stderr().contains('\r'), "a progress bar on a pipe");
-    assert!(!r.stderr().contains("symbolizing"), "a progress bar on a pipe");
+    assert!(
+        !r.stderr().contains("symbolizing"),
+        "a progress bar on a pipe"
+    );
 
     // SARIF: one result per leak, each its own fingerprint.
     let sarif: Value = serde_json::from_str(&read("r.sarif")).unwrap();
@@ -101,7 +105,10 @@ fn ten_thousand_leak_stacks_are_in_every_format() {
                 .env("NO_COLOR", "1"),
         );
         assert_eq!(again.code(), Some(0), "{}", again.show());
-        assert!(read("again") == read(file), "memcheck report --format {format} differs");
+        assert!(
+            read("again") == read(file),
+            "memcheck report --format {format} differs"
+        );
         assert!(again.stderr().is_empty(), "{}", again.show());
     }
 }

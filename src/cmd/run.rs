@@ -278,12 +278,16 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
     // The file reports first: a closed stderr (`2>&1 | head -1`) must not cost them. A failed
     // write does not stop the others; the first failure is the run's.
     let mut written: Result<()> = Ok(());
+    let writing =
+        report::progress::Progress::stderr("writing reports", files.len() as u64, a.quiet);
     for (format, sink) in &files {
         let w = output::write(sink, &report::render(&report, *format, &plain));
+        writing.add(1);
         if written.is_ok() {
             written = w;
         }
     }
+    writing.finish();
     if !text_to_file {
         let text = report::text::render_run_with(&report, &painter, a.quiet);
         // A stderr that is closed or a broken pipe is not an error of the run.
