@@ -639,6 +639,8 @@ mod tests {
                 incomplete: false,
                 notes: vec![],
                 error_summary: Default::default(),
+                failed: false,
+                failure: None,
             }],
             notes: vec![],
             suppressions_used: vec![],
