@@ -7,7 +7,7 @@
 //! with its stacks as `codeFlows` and its fingerprint in `partialFingerprints["memcheck/v1"]`.
 //! GitHub's upload limits are kept: at most [`MAX_RESULTS`] results a run and [`MAX_LOCATIONS`]
 //! thread-flow locations a result (see [`render`]).
-use super::fingerprint;
+use super::{baseline, fingerprint};
 use super::{text, ErrorReport, LeakReport, Report, Severity};
 use crate::symbolize::Frame;
 use serde_json::{json, Map, Value};
@@ -269,9 +269,24 @@ struct Finding<'a> {
     command: &'a str,
     /// Findings grouped into this one beyond [`MAX_RESULTS`].
     grouped: usize,
+    /// With `--baseline`: SARIF's `baselineState` (`unchanged` for a finding the baseline has,
+    /// `new` for one it has not).
+    baseline_state: Option<&'static str>,
 }
 
-fn of_error<'a>(e: &'a ErrorReport, pid: u32, command: &'a str) -> Finding<'a> {
+/// SARIF's `baselineState` of a finding, when the report was matched against a baseline.
+fn state(r: &Report, known: bool) -> Option<&'static str> {
+    r.baseline
+        .as_ref()
+        .map(|_| if known { "unchanged" } else { "new" })
+}
+
+fn of_error<'a>(
+    e: &'a ErrorReport,
+    pid: u32,
+    command: &'a str,
+    baseline_state: Option<&'static str>,
+) -> Finding<'a> {
     let mut message = text::error_first_line(e);
     if !e.description.is_empty() {
         message.push('\n');
@@ -305,10 +320,16 @@ fn of_error<'a>(e: &'a ErrorReport, pid: u32, command: &'a str) -> Finding<'a> {
         pid,
         command,
         grouped: 1,
+        baseline_state,
     }
 }
 
-fn of_leak<'a>(l: &'a LeakReport, pid: u32, command: &'a str) -> Finding<'a> {
+fn of_leak<'a>(
+    l: &'a LeakReport,
+    pid: u32,
+    command: &'a str,
+    baseline_state: Option<&'static str>,
+) -> Finding<'a> {
     Finding {
         rule: leak_rule(l.kind),
         level: match l.kind {
@@ -323,6 +344,7 @@ fn of_leak<'a>(l: &'a LeakReport, pid: u32, command: &'a str) -> Finding<'a> {
         pid,
         command,
         grouped: 1,
+        baseline_state,
     }
 }
 
@@ -411,6 +433,9 @@ fn result(f: &Finding, rule_index: &std::collections::HashMap<&str, usize>, root
     }
     r.insert("level".into(), json!(f.level));
     r.insert("message".into(), json!({ "text": message }));
+    if let Some(b) = f.baseline_state {
+        r.insert("baselineState".into(), json!(b));
+    }
     if let Some(l) = location {
         r.insert("locations".into(), json!([l]));
     }
@@ -440,10 +465,10 @@ pub fn render(r: &Report, source_root: &Path) -> String {
     let mut findings: Vec<Finding> = Vec::new();
     for p in &r.processes {
         for e in &p.errors {
-            findings.push(of_error(e, p.pid, &p.command));
+            findings.push(of_error(e, p.pid, &p.command, state(r, e.known)));
         }
         for l in &p.leaks {
-            findings.push(of_leak(l, p.pid, &p.command));
+            findings.push(of_leak(l, p.pid, &p.command, state(r, l.known)));
         }
     }
     let mut notes: Vec<String> = r.notes.clone();
@@ -463,6 +488,12 @@ pub fn render(r: &Report, source_root: &Path) -> String {
             "{left} results are left out: a run keeps at most {MAX_RESULTS}"
         ));
     }
+    // With --baseline, an absent result per entry the run no longer found, after the findings.
+    let absent: Vec<Value> = r
+        .baseline
+        .iter()
+        .flat_map(|b| b.disappeared.iter().map(|d| absent(d, &rule_index)))
+        .collect();
     let rules: Vec<Value> = rules
         .iter()
         .map(|(id, level, about)| {
@@ -501,15 +532,19 @@ pub fn render(r: &Report, source_root: &Path) -> String {
     }
     struct Results<'a> {
         findings: &'a [Finding<'a>],
+        absent: &'a [Value],
         rule_index: &'a std::collections::HashMap<&'a str, usize>,
         root: &'a Root,
     }
     impl serde::Serialize for Results<'_> {
         fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
             use serde::ser::SerializeSeq;
-            let mut seq = s.serialize_seq(Some(self.findings.len()))?;
+            let mut seq = s.serialize_seq(Some(self.findings.len() + self.absent.len()))?;
             for f in self.findings {
                 seq.serialize_element(&result(f, self.rule_index, self.root))?;
+            }
+            for a in self.absent {
+                seq.serialize_element(a)?;
             }
             seq.end()
         }
@@ -521,6 +556,7 @@ pub fn render(r: &Report, source_root: &Path) -> String {
             original_uri_base_ids: json!({ SRCROOT: { "uri": root.uri() } }),
             results: Results {
                 findings: &findings,
+                absent: &absent,
                 rule_index: &rule_index,
                 root: &root,
             },
@@ -533,6 +569,33 @@ pub fn render(r: &Report, source_root: &Path) -> String {
         version: "2.1.0",
     };
     serde_json::to_string_pretty(&log).expect("the SARIF log serializes")
+}
+
+/// A baseline entry that no finding of the run has: a result with `baselineState` `absent`
+/// (level `none`), located at its innermost function, so a viewer can show what was fixed.
+fn absent(d: &baseline::Entry, rule_index: &std::collections::HashMap<&str, usize>) -> Value {
+    let mut r = Map::new();
+    r.insert("ruleId".into(), json!(d.kind));
+    if let Some(&i) = rule_index.get(d.kind.as_str()) {
+        r.insert("ruleIndex".into(), json!(i));
+    }
+    r.insert("level".into(), json!("none"));
+    r.insert(
+        "message".into(),
+        json!({ "text": format!("{} in {}: in the baseline, not found by this run", d.kind, d.functions.join(" <- ")) }),
+    );
+    if let Some(func) = d.functions.first() {
+        r.insert(
+            "locations".into(),
+            json!([{ "logicalLocations": [{ "fullyQualifiedName": func, "kind": "function" }] }]),
+        );
+    }
+    r.insert("baselineState".into(), json!("absent"));
+    r.insert(
+        "partialFingerprints".into(),
+        json!({ fingerprint::SCHEME: d.fingerprint }),
+    );
+    Value::Object(r)
 }
 
 /// Groups findings of one rule and fingerprint into the first of them.
@@ -614,6 +677,7 @@ mod tests {
             stack,
             fingerprint: fp,
             suppression: None,
+            known: false,
         }
     }
 
@@ -645,6 +709,7 @@ mod tests {
             notes: vec![],
             suppressions_used: vec![],
             suppressions_unused: None,
+            baseline: None,
         }
     }
 

@@ -1,6 +1,6 @@
 //! Which processes failed, and why, in one line each: the `failed` and `failure` fields of a
 //! process (JSON) and the lines that end the text report of a run with several processes.
-use super::{LeakKinds, ProcessReport};
+use super::{LeakKinds, ProcessReport, Severity};
 use memcheck_wire::LeakKind;
 
 /// The note `memcheck run` adds to a process whose leak check did not run.
@@ -35,15 +35,24 @@ fn plural(n: u64, word: &str) -> String {
 
 /// Why the process failed, or `None` when it did not: its unsuppressed errors (and warnings with
 /// `--warnings-as-errors`), its leaks of the `--errors-for-leak-kinds` kinds (what fails
-/// `--error-exitcode`), death by a signal, an incomplete report. E.g. `2 errors, 48 bytes
+/// `--error-exitcode`; those a `--baseline` knows left out), death by a signal, an incomplete
+/// report. E.g. `2 errors, 48 bytes
 /// definitely lost in 3 blocks`, `killed by signal 11 (SIGSEGV)`, `report incomplete`.
 pub fn failure(p: &ProcessReport, gate: Gate) -> Option<String> {
     let mut why: Vec<String> = Vec::new();
-    let errors = p.error_count();
+    // Findings a --baseline knows do not fail the process.
+    let new = |severity: Severity| -> u64 {
+        p.errors
+            .iter()
+            .filter(|e| e.severity == severity && !e.known)
+            .map(|e| e.count)
+            .sum()
+    };
+    let errors = new(Severity::Error);
     if errors > 0 {
         why.push(plural(errors, "error"));
     }
-    let warnings = p.warning_count();
+    let warnings = new(Severity::Warning);
     if warnings > 0 && gate.warnings_as_errors {
         why.push(plural(warnings, "warning"));
     }
@@ -54,11 +63,20 @@ pub fn failure(p: &ProcessReport, gate: Gate) -> Option<String> {
             (LeakKind::Possible, s.possible, "possibly lost"),
             (LeakKind::Reachable, s.reachable, "still reachable"),
         ] {
-            if gate.errors_for.shows(kind) && a.blocks > 0 {
+            let (known_bytes, known_blocks) = p
+                .leaks
+                .iter()
+                .filter(|l| l.known && l.kind == kind.name())
+                .fold((0, 0), |(b, n), l| (b + l.bytes, n + l.blocks));
+            let (bytes, blocks) = (
+                a.bytes.saturating_sub(known_bytes),
+                a.blocks.saturating_sub(known_blocks),
+            );
+            if gate.errors_for.shows(kind) && blocks > 0 {
                 why.push(format!(
                     "{} {words} in {}",
-                    plural(a.bytes, "byte"),
-                    plural(a.blocks, "block")
+                    plural(bytes, "byte"),
+                    plural(blocks, "block")
                 ));
             }
         }
