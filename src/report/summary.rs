@@ -188,6 +188,33 @@ mod tests {
     }
 
     #[test]
+    fn findings_a_baseline_knows_do_not_fail() {
+        let mut p = process();
+        p.leaks = serde_json::from_str(
+            r#"[{"kind": "definite", "bytes": 40, "blocks": 1, "stack": [], "known": true},
+                {"kind": "definite", "bytes": 8, "blocks": 2, "stack": []}]"#,
+        )
+        .unwrap();
+        p.leak_summary = Some(LeakSummary {
+            definite: Amount {
+                bytes: 48,
+                blocks: 3,
+            },
+            ..LeakSummary::default()
+        });
+        assert_eq!(
+            failure(&p, Gate::default()).unwrap(),
+            "8 bytes definitely lost in 2 blocks"
+        );
+        p.leaks.pop();
+        p.leak_summary.as_mut().unwrap().definite = Amount {
+            bytes: 40,
+            blocks: 1,
+        };
+        assert_eq!(failure(&p, Gate::default()), None);
+    }
+
+    #[test]
     fn long_commands_keep_whole_words() {
         assert_eq!(short_command("./p a b"), "./p a b");
         assert_eq!(short_command("./p\tx"), "./p\\tx");
