@@ -65,8 +65,11 @@ complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l source-root -d
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l num-callers -l depth -d 'Frames recorded per allocation (1-128)' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l quarantine-size -d 'Bytes of freed memory held back from reuse, to catch double frees and late accesses (suffixes K, M, G, T)' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l redzone-size -d 'Bytes of canary redzone before each block (16-4096, rounded up to 16)' -r
-complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l guard -d 'Guard mode: every block against a PROT_NONE page, its end flush with the page (overflow, the default) or its start right after one (underflow); freed blocks become inaccessible, so bad reads and writes fault at the instruction' -r -f -a "overflow\t''
-underflow\t''"
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l guard -d 'Guard mode: every block on pages of its own between PROT_NONE pages, its end flush with the page after it (overflow, the default) or its start right after the page before it (underflow), or each allocation site alternating the two (both); freed blocks become inaccessible, so bad reads and writes fault at the instruction. A block is aligned to the largest power of two dividing its size, at most 16, so even a 1-byte overflow faults (see --guard-align)' -r -f -a "overflow\t''
+underflow\t''
+both\t''"
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l guard-align -d 'Guard mode (implies --guard): align every guarded block to N bytes (a power of two up to 4096) instead of its size\'s own alignment, for programs that assume more of malloc than the C standard gives (16: glibc\'s alignment, for SSE code that uses aligned loads on small blocks); an overflow within the padding is then found at free, by its canary' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l max-allocation-size -d 'Report requests larger than SIZE bytes as allocation-size-too-big (ASan\'s limit by default; suffixes K, M, G, T); the call still returns what glibc returns' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l sample-rate -d 'Guard 1 block in N (GWP-ASan style sampling) and serve the rest in the default mode; implies --guard' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l malloc-fill -d 'Byte written into new blocks (not calloc\'s), 0-255 or none [default: 0xbe, or as MALLOC_PERTURB_ says]' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l free-fill -d 'Byte written into freed blocks and checked when they leave the quarantine, catching writes after free; 0-255 or none [default: 0xfd, or as MALLOC_PERTURB_ says]' -r
@@ -78,6 +81,7 @@ complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l child-silent-a
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l color -d 'When to use colour: auto (only on a terminal, never with NO_COLOR), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -s q -l quiet -d 'Quiet (Valgrind\'s -q): the text report on stderr holds only findings: errors, leak records, warnings that a report is incomplete, the ERROR SUMMARY of a process with errors and the failing processes; no first line per process, LEAK SUMMARY, clean ERROR SUMMARY, suppressions table or progress bar. The file reports (--output, --report) are complete'
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l list-unused-suppressions -d 'At the end, also list the suppressions of --suppressions files that matched nothing'
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l warnings-as-errors -d 'Count warnings (calloc-overflow, allocation-size-too-big, invalid-alignment) as errors'
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'

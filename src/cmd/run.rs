@@ -39,15 +39,19 @@ fn shim_options(a: &RunArgs) -> String {
         trace_children: a.trace_children,
         child_silent: a.child_silent_after_fork,
         abort_on_error: a.on_error == OnError::Abort,
-        // --sample-rate implies --guard.
-        guard: match (a.guard, a.sample_rate) {
-            (Some(GuardSide::Underflow), _) => wire::GuardMode::Underflow,
-            (Some(GuardSide::Overflow), _) | (None, Some(_)) => wire::GuardMode::Overflow,
-            (None, None) => wire::GuardMode::Off,
+        // --sample-rate and --guard-align imply --guard.
+        guard: match a.guard {
+            Some(GuardSide::Underflow) => wire::GuardMode::Underflow,
+            Some(GuardSide::Both) => wire::GuardMode::Both,
+            Some(GuardSide::Overflow) => wire::GuardMode::Overflow,
+            None if a.sample_rate.is_some() || a.guard_align.is_some() => wire::GuardMode::Overflow,
+            None => wire::GuardMode::Off,
         },
         sample_rate: a.sample_rate.unwrap_or(0),
         malloc_fill: fill(a.malloc_fill),
         free_fill: fill(a.free_fill),
+        guard_align: a.guard_align.unwrap_or(0),
+        max_allocation_size: a.max_allocation_size,
         check_mem_functions: a.check_mem_functions,
     }
     .to_string()
@@ -216,6 +220,12 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         .filter(|(_, p)| p.pid == child_pid)
         .map(|(i, _)| i)
         .next_back();
+    // On a terminal, a bar while the findings are symbolized (tens of thousands take seconds).
+    let steps = procs
+        .iter()
+        .map(|p| p.errors.len() + p.leaks.len())
+        .sum::<usize>();
+    let progress = report::progress::Progress::stderr("symbolizing", steps as u64, a.quiet);
     let opts = report::Options {
         show: a.show_leak_kinds,
         errors_for: a.errors_for_leak_kinds,
@@ -227,6 +237,7 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
             (_, SuppressionFormat::Valgrind) => Some(suppress::Format::Valgrind),
             (_, SuppressionFormat::Lsan) => Some(suppress::Format::Lsan),
         },
+        progress: &progress,
         baseline: (a.baseline.is_some() || a.write_baseline.is_some()).then_some(&matcher),
     };
     let mut sym = Symbolizer::new();
@@ -238,6 +249,7 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
             report::process_report(p, e, &mut sym, &opts)
         })
         .collect();
+    progress.finish();
     let mut processes = processes;
     if a.leak_check != LeakCheck::No {
         // Said aloud: a report without a leak check must not read like a clean one.
@@ -246,8 +258,8 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
             .filter(|p| p.leak_summary.is_none() && !p.truncated)
         {
             p.notes.push(
-                "no leak check: this process did not end through exit(), _exit() or a signal the memcheck library could handle (it exec'd another program, or was killed by SIGKILL)"
-                    .into(),
+                report::summary::NOTE_NO_LEAK_CHECK.to_string()
+                    + "this process did not end through exit(), _exit() or a signal the memcheck library could handle (it exec'd another program, or was killed by SIGKILL)",
             );
         }
     }
@@ -274,6 +286,13 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         let name = Signal::try_from(s).map(|s| s.as_str()).unwrap_or("?");
         unreported.push(format!("the program was killed by signal {s} ({name})"));
     }
+    report::summary::mark(
+        &mut processes,
+        report::summary::Gate {
+            errors_for: a.errors_for_leak_kinds,
+            warnings_as_errors: a.warnings_as_errors,
+        },
+    );
     let report = Report {
         version: report::REPORT_VERSION,
         tool: Tool {
@@ -305,12 +324,16 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
     // The file reports first: a closed stderr (`2>&1 | head -1`) must not cost them. A failed
     // write does not stop the others; the first failure is the run's.
     let mut written: Result<()> = Ok(());
+    let writing =
+        report::progress::Progress::stderr("writing reports", files.len() as u64, a.quiet);
     for (format, sink) in &files {
         let w = output::write(sink, &report::render(&report, *format, &plain));
+        writing.add(1);
         if written.is_ok() {
             written = w;
         }
     }
+    writing.finish();
     if let Some(sink) = &baseline_sink {
         let w = output::write(sink, &matcher.write());
         if written.is_ok() {
@@ -318,7 +341,7 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         }
     }
     if !text_to_file {
-        let text = report::text::render_run(&report, &painter);
+        let text = report::text::render_run_with(&report, &painter, a.quiet);
         // A stderr that is closed or a broken pipe is not an error of the run.
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }

@@ -7,7 +7,9 @@ pub mod baseline;
 pub mod fingerprint;
 pub mod json;
 pub mod junit;
+pub mod progress;
 pub mod sarif;
+pub mod summary;
 pub mod text;
 
 use crate::records::ProcessRecords;
@@ -108,7 +110,14 @@ pub fn load(text: &str) -> Result<Report, String> {
             head.version
         ));
     }
+    // A report older than the `failed` field: the processes that fail by memcheck's defaults.
+    let unmarked = value["processes"]
+        .as_array()
+        .is_some_and(|ps| ps.iter().any(|p| p.get("failed").is_none()));
     let mut r = Report::deserialize(value).map_err(bad)?;
+    if unmarked {
+        summary::mark(&mut r.processes, summary::Gate::default());
+    }
     for p in &mut r.processes {
         for e in &mut p.errors {
             if e.fingerprint.is_empty() {
@@ -209,6 +218,14 @@ pub struct ProcessReport {
     /// Valgrind's ERROR SUMMARY: what fails `--error-exitcode`, and what was suppressed.
     #[serde(default)]
     pub error_summary: ErrorSummary,
+    /// The process counts against the run ([`summary::failure`]): unsuppressed errors or leaks
+    /// of the `--errors-for-leak-kinds` kinds, death by a signal, or an incomplete report.
+    #[serde(default)]
+    pub failed: bool,
+    /// Why it failed, one line (`2 errors, 48 bytes definitely lost in 3 blocks`); null when it
+    /// did not.
+    #[serde(default)]
+    pub failure: Option<String>,
 }
 
 /// Errors as Valgrind counts them: every occurrence of a heap error (and of a warning with
@@ -420,6 +437,8 @@ pub struct Options<'a> {
     pub suppressions: &'a Suppressions,
     /// Write a suppression under each finding in this format (`--gen-suppressions`).
     pub gen: Option<suppress::Format>,
+    /// Advanced by one for each error and leak record symbolized (or passed over).
+    pub progress: &'a progress::Progress,
     /// Findings matched against `--baseline` and collected for `--write-baseline`.
     pub baseline: Option<&'a baseline::Matcher>,
 }
@@ -492,21 +511,29 @@ fn relation(addr: u64, block: u64, size: u64) -> String {
 
 fn describe(e: &ErrorRec) -> String {
     match e.kind {
-        ErrorKind::AllocDeallocMismatch => format!(
-            "allocated with {} and released with {}",
-            e.alloc_family.alloc_name(),
-            e.free_family.free_name()
-        ),
+        ErrorKind::AllocDeallocMismatch => mismatch(e),
         ErrorKind::CallocOverflow => format!(
             "calloc({}, {}): the product overflows size_t",
             e.arg1, e.arg2
         ),
-        ErrorKind::AllocationSizeTooBig => {
-            format!(
-                "requested {} bytes, more than any allocator can serve",
-                e.arg1
-            )
+        // arg2: the limit exceeded (--max-allocation-size), or 0 when the size computation
+        // itself overflowed (arg1 is then the size argument, saturated).
+        ErrorKind::AllocationSizeTooBig if e.arg2 == 0 => {
+            if e.arg1 == u64::MAX {
+                "the size computation of the request overflows size_t".to_string()
+            } else {
+                format!(
+                    "requested {} bytes: rounding it up to the alignment or a page overflows size_t",
+                    e.arg1
+                )
+            }
         }
+        ErrorKind::AllocationSizeTooBig => format!(
+            "requested {} bytes ({}), more than the maximum allocation size of {} (--max-allocation-size)",
+            e.arg1,
+            crate::units::bytes(e.arg1),
+            crate::units::bytes(e.arg2)
+        ),
         ErrorKind::InvalidAlignment => format!(
             "alignment {} is not a valid alignment (size {})",
             e.arg2, e.arg1
@@ -529,6 +556,15 @@ fn describe(e: &ErrorRec) -> String {
         ErrorKind::InvalidFree | ErrorKind::InvalidRealloc if !e.has_block => {
             "the pointer was never returned by the allocator".to_string()
         }
+        ErrorKind::InvalidRealloc if e.addr != e.block_addr => format!(
+            "realloc of a pointer {}, not the start of a block{}",
+            relation(e.addr, e.block_addr, e.block_size),
+            if e.free_stack != 0 {
+                " (and the block is freed)"
+            } else {
+                ""
+            }
+        ),
         ErrorKind::InvalidRealloc => format!(
             "realloc of a freed block: {}",
             relation(e.addr, e.block_addr, e.block_size).replace("0 bytes inside a", "a")
@@ -543,9 +579,52 @@ fn describe(e: &ErrorRec) -> String {
                 (false, Some(FoundAt::Exit)) => " (found damaged at exit)",
                 (false, Some(FoundAt::Access) | None) => "",
             };
-            format!("{}{when}", relation(e.addr, e.block_addr, e.block_size))
+            // Damage found after the fact is one range of changed bytes.
+            let range = if e.exact_pc || e.access_size == 0 {
+                String::new()
+            } else {
+                format!(
+                    "; {} damaged, {:#x}-{:#x}",
+                    bytes(e.access_size),
+                    e.addr,
+                    e.addr + e.access_size - 1
+                )
+            };
+            format!(
+                "{}{when}{range}",
+                relation(e.addr, e.block_addr, e.block_size)
+            )
         }
         _ => String::new(),
+    }
+}
+
+/// An `alloc-dealloc-mismatch`: of families (`arg1` 0), of a sized `delete`'s size (1: `arg2` is
+/// the size it passed) or of alignments (2: `arg2` holds the `new`'s alignment in its high 32
+/// bits and the `delete`'s in its low ones, 0 for an unaligned call).
+fn mismatch(e: &ErrorRec) -> String {
+    let new = e.alloc_family.alloc_name();
+    let delete = e.free_family.free_name();
+    match e.arg1 {
+        1 => format!(
+            "allocated as a {}-byte block with {new} and released with a sized {delete} of {} bytes",
+            e.block_size, e.arg2
+        ),
+        2 => {
+            let align = |a: u64| {
+                if a == 0 {
+                    "the default alignment".to_string()
+                } else {
+                    format!("alignment {a}")
+                }
+            };
+            format!(
+                "allocated with {new} with {} and released with {delete} with {}",
+                align(e.arg2 >> 32),
+                align(e.arg2 & 0xffff_ffff)
+            )
+        }
+        _ => format!("allocated with {new} and released with {delete}"),
     }
 }
 
@@ -637,6 +716,7 @@ pub fn process_report(
         .iter()
         .filter(|e| opts.mismatched_frees || e.kind != ErrorKind::AllocDeallocMismatch)
         .map(|e| {
+            opts.progress.add(1);
             let stack = stack_frames(p, sym, e.stack, e.exact_pc);
             ErrorReport {
                 kind: e.kind.name(),
@@ -729,6 +809,7 @@ pub fn process_report(
     // stay the shim's.
     let mut groups: BTreeMap<(LeakKind, Vec<SourceLine>), LeakReport> = BTreeMap::new();
     for l in &p.leaks {
+        opts.progress.add(1);
         if !opts.show.shows(l.kind) && !opts.errors_for.shows(l.kind) {
             continue;
         }
@@ -845,6 +926,8 @@ pub fn process_report(
             .any(|n| n.contains(memcheck_wire::NOTE_RECORDS_LOST)),
         notes: p.notes.clone(),
         error_summary: summary,
+        failed: false,
+        failure: None,
     }
 }
 

@@ -50,10 +50,17 @@ pub enum GuardMode {
     Overflow = 1,
     /// The block's start right after a guard page.
     Underflow = 2,
+    /// Each allocation site alternates: its first block overflow-side, its next underflow-side.
+    Both = 3,
 }
 
 impl GuardMode {
-    pub const ALL: [GuardMode; 3] = [GuardMode::Off, GuardMode::Overflow, GuardMode::Underflow];
+    pub const ALL: [GuardMode; 4] = [
+        GuardMode::Off,
+        GuardMode::Overflow,
+        GuardMode::Underflow,
+        GuardMode::Both,
+    ];
     pub fn from_u8(v: u8) -> Option<Self> {
         Self::ALL.get(v as usize).copied()
     }
@@ -91,6 +98,11 @@ pub struct ShimOptions {
     pub malloc_fill: Option<Fill>,
     /// Byte written into freed blocks and checked when they leave the quarantine.
     pub free_fill: Option<Fill>,
+    /// Guard mode: the alignment of every guarded block (a power of two up to 4096); 0: the
+    /// largest power of two dividing the block's size, at most 16 (byte-exact ends).
+    pub guard_align: u32,
+    /// Requests above this many bytes are reported as `allocation-size-too-big`.
+    pub max_allocation_size: u64,
     /// Check the ranges the memory and string functions touch (`--check-mem-functions`).
     pub check_mem_functions: bool,
 }
@@ -109,6 +121,8 @@ impl ShimOptions {
         sample_rate: 0,
         malloc_fill: None,
         free_fill: None,
+        guard_align: 0,
+        max_allocation_size: 1 << 40,
         check_mem_functions: true,
     };
 }
@@ -133,12 +147,14 @@ pub enum Key {
     SampleRate,
     MallocFill,
     FreeFill,
+    GuardAlign,
+    MaxAllocationSize,
     CheckMemFunctions,
 }
 
 impl Key {
     /// Every key, in the order [`ShimOptions::encode`] writes them.
-    pub const ALL: [Key; 12] = [
+    pub const ALL: [Key; 14] = [
         Key::LeakCheck,
         Key::Depth,
         Key::Redzone,
@@ -148,9 +164,11 @@ impl Key {
         Key::AbortOnError,
         Key::Guard,
         Key::SampleRate,
-        Key::CheckMemFunctions,
         Key::MallocFill,
         Key::FreeFill,
+        Key::GuardAlign,
+        Key::MaxAllocationSize,
+        Key::CheckMemFunctions,
     ];
 
     /// The key as written in `MEMCHECK_OPTIONS`: the one place it is spelled.
@@ -167,6 +185,8 @@ impl Key {
             Key::SampleRate => "sample",
             Key::MallocFill => "mfill",
             Key::FreeFill => "ffill",
+            Key::GuardAlign => "galign",
+            Key::MaxAllocationSize => "maxalloc",
             Key::CheckMemFunctions => "memfn",
         }
     }
@@ -184,7 +204,9 @@ impl Key {
             Key::TraceChildren | Key::ChildSilent | Key::AbortOnError | Key::CheckMemFunctions => {
                 "0 or 1"
             }
-            Key::Guard => "0 (off), 1 (overflow) or 2 (underflow)",
+            Key::Guard => "0 (off), 1 (overflow), 2 (underflow) or 3 (both)",
+            Key::GuardAlign => "0 or a power of two up to 4096",
+            Key::MaxAllocationSize => "a decimal number below 2^64",
             Key::MallocFill | Key::FreeFill => "a byte 0-255 or none",
         }
     }
@@ -321,6 +343,8 @@ impl ShimOptions {
             Key::SampleRate => Value::Num(self.sample_rate),
             Key::MallocFill => return fill_value(self.malloc_fill),
             Key::FreeFill => return fill_value(self.free_fill),
+            Key::GuardAlign => Value::Num(self.guard_align as u64),
+            Key::MaxAllocationSize => Value::Num(self.max_allocation_size),
             Key::CheckMemFunctions => Value::Num(self.check_mem_functions as u64),
         })
     }
@@ -339,6 +363,14 @@ impl ShimOptions {
             Key::SampleRate => self.sample_rate = num(v)?,
             Key::MallocFill => self.malloc_fill = Some(fill(v)?),
             Key::FreeFill => self.free_fill = Some(fill(v)?),
+            Key::GuardAlign => {
+                let a = u32::try_from(num(v)?).ok()?;
+                if a != 0 && (!a.is_power_of_two() || a > 4096) {
+                    return None;
+                }
+                self.guard_align = a;
+            }
+            Key::MaxAllocationSize => self.max_allocation_size = num(v)?,
             Key::CheckMemFunctions => self.check_mem_functions = flag(v)?,
         }
         Some(())
@@ -435,6 +467,8 @@ mod tests {
             sample_rate: 1,
             malloc_fill: Some(Fill::None),
             free_fill: Some(Fill::Byte(0)),
+            guard_align: 4096,
+            max_allocation_size: 0,
             check_mem_functions: false,
         });
         roundtrip(ShimOptions {
@@ -467,14 +501,15 @@ mod tests {
     fn the_encoding_is_stable_and_leaves_out_fills_not_given() {
         assert_eq!(
             ShimOptions::DEFAULT.to_string(),
-            "leak=full,depth=16,redzone=16,quarantine=8388608,children=0,silent=0,abort=0,guard=0,sample=0,memfn=1"
+            "leak=full,depth=16,redzone=16,quarantine=8388608,children=0,silent=0,abort=0,guard=0,sample=0,galign=0,maxalloc=1099511627776,memfn=1"
         );
         let o = ShimOptions {
             free_fill: Some(Fill::None),
             ..ShimOptions::DEFAULT
         };
         assert!(
-            o.to_string().ends_with(",sample=0,memfn=1,ffill=none"),
+            o.to_string()
+                .ends_with(",sample=0,ffill=none,galign=0,maxalloc=1099511627776,memfn=1"),
             "{o}"
         );
         assert_eq!(ShimOptions::parse(b""), Ok(ShimOptions::DEFAULT));
@@ -527,7 +562,9 @@ mod tests {
             b"depth=-1",
             b"depth=4294967296",
             b"quarantine=18446744073709551616",
-            b"guard=3",
+            b"guard=4",
+            b"galign=3",
+            b"galign=8192",
             b"children=2",
             b"abort=yes",
             b"mfill=256",
