@@ -1,36 +1,35 @@
 //! The marks of where blocks start, for [`crate::range`]'s lookups: every block of
 //! [`crate::table`] has its user pointer marked in a hierarchical bitmap, one bit per 16-byte
 //! granule (glibc's blocks start on one; a guarded block anywhere in its granule, and guarded
-//! blocks are pages apart). The address space is cut into 1 GiB regions; a directory of 131072
-//! region pointers (a static, 1 MiB of zero pages until touched) says which regions hold a block
+//! blocks are pages apart). The address space is cut into 256 MiB regions; a directory of 524288
+//! region pointers (a static, 4 MiB of zero pages until touched) says which regions hold a block
 //! at all, so an address in any other region (the stack, a string literal, most mappings) is
-//! answered by one load. A region's bitmap (8 MiB of address space, its own mapping, committed
-//! page by page as it is written) has four summary levels above it, each bit saying
-//! "some bit is set in this word below", so the nearest mark before or after an address is found
-//! in at most five word loads up and five down, without a lock. The table also raises a
+//! answered by one load. A region's bitmap (2 MiB of address space, its own mapping between two
+//! PROT_NONE pages, committed page by page as it is written) has three summary levels above it,
+//! each bit saying "some bit is set in this word below", so the nearest mark before or after an address is found
+//! in at most four word loads up and four down, without a lock. The table also raises a
 //! generation per shard here on every change ([`changed`]), which `range`'s per-thread cache
 //! checks.
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 pub const GRANULE_SHIFT: usize = 4;
-const REGION_SHIFT: usize = 30;
+const REGION_SHIFT: usize = 28;
 /// Addresses at or above this are never tracked (47-bit user address space).
 const ADDR_LIMIT: usize = 1 << 47;
 const REGIONS: usize = ADDR_LIMIT >> REGION_SHIFT;
 /// Granules (bits) per region.
 const BITS: usize = 1 << (REGION_SHIFT - GRANULE_SHIFT);
-const LEVELS: usize = 5;
-/// Words of each level: 2^20, 2^14, 2^8, 4 and the one top word.
-const WORDS: [usize; LEVELS] = [BITS >> 6, BITS >> 12, BITS >> 18, BITS >> 24, 1];
+const LEVELS: usize = 4;
+/// Words of each level: 2^18, 2^12, 64 and the one top word.
+const WORDS: [usize; LEVELS] = [BITS >> 6, BITS >> 12, BITS >> 18, 1];
 const OFFSETS: [usize; LEVELS] = [
     0,
     WORDS[0],
     WORDS[0] + WORDS[1],
     WORDS[0] + WORDS[1] + WORDS[2],
-    WORDS[0] + WORDS[1] + WORDS[2] + WORDS[3],
 ];
-const REGION_WORDS: usize = OFFSETS[4] + WORDS[4];
-const REGION_BYTES: usize = REGION_WORDS * 8;
+const REGION_WORDS: usize = OFFSETS[3] + WORDS[3];
+const REGION_BYTES: usize = (REGION_WORDS * 8).next_multiple_of(4096);
 
 /// One region: the levels of its bitmap, level 0 first, in one array of words.
 struct Region {
@@ -169,24 +168,25 @@ fn bit_of(addr: usize) -> usize {
 /// A region's bitmap: its own anonymous mapping, committed page by page as bits are set (not
 /// from the private heap, whose growth by doubling pieces would cost a program under `RLIMIT_AS`
 /// more address space than the bitmap needs), named `[anon:memcheck]` so the leak scan skips it.
+///
+/// A PROT_NONE page on each side: the kernel places the mapping next to the program's own (a
+/// large block glibc just mapped), where a bad access a little past that block must still fault.
 fn map_region() -> *mut Region {
-    // SAFETY: a fresh private anonymous mapping at a kernel-chosen address.
-    let p = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            REGION_BYTES,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
+    let Some(base) = crate::sys::reserve(REGION_BYTES + 2 * PAGE) else {
+        return core::ptr::null_mut();
     };
-    if p == libc::MAP_FAILED {
+    let p = (base + PAGE) as *mut libc::c_void;
+    // SAFETY: the inside of the reservation just made, ours alone.
+    if unsafe { libc::mprotect(p, REGION_BYTES, libc::PROT_READ | libc::PROT_WRITE) } != 0 {
+        // SAFETY: the reservation made above.
+        unsafe { libc::munmap(base as *mut _, REGION_BYTES + 2 * PAGE) };
         return core::ptr::null_mut();
     }
     crate::sys::name_mapping(p.cast(), REGION_BYTES, memcheck_wire::MAPPING_NAME_C);
     p.cast()
 }
+
+const PAGE: usize = 4096;
 
 fn region_or_new(addr: usize) -> Option<&'static Region> {
     if let Some(r) = region(addr) {
@@ -209,8 +209,8 @@ fn region_or_new(addr: usize) -> Option<&'static Region> {
         // SAFETY: published just now; zeroed pages are an empty bitmap.
         Ok(_) => Some(unsafe { &*new }),
         Err(other) => {
-            // SAFETY: the mapping made above, never published.
-            unsafe { libc::munmap(new.cast(), REGION_BYTES) };
+            // SAFETY: the mapping made above (with its guard pages), never published.
+            unsafe { libc::munmap((new as usize - PAGE) as *mut _, REGION_BYTES + 2 * PAGE) };
             // SAFETY: another thread published this region; it is never freed.
             Some(unsafe { &*other })
         }
@@ -287,7 +287,7 @@ pub fn maybe_tracked(addr: usize) -> bool {
 
 pub const RETRIES: usize = 8;
 /// How many regions back a lookup walks for the start of a long block (16 GiB).
-const MAX_BACK: usize = 16;
+const MAX_BACK: usize = 64;
 
 /// The highest marked user pointer at or below `addr` (this region and, for a block that began
 /// in an earlier one, the regions before it that exist), or none.
@@ -356,7 +356,7 @@ mod tests {
             base + 0x40,
             base + 0x1000,
             base + (3 << 20),
-            base + (700 << 20),
+            base + (200 << 20),
         ];
         for &k in &keys {
             add(k, 16);
@@ -365,7 +365,7 @@ mod tests {
         assert_eq!(prev_key(base + 0x3f), None);
         assert_eq!(prev_key(base + 0xfff), Some(base + 0x40));
         assert_eq!(prev_key(base + (3 << 20) - 16), Some(base + 0x1000));
-        assert_eq!(prev_key(base + (900 << 20)), Some(base + (700 << 20)));
+        assert_eq!(prev_key(base + (250 << 20)), Some(base + (200 << 20)));
         assert_eq!(
             next_key(base + 0x41),
             Some(base + 0x40),
@@ -373,15 +373,15 @@ mod tests {
         );
         assert_eq!(next_key(base + 0x50), Some(base + 0x1000));
         assert_eq!(next_key(base + 0x1010), Some(base + (3 << 20)));
-        assert_eq!(next_key(base + (3 << 20) + 16), Some(base + (700 << 20)));
-        assert_eq!(next_key(base + (700 << 20) + 16), None);
+        assert_eq!(next_key(base + (3 << 20) + 16), Some(base + (200 << 20)));
+        assert_eq!(next_key(base + (200 << 20) + 16), None);
         remove(base + 0x1000);
         assert_eq!(prev_key(base + (3 << 20) - 16), Some(base + 0x40));
         assert_eq!(next_key(base + 0x50), Some(base + (3 << 20)));
         for &k in &keys {
             remove(k);
         }
-        assert_eq!(prev_key(base + (900 << 20)), None);
+        assert_eq!(prev_key(base + (250 << 20)), None);
         assert_eq!(next_key(base), None);
         assert!(maybe_tracked(base + 5));
         assert!(!maybe_tracked(base + (1 << 31)));
