@@ -94,7 +94,8 @@ pub struct ReportArgs {
     #[arg(long, num_args = 2, value_names = ["OLD.json", "NEW.json"])]
     pub diff: Option<Vec<PathBuf>>,
 
-    /// Output format: text, json, sarif or junit (with --diff: text or json).
+    /// Output format: text, json, sarif, junit or xml (Valgrind's XML of one process, see --pid;
+    /// with --diff: text or json).
     #[arg(long, value_enum, default_value_t = ReportFormat::Text, value_name = "FORMAT")]
     pub format: ReportFormat,
 
@@ -107,6 +108,11 @@ pub struct ReportArgs {
     /// directory].
     #[arg(long, value_name = "DIR", value_parser = parse_dir)]
     pub source_root: Option<PathBuf>,
+
+    /// With --format xml: the process whose document to write (Valgrind's XML is one document
+    /// per process); needed when the report has several.
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<u32>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -326,6 +332,26 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR", value_parser = parse_dir)]
     pub source_root: Option<PathBuf>,
 
+    /// Also write Valgrind's XML (protocol 4, one document per process) for the tools that read
+    /// Valgrind's (ValgrindCI, valgrind-codequality, Jenkins' plugin): yes or no; needs
+    /// --xml-file.
+    #[arg(long, default_value = "no", value_name = "yes|no", action = clap::ArgAction::Set, value_parser = parse_yes_no)]
+    pub xml: bool,
+
+    /// Where --xml=yes writes: %p is the pid of the process the document is for (one file per
+    /// process), %q{VAR} the value of the environment variable VAR, %% a %. Checked before the
+    /// program runs. Without %p, a run of several processes writes the first one's document to
+    /// FILE and each other's to FILE.PID.
+    #[arg(long, value_name = "FILE")]
+    pub xml_file: Option<String>,
+
+    /// Write the text report to FILE instead of stderr, without colour (Valgrind's option; %p, %q{VAR}
+    /// and %% as in --xml-file). With %p, one file per process; without, one file with every
+    /// process, each under its own ==PID== header. Checked before the program runs; - is refused
+    /// (it would mix with the program's standard output).
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<String>,
+
     /// Frames recorded per allocation (1-128).
     #[arg(long, visible_alias = "depth", default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=128))]
     pub num_callers: u32,
@@ -406,7 +432,9 @@ impl ValueEnum for ReportFormat {
         &ReportFormat::ALL
     }
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-        Some(clap::builder::PossibleValue::new(self.name()))
+        // xml (Valgrind's, one document per process) is `memcheck report`'s only: a run writes
+        // it with --xml=yes --xml-file, and refuses it elsewhere with that hint.
+        Some(clap::builder::PossibleValue::new(self.name()).hide(*self == ReportFormat::Xml))
     }
 }
 
@@ -458,10 +486,14 @@ pub struct ReportSpec {
     pub path: PathBuf,
 }
 
+/// Why `--report xml=FILE` and `--format xml` are refused by a run.
+pub const XML_HINT: &str = "Valgrind's XML is one document per process: write --xml=yes --xml-file=FILE (with %p in FILE for one file per process)";
+
 fn parse_report(s: &str) -> Result<ReportSpec, String> {
     let names = || {
         ReportFormat::ALL
             .iter()
+            .filter(|f| **f != ReportFormat::Xml)
             .map(|f| f.name())
             .collect::<Vec<_>>()
             .join(", ")
@@ -476,6 +508,9 @@ fn parse_report(s: &str) -> Result<ReportSpec, String> {
         .into_iter()
         .find(|f| f.name() == format)
         .ok_or_else(|| format!("unknown report format '{format}': use {}", names()))?;
+    if format == ReportFormat::Xml {
+        return Err(XML_HINT.to_string());
+    }
     if path.is_empty() {
         return Err(format!("'{s}' names no file: write {}=FILE", format.name()));
     }
