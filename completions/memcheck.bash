@@ -313,7 +313,7 @@ _memcheck() {
             return 0
             ;;
         memcheck__subcmd__report)
-            opts="-o -h -V --diff --format --output --source-root --color --help --version"
+            opts="-o -h -V --diff --format --output --source-root --pid --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -336,6 +336,10 @@ _memcheck() {
                     return 0
                     ;;
                 --source-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pid)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -385,7 +389,7 @@ _memcheck() {
             return 0
             ;;
         memcheck__subcmd__run)
-            opts="-o -h -V --leak-check --show-leak-kinds --error-exitcode --errors-for-leak-kinds --show-mismatched-frees --suppressions --default-suppressions --gen-suppressions --gen-suppressions-format --list-unused-suppressions --warnings-as-errors --on-error --format --output --report --source-root --depth --num-callers --quarantine-size --redzone-size --guard --sample-rate --malloc-fill --free-fill --trace-children --trace-children-skip --child-silent-after-fork --color --help --version"
+            opts="-o -h -V --leak-check --show-leak-kinds --error-exitcode --errors-for-leak-kinds --show-mismatched-frees --suppressions --default-suppressions --gen-suppressions --gen-suppressions-format --list-unused-suppressions --warnings-as-errors --on-error --format --output --report --source-root --xml --xml-file --log-file --depth --num-callers --quarantine-size --redzone-size --guard --sample-rate --malloc-fill --free-fill --trace-children --trace-children-skip --child-silent-after-fork --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -448,6 +452,18 @@ _memcheck() {
                     return 0
                     ;;
                 --source-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --xml)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --xml-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -60,6 +60,9 @@ junit\t''"
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -s o -l output -d 'Where to write the --format report; - for standard output. Checked before the program runs. A regular file is replaced atomically; a device, FIFO or symlink is written into. With json, sarif or junit the text report is still printed on stderr; with text it goes to FILE only, without colour' -r -F
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l report -d 'Also write the report in FORMAT (text, json, sarif or junit) to FILE; repeatable, in addition to --format/--output (e.g. --report sarif=r.sarif --report junit=r.xml). Each FILE is checked before the program runs and written like --output\'s; text to a file has no colour, and the text report still goes to stderr' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l source-root -d 'SARIF\'s %SRCROOT%: source files under DIR are given relative to it, and a finding is located at its innermost frame in a file under DIR [default: the working directory]' -r -F
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l xml -d 'Also write Valgrind\'s XML (protocol 4, one document per process) for the tools that read Valgrind\'s (ValgrindCI, valgrind-codequality, Jenkins\' plugin): yes or no; needs --xml-file' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l xml-file -d 'Where --xml=yes writes: %p is the pid of the process the document is for (one file per process), %q{VAR} the value of the environment variable VAR, %% a %. Checked before the program runs. Without %p, a run of several processes writes the first one\'s document to FILE and each other\'s to FILE.PID' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l log-file -d 'Write the text report to FILE instead of stderr, without colour (Valgrind\'s option; %p, %q{VAR} and %% as in --xml-file). With %p, one file per process; without, one file with every process, each under its own ==PID== header. Checked before the program runs; - is refused (it would mix with the program\'s standard output)' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l num-callers -l depth -d 'Frames recorded per allocation (1-128)' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l quarantine-size -d 'Bytes of freed memory held back from reuse, to catch double frees and late accesses (suffixes K, M, G, T)' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l redzone-size -d 'Bytes of canary redzone before each block (16-4096, rounded up to 16)' -r
@@ -148,12 +151,13 @@ never\t''"
 complete -c memcheck -n "__fish_memcheck_using_subcommand clean" -s h -l help -d 'Print help'
 complete -c memcheck -n "__fish_memcheck_using_subcommand clean" -s V -l version -d 'Print version'
 complete -c memcheck -n "__fish_memcheck_using_subcommand report" -l diff -d 'Compare two JSON reports: list the findings of NEW that OLD does not have (new) and those of OLD that NEW does not have (fixed), matched by fingerprint' -r -F
-complete -c memcheck -n "__fish_memcheck_using_subcommand report" -l format -d 'Output format: text, json, sarif or junit (with --diff: text or json)' -r -f -a "text\t''
+complete -c memcheck -n "__fish_memcheck_using_subcommand report" -l format -d 'Output format: text, json, sarif, junit or xml (Valgrind\'s XML of one process, see --pid; with --diff: text or json)' -r -f -a "text\t''
 json\t''
 sarif\t''
 junit\t''"
 complete -c memcheck -n "__fish_memcheck_using_subcommand report" -s o -l output -d 'Write the output to FILE instead of standard output (checked first; a regular file is replaced atomically, a device, FIFO or symlink written into)' -r -F
 complete -c memcheck -n "__fish_memcheck_using_subcommand report" -l source-root -d 'SARIF\'s %SRCROOT% (and the root --diff shows files relative to) [default: the working directory]' -r -F
+complete -c memcheck -n "__fish_memcheck_using_subcommand report" -l pid -d 'With --format xml: the process whose document to write (Valgrind\'s XML is one document per process); needed when the report has several' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand report" -l color -d 'When to use colour: auto (only on a terminal, never with NO_COLOR), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
