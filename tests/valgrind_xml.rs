@@ -378,3 +378,60 @@ fn bad_patterns_and_destinations_are_refused_before_the_program_runs() {
     assert_eq!(r.code(), Some(0), "{}", r.show());
     assert!(marker.exists());
 }
+
+#[test]
+fn each_kind_is_one_error_of_a_kind_valgrind_readers_know() {
+    let bugs = compile("bugs.c", &["-Wno-free-nonheap-object"]);
+    let mismatch = compile("mismatch.cc", &[]);
+    let endings = compile("endings.c", &[]);
+    let d = tempfile::tempdir().unwrap();
+    for (prog, args, kinds) in [
+        (&bugs, vec!["double-free"], vec!["InvalidFree"]),
+        (&bugs, vec!["invalid-free"], vec!["InvalidFree"]),
+        (&bugs, vec!["invalid-realloc"], vec!["InvalidFree"]),
+        (&bugs, vec!["underflow"], vec!["InvalidWrite"]),
+        (&mismatch, vec!["new-free"], vec!["MismatchedFree"]),
+        // A null dereference: the read, then Valgrind's <fatal_signal>; the leak of 31 bytes.
+        (
+            &endings,
+            vec!["segv"],
+            vec!["InvalidRead", "Leak_DefinitelyLost"],
+        ),
+    ] {
+        let xml = d.path().join(format!("{}.xml", args[0]));
+        let r = run_in(
+            d.path(),
+            &[
+                "--xml=yes",
+                &format!("--xml-file={}", xml.display()),
+                "--gen-suppressions=all",
+            ],
+            prog,
+            &args,
+        );
+        assert!(xml.exists(), "{}", r.show());
+        let v = read(&xml);
+        assert_eq!(
+            v["kinds"],
+            serde_json::json!(kinds),
+            "{args:?}: {v}\n{}",
+            r.show()
+        );
+        let text = std::fs::read_to_string(&xml).unwrap();
+        assert_eq!(
+            text.matches("<suppression>").count(),
+            kinds.len(),
+            "{args:?}: each finding carries its suppression\n{text}"
+        );
+        if args[0] == "segv" {
+            assert!(
+                text.contains("<signo>11</signo>\n  <signame>SIGSEGV</signame>"),
+                "{text}"
+            );
+            assert!(
+                text.contains("Address 0x0 is not stack'd, malloc'd or (recently) free'd"),
+                "{text}"
+            );
+        }
+    }
+}
