@@ -789,7 +789,10 @@ mod tests {
         assert!(parse_report("sarif").unwrap_err().contains("FORMAT=FILE"));
         assert!(parse_report("xml=r.xml")
             .unwrap_err()
-            .contains("unknown report format 'xml'"));
+            .contains("--xml=yes --xml-file=FILE"));
+        assert!(parse_report("xls=r.xml")
+            .unwrap_err()
+            .contains("unknown report format 'xls'"));
         assert!(parse_report("json=").is_err());
         assert_eq!(parse_dir("/"), Ok(PathBuf::from("/")));
         assert!(parse_dir("/no/such/dir")
