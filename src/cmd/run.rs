@@ -252,9 +252,11 @@ fn write_log(o: &PatternOutput, r: &Report) -> Result<()> {
         return output::write(&s, &report::text::render_run(r, &plain));
     }
     let mut written: Result<()> = Ok(());
+    // One copy of the report, its processes handed out per pid (each cloned once).
+    let mut one = r.clone();
+    let processes = std::mem::take(&mut one.processes);
     for (i, pid) in report::valgrind_xml::pids(r).into_iter().enumerate() {
-        let mut one = r.clone();
-        one.processes.retain(|p| p.pid == pid);
+        one.processes = processes.iter().filter(|p| p.pid == pid).cloned().collect();
         if i > 0 {
             one.notes.clear();
             one.suppressions_used.clear();
