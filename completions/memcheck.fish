@@ -154,7 +154,8 @@ complete -c memcheck -n "__fish_memcheck_using_subcommand report" -l diff -d 'Co
 complete -c memcheck -n "__fish_memcheck_using_subcommand report" -l format -d 'Output format: text, json, sarif, junit or xml (Valgrind\'s XML of one process, see --pid; with --diff: text or json)' -r -f -a "text\t''
 json\t''
 sarif\t''
-junit\t''"
+junit\t''
+xml\t''"
 complete -c memcheck -n "__fish_memcheck_using_subcommand report" -s o -l output -d 'Write the output to FILE instead of standard output (checked first; a regular file is replaced atomically, a device, FIFO or symlink written into)' -r -F
 complete -c memcheck -n "__fish_memcheck_using_subcommand report" -l source-root -d 'SARIF\'s %SRCROOT% (and the root --diff shows files relative to) [default: the working directory]' -r -F
 complete -c memcheck -n "__fish_memcheck_using_subcommand report" -l pid -d 'With --format xml: the process whose document to write (Valgrind\'s XML is one document per process); needed when the report has several' -r
