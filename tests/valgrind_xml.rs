@@ -336,6 +336,7 @@ fn bad_patterns_and_destinations_are_refused_before_the_program_runs() {
             "would mix the report into the program's standard output",
         ),
         (vec!["--log-file", missing], "does not exist"),
+        (vec!["--xml=yes", "--xml-file", missing], "does not exist"),
         (vec!["--xml=yes"], "--xml=yes needs a destination"),
         (vec!["--xml-file=x.xml"], "only with --xml=yes"),
         (vec!["--xml=yes", "--xml-file=-"], "--xml-file=- would mix"),
