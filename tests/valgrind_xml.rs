@@ -436,3 +436,36 @@ fn each_kind_is_one_error_of_a_kind_valgrind_readers_know() {
         }
     }
 }
+
+#[test]
+fn findings_a_baseline_knows_are_left_out_of_the_xml() {
+    let prog = compile("xmlfork.c", &[]);
+    let d = tempfile::tempdir().unwrap();
+    let r = run_in(d.path(), &["--write-baseline=b.json"], &prog, &[]);
+    assert!(d.path().join("b.json").exists(), "{}", r.show());
+    let r = run_in(
+        d.path(),
+        &[
+            "--baseline=b.json",
+            "--xml=yes",
+            "--xml-file=known.xml",
+            "--report=json=known.json",
+        ],
+        &prog,
+        &[],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    let v = read(&d.path().join("known.xml"));
+    assert_eq!(v["errors"], 0, "{v}");
+    let text = std::fs::read_to_string(d.path().join("known.xml")).unwrap();
+    assert!(
+        text.contains("<line>note: 2 findings the baseline knows are left out</line>"),
+        "{text}"
+    );
+    // memcheck report writes the same document from the JSON, which keeps them marked known.
+    let mut c = Command::new(memcheck());
+    c.current_dir(d.path())
+        .args(["report", "known.json", "--format=xml"]);
+    let rr = run_cmd(&mut c);
+    assert_eq!(rr.stdout(), text, "{}", rr.show());
+}

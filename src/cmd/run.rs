@@ -4,7 +4,7 @@ use crate::cli::{
     ColorChoice, Fill, GenSuppressions, GuardSide, LeakCheck, OnError, ReportFormat, RunArgs,
     SuppressionFormat,
 };
-use crate::report::{self, Exit, Report, Tool};
+use crate::report::{self, baseline, Exit, Report, Tool};
 use crate::style::{self, Painter};
 use crate::suppress::{self, Suppressions};
 use crate::symbolize::Symbolizer;
@@ -90,6 +90,25 @@ fn file_reports(
         shown.push(flag);
     }
     Ok(files)
+}
+
+/// `--write-baseline FILE`, checked as a report's path, and not one of the reports'.
+fn baseline_sink(p: &Path, files: &[(ReportFormat, output::Sink)]) -> Result<output::Sink> {
+    let shown = format!("--write-baseline {}", p.display());
+    let s = output::check(p).map_err(|e| {
+        let m = format!("{e:#}");
+        crate::exit::UsageError(match m.strip_prefix("--output ") {
+            Some(rest) => format!("--write-baseline {rest}"),
+            None => format!("{shown}: {m}"),
+        })
+    })?;
+    if files.iter().any(|(_, o)| same_sink(o, &s)) {
+        return Err(crate::exit::UsageError(format!(
+            "{shown} names the file of a report: give the baseline its own file"
+        ))
+        .into());
+    }
+    Ok(s)
 }
 
 /// Two sinks are the same place: both stdout, the same path, or paths of one existing file.
@@ -297,6 +316,19 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
     // Read before the program runs: a malformed file is refused with FILE:LINE.
     let suppressions =
         Suppressions::load(&a.suppressions, a.default_suppressions).map_err(crate::exit::usage)?;
+    // The baseline too (a missing or malformed one is one line), and --write-baseline's path is
+    // checked as a report's.
+    let known = a
+        .baseline
+        .as_deref()
+        .map(baseline::Baseline::load)
+        .transpose()
+        .map_err(crate::exit::UsageError)?;
+    let baseline_sink = match &a.write_baseline {
+        Some(p) => Some(baseline_sink(p, &files)?),
+        None => None,
+    };
+    let matcher = baseline::Matcher::new(known);
     let prog = &a.command[0];
     let path = target::resolve(prog)?;
     target::check(&path)?;
@@ -319,6 +351,13 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         .env(memcheck_wire::ENV_OPTIONS, shim_options(a));
     if let Some(skip) = a.trace_children_skip.as_deref().filter(|s| !s.is_empty()) {
         cmd.env(memcheck_wire::ENV_TRACE_SKIP, skip);
+    }
+    if let Some(skip) = a
+        .trace_children_skip_by_arg
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
+        cmd.env(memcheck_wire::ENV_TRACE_SKIP_BY_ARG, skip);
     }
     let (status, child_pid) = child::spawn_and_wait(&mut cmd, &path)?;
     let missing = child::wait_for_late_processes(&shim);
@@ -347,6 +386,7 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
             (_, SuppressionFormat::Valgrind) => Some(suppress::Format::Valgrind),
             (_, SuppressionFormat::Lsan) => Some(suppress::Format::Lsan),
         },
+        baseline: (a.baseline.is_some() || a.write_baseline.is_some()).then_some(&matcher),
     };
     let mut sym = Symbolizer::new();
     let processes: Vec<_> = procs
@@ -408,6 +448,7 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         notes: unreported,
         suppressions_used: suppressions.used(),
         suppressions_unused: a.list_unused_suppressions.then(|| suppressions.unused()),
+        baseline: matcher.result(),
     };
 
     // Text to a file (`--format text --output FILE`) has no colour.
@@ -425,6 +466,12 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
     let mut written: Result<()> = Ok(());
     for (format, sink) in &files {
         let w = output::write(sink, &report::render(&report, *format, &plain));
+        if written.is_ok() {
+            written = w;
+        }
+    }
+    if let Some(sink) = &baseline_sink {
+        let w = output::write(sink, &matcher.write());
         if written.is_ok() {
             written = w;
         }
@@ -451,11 +498,17 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         .iter()
         .map(|p| p.error_summary.errors)
         .sum();
-    let lost: u64 = report
-        .processes
-        .iter()
-        .map(|p| p.leaked_blocks(a.errors_for_leak_kinds))
-        .sum();
+    // With a baseline the leak contexts it knows are out of `errors`, and the blocks of the
+    // others are in it: the totals, which hold both, are not asked.
+    let lost: u64 = if matcher.active() {
+        0
+    } else {
+        report
+            .processes
+            .iter()
+            .map(|p| p.leaked_blocks(a.errors_for_leak_kinds))
+            .sum()
+    };
     let incomplete = report.processes.iter().any(|p| p.incomplete) || reports_missing;
     if let Some(n) = a.error_exitcode {
         if errors > 0 || lost > 0 || incomplete {

@@ -4,6 +4,7 @@
 //! [`valgrind_xml`] (Valgrind's XML, one document per process); every
 //! format is a function of the [`Report`] alone (and SARIF's source root), so `memcheck report`
 //! re-renders a saved JSON report byte for byte.
+pub mod baseline;
 pub mod fingerprint;
 pub mod json;
 pub mod junit;
@@ -42,6 +43,10 @@ pub struct Report {
     /// With `--list-unused-suppressions`: the user's entries that matched nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suppressions_unused: Option<Vec<suppress::Used>>,
+    /// With `--baseline`: the findings it knew, the new ones, and its entries that no finding
+    /// had (see `docs/ci.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<baseline::Use>,
 }
 
 /// The names the model holds as `&'static str` (kinds, families, accesses), so a loaded report
@@ -233,6 +238,20 @@ pub struct ErrorSummary {
     /// The same for suppressed findings (every kind of leak included).
     pub suppressed: u64,
     pub suppressed_contexts: u64,
+    /// With `--baseline`: the same for the findings it has, which do not fail the run (left out
+    /// of `errors` and `contexts`; absent when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub known: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub known_contexts: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, Default, PartialEq, Eq)]
@@ -265,6 +284,10 @@ pub struct LeakReport {
     /// With `--gen-suppressions`: an entry that suppresses this leak.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suppression: Option<String>,
+    /// With `--baseline`: the baseline has this finding, which does not fail the run (absent
+    /// when false).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub known: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -325,6 +348,10 @@ pub struct ErrorReport {
     /// With `--gen-suppressions`: an entry that suppresses this error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suppression: Option<String>,
+    /// With `--baseline`: the baseline has this finding, which does not fail the run (absent
+    /// when false).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub known: bool,
 }
 
 impl ProcessReport {
@@ -381,6 +408,8 @@ pub struct Options<'a> {
     pub suppressions: &'a Suppressions,
     /// Write a suppression under each finding in this format (`--gen-suppressions`).
     pub gen: Option<suppress::Format>,
+    /// Findings matched against `--baseline` and collected for `--write-baseline`.
+    pub baseline: Option<&'a baseline::Matcher>,
 }
 
 /// Which leak kinds are listed one by one (`--show-leak-kinds`; the totals cover every kind).
@@ -611,6 +640,7 @@ pub fn process_report(
                 free_stack: stack_frames(p, sym, e.free_stack, false),
                 count: 1,
                 suppression: None,
+                known: false,
             }
         });
     // Identical errors (same kind, same symbolized stack) are one context with a count, shown
@@ -637,7 +667,14 @@ pub fn process_report(
             summary.suppressed_contexts += 1;
             return false;
         }
-        if e.severity == Severity::Error || opts.warnings_as_errors {
+        let counts = e.severity == Severity::Error || opts.warnings_as_errors;
+        e.known = opts
+            .baseline
+            .is_some_and(|b| b.saw(e.kind, &e.stack, &e.fingerprint, counts));
+        if counts && e.known {
+            summary.known += e.count;
+            summary.known_contexts += 1;
+        } else if counts {
             summary.errors += e.count;
             summary.contexts += 1;
         }
@@ -671,6 +708,7 @@ pub fn process_report(
             fingerprint: fingerprint::of_leak(l.kind.name(), &stack),
             stack,
             suppression: None,
+            known: false,
         });
         g.bytes += l.bytes;
         g.blocks += l.blocks;
@@ -678,6 +716,7 @@ pub fn process_report(
     let mut suppressed = [Amount::default(); 4];
     let mut leaks: Vec<(LeakKind, LeakReport)> = Vec::new();
     let mut failing_contexts = [0u64; 4];
+    let mut known_blocks = [0u64; 4];
     for ((k, _), mut l) in groups {
         if opts
             .suppressions
@@ -691,7 +730,15 @@ pub fn process_report(
             }
             continue;
         }
-        if opts.errors_for.shows(k) {
+        let counts = opts.errors_for.shows(k);
+        l.known = opts
+            .baseline
+            .is_some_and(|b| b.saw(&sarif::leak_rule(l.kind), &l.stack, &l.fingerprint, counts));
+        if counts && l.known {
+            known_blocks[k as usize] += l.blocks;
+            summary.known += 1;
+            summary.known_contexts += 1;
+        } else if counts {
             failing_contexts[k as usize] += 1;
         }
         if opts.show.shows(k) {
@@ -736,6 +783,7 @@ pub fn process_report(
             s.kinds[k as usize]
                 .1
                 .saturating_sub(suppressed[k as usize].blocks)
+                .saturating_sub(known_blocks[k as usize])
         });
         let n = if failing_contexts[k as usize] == 0 && blocks > 0 && opts.errors_for.shows(k) {
             1

@@ -7,7 +7,7 @@
 //! with its stacks as `codeFlows` and its fingerprint in `partialFingerprints["memcheck/v1"]`.
 //! GitHub's upload limits are kept: at most [`MAX_RESULTS`] results a run and [`MAX_LOCATIONS`]
 //! thread-flow locations a result (see [`render`]).
-use super::fingerprint;
+use super::{baseline, fingerprint};
 use super::{text, ErrorReport, LeakReport, Report, Severity};
 use crate::symbolize::Frame;
 use serde_json::{json, Map, Value};
@@ -251,9 +251,24 @@ struct Finding<'a> {
     command: &'a str,
     /// Findings grouped into this one beyond [`MAX_RESULTS`].
     grouped: usize,
+    /// With `--baseline`: SARIF's `baselineState` (`unchanged` for a finding the baseline has,
+    /// `new` for one it has not).
+    baseline_state: Option<&'static str>,
 }
 
-fn of_error<'a>(e: &'a ErrorReport, pid: u32, command: &'a str) -> Finding<'a> {
+/// SARIF's `baselineState` of a finding, when the report was matched against a baseline.
+fn state(r: &Report, known: bool) -> Option<&'static str> {
+    r.baseline
+        .as_ref()
+        .map(|_| if known { "unchanged" } else { "new" })
+}
+
+fn of_error<'a>(
+    e: &'a ErrorReport,
+    pid: u32,
+    command: &'a str,
+    baseline_state: Option<&'static str>,
+) -> Finding<'a> {
     let mut message = text::error_first_line(e);
     if !e.description.is_empty() {
         message.push('\n');
@@ -287,10 +302,16 @@ fn of_error<'a>(e: &'a ErrorReport, pid: u32, command: &'a str) -> Finding<'a> {
         pid,
         command,
         grouped: 1,
+        baseline_state,
     }
 }
 
-fn of_leak<'a>(l: &'a LeakReport, pid: u32, command: &'a str) -> Finding<'a> {
+fn of_leak<'a>(
+    l: &'a LeakReport,
+    pid: u32,
+    command: &'a str,
+    baseline_state: Option<&'static str>,
+) -> Finding<'a> {
     Finding {
         rule: leak_rule(l.kind),
         level: match l.kind {
@@ -305,6 +326,7 @@ fn of_leak<'a>(l: &'a LeakReport, pid: u32, command: &'a str) -> Finding<'a> {
         pid,
         command,
         grouped: 1,
+        baseline_state,
     }
 }
 
@@ -393,6 +415,9 @@ fn result(f: &Finding, rule_index: &std::collections::HashMap<&str, usize>, root
     }
     r.insert("level".into(), json!(f.level));
     r.insert("message".into(), json!({ "text": message }));
+    if let Some(b) = f.baseline_state {
+        r.insert("baselineState".into(), json!(b));
+    }
     if let Some(l) = location {
         r.insert("locations".into(), json!([l]));
     }
@@ -422,10 +447,10 @@ pub fn render(r: &Report, source_root: &Path) -> String {
     let mut findings: Vec<Finding> = Vec::new();
     for p in &r.processes {
         for e in &p.errors {
-            findings.push(of_error(e, p.pid, &p.command));
+            findings.push(of_error(e, p.pid, &p.command, state(r, e.known)));
         }
         for l in &p.leaks {
-            findings.push(of_leak(l, p.pid, &p.command));
+            findings.push(of_leak(l, p.pid, &p.command, state(r, l.known)));
         }
     }
     let mut notes: Vec<String> = r.notes.clone();
@@ -445,10 +470,13 @@ pub fn render(r: &Report, source_root: &Path) -> String {
             "{left} results are left out: a run keeps at most {MAX_RESULTS}"
         ));
     }
-    let results: Vec<Value> = findings
+    let mut results: Vec<Value> = findings
         .iter()
         .map(|f| result(f, &rule_index, &root))
         .collect();
+    if let Some(b) = &r.baseline {
+        results.extend(b.disappeared.iter().map(|d| absent(d, &rule_index)));
+    }
     let rules: Vec<Value> = rules
         .iter()
         .map(|(id, level, about)| {
@@ -489,6 +517,33 @@ pub fn render(r: &Report, source_root: &Path) -> String {
         "runs": [Value::Object(run)]
     });
     serde_json::to_string_pretty(&log).expect("the SARIF log serializes")
+}
+
+/// A baseline entry that no finding of the run has: a result with `baselineState` `absent`
+/// (level `none`), located at its innermost function, so a viewer can show what was fixed.
+fn absent(d: &baseline::Entry, rule_index: &std::collections::HashMap<&str, usize>) -> Value {
+    let mut r = Map::new();
+    r.insert("ruleId".into(), json!(d.kind));
+    if let Some(&i) = rule_index.get(d.kind.as_str()) {
+        r.insert("ruleIndex".into(), json!(i));
+    }
+    r.insert("level".into(), json!("none"));
+    r.insert(
+        "message".into(),
+        json!({ "text": format!("{} in {}: in the baseline, not found by this run", d.kind, d.functions.join(" <- ")) }),
+    );
+    if let Some(func) = d.functions.first() {
+        r.insert(
+            "locations".into(),
+            json!([{ "logicalLocations": [{ "fullyQualifiedName": func, "kind": "function" }] }]),
+        );
+    }
+    r.insert("baselineState".into(), json!("absent"));
+    r.insert(
+        "partialFingerprints".into(),
+        json!({ fingerprint::SCHEME: d.fingerprint }),
+    );
+    Value::Object(r)
 }
 
 /// Groups findings of one rule and fingerprint into the first of them.
@@ -570,6 +625,7 @@ mod tests {
             stack,
             fingerprint: fp,
             suppression: None,
+            known: false,
         }
     }
 
@@ -599,6 +655,7 @@ mod tests {
             notes: vec![],
             suppressions_used: vec![],
             suppressions_unused: None,
+            baseline: None,
         }
     }
 

@@ -102,6 +102,7 @@ fn error(out: &mut String, pre: &str, e: &ErrorReport, p: &Painter) {
             e.count
         );
     }
+    known(out, pre, e.known, p);
     stack(out, pre, "", &e.stack, p);
     if let Some(b) = &e.block {
         stack(
@@ -120,6 +121,48 @@ fn error(out: &mut String, pre: &str, e: &ErrorReport, p: &Painter) {
     let _ = writeln!(out, "{pre}");
 }
 
+/// The mark of a finding the `--baseline` has.
+fn known(out: &mut String, pre: &str, known: bool, p: &Painter) {
+    if known {
+        let _ = writeln!(
+            out,
+            "{pre}   {}",
+            p.dim("known: in the baseline, does not fail the run")
+        );
+    }
+}
+
+/// The end of a run's report with `--baseline`: how many findings it knew, then each new finding
+/// and each entry that disappeared, by kind and functions.
+fn baseline(pid: u32, b: &super::baseline::Use, p: &Painter) -> String {
+    let pre = p.dim(&format!("=={pid}=="));
+    let mut out = String::new();
+    let line = format!(
+        "baseline {}: {} known, {} new, {} disappeared",
+        b.file,
+        b.known,
+        b.new.len(),
+        b.disappeared.len()
+    );
+    let line = if b.new.is_empty() {
+        p.green(&line)
+    } else {
+        p.red(&line)
+    };
+    let _ = writeln!(out, "{pre} {}", p.bold(&line));
+    for (word, list) in [("new", &b.new), ("disappeared", &b.disappeared)] {
+        for e in list {
+            let _ = writeln!(
+                out,
+                "{pre}   {word}: {} in {}",
+                e.kind,
+                e.functions.join(" <- ")
+            );
+        }
+    }
+    out
+}
+
 /// A generated suppression, unprefixed so it can be pasted into a file as it is.
 fn suppression(out: &mut String, s: Option<&str>) {
     if let Some(s) = s {
@@ -135,6 +178,7 @@ fn leak(out: &mut String, pre: &str, l: &LeakReport, p: &Painter) {
         p.bold(&line)
     };
     let _ = writeln!(out, "{pre} {line}");
+    known(out, pre, l.known, p);
     stack(out, pre, "", &l.stack, p);
     suppression(out, l.suppression.as_deref());
     let _ = writeln!(out, "{pre}");
@@ -197,8 +241,13 @@ pub fn render(r: &ProcessReport, p: &Painter, listed: bool) -> String {
     }
     let e = r.error_summary;
     let warnings = r.warning_count();
+    let known = if e.known_contexts > 0 {
+        format!("; known: {} from {}", e.known, e.known_contexts)
+    } else {
+        String::new()
+    };
     let summary = format!(
-        "ERROR SUMMARY: {} errors from {} contexts (suppressed: {} from {}), {warnings} warnings",
+        "ERROR SUMMARY: {} errors from {} contexts (suppressed: {} from {}{known}), {warnings} warnings",
         e.errors, e.contexts, e.suppressed, e.suppressed_contexts
     );
     let summary = if e.errors > 0 {
@@ -253,6 +302,9 @@ pub fn render_run(r: &Report, p: &Painter) -> String {
         r.suppressions_unused.as_deref(),
         p,
     ));
+    if let Some(b) = &r.baseline {
+        text.push_str(&baseline(pid, b, p));
+    }
     for n in &r.notes {
         let _ = writeln!(text, "memcheck: {n}");
     }

@@ -79,6 +79,20 @@ pub fn render(r: &Report, pid: u32) -> Option<String> {
         ),
     );
     line(&mut x, &format!("Command: {}", last.command));
+    // A --baseline's known findings are left out, as suppressed ones are: a reader counts what
+    // fails the run.
+    let known: usize = images
+        .iter()
+        .map(|p| {
+            p.errors.iter().filter(|e| e.known).count() + p.leaks.iter().filter(|l| l.known).count()
+        })
+        .sum();
+    if known > 0 {
+        line(
+            &mut x,
+            &format!("note: {known} findings the baseline knows are left out"),
+        );
+    }
     for p in &images {
         for n in &p.notes {
             line(&mut x, &format!("note: {n}"));
@@ -121,14 +135,14 @@ pub fn render(r: &Report, pid: u32) -> Option<String> {
     let mut unique = 0u64;
     let mut counts: Vec<(u64, u64)> = Vec::new();
     for p in &images {
-        for e in &p.errors {
+        for e in p.errors.iter().filter(|e| !e.known) {
             error(&mut x, unique, e);
             counts.push((e.count, unique));
             unique += 1;
         }
     }
     for p in &images {
-        for e in p.errors.iter().filter(|e| e.kind == "crash") {
+        for e in p.errors.iter().filter(|e| e.kind == "crash" && !e.known) {
             fatal_signal(&mut x, e);
         }
     }
@@ -136,7 +150,11 @@ pub fn render(r: &Report, pid: u32) -> Option<String> {
     status(&mut x, "FINISHED");
 
     let leaks: Vec<&LeakReport> = if r.leak_check == "full" {
-        images.iter().flat_map(|p| &p.leaks).collect()
+        images
+            .iter()
+            .flat_map(|p| &p.leaks)
+            .filter(|l| !l.known)
+            .collect()
     } else {
         Vec::new()
     };
@@ -432,6 +450,7 @@ mod tests {
             fingerprint: String::new(),
             count: 2,
             suppression: None,
+            known: false,
         }
     }
 
@@ -485,6 +504,7 @@ mod tests {
                     stack: vec![frame("g", None, None)],
                     fingerprint: String::new(),
                     suppression: None,
+                    known: false,
                 }],
                 leak_summary: Some(LeakSummary::default()),
                 truncated: false,
