@@ -515,6 +515,7 @@ mod tests {
             notes: vec![],
             suppressions_used: vec![],
             suppressions_unused: None,
+            baseline: None,
         };
         assert!(render(&r, 6).is_none());
         let x = render(&r, 5).unwrap();
