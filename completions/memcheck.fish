@@ -80,6 +80,7 @@ complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l child-silent-a
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l color -d 'When to use colour: auto (only on a terminal, never with NO_COLOR), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -s q -l quiet -d 'Quiet (Valgrind\'s -q): the text report on stderr holds only findings: errors, leak records, warnings that a report is incomplete, the ERROR SUMMARY of a process with errors and the failing processes; no first line per process, LEAK SUMMARY, clean ERROR SUMMARY, suppressions table or progress bar. The file reports (--output, --report) are complete'
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l list-unused-suppressions -d 'At the end, also list the suppressions of --suppressions files that matched nothing'
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l warnings-as-errors -d 'Count warnings (calloc-overflow, allocation-size-too-big, invalid-alignment) as errors'
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -300,6 +300,13 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = SuppressionFormat::Valgrind, value_name = "FORMAT")]
     pub gen_suppressions_format: SuppressionFormat,
 
+    /// Quiet (Valgrind's -q): the text report on stderr holds only findings: errors, leak records,
+    /// warnings that a report is incomplete, the ERROR SUMMARY of a process with errors and the
+    /// failing processes; no first line per process, LEAK SUMMARY, clean ERROR SUMMARY,
+    /// suppressions table or progress bar. The file reports (--output, --report) are complete.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
     /// At the end, also list the suppressions of --suppressions files that matched nothing.
     #[arg(long)]
     pub list_unused_suppressions: bool,

@@ -387,10 +387,7 @@ fn junit_with_a_failing_and_a_clean_child_names_the_failing_one() {
     assert_eq!(failed.len(), 1, "{xml}");
     let p = prog.to_str().unwrap();
     assert_eq!(failed[0]["name"], format!("{p} leak"), "{xml}");
-    assert_eq!(
-        failed[0]["message"],
-        "0 errors, 0 warnings, 40 bytes in 1 blocks lost"
-    );
+    assert_eq!(failed[0]["message"], "40 bytes definitely lost in 1 block");
     let body = failed[0]["text"].as_str().unwrap();
     assert!(
         body.contains("40 bytes in 1 blocks are definitely lost")

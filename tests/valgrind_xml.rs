@@ -469,3 +469,25 @@ fn findings_a_baseline_knows_are_left_out_of_the_xml() {
     let rr = run_cmd(&mut c);
     assert_eq!(rr.stdout(), text, "{}", rr.show());
 }
+
+#[test]
+fn quiet_applies_to_the_log_file_as_to_stderr() {
+    let prog = compile("xmlfork.c", &[]);
+    let d = tempfile::tempdir().unwrap();
+    let r = run_in(
+        d.path(),
+        &["-q", "--log-file=q.log", "--report=text=full.txt"],
+        &prog,
+        &[],
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    let log = std::fs::read_to_string(d.path().join("q.log")).unwrap();
+    assert!(
+        log.contains("40 bytes in 1 blocks are definitely lost"),
+        "{log}"
+    );
+    assert!(!log.contains("LEAK SUMMARY"), "{log}");
+    let full = std::fs::read_to_string(d.path().join("full.txt")).unwrap();
+    assert!(full.contains("LEAK SUMMARY"), "{full}");
+    assert!(!r.stderr().contains("definitely lost"), "{}", r.show());
+}

@@ -262,13 +262,14 @@ fn write_xml(o: &PatternOutput, r: &Report) -> Result<()> {
     written
 }
 
-/// Writes the text report, without colour: with `%p` one file per process (the first also gets
-/// the run's suppression table and notes), else one file with every process.
-fn write_log(o: &PatternOutput, r: &Report) -> Result<()> {
+/// Writes the text report in place of stderr's, without colour and with `-q` as stderr's: with
+/// `%p` one file per process (the first also gets the run's suppression table and notes), else
+/// one file with every process.
+fn write_log(o: &PatternOutput, r: &Report, quiet: bool) -> Result<()> {
     let plain = Painter { on: false };
     if !o.pattern.per_process() {
         let s = o.check(&o.pattern.expand(std::process::id()))?;
-        return output::write(&s, &report::text::render_run(r, &plain));
+        return output::write(&s, &report::text::render_run_with(r, &plain, quiet));
     }
     let mut written: Result<()> = Ok(());
     // One copy of the report, its processes handed out per pid (each cloned once).
@@ -283,7 +284,7 @@ fn write_log(o: &PatternOutput, r: &Report) -> Result<()> {
         }
         let w = o
             .check(&o.pattern.expand(pid))
-            .and_then(|s| output::write(&s, &report::text::render_run(&one, &plain)));
+            .and_then(|s| output::write(&s, &report::text::render_run_with(&one, &plain, quiet)));
         if written.is_ok() {
             written = w;
         }
@@ -375,6 +376,12 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         .filter(|(_, p)| p.pid == child_pid)
         .map(|(i, _)| i)
         .next_back();
+    // On a terminal, a bar while the findings are symbolized (tens of thousands take seconds).
+    let steps = procs
+        .iter()
+        .map(|p| p.errors.len() + p.leaks.len())
+        .sum::<usize>();
+    let progress = report::progress::Progress::stderr("symbolizing", steps as u64, a.quiet);
     let opts = report::Options {
         show: a.show_leak_kinds,
         errors_for: a.errors_for_leak_kinds,
@@ -386,6 +393,7 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
             (_, SuppressionFormat::Valgrind) => Some(suppress::Format::Valgrind),
             (_, SuppressionFormat::Lsan) => Some(suppress::Format::Lsan),
         },
+        progress: &progress,
         baseline: (a.baseline.is_some() || a.write_baseline.is_some()).then_some(&matcher),
     };
     let mut sym = Symbolizer::new();
@@ -397,6 +405,7 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
             report::process_report(p, e, &mut sym, &opts)
         })
         .collect();
+    progress.finish();
     let mut processes = processes;
     if a.leak_check != LeakCheck::No {
         // Said aloud: a report without a leak check must not read like a clean one.
@@ -405,8 +414,8 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
             .filter(|p| p.leak_summary.is_none() && !p.truncated)
         {
             p.notes.push(
-                "no leak check: this process did not end through exit(), _exit() or a signal the memcheck library could handle (it exec'd another program, or was killed by SIGKILL)"
-                    .into(),
+                report::summary::NOTE_NO_LEAK_CHECK.to_string()
+                    + "this process did not end through exit(), _exit() or a signal the memcheck library could handle (it exec'd another program, or was killed by SIGKILL)",
             );
         }
     }
@@ -433,6 +442,13 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         let name = Signal::try_from(s).map(|s| s.as_str()).unwrap_or("?");
         unreported.push(format!("the program was killed by signal {s} ({name})"));
     }
+    report::summary::mark(
+        &mut processes,
+        report::summary::Gate {
+            errors_for: a.errors_for_leak_kinds,
+            warnings_as_errors: a.warnings_as_errors,
+        },
+    );
     let report = Report {
         version: report::REPORT_VERSION,
         tool: Tool {
@@ -464,28 +480,33 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
     // The file reports first: a closed stderr (`2>&1 | head -1`) must not cost them. A failed
     // write does not stop the others; the first failure is the run's.
     let mut written: Result<()> = Ok(());
+    let writing =
+        report::progress::Progress::stderr("writing reports", files.len() as u64, a.quiet);
     for (format, sink) in &files {
         let w = output::write(sink, &report::render(&report, *format, &plain));
+        writing.add(1);
         if written.is_ok() {
             written = w;
         }
     }
+    writing.finish();
     if let Some(sink) = &baseline_sink {
         let w = output::write(sink, &matcher.write());
         if written.is_ok() {
             written = w;
         }
     }
-    for (o, write) in [(&xml, write_xml as fn(_, _) -> _), (&log, write_log)] {
-        if let Some(o) = o {
-            let w = write(o, &report);
-            if written.is_ok() {
-                written = w;
-            }
+    let xml_and_log = [
+        xml.as_ref().map(|o| write_xml(o, &report)),
+        log.as_ref().map(|o| write_log(o, &report, a.quiet)),
+    ];
+    for w in xml_and_log.into_iter().flatten() {
+        if written.is_ok() {
+            written = w;
         }
     }
     if !text_to_file {
-        let text = report::text::render_run(&report, &painter);
+        let text = report::text::render_run_with(&report, &painter, a.quiet);
         // A stderr that is closed or a broken pipe is not an error of the run.
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }

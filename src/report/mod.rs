@@ -9,7 +9,9 @@ pub mod fingerprint;
 pub mod json;
 pub mod junit;
 pub mod logpath;
+pub mod progress;
 pub mod sarif;
+pub mod summary;
 pub mod text;
 pub mod valgrind_xml;
 
@@ -110,7 +112,14 @@ pub fn load(text: &str) -> Result<Report, String> {
             head.version
         ));
     }
+    // A report older than the `failed` field: the processes that fail by memcheck's defaults.
+    let unmarked = value["processes"]
+        .as_array()
+        .is_some_and(|ps| ps.iter().any(|p| p.get("failed").is_none()));
     let mut r = Report::deserialize(value).map_err(bad)?;
+    if unmarked {
+        summary::mark(&mut r.processes, summary::Gate::default());
+    }
     for p in &mut r.processes {
         for e in &mut p.errors {
             if e.fingerprint.is_empty() {
@@ -226,6 +235,14 @@ pub struct ProcessReport {
     /// Valgrind's ERROR SUMMARY: what fails `--error-exitcode`, and what was suppressed.
     #[serde(default)]
     pub error_summary: ErrorSummary,
+    /// The process counts against the run ([`summary::failure`]): unsuppressed errors or leaks
+    /// of the `--errors-for-leak-kinds` kinds, death by a signal, or an incomplete report.
+    #[serde(default)]
+    pub failed: bool,
+    /// Why it failed, one line (`2 errors, 48 bytes definitely lost in 3 blocks`); null when it
+    /// did not.
+    #[serde(default)]
+    pub failure: Option<String>,
 }
 
 /// Errors as Valgrind counts them: every occurrence of a heap error (and of a warning with
@@ -408,6 +425,8 @@ pub struct Options<'a> {
     pub suppressions: &'a Suppressions,
     /// Write a suppression under each finding in this format (`--gen-suppressions`).
     pub gen: Option<suppress::Format>,
+    /// Advanced by one for each error and leak record symbolized (or passed over).
+    pub progress: &'a progress::Progress,
     /// Findings matched against `--baseline` and collected for `--write-baseline`.
     pub baseline: Option<&'a baseline::Matcher>,
 }
@@ -615,6 +634,7 @@ pub fn process_report(
         .iter()
         .filter(|e| opts.mismatched_frees || e.kind != ErrorKind::AllocDeallocMismatch)
         .map(|e| {
+            opts.progress.add(1);
             let stack = stack_frames(p, sym, e.stack, e.exact_pc);
             ErrorReport {
                 kind: e.kind.name(),
@@ -696,6 +716,7 @@ pub fn process_report(
     // stay the shim's.
     let mut groups: BTreeMap<(LeakKind, Vec<SourceLine>), LeakReport> = BTreeMap::new();
     for l in &p.leaks {
+        opts.progress.add(1);
         if !opts.show.shows(l.kind) && !opts.errors_for.shows(l.kind) {
             continue;
         }
@@ -812,6 +833,8 @@ pub fn process_report(
             .any(|n| n.contains(memcheck_wire::NOTE_RECORDS_LOST)),
         notes: p.notes.clone(),
         error_summary: summary,
+        failed: false,
+        failure: None,
     }
 }
 

@@ -81,6 +81,9 @@ struct Root {
     dir: PathBuf,
     /// Its canonical form, when it differs (a symbolic link on the way).
     canonical: Option<PathBuf>,
+    /// [`Root::relative`]'s answers by file: every frame asks, and a file outside the root costs
+    /// a `canonicalize` (system calls) each time.
+    known: std::cell::RefCell<std::collections::HashMap<String, Option<String>>>,
 }
 
 /// `path` made absolute (against the working directory) with `.` and `..` resolved lexically.
@@ -107,11 +110,26 @@ impl Root {
     fn new(dir: &Path) -> Root {
         let dir = absolute(dir);
         let canonical = std::fs::canonicalize(&dir).ok().filter(|c| *c != dir);
-        Root { dir, canonical }
+        Root {
+            dir,
+            canonical,
+            known: Default::default(),
+        }
     }
 
-    /// The path of `file` relative to the root, if it lies under it.
+    /// The path of `file` relative to the root, if it lies under it (remembered per file).
     fn relative(&self, file: &str) -> Option<String> {
+        if let Some(known) = self.known.borrow().get(file) {
+            return known.clone();
+        }
+        let answer = self.find_relative(file);
+        self.known
+            .borrow_mut()
+            .insert(file.to_string(), answer.clone());
+        answer
+    }
+
+    fn find_relative(&self, file: &str) -> Option<String> {
         let f = Path::new(file);
         if !f.is_absolute() {
             return None;
@@ -470,13 +488,12 @@ pub fn render(r: &Report, source_root: &Path) -> String {
             "{left} results are left out: a run keeps at most {MAX_RESULTS}"
         ));
     }
-    let mut results: Vec<Value> = findings
+    // With --baseline, an absent result per entry the run no longer found, after the findings.
+    let absent: Vec<Value> = r
+        .baseline
         .iter()
-        .map(|f| result(f, &rule_index, &root))
+        .flat_map(|b| b.disappeared.iter().map(|d| absent(d, &rule_index)))
         .collect();
-    if let Some(b) = &r.baseline {
-        results.extend(b.disappeared.iter().map(|d| absent(d, &rule_index)));
-    }
     let rules: Vec<Value> = rules
         .iter()
         .map(|(id, level, about)| {
@@ -487,35 +504,70 @@ pub fn render(r: &Report, source_root: &Path) -> String {
             })
         })
         .collect();
-    let mut run = Map::new();
-    run.insert(
-        "tool".into(),
-        json!({ "driver": {
-            "name": r.tool.name,
-            "version": r.tool.version,
-            "rules": rules
-        }}),
-    );
-    run.insert(
-        "originalUriBaseIds".into(),
-        json!({ SRCROOT: { "uri": root.uri() } }),
-    );
-    if !notes.is_empty() {
+    let invocations = (!notes.is_empty()).then(|| {
         let n: Vec<Value> = notes
             .iter()
             .map(|t| json!({ "level": "warning", "message": { "text": t } }))
             .collect();
-        run.insert(
-            "invocations".into(),
-            json!([{ "executionSuccessful": true, "toolExecutionNotifications": n }]),
-        );
-    }
-    run.insert("results".into(), Value::Array(results));
-    let log = json!({
-        "$schema": SCHEMA,
-        "version": "2.1.0",
-        "runs": [Value::Object(run)]
+        json!([{ "executionSuccessful": true, "toolExecutionNotifications": n }])
     });
+    // Each result is built and written in turn (tens of thousands of them as `Value` trees at
+    // once cost gigabytes); the keys are in the order a `Value` map would write them (sorted),
+    // so the bytes are those of one `Value` of the whole log.
+    #[derive(serde::Serialize)]
+    struct Log<'a> {
+        #[serde(rename = "$schema")]
+        schema: &'static str,
+        runs: [Run<'a>; 1],
+        version: &'static str,
+    }
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Run<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        invocations: Option<Value>,
+        original_uri_base_ids: Value,
+        results: Results<'a>,
+        tool: Value,
+    }
+    struct Results<'a> {
+        findings: &'a [Finding<'a>],
+        absent: &'a [Value],
+        rule_index: &'a std::collections::HashMap<&'a str, usize>,
+        root: &'a Root,
+    }
+    impl serde::Serialize for Results<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeSeq;
+            let mut seq = s.serialize_seq(Some(self.findings.len() + self.absent.len()))?;
+            for f in self.findings {
+                seq.serialize_element(&result(f, self.rule_index, self.root))?;
+            }
+            for a in self.absent {
+                seq.serialize_element(a)?;
+            }
+            seq.end()
+        }
+    }
+    let log = Log {
+        schema: SCHEMA,
+        runs: [Run {
+            invocations,
+            original_uri_base_ids: json!({ SRCROOT: { "uri": root.uri() } }),
+            results: Results {
+                findings: &findings,
+                absent: &absent,
+                rule_index: &rule_index,
+                root: &root,
+            },
+            tool: json!({ "driver": {
+                "name": r.tool.name,
+                "version": r.tool.version,
+                "rules": rules
+            }}),
+        }],
+        version: "2.1.0",
+    };
     serde_json::to_string_pretty(&log).expect("the SARIF log serializes")
 }
 
@@ -651,6 +703,8 @@ mod tests {
                 incomplete: false,
                 notes: vec![],
                 error_summary: Default::default(),
+                failed: false,
+                failure: None,
             }],
             notes: vec![],
             suppressions_used: vec![],
