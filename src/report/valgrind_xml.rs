@@ -511,6 +511,8 @@ mod tests {
                 incomplete: false,
                 notes: vec![],
                 error_summary: Default::default(),
+                failed: true,
+                failure: None,
             }],
             notes: vec![],
             suppressions_used: vec![],
