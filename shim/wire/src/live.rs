@@ -1,0 +1,73 @@
+//! The live leak check (`memcheck leaks PID`): how the CLI asks a process running under the shim
+//! for a leak check now, and where the answer is.
+//!
+//! 1. The CLI takes an exclusive `flock` on `RUNDIR/PID-STARTNS` + [`LOCK_SUFFIX`] (one check of a
+//!    process at a time), removes any old answer, and sends [`SIGNAL`] with `sigqueue` and the
+//!    value [`REQUEST`] (`si_code` `SI_QUEUE`): a plain `kill` of the same signal is not a request
+//!    and goes to the program's own disposition.
+//! 2. The shim pauses its threads, scans, resumes them, and writes a record file (the format of
+//!    the exit report: PROCESS, MODULE, STACK, LEAK, LEAK_SUMMARY and a NOTE starting with
+//!    [`NOTE_PAUSE`]) to `RUNDIR/PID-STARTNS` + [`ANSWER_SUFFIX`] + `.tmp`, then renames it to
+//!    `RUNDIR/PID-STARTNS` + [`ANSWER_SUFFIX`]: the answer is complete once that name exists.
+//! 3. The CLI polls for the name (with a timeout), reads and removes it. `RUNDIR/PID-STARTNS` +
+//!    [`LAST_SUFFIX`] holds the CLI's previous result for `--since-last`.
+//!
+//! None of the suffixes ends in [`crate::RECORD_SUFFIX`], so the exit report never reads them.
+
+/// The request signal: `SIGRTMAX - 2` (62 on Linux, whose `SIGRTMAX` is 64 for every
+/// architecture memcheck supports). glibc reserves the first real-time signals (32-34) for
+/// itself; programs that use real-time signals mostly count up from `SIGRTMIN`.
+pub const SIGNAL: i32 = 62;
+/// `si_value` of a request from the CLI.
+pub const REQUEST: usize = 0x4d43_4c56_5245_5131; // "MCLVREQ1"
+/// `si_value` of the shim's own "pause now" signal to each of its threads.
+pub const PAUSE: usize = 0x4d43_4c56_5041_5553; // "MCLVPAUS"
+/// The answer file's suffix (after `PID-STARTNS`).
+pub const ANSWER_SUFFIX: &str = ".mclive";
+/// The lock file's suffix.
+pub const LOCK_SUFFIX: &str = ".mclock";
+/// The previous result's suffix (`--since-last`; written by the CLI only).
+pub const LAST_SUFFIX: &str = ".mclast";
+/// The NOTE of an answer that says how long the threads were paused: this prefix, then
+/// `THREADS PAUSE_NS UNPAUSED` in decimal (the threads paused, the pause in nanoseconds, and the
+/// threads that could not be paused: they block the signal, or did not answer in time).
+pub const NOTE_PAUSE: &str = "live pause: ";
+
+/// `si_code` of a signal queued by `sigqueue`/`rt_sigqueueinfo` (`SI_QUEUE`).
+pub const SI_QUEUE: i32 = -1;
+
+/// The `siginfo_t` of a queued signal, as the 16 words `rt_sigqueueinfo` and
+/// `rt_tgsigqueueinfo` take (the 64-bit Linux layout: `si_signo`, `si_errno`, `si_code`, padding,
+/// then `si_pid`, `si_uid` and the `sigval` at byte 16).
+pub fn siginfo(sig: i32, pid: u32, uid: u32, value: usize) -> [u64; 16] {
+    let mut w = [0u64; 16];
+    w[0] = sig as u32 as u64;
+    w[1] = SI_QUEUE as u32 as u64;
+    w[2] = pid as u64 | (uid as u64) << 32;
+    w[3] = value as u64;
+    w
+}
+
+/// What a `siginfo_t` (its first four words) says: `(si_code, si_pid, si_value)`.
+pub fn read_siginfo(w: &[u64; 4]) -> (i32, u32, usize) {
+    (w[1] as u32 as i32, w[2] as u32, w[3] as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffixes_are_not_record_files() {
+        for s in [ANSWER_SUFFIX, LOCK_SUFFIX, LAST_SUFFIX] {
+            assert!(!s.ends_with(crate::RECORD_SUFFIX));
+            assert!(!s.ends_with(crate::stats::SUFFIX));
+        }
+        assert_ne!(REQUEST, PAUSE);
+        let w = siginfo(SIGNAL, 7, 1000, REQUEST);
+        assert_eq!(
+            read_siginfo(&[w[0], w[1], w[2], w[3]]),
+            (SI_QUEUE, 7, REQUEST)
+        );
+    }
+}

@@ -1,0 +1,292 @@
+//! `memcheck leaks PID`: a leak check of a process running under `memcheck run`, while it runs.
+//! The threads pause only for the scan (in process, by a signal handler), their registers and
+//! stacks are roots, the program goes on with its output unchanged, and `--since-last` shows only
+//! what is new since the previous check.
+mod common;
+use common::*;
+use serde_json::Value;
+use std::io::BufRead;
+use std::process::Command;
+
+/// `memcheck leaks --format json EXTRA PID`, which must succeed.
+fn leaks(pid: i32, extra: &[&str]) -> (Run, Value) {
+    let r = run_cmd(
+        Command::new(memcheck())
+            .env("NO_COLOR", "1")
+            .args(["leaks", "--format", "json"])
+            .args(extra)
+            .arg(pid.to_string()),
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    let v: Value =
+        serde_json::from_str(&r.stdout()).unwrap_or_else(|e| panic!("{e}\n{}", r.show()));
+    (r, v)
+}
+
+fn the_process(v: &Value) -> &Value {
+    &v["processes"][0]
+}
+
+/// The leak groups of the report whose stack has a frame in `func` of `file`.
+fn groups<'a>(v: &'a Value, func: &str, file: &str) -> Vec<&'a Value> {
+    the_process(v)["leaks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| has_frame(&l["stack"], func, file, None))
+        .collect()
+}
+
+fn blocks(gs: &[&Value]) -> u64 {
+    gs.iter().map(|g| g["blocks"].as_u64().unwrap()).sum()
+}
+
+/// Reads the program's stdout up to a line `tick N` with N >= `n`; returns that N.
+fn wait_tick(t: &mut Ready, lines: &mut Vec<String>, n: u64) -> u64 {
+    loop {
+        let mut line = String::new();
+        assert!(
+            t.out.read_line(&mut line).unwrap() > 0,
+            "the program ended early: {lines:?}"
+        );
+        let line = line.trim_end().to_string();
+        lines.push(line.clone());
+        if let Some(k) = line
+            .strip_prefix("tick ")
+            .and_then(|k| k.parse::<u64>().ok())
+        {
+            if k >= n {
+                return k;
+            }
+        }
+    }
+}
+
+/// Every line of `out` is `tick 0`, `tick 1`, ... in order, then `done`.
+fn assert_ticks_in_order(lines: &[String], what: &str) {
+    let (last, ticks) = lines.split_last().unwrap();
+    assert_eq!(last, "done", "{what}: {lines:?}");
+    for (i, l) in ticks.iter().enumerate() {
+        assert_eq!(l, &format!("tick {i}"), "{what}: {lines:?}");
+    }
+}
+
+fn slow_leak_checked_twice(mode: &[&str]) {
+    let prog = compile("live_slow.c", &[]);
+    let mut t = Ready::spawn(
+        "live_slow.c",
+        Command::new(memcheck())
+            .env("NO_COLOR", "1")
+            .arg("run")
+            .args(mode)
+            .arg("--")
+            .arg(&prog),
+    );
+    let mut lines = Vec::new();
+    let t1 = wait_tick(&mut t, &mut lines, 1);
+
+    // The first check has no previous one: everything is shown, the start-up leak too.
+    let (r1, v1) = leaks(t.pid, &["--since-last"]);
+    let at_start = groups(&v1, "leak_at_start", "live_slow.c");
+    assert_eq!(blocks(&at_start), 1, "{}", r1.show());
+    assert_eq!(at_start[0]["kind"], "definite", "{}", r1.show());
+    let first_ticks = blocks(&groups(&v1, "leak_tick", "live_slow.c"));
+    assert!(first_ticks >= t1, "{}", r1.show());
+    let notes = the_process(&v1)["notes"].to_string();
+    assert!(notes.contains("threads paused"), "{}", r1.show());
+    assert!(notes.contains("no previous check"), "{}", r1.show());
+
+    // Two ticks later: only the blocks leaked since, with the ticker's stack.
+    let t2 = wait_tick(&mut t, &mut lines, t1 + 2);
+    let (r2, v2) = leaks(t.pid, &["--since-last"]);
+    assert!(
+        groups(&v2, "leak_at_start", "live_slow.c").is_empty(),
+        "the start-up leak was reported before\n{}",
+        r2.show()
+    );
+    let new = groups(&v2, "leak_tick", "live_slow.c");
+    assert!(!new.is_empty(), "{}", r2.show());
+    assert!(
+        new.iter()
+            .all(|g| g["kind"] == "definite"
+                && has_frame(&g["stack"], "ticker", "live_slow.c", None)),
+        "{}",
+        r2.show()
+    );
+    let new_blocks = blocks(&new);
+    assert!(new_blocks >= t2 - t1 - 1, "{}", r2.show());
+    assert_eq!(
+        new.iter()
+            .map(|g| g["bytes"].as_u64().unwrap())
+            .sum::<u64>(),
+        64 * new_blocks,
+        "{}",
+        r2.show()
+    );
+    // Fewer than every tick block: the ones of the first check are not repeated.
+    let (_, definite_now) = {
+        let s = &the_process(&v2)["leak_summary"]["definite"];
+        (s["bytes"].as_u64().unwrap(), s["blocks"].as_u64().unwrap())
+    };
+    assert_eq!(
+        definite_now,
+        1 + first_ticks + new_blocks,
+        "the summary is the whole of now: the start-up block, the first check's and the new ones\n{}",
+        r2.show()
+    );
+    assert!(
+        the_process(&v2)["leaks"].as_array().unwrap().len() == new.len(),
+        "{}",
+        r2.show()
+    );
+
+    // The text report of a check without --since-last lists every leak.
+    let r3 = run_cmd(
+        Command::new(memcheck())
+            .env("NO_COLOR", "1")
+            .args(["leaks", &t.pid.to_string()]),
+    );
+    assert_eq!(r3.code(), Some(0), "{}", r3.show());
+    let text = r3.stdout();
+    assert!(text.contains("definitely lost"), "{}", r3.show());
+    assert!(text.contains("leak_at_start"), "{}", r3.show());
+    assert!(text.contains("LEAK SUMMARY"), "{}", r3.show());
+
+    wait_tick(&mut t, &mut lines, t2 + 1);
+    let f = t.finish("");
+    assert_eq!(f.code, Some(0), "{}", f.show());
+    lines.extend(f.stdout.lines().map(str::to_string));
+    assert_ticks_in_order(&lines, "checked three times");
+
+    // The same program without checks prints the same lines.
+    let mut u = Ready::spawn(
+        "live_slow.c",
+        Command::new(memcheck())
+            .env("NO_COLOR", "1")
+            .arg("run")
+            .args(mode)
+            .arg("--")
+            .arg(&prog),
+    );
+    let mut plain = Vec::new();
+    wait_tick(&mut u, &mut plain, 2);
+    let f = u.finish("");
+    assert_eq!(f.code, Some(0), "{}", f.show());
+    plain.extend(f.stdout.lines().map(str::to_string));
+    assert_ticks_in_order(&plain, "not checked");
+    let n = plain.len().min(lines.len()) - 1;
+    assert_eq!(plain[..n], lines[..n]);
+}
+
+#[test]
+fn a_slow_leak_stands_out_after_two_checks_and_the_program_runs_on_unchanged() {
+    slow_leak_checked_twice(&[]);
+}
+
+#[test]
+fn a_slow_leak_stands_out_under_guard_too() {
+    slow_leak_checked_twice(&["--guard"]);
+}
+
+fn threads_are_roots(mode: &[&str]) {
+    let prog = compile("live_threads.c", &[]);
+    let mut t = Ready::spawn(
+        "live_threads.c",
+        Command::new(memcheck())
+            .env("NO_COLOR", "1")
+            .arg("run")
+            .args(mode)
+            .arg("--")
+            .arg(&prog),
+    );
+    let (r, v) = leaks(t.pid, &["--show-leak-kinds=all"]);
+    let held = groups(&v, "block_of", "live_threads.c");
+    assert_eq!(
+        blocks(&held),
+        4,
+        "the four blocks the threads hold\n{}",
+        r.show()
+    );
+    for g in &held {
+        assert_eq!(
+            g["kind"],
+            "reachable",
+            "a block held in a register or on the stack of a paused thread is reachable\n{}",
+            r.show()
+        );
+    }
+    let notes = the_process(&v)["notes"].to_string();
+    assert!(notes.contains("3 threads paused"), "{}", r.show());
+    assert!(!notes.contains("could not be paused"), "{}", r.show());
+    let f = t.finish("go\n");
+    assert_eq!(f.code, Some(0), "{}", f.show());
+    assert_eq!(f.stdout.trim(), "ok", "{}", f.show());
+}
+
+#[test]
+fn threads_blocked_in_read_and_busy_in_a_loop_are_scanned_with_their_registers() {
+    threads_are_roots(&[]);
+}
+
+#[test]
+fn threads_are_scanned_with_their_registers_under_guard() {
+    threads_are_roots(&["--guard"]);
+}
+
+#[test]
+fn a_process_not_under_memcheck_is_answered_in_one_line() {
+    let mut t = Ready::start("live_threads.c", &[], &[]);
+    let r = run_cmd(Command::new(memcheck()).args(["leaks", &t.pid.to_string()]));
+    assert_eq!(r.code(), Some(1), "{}", r.show());
+    let err = r.stderr();
+    assert_eq!(err.lines().count(), 1, "{}", r.show());
+    assert!(
+        err.contains("is not running under memcheck"),
+        "{}",
+        r.show()
+    );
+    assert!(err.contains("memcheck run"), "{}", r.show());
+    assert!(r.stdout().is_empty(), "{}", r.show());
+    // The process was left alone.
+    let f = t.finish("go\n");
+    assert_eq!(f.code, Some(0), "{}", f.show());
+
+    let r = run_cmd(Command::new(memcheck()).args(["leaks", "2147483646"]));
+    assert_eq!(r.code(), Some(1), "{}", r.show());
+    assert_eq!(r.stderr().lines().count(), 1, "{}", r.show());
+    assert!(r.stderr().contains("no process with pid"), "{}", r.show());
+}
+
+#[test]
+fn a_program_handler_for_the_signal_keeps_working() {
+    let prog = compile("live_handler.c", &[]);
+    let mut t = Ready::spawn(
+        "live_handler.c",
+        Command::new(memcheck())
+            .env("NO_COLOR", "1")
+            .args(["run", "--"])
+            .arg(&prog),
+    );
+    // A plain kill of the signal is the program's.
+    let k = run_cmd(Command::new("kill").args(["-62", &t.pid.to_string()]));
+    assert_eq!(k.code(), Some(0), "{}", k.show());
+    let mut line = String::new();
+    t.out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim_end(), "handler 62", "the program's handler ran");
+    // memcheck's request is not.
+    let (r, v) = leaks(t.pid, &[]);
+    assert_eq!(
+        blocks(&groups(&v, "main", "live_handler.c")),
+        1,
+        "{}",
+        r.show()
+    );
+    let f = t.finish("go\n");
+    assert_eq!(f.code, Some(0), "{}", f.show());
+    assert_eq!(
+        f.stdout.trim(),
+        "handled 1, old handler was the program's",
+        "{}",
+        f.show()
+    );
+}
