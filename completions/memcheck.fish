@@ -34,6 +34,7 @@ complete -c memcheck -n "__fish_memcheck_needs_command" -f -a "maps" -d 'Show ev
 complete -c memcheck -n "__fish_memcheck_needs_command" -f -a "residency" -d 'Show which pages of files (or of a live process) are in memory, and load, evict or lock them'
 complete -c memcheck -n "__fish_memcheck_needs_command" -f -a "overcommit" -d 'Explain the kernel\'s overcommit policy and commit accounting, and probe whether an allocation would succeed'
 complete -c memcheck -n "__fish_memcheck_needs_command" -f -a "stats" -d 'Show the heap figures of a live process: memcheck\'s own counters (read without stopping it) when it runs under memcheck, glibc\'s mallinfo2 and malloc_stats (through a brief ptrace call) for any process, and its footprint from /proc'
+complete -c memcheck -n "__fish_memcheck_needs_command" -f -a "leaks" -d 'Check a process running under `memcheck run` for leaks now, while it goes on: its threads pause only for the reachability scan (no ptrace, no restart), and the report comes in every format of the exit report; --since-last shows only what is new or grown since the previous check'
 complete -c memcheck -n "__fish_memcheck_needs_command" -f -a "clean" -d 'Remove the run directories (TMPDIR/memcheck-PID-START-NS-*) that runs of memcheck killed before they could clean up left behind; every run also does this quietly first'
 complete -c memcheck -n "__fish_memcheck_needs_command" -f -a "report" -d 'Render a saved JSON report (memcheck run --format json) again, in any format, without running the program; or, with --diff, list the findings that are new or fixed between two'
 complete -c memcheck -n "__fish_memcheck_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -142,6 +143,23 @@ complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l ptrace -d 'A
 complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l no-ptrace -d 'Never stop the process: no glibc figures for processes outside memcheck'
 complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -s h -l help -d 'Print help'
 complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -s V -l version -d 'Print version'
+complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l show-leak-kinds -d 'Leak kinds to list one by one: a comma-separated list of definite, indirect, possible, reachable, or all / none' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l format -d 'Format of the report: text, json, sarif or junit (as memcheck run\'s)' -r -f -a "text\t''
+json\t''
+sarif\t''
+junit\t''"
+complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -s o -l output -d 'Write the --format report to FILE instead of standard output (a regular file is replaced atomically; a device, FIFO or symlink written into)' -r -F
+complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l report -d 'Also write the report in FORMAT (text, json, sarif or junit) to FILE; repeatable' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l suppressions -d 'Suppress the findings FILE describes (repeatable; the formats of memcheck run\'s --suppressions)' -r -F
+complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l default-suppressions -d 'Apply memcheck\'s built-in suppressions (yes or no)' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l source-root -d 'SARIF\'s %SRCROOT% [default: the working directory]' -r -F
+complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l timeout -d 'Seconds to wait for the process\'s answer' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l color -d 'When to use colour: auto (only on a terminal, never with NO_COLOR), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l since-last -d 'Show only the leaks that are new or grew since the previous check of this process (by fingerprint: kind and stack functions), with the blocks and bytes added since (Valgrind\'s `leak_check full increased`). Every check is remembered for the next'
+complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -s h -l help -d 'Print help'
+complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -s V -l version -d 'Print version'
 complete -c memcheck -n "__fish_memcheck_using_subcommand clean" -l color -d 'When to use colour: auto (only on a terminal, never with NO_COLOR), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -159,11 +177,12 @@ always\t''
 never\t''"
 complete -c memcheck -n "__fish_memcheck_using_subcommand report" -s h -l help -d 'Print help'
 complete -c memcheck -n "__fish_memcheck_using_subcommand report" -s V -l version -d 'Print version'
-complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean report help" -f -a "run" -d 'Run a program under the checker and report its heap errors and leaks'
-complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean report help" -f -a "maps" -d 'Show every memory region of a live process: its kind (text, heap, thread stack, malloc arena, ...), the ELF sections it holds, and its size, RSS, PSS, dirty and swap'
-complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean report help" -f -a "residency" -d 'Show which pages of files (or of a live process) are in memory, and load, evict or lock them'
-complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean report help" -f -a "overcommit" -d 'Explain the kernel\'s overcommit policy and commit accounting, and probe whether an allocation would succeed'
-complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean report help" -f -a "stats" -d 'Show the heap figures of a live process: memcheck\'s own counters (read without stopping it) when it runs under memcheck, glibc\'s mallinfo2 and malloc_stats (through a brief ptrace call) for any process, and its footprint from /proc'
-complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean report help" -f -a "clean" -d 'Remove the run directories (TMPDIR/memcheck-PID-START-NS-*) that runs of memcheck killed before they could clean up left behind; every run also does this quietly first'
-complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean report help" -f -a "report" -d 'Render a saved JSON report (memcheck run --format json) again, in any format, without running the program; or, with --diff, list the findings that are new or fixed between two'
-complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean report help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats leaks clean report help" -f -a "run" -d 'Run a program under the checker and report its heap errors and leaks'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats leaks clean report help" -f -a "maps" -d 'Show every memory region of a live process: its kind (text, heap, thread stack, malloc arena, ...), the ELF sections it holds, and its size, RSS, PSS, dirty and swap'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats leaks clean report help" -f -a "residency" -d 'Show which pages of files (or of a live process) are in memory, and load, evict or lock them'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats leaks clean report help" -f -a "overcommit" -d 'Explain the kernel\'s overcommit policy and commit accounting, and probe whether an allocation would succeed'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats leaks clean report help" -f -a "stats" -d 'Show the heap figures of a live process: memcheck\'s own counters (read without stopping it) when it runs under memcheck, glibc\'s mallinfo2 and malloc_stats (through a brief ptrace call) for any process, and its footprint from /proc'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats leaks clean report help" -f -a "leaks" -d 'Check a process running under `memcheck run` for leaks now, while it goes on: its threads pause only for the reachability scan (no ptrace, no restart), and the report comes in every format of the exit report; --since-last shows only what is new or grown since the previous check'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats leaks clean report help" -f -a "clean" -d 'Remove the run directories (TMPDIR/memcheck-PID-START-NS-*) that runs of memcheck killed before they could clean up left behind; every run also does this quietly first'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats leaks clean report help" -f -a "report" -d 'Render a saved JSON report (memcheck run --format json) again, in any format, without running the program; or, with --diff, list the findings that are new or fixed between two'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats leaks clean report help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

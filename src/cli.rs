@@ -68,7 +68,7 @@ pub enum Command {
     /// format of the exit report; --since-last shows only what is new or grown since the previous
     /// check.
     #[command(
-        after_help = "How: memcheck queues signal 62 (SIGRTMAX-2) to the process; its memcheck library pauses every thread in a signal handler, scans, resumes them and writes the answer into the run directory. A program's own handler for that signal keeps working. Threads blocked in read, write, wait or a futex go on unaware (SA_RESTART); nanosleep, poll, epoll_wait and select return EINTR as with any signal. See docs/live.md.\nExit status: 0 when the report was made; 1 if the process does not exist, is not running under memcheck, or did not answer in time; 2 for a bad command line; 125 if memcheck itself failed."
+        after_help = "How: memcheck queues signal 62 (SIGRTMAX-2) to the process; its memcheck library pauses every thread in a signal handler, scans, resumes them and writes the answer into the run directory. A program's own handler for that signal keeps working. Threads blocked in read, write, wait or a futex go on unaware (SA_RESTART); nanosleep, poll, epoll_wait and select return EINTR as with any signal.\nExit status: 0 when the report was made; 1 if the process does not exist, is not running under memcheck, or did not answer in time; 2 for a bad command line; 125 if memcheck itself failed."
     )]
     Leaks(LeaksArgs),
 
