@@ -740,7 +740,7 @@ pub fn man_extra(page: &str) -> ManExtra {
             environment: &COLOUR_ENV,
             files: &[
                 ("/proc/PID/maps", "finds the run directory through the statistics page the process maps"),
-                ("RUNDIR/PID-STARTNS.mclive", "the answer the process writes (removed once read)"),
+                ("RUNDIR/PID-STARTNS.mclive.ID", "the answer the process writes to request ID (removed once read)"),
                 ("RUNDIR/PID-STARTNS.mclast", "the previous check's leaks, for --since-last"),
             ],
             examples: &[

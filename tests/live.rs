@@ -290,3 +290,57 @@ fn a_program_handler_for_the_signal_keeps_working() {
         f.show()
     );
 }
+
+#[test]
+fn a_stopped_process_is_answered_after_the_timeout_in_one_line() {
+    let prog = compile("live_handler.c", &[]);
+    let mut t = Ready::spawn(
+        "live_handler.c",
+        Command::new(memcheck())
+            .env("NO_COLOR", "1")
+            .args(["run", "--"])
+            .arg(&prog),
+    );
+    let pid = t.pid.to_string();
+    assert_eq!(
+        run_cmd(Command::new("kill").args(["-STOP", &pid])).code(),
+        Some(0)
+    );
+    let r = run_cmd(Command::new(memcheck()).args(["leaks", "--timeout", "1", &pid]));
+    assert_eq!(
+        run_cmd(Command::new("kill").args(["-CONT", &pid])).code(),
+        Some(0)
+    );
+    assert_eq!(r.code(), Some(1), "{}", r.show());
+    assert_eq!(r.stderr().lines().count(), 1, "{}", r.show());
+    assert!(
+        r.stderr()
+            .contains(&format!("pid {pid} did not answer within 1 s")),
+        "{}",
+        r.show()
+    );
+    // Once it runs again, it answers the next check, in every format of the exit report.
+    let dir = tempfile::tempdir().unwrap();
+    let sarif = dir.path().join("l.sarif");
+    let junit = dir.path().join("l.xml");
+    let r = run_cmd(
+        Command::new(memcheck())
+            .args(["leaks", "--format", "sarif", "-o"])
+            .arg(&sarif)
+            .arg("--report")
+            .arg(format!("junit={}", junit.display()))
+            .arg(&pid),
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(&sarif).unwrap()).unwrap();
+    assert_eq!(s["version"], "2.1.0");
+    assert!(
+        s.to_string().contains("definite"),
+        "the definite leak is a SARIF result: {s}"
+    );
+    assert!(std::fs::read_to_string(&junit)
+        .unwrap()
+        .contains("<testsuite"));
+    let f = t.finish("go\n");
+    assert_eq!(f.code, Some(0), "{}", f.show());
+}

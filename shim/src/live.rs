@@ -26,7 +26,9 @@
 use crate::{exit, modules, opts, scan, sys, tls};
 use core::cell::{Cell, UnsafeCell};
 use core::ffi::c_int;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering::SeqCst};
+use core::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::SeqCst,
+};
 use memcheck_wire::live;
 use memcheck_wire::{Leak, LeakSummary, Module, Note, Process, Record, Stack};
 use rust_alloc::vec::Vec;
@@ -50,8 +52,8 @@ static GEN: AtomicU32 = AtomicU32::new(0);
 static PAUSED: AtomicU32 = AtomicU32::new(0);
 /// Threads between "is a pause under way" and having written their slot.
 static CLAIMING: AtomicU32 = AtomicU32::new(0);
-/// A request that arrived while its thread held a shim lock, raised again when it left.
-static REQUESTED: AtomicBool = AtomicBool::new(false);
+/// The id of a request that arrived while its thread held a shim lock, raised again when it left.
+static REQUESTED: AtomicU64 = AtomicU64::new(0);
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 /// What a paused thread leaves for the coordinator.
@@ -139,24 +141,24 @@ pub unsafe fn sigaction(act: *const libc::sigaction, old: *mut libc::sigaction) 
 /// In a fork child: a pause under way in the parent is not the child's.
 pub fn after_fork_child() {
     PHASE.store(IDLE, SeqCst);
-    REQUESTED.store(false, SeqCst);
+    REQUESTED.store(0, SeqCst);
     PAUSE_DEFERRED.with(|d| d.set(false));
 }
 
 extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     let saved = sys::errno();
     // SAFETY: the kernel passes a valid siginfo (at least four words) to SA_SIGINFO handlers.
-    let words = unsafe { *(info as *const [u64; 4]) };
-    let (code, pid, value) = live::read_siginfo(&words);
+    let words = unsafe { *(info as *const [u64; 5]) };
+    let (code, pid, value, id) = live::read_siginfo(&words);
     let from_self = pid == sys::getpid();
     if code == live::SI_QUEUE && value == live::PAUSE && from_self {
         pause_here(ctx);
     } else if code == live::SI_QUEUE && value == live::REQUEST {
-        coordinate(ctx);
+        coordinate(ctx, id);
     } else if code == libc::SI_TKILL && from_self && PAUSE_DEFERRED.with(|d| d.replace(false)) {
         pause_here(ctx);
-    } else if code == libc::SI_TKILL && from_self && REQUESTED.swap(false, SeqCst) {
-        coordinate(ctx);
+    } else if code == libc::SI_TKILL && from_self && REQUESTED.load(SeqCst) != 0 {
+        coordinate(ctx, REQUESTED.swap(0, SeqCst));
     } else {
         programs(sig, info, ctx);
     }
@@ -389,7 +391,7 @@ fn exists(tid: u32) -> bool {
 
 /// Sends the pause signal to `tid`.
 fn send_pause(tid: u32) -> bool {
-    let mut info = live::siginfo(live::SIGNAL, sys::getpid(), 0, live::PAUSE);
+    let mut info = live::siginfo(live::SIGNAL, sys::getpid(), 0, live::PAUSE, 0);
     // SAFETY: rt_tgsigqueueinfo reads 128 bytes of siginfo; to a thread of this process a
     // SI_QUEUE code is allowed.
     unsafe {
@@ -404,9 +406,9 @@ fn send_pause(tid: u32) -> bool {
 }
 
 /// The thread that received the request: pause the others, scan, resume them, answer.
-fn coordinate(ctx: *mut libc::c_void) {
+fn coordinate(ctx: *mut libc::c_void, id: u64) {
     if tls::locks_held() != 0 {
-        REQUESTED.store(true, SeqCst);
+        REQUESTED.store(id.max(1), SeqCst);
         tls::defer_live();
         return;
     }
@@ -511,11 +513,11 @@ fn coordinate(ctx: *mut libc::c_void) {
     regs.iter_mut().for_each(|r| *r = 0);
     slots.iter_mut().for_each(|s| s.regs = [0; 32]);
     drop(slots);
-    answer(&mods, summary, &groups, paused + 1, pause_ns, unpaused);
+    answer(&mods, summary, &groups, paused + 1, pause_ns, unpaused, id);
 }
 
-/// `DIR/PID-STARTNS` + `suffix`, NUL-terminated.
-fn answer_path(suffix: &str) -> sys::FixedBuf<4200> {
+/// `DIR/PID-STARTNS` + the answer's name for `id` + `suffix`, NUL-terminated.
+fn answer_path(id: u64, suffix: &str) -> sys::FixedBuf<4200> {
     let mut path = sys::FixedBuf::<4200>::new();
     // SAFETY: DIR is written once during init, before any request can be handled.
     let dir = unsafe { &*core::ptr::addr_of!(opts::DIR) };
@@ -525,16 +527,9 @@ fn answer_path(suffix: &str) -> sys::FixedBuf<4200> {
     let start = crate::stats::page()
         .start_ns
         .load(core::sync::atomic::Ordering::Relaxed);
-    let _ = core::fmt::Write::write_fmt(
-        &mut path,
-        format_args!(
-            "/{}-{}{}{}\0",
-            sys::getpid(),
-            start,
-            live::ANSWER_SUFFIX,
-            suffix
-        ),
-    );
+    let _ = core::fmt::Write::write_fmt(&mut path, format_args!("/{}-{}", sys::getpid(), start));
+    let _ = live::answer_name(&mut path, id);
+    let _ = core::fmt::Write::write_fmt(&mut path, format_args!("{suffix}\0"));
     path
 }
 
@@ -553,6 +548,7 @@ fn answer(
     paused: u32,
     pause_ns: u64,
     unpaused: u32,
+    id: u64,
 ) {
     let mut out: Vec<u8> = Vec::new();
     let mut scratch = rust_alloc::vec![0u8; 16384];
@@ -639,8 +635,8 @@ fn answer(
             text: text.as_bytes(),
         }),
     );
-    let tmp = answer_path(".tmp");
-    let fin = answer_path("");
+    let tmp = answer_path(id, ".tmp");
+    let fin = answer_path(id, "");
     // SAFETY: both paths are NUL-terminated; the file is ours (0600, no symbolic link followed).
     unsafe {
         let fd = libc::open(

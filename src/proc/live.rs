@@ -104,14 +104,21 @@ pub fn ask(t: &Target, timeout: Duration) -> Result<Answer, LiveError> {
     if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
         return Err(io(&lock_path, std::io::Error::last_os_error()));
     }
-    let answer = t.with(live::ANSWER_SUFFIX);
-    let _ = std::fs::remove_file(&answer);
+    // A request id of this call: time and pid, so that no earlier request's late answer is taken.
+    let id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+        ^ (std::process::id() as u64) << 40
+        | 1;
+    let mut name = String::new();
+    let _ = live::answer_name(&mut name, id);
+    let answer = t.with(&name);
     if !catches_signal(t.pid)? {
         return Err(LiveError::NoHandler(t.pid));
     }
     // SAFETY: getpid and getuid have no preconditions.
     let (me, uid) = unsafe { (libc::getpid(), libc::getuid()) };
-    let mut info = live::siginfo(live::SIGNAL, me as u32, uid, live::REQUEST);
+    let mut info = live::siginfo(live::SIGNAL, me as u32, uid, live::REQUEST, id);
     // SAFETY: rt_sigqueueinfo reads 128 bytes of siginfo; si_code SI_QUEUE is allowed to another
     // process.
     let r = unsafe {

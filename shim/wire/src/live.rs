@@ -3,12 +3,15 @@
 //!
 //! 1. The CLI takes an exclusive `flock` on `RUNDIR/PID-STARTNS` + [`LOCK_SUFFIX`] (one check of a
 //!    process at a time), removes any old answer, and sends [`SIGNAL`] with `sigqueue` and the
-//!    value [`REQUEST`] (`si_code` `SI_QUEUE`): a plain `kill` of the same signal is not a request
-//!    and goes to the program's own disposition.
+//!    value [`REQUEST`] (`si_code` `SI_QUEUE`) and a request id (non-zero, in the word after the
+//!    value, see [`siginfo`]): a plain `kill` of the same signal is not a request and goes to the
+//!    program's own disposition.
 //! 2. The shim pauses its threads, scans, resumes them, and writes a record file (the format of
 //!    the exit report: PROCESS, MODULE, STACK, LEAK, LEAK_SUMMARY and a NOTE starting with
-//!    [`NOTE_PAUSE`]) to `RUNDIR/PID-STARTNS` + [`ANSWER_SUFFIX`] + `.tmp`, then renames it to
-//!    `RUNDIR/PID-STARTNS` + [`ANSWER_SUFFIX`]: the answer is complete once that name exists.
+//!    [`NOTE_PAUSE`]) to `RUNDIR/PID-STARTNS` + [`ANSWER_SUFFIX`] + `.ID.tmp`, then renames it to
+//!    `RUNDIR/PID-STARTNS` + [`ANSWER_SUFFIX`] + `.ID` ([`answer_name`]): the answer is complete
+//!    once that name exists, and a late answer to an earlier request that timed out is never
+//!    taken for this one.
 //! 3. The CLI polls for the name (with a timeout), reads and removes it. `RUNDIR/PID-STARTNS` +
 //!    [`LAST_SUFFIX`] holds the CLI's previous result for `--since-last`.
 //!
@@ -38,19 +41,26 @@ pub const SI_QUEUE: i32 = -1;
 
 /// The `siginfo_t` of a queued signal, as the 16 words `rt_sigqueueinfo` and
 /// `rt_tgsigqueueinfo` take (the 64-bit Linux layout: `si_signo`, `si_errno`, `si_code`, padding,
-/// then `si_pid`, `si_uid` and the `sigval` at byte 16).
-pub fn siginfo(sig: i32, pid: u32, uid: u32, value: usize) -> [u64; 16] {
+/// then `si_pid`, `si_uid` and the `sigval` at byte 16), with `id` in the word after the `sigval`
+/// (byte 32: still inside the kernel's siginfo union, so it reaches the handler as sent).
+pub fn siginfo(sig: i32, pid: u32, uid: u32, value: usize, id: u64) -> [u64; 16] {
     let mut w = [0u64; 16];
     w[0] = sig as u32 as u64;
     w[1] = SI_QUEUE as u32 as u64;
     w[2] = pid as u64 | (uid as u64) << 32;
     w[3] = value as u64;
+    w[4] = id;
     w
 }
 
-/// What a `siginfo_t` (its first four words) says: `(si_code, si_pid, si_value)`.
-pub fn read_siginfo(w: &[u64; 4]) -> (i32, u32, usize) {
-    (w[1] as u32 as i32, w[2] as u32, w[3] as usize)
+/// What a `siginfo_t` (its first five words) says: `(si_code, si_pid, si_value, id)`.
+pub fn read_siginfo(w: &[u64; 5]) -> (i32, u32, usize, u64) {
+    (w[1] as u32 as i32, w[2] as u32, w[3] as usize, w[4])
+}
+
+/// The answer to request `id`: `PID-STARTNS` + this, in the run directory.
+pub fn answer_name(f: &mut impl core::fmt::Write, id: u64) -> core::fmt::Result {
+    write!(f, "{ANSWER_SUFFIX}.{id}")
 }
 
 #[cfg(test)]
@@ -64,10 +74,10 @@ mod tests {
             assert!(!s.ends_with(crate::stats::SUFFIX));
         }
         assert_ne!(REQUEST, PAUSE);
-        let w = siginfo(SIGNAL, 7, 1000, REQUEST);
+        let w = siginfo(SIGNAL, 7, 1000, REQUEST, 99);
         assert_eq!(
-            read_siginfo(&[w[0], w[1], w[2], w[3]]),
-            (SI_QUEUE, 7, REQUEST)
+            read_siginfo(&[w[0], w[1], w[2], w[3], w[4]]),
+            (SI_QUEUE, 7, REQUEST, 99)
         );
     }
 }
