@@ -143,6 +143,26 @@ pub struct StatsArgs {
     /// Never stop the process: no glibc figures for processes outside memcheck.
     #[arg(long)]
     pub no_ptrace: bool,
+
+    /// Instead, the top allocation sites of a process under memcheck: live bytes and blocks per
+    /// allocation stack, symbolized (its block table is read under its locks: allocations wait
+    /// that long, nothing is paused). With --watch, each site's growth per interval.
+    #[arg(long, conflicts_with_all = ["ptrace", "no_ptrace"])]
+    pub sites: bool,
+
+    /// With --sites: order by live bytes or live blocks (largest first).
+    #[arg(long, value_enum, default_value_t = SitesSort::Bytes, value_name = "KEY", requires = "sites")]
+    pub sort: SitesSort,
+
+    /// With --sites: how many sites to show.
+    #[arg(long, default_value_t = 10, value_name = "N", requires = "sites", value_parser = clap::value_parser!(u32).range(1..))]
+    pub top: u32,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SitesSort {
+    Bytes,
+    Blocks,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -344,3 +344,103 @@ fn a_stopped_process_is_answered_after_the_timeout_in_one_line() {
     let f = t.finish("go\n");
     assert_eq!(f.code, Some(0), "{}", f.show());
 }
+
+/// `memcheck stats PID --sites` (JSON), which must succeed.
+fn sites(pid: i32, extra: &[&str]) -> (Run, Value) {
+    let r = run_cmd(
+        Command::new(memcheck())
+            .args(["stats", "--sites", "--format", "json"])
+            .args(extra)
+            .arg(pid.to_string()),
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    let v: Value =
+        serde_json::from_str(&r.stdout()).unwrap_or_else(|e| panic!("{e}\n{}", r.show()));
+    (r, v)
+}
+
+#[test]
+fn stats_sites_lists_the_stack_that_holds_most_of_the_memory_first() {
+    let prog = compile("holder.c", &[]);
+    let mut t = Ready::spawn(
+        "holder.c",
+        Command::new(memcheck())
+            .env("NO_COLOR", "1")
+            .args(["run", "--"])
+            .arg(&prog),
+    );
+    let big = line_of("holder.c", "big[i] = malloc");
+    let small = line_of("holder.c", "small[i] = malloc");
+    let (r, v) = sites(t.pid, &[]);
+    let top = &v["sites"][0];
+    assert!(
+        has_frame(&top["stack"], "main", "holder.c", Some(big)),
+        "{}",
+        r.show()
+    );
+    assert_eq!(
+        (top["bytes"].as_u64(), top["blocks"].as_u64()),
+        (Some(500_000), Some(5))
+    );
+    assert!(
+        top["percent_bytes"].as_f64().unwrap() > 50.0,
+        "{}",
+        r.show()
+    );
+    assert!(v["total_sites"].as_u64().unwrap() >= 2, "{}", r.show());
+    assert!(v["live_bytes"].as_u64().unwrap() >= 600_000, "{}", r.show());
+
+    let (r, v) = sites(t.pid, &["--sort", "blocks", "--top", "1"]);
+    assert_eq!(v["sites"].as_array().unwrap().len(), 1, "{}", r.show());
+    assert!(
+        has_frame(&v["sites"][0]["stack"], "main", "holder.c", Some(small)),
+        "{}",
+        r.show()
+    );
+    assert_eq!(v["sites"][0]["blocks"], 1000, "{}", r.show());
+
+    // --watch: one JSON object per refresh, the later ones with each site's growth.
+    let mut w = Command::new(memcheck())
+        .args([
+            "stats", "--sites", "--format", "json", "--top", "2", "--watch", "0.2",
+        ])
+        .arg(t.pid.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(w.stdout.take().unwrap());
+    let mut first = String::new();
+    let mut second = String::new();
+    out.read_line(&mut first).unwrap();
+    out.read_line(&mut second).unwrap();
+    let _ = w.kill();
+    let _ = w.wait();
+    let first: Value = serde_json::from_str(&first).unwrap();
+    let second: Value = serde_json::from_str(&second).unwrap();
+    assert!(first["sites"][0]["growth_bytes"].is_null(), "{first}");
+    assert_eq!(second["sites"][0]["growth_bytes"], 0, "{second}");
+    assert_eq!(second["sites"][1]["growth_blocks"], 0, "{second}");
+
+    // The text form names the site.
+    let r = run_cmd(Command::new(memcheck()).args(["stats", "--sites", &t.pid.to_string()]));
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    assert!(
+        r.stdout().contains(&format!("main (holder.c:{big})")),
+        "{}",
+        r.show()
+    );
+    let f = t.finish("go\n");
+    assert_eq!(f.code, Some(7), "{}", f.show());
+
+    // Not under memcheck: one line, status 1.
+    let mut n = Ready::start("holder.c", &[], &[]);
+    let r = run_cmd(Command::new(memcheck()).args(["stats", "--sites", &n.pid.to_string()]));
+    assert_eq!(r.code(), Some(1), "{}", r.show());
+    assert_eq!(r.stderr().lines().count(), 1, "{}", r.show());
+    assert!(
+        r.stderr().contains("not running under memcheck"),
+        "{}",
+        r.show()
+    );
+    n.finish("go\n");
+}

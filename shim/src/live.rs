@@ -54,6 +54,8 @@ static PAUSED: AtomicU32 = AtomicU32::new(0);
 static CLAIMING: AtomicU32 = AtomicU32::new(0);
 /// The id of a request that arrived while its thread held a shim lock, raised again when it left.
 static REQUESTED: AtomicU64 = AtomicU64::new(0);
+/// The same for a request of the live sites.
+static SITES_REQUESTED: AtomicU64 = AtomicU64::new(0);
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 /// What a paused thread leaves for the coordinator.
@@ -142,6 +144,7 @@ pub unsafe fn sigaction(act: *const libc::sigaction, old: *mut libc::sigaction) 
 pub fn after_fork_child() {
     PHASE.store(IDLE, SeqCst);
     REQUESTED.store(0, SeqCst);
+    SITES_REQUESTED.store(0, SeqCst);
     PAUSE_DEFERRED.with(|d| d.set(false));
 }
 
@@ -155,6 +158,10 @@ extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_
         pause_here(ctx);
     } else if code == live::SI_QUEUE && value == live::REQUEST {
         coordinate(ctx, id);
+    } else if code == live::SI_QUEUE && value == live::SITES {
+        sites(id);
+    } else if code == libc::SI_TKILL && from_self && SITES_REQUESTED.load(SeqCst) != 0 {
+        sites(SITES_REQUESTED.swap(0, SeqCst));
     } else if code == libc::SI_TKILL && from_self && PAUSE_DEFERRED.with(|d| d.replace(false)) {
         pause_here(ctx);
     } else if code == libc::SI_TKILL && from_self && REQUESTED.load(SeqCst) != 0 {
@@ -513,7 +520,61 @@ fn coordinate(ctx: *mut libc::c_void, id: u64) {
     regs.iter_mut().for_each(|r| *r = 0);
     slots.iter_mut().for_each(|s| s.regs = [0; 32]);
     drop(slots);
-    answer(&mods, summary, &groups, paused + 1, pause_ns, unpaused, id);
+    answer(
+        &mods,
+        summary,
+        &groups,
+        Some((paused + 1, pause_ns, unpaused)),
+        id,
+    );
+}
+
+/// `memcheck stats --sites`: every live block by allocation stack, read under the table's locks
+/// (allocations wait meanwhile; nothing is paused), written as the answer to request `id`.
+fn sites(id: u64) {
+    if tls::locks_held() != 0 {
+        SITES_REQUESTED.store(id.max(1), SeqCst);
+        tls::defer_live();
+        return;
+    }
+    if exit::running_elsewhere() || !opts::ACTIVE.load(SeqCst) {
+        return;
+    }
+    if PHASE.compare_exchange(IDLE, SETUP, SeqCst, SeqCst).is_err() {
+        return;
+    }
+    let mods = modules::all();
+    let gen = opts::FORK_GEN.load(SeqCst);
+    let mut live: Vec<(u32, u64)> = Vec::new();
+    crate::table::lock_all();
+    crate::table::for_each_held(|e| {
+        if e.state == crate::table::BlockState::Live && e.fork_gen() == gen {
+            live.push((e.alloc_stack, e.size as u64));
+        }
+    });
+    crate::table::unlock_all();
+    PHASE.store(IDLE, SeqCst);
+    live.sort_unstable_by_key(|l| l.0);
+    let mut groups: Vec<scan::Group> = Vec::new();
+    let mut summary = LeakSummary::default();
+    for (stack, size) in live {
+        let r = &mut summary.kinds[memcheck_wire::LeakKind::Reachable as usize];
+        r.0 += size;
+        r.1 += 1;
+        match groups.last_mut() {
+            Some(g) if g.stack == stack => {
+                g.bytes += size;
+                g.blocks += 1;
+            }
+            _ => groups.push(scan::Group {
+                kind: memcheck_wire::LeakKind::Reachable,
+                stack,
+                bytes: size,
+                blocks: 1,
+            }),
+        }
+    }
+    answer(&mods, summary, &groups, None, id);
 }
 
 /// `DIR/PID-STARTNS` + the answer's name for `id` + `suffix`, NUL-terminated.
@@ -545,9 +606,7 @@ fn answer(
     mods: &[modules::Module],
     summary: LeakSummary,
     groups: &[scan::Group],
-    paused: u32,
-    pause_ns: u64,
-    unpaused: u32,
+    pause: Option<(u32, u64, u32)>,
     id: u64,
 ) {
     let mut out: Vec<u8> = Vec::new();
@@ -623,18 +682,20 @@ fn answer(
         );
     }
     push(&mut out, &mut scratch, &Record::LeakSummary(summary));
-    let mut text = sys::FixedBuf::<96>::new();
-    let _ = core::fmt::Write::write_fmt(
-        &mut text,
-        format_args!("{}{paused} {pause_ns} {unpaused}", live::NOTE_PAUSE),
-    );
-    push(
-        &mut out,
-        &mut scratch,
-        &Record::Note(Note {
-            text: text.as_bytes(),
-        }),
-    );
+    if let Some((paused, pause_ns, unpaused)) = pause {
+        let mut text = sys::FixedBuf::<96>::new();
+        let _ = core::fmt::Write::write_fmt(
+            &mut text,
+            format_args!("{}{paused} {pause_ns} {unpaused}", live::NOTE_PAUSE),
+        );
+        push(
+            &mut out,
+            &mut scratch,
+            &Record::Note(Note {
+                text: text.as_bytes(),
+            }),
+        );
+    }
     let tmp = answer_path(id, ".tmp");
     let fin = answer_path(id, "");
     // SAFETY: both paths are NUL-terminated; the file is ours (0600, no symbolic link followed).

@@ -88,7 +88,11 @@ pub fn run(a: &LeaksArgs, color: ColorChoice) -> Result<i32> {
         Suppressions::load(&a.suppressions, a.default_suppressions).map_err(crate::exit::usage)?;
 
     let target = live::find(a.pid)?;
-    let answer = live::ask(&target, Duration::from_secs(a.timeout))?;
+    let answer = live::ask(
+        &target,
+        live::Question::Leaks,
+        Duration::from_secs(a.timeout),
+    )?;
     let mut recs = records::parse(&answer.bytes, &answer.path)?;
     let mut notes = Vec::new();
     recs.notes.retain(|n| match live::pause_of(n) {
@@ -174,6 +178,239 @@ pub fn run(a: &LeaksArgs, color: ColorChoice) -> Result<i32> {
     }
     written?;
     Ok(0)
+}
+
+/// One allocation site of `memcheck stats --sites`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Site {
+    pub bytes: u64,
+    pub blocks: u64,
+    /// Share of the process's live bytes, in percent.
+    pub percent_bytes: f64,
+    /// With `--watch`: the change since the previous refresh (null in the first).
+    pub growth_bytes: Option<i64>,
+    pub growth_blocks: Option<i64>,
+    /// The function names of the stack, hashed (as a leak's fingerprint, of kind `live`): the
+    /// same in another run of the program.
+    pub fingerprint: String,
+    #[serde(skip)]
+    key: String,
+    pub stack: Vec<crate::symbolize::Frame>,
+}
+
+/// `memcheck stats PID --sites` (JSON).
+#[derive(Debug, Clone, Serialize)]
+pub struct SitesReport {
+    /// The format version of this JSON (see `docs/stats.md`).
+    pub version: u32,
+    pub pid: i32,
+    pub command: String,
+    pub sort: &'static str,
+    pub live_bytes: u64,
+    pub live_blocks: u64,
+    /// How many sites there are in all (`sites` holds the top ones).
+    pub total_sites: usize,
+    pub sites: Vec<Site>,
+}
+
+fn sites_report(
+    target: &Target,
+    a: &crate::cli::StatsArgs,
+    sym: &mut Symbolizer,
+    before: Option<&HashMap<String, (u64, u64)>>,
+) -> Result<(SitesReport, HashMap<String, (u64, u64)>)> {
+    let answer = live::ask(target, live::Question::Sites, Duration::from_secs(30))?;
+    let recs = records::parse(&answer.bytes, &answer.path)?;
+    let none = Suppressions::load(&[] as &[&Path], false)?;
+    let kinds = report::LeakKinds {
+        reachable: true,
+        ..Default::default()
+    };
+    let opts = report::Options {
+        show: kinds,
+        errors_for: report::LeakKinds::default(),
+        warnings_as_errors: false,
+        mismatched_frees: true,
+        suppressions: &none,
+        gen: None,
+    };
+    let proc = report::process_report(&recs, None, sym, &opts);
+    let (live_bytes, live_blocks) = recs.leak_summary.map_or((0, 0), |s| {
+        s.kinds[memcheck_wire::LeakKind::Reachable as usize]
+    });
+    let mut now = HashMap::new();
+    let mut sites: Vec<Site> = proc
+        .leaks
+        .into_iter()
+        .map(|l| {
+            let fp = crate::report::fingerprint::of_leak("live", &l.stack);
+            // Growth is followed by the symbolized stack (two sites of one function differ).
+            let key: String = l
+                .stack
+                .iter()
+                .map(|f| format!("{:?}:{:?}:{:?};", f.function, f.file, f.line))
+                .collect();
+            let e = now.entry(key.clone()).or_insert((0u64, 0u64));
+            e.0 += l.bytes;
+            e.1 += l.blocks;
+            Site {
+                bytes: l.bytes,
+                blocks: l.blocks,
+                percent_bytes: super::inspect::percent(l.bytes, live_bytes),
+                growth_bytes: None,
+                growth_blocks: None,
+                fingerprint: fp,
+                key,
+                stack: l.stack,
+            }
+        })
+        .collect();
+    if let Some(before) = before {
+        for s in &mut sites {
+            let (b, n) = before.get(&s.key).copied().unwrap_or((0, 0));
+            s.growth_bytes = Some(s.bytes as i64 - b as i64);
+            s.growth_blocks = Some(s.blocks as i64 - n as i64);
+        }
+    }
+    match a.sort {
+        crate::cli::SitesSort::Bytes => {
+            sites.sort_by(|x, y| y.bytes.cmp(&x.bytes).then(y.blocks.cmp(&x.blocks)))
+        }
+        crate::cli::SitesSort::Blocks => {
+            sites.sort_by(|x, y| y.blocks.cmp(&x.blocks).then(y.bytes.cmp(&x.bytes)))
+        }
+    }
+    let total_sites = sites.len();
+    sites.truncate(a.top as usize);
+    Ok((
+        SitesReport {
+            version: super::inspect::JSON_VERSION,
+            pid: target.pid,
+            command: crate::proc::process::command_line(target.pid),
+            sort: match a.sort {
+                crate::cli::SitesSort::Bytes => "bytes",
+                crate::cli::SitesSort::Blocks => "blocks",
+            },
+            live_bytes,
+            live_blocks,
+            total_sites,
+            sites,
+        },
+        now,
+    ))
+}
+
+/// A stack in one line: its first frames, innermost first.
+fn short_stack(stack: &[crate::symbolize::Frame]) -> String {
+    let mut parts = Vec::new();
+    for f in stack.iter().take(4) {
+        let name = f.function.as_deref().unwrap_or("???");
+        parts.push(match (&f.file, f.line) {
+            (Some(file), Some(line)) => {
+                let base = Path::new(file)
+                    .file_name()
+                    .map_or(file.clone(), |n| n.to_string_lossy().into_owned());
+                format!("{name} ({base}:{line})")
+            }
+            _ => name.to_string(),
+        });
+    }
+    if stack.len() > 4 {
+        parts.push("...".into());
+    }
+    parts.join(" < ")
+}
+
+fn sites_text(r: &SitesReport, p: &Painter) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{}",
+        p.bold(&format!(
+            "pid {} ({}): {} live in {} blocks; top {} of {} allocation sites by {}",
+            r.pid,
+            r.command,
+            crate::units::bytes(r.live_bytes),
+            r.live_blocks,
+            r.sites.len(),
+            r.total_sites,
+            r.sort
+        ))
+    );
+    let growth = r.sites.iter().any(|s| s.growth_bytes.is_some());
+    let _ = writeln!(
+        o,
+        "{:>11} {:>9} {:>6}{}  site",
+        "bytes",
+        "blocks",
+        "share",
+        if growth { "      growth" } else { "" }
+    );
+    for s in &r.sites {
+        let g = match (s.growth_bytes, s.growth_blocks) {
+            (Some(b), Some(n)) => format!(" {:>+9} B {:>+5}", b, n),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            o,
+            "{:>11} {:>9} {:>5.1}%{g}  {}",
+            crate::units::bytes(s.bytes),
+            s.blocks,
+            s.percent_bytes,
+            short_stack(&s.stack)
+        );
+    }
+    o
+}
+
+/// `memcheck stats PID --sites`: the live blocks of a process under memcheck by allocation stack,
+/// largest first; with `--watch`, every interval again with each site's growth.
+pub fn sites(a: &crate::cli::StatsArgs, color: ColorChoice) -> Result<i32> {
+    use crate::cli::Format;
+    use std::io::Write as _;
+    let target = live::find(a.pid)?;
+    let painter = Painter {
+        on: style::stdout_color(color),
+    };
+    let mut sym = Symbolizer::new();
+    let (first, mut before) = sites_report(&target, a, &mut sym, None)?;
+    let show = |r: &SitesReport, watching: bool| -> Result<bool> {
+        let text = match (a.format, watching) {
+            (Format::Json, false) => serde_json::to_string_pretty(r)? + "\n",
+            (Format::Json, true) => serde_json::to_string(r)? + "\n",
+            (Format::Text, _) => sites_text(r, &painter) + if watching { "\n" } else { "" },
+        };
+        let mut out = std::io::stdout().lock();
+        match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+            Err(e) => Err(anyhow::Error::new(e).context("cannot write to standard output")),
+        }
+    };
+    let Some(secs) = a.watch else {
+        show(&first, false)?;
+        return Ok(0);
+    };
+    if !show(&first, true)? {
+        return Ok(0);
+    }
+    let interval = Duration::from_secs_f64(secs.max(0.1));
+    loop {
+        std::thread::sleep(interval);
+        let (r, now) = match sites_report(&target, a, &mut sym, Some(&before)) {
+            Ok(x) => x,
+            Err(_) if !crate::proc::process::exists(target.pid) => {
+                eprintln!("memcheck: process {} has exited", target.pid);
+                return Ok(0);
+            }
+            Err(e) => return Err(e),
+        };
+        before = now;
+        if !show(&r, true)? {
+            return Ok(0);
+        }
+    }
 }
 
 #[cfg(test)]

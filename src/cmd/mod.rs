@@ -43,6 +43,7 @@ pub fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         Command::Maps(a) => maps::run(a, cli.color),
         Command::Residency(a) => residency::run(a, cli.color),
         Command::Overcommit(a) => overcommit::run(a, cli.color),
+        Command::Stats(a) if a.sites => leaks::sites(a, cli.color),
         Command::Stats(a) => stats::run(a, cli.color),
         Command::Leaks(a) => leaks::run(a, cli.color),
         Command::Clean(a) => clean::run(a),

@@ -87,8 +87,17 @@ pub struct Answer {
     pub path: PathBuf,
 }
 
-/// Asks `t` for a leak check and waits up to `timeout` for the answer.
-pub fn ask(t: &Target, timeout: Duration) -> Result<Answer, LiveError> {
+/// What to ask a process for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Question {
+    /// A leak check (its threads paused for the scan).
+    Leaks,
+    /// Its live blocks by allocation stack (nothing paused).
+    Sites,
+}
+
+/// Asks `t` and waits up to `timeout` for the answer.
+pub fn ask(t: &Target, what: Question, timeout: Duration) -> Result<Answer, LiveError> {
     let io = |p: &PathBuf, e: std::io::Error| LiveError::Io(p.display().to_string(), e.to_string());
     // One check of a process at a time.
     let lock_path = t.with(live::LOCK_SUFFIX);
@@ -118,7 +127,11 @@ pub fn ask(t: &Target, timeout: Duration) -> Result<Answer, LiveError> {
     }
     // SAFETY: getpid and getuid have no preconditions.
     let (me, uid) = unsafe { (libc::getpid(), libc::getuid()) };
-    let mut info = live::siginfo(live::SIGNAL, me as u32, uid, live::REQUEST, id);
+    let value = match what {
+        Question::Leaks => live::REQUEST,
+        Question::Sites => live::SITES,
+    };
+    let mut info = live::siginfo(live::SIGNAL, me as u32, uid, value, id);
     // SAFETY: rt_sigqueueinfo reads 128 bytes of siginfo; si_code SI_QUEUE is allowed to another
     // process.
     let r = unsafe {

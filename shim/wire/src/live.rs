@@ -23,6 +23,12 @@
 pub const SIGNAL: i32 = 62;
 /// `si_value` of a request from the CLI.
 pub const REQUEST: usize = 0x4d43_4c56_5245_5131; // "MCLVREQ1"
+/// `si_value` of a request for the live blocks by allocation stack (`memcheck stats --sites`):
+/// nothing is paused (the block table is locked while it is read, so allocations wait that
+/// long); the answer has the same name and records, its LEAK records holding every live block
+/// grouped by allocation stack with kind `reachable` (no reachability scan), the LEAK_SUMMARY
+/// the totals as reachable, and no pause note.
+pub const SITES: usize = 0x4d43_4c56_5349_5445; // "MCLVSITE"
 /// `si_value` of the shim's own "pause now" signal to each of its threads.
 pub const PAUSE: usize = 0x4d43_4c56_5041_5553; // "MCLVPAUS"
 /// The answer file's suffix (after `PID-STARTNS`).
@@ -74,6 +80,8 @@ mod tests {
             assert!(!s.ends_with(crate::stats::SUFFIX));
         }
         assert_ne!(REQUEST, PAUSE);
+        assert_ne!(SITES, PAUSE);
+        assert_ne!(SITES, REQUEST);
         let w = siginfo(SIGNAL, 7, 1000, REQUEST, 99);
         assert_eq!(
             read_siginfo(&[w[0], w[1], w[2], w[3], w[4]]),
