@@ -581,7 +581,7 @@ _memcheck() {
             return 0
             ;;
         memcheck__subcmd__stats)
-            opts="-h -V --format --watch --ptrace --no-ptrace --color --help --version"
+            opts="-h -V --format --watch --ptrace --no-ptrace --sites --sort --top --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -592,6 +592,14 @@ _memcheck() {
                     return 0
                     ;;
                 --watch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sort)
+                    COMPREPLY=($(compgen -W "bytes blocks" -- "${cur}"))
+                    return 0
+                    ;;
+                --top)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -136,11 +136,15 @@ complete -c memcheck -n "__fish_memcheck_using_subcommand overcommit" -s V -l ve
 complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l format -d 'Output format' -r -f -a "text\t''
 json\t''"
 complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l watch -d 'Refresh every SECONDS: a live view on a terminal, one line per refresh when piped (one JSON object per line with --format json); ends when the process exits' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l sort -d 'With --sites: order by live bytes or live blocks (largest first)' -r -f -a "bytes\t''
+blocks\t''"
+complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l top -d 'With --sites: how many sites to show' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l color -d 'When to use colour: auto (only on a terminal, never with NO_COLOR), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l ptrace -d 'Also stop a process that runs under memcheck briefly to ask glibc for mallinfo2'
 complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l no-ptrace -d 'Never stop the process: no glibc figures for processes outside memcheck'
+complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l sites -d 'Instead, the top allocation sites of a process under memcheck: live bytes and blocks per allocation stack, symbolized (its block table is read under its locks: allocations wait that long, nothing is paused). With --watch, each site\'s growth per interval'
 complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -s h -l help -d 'Print help'
 complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -s V -l version -d 'Print version'
 complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l show-leak-kinds -d 'Leak kinds to list one by one: a comma-separated list of definite, indirect, possible, reachable, or all / none' -r
