@@ -444,3 +444,40 @@ fn stats_sites_lists_the_stack_that_holds_most_of_the_memory_first() {
     );
     n.finish("go\n");
 }
+
+#[test]
+fn threads_busy_inside_the_allocator_pause_when_they_leave_it_and_nothing_is_lost() {
+    let prog = compile("live_churn.c", &[]);
+    let mut t = Ready::spawn(
+        "live_churn.c",
+        Command::new(memcheck())
+            .env("NO_COLOR", "1")
+            .args(["run", "--"])
+            .arg(&prog),
+    );
+    for _ in 0..5 {
+        let (r, v) = leaks(t.pid, &[]);
+        let notes = the_process(&v)["notes"].to_string();
+        assert!(notes.contains("4 threads paused"), "{}", r.show());
+        assert!(!notes.contains("could not be paused"), "{}", r.show());
+        let s = &the_process(&v)["leak_summary"];
+        assert_eq!(
+            (
+                s["definite"]["blocks"].as_u64(),
+                s["indirect"]["blocks"].as_u64()
+            ),
+            (Some(0), Some(0)),
+            "blocks held in the paused threads' arrays and registers are not lost\n{}",
+            r.show()
+        );
+        // At least the 3 x 64 blocks (less those being replaced) are reachable.
+        assert!(
+            s["reachable"]["blocks"].as_u64().unwrap() >= 3 * 63,
+            "{}",
+            r.show()
+        );
+    }
+    let f = t.finish("go\n");
+    assert_eq!(f.code, Some(0), "{}", f.show());
+    assert_eq!(f.stdout.trim(), "ok", "{}", f.show());
+}

@@ -150,7 +150,7 @@ pub fn after_fork_child() {
 
 extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     let saved = sys::errno();
-    // SAFETY: the kernel passes a valid siginfo (at least four words) to SA_SIGINFO handlers.
+    // SAFETY: the kernel passes a valid siginfo (at least five words) to SA_SIGINFO handlers.
     let words = unsafe { *(info as *const [u64; 5]) };
     let (code, pid, value, id) = live::read_siginfo(&words);
     let from_self = pid == sys::getpid();
@@ -160,16 +160,31 @@ extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_
         coordinate(ctx, id);
     } else if code == live::SI_QUEUE && value == live::SITES {
         sites(id);
-    } else if code == libc::SI_TKILL && from_self && SITES_REQUESTED.load(SeqCst) != 0 {
-        sites(SITES_REQUESTED.swap(0, SeqCst));
-    } else if code == libc::SI_TKILL && from_self && PAUSE_DEFERRED.with(|d| d.replace(false)) {
-        pause_here(ctx);
-    } else if code == libc::SI_TKILL && from_self && REQUESTED.load(SeqCst) != 0 {
-        coordinate(ctx, REQUESTED.swap(0, SeqCst));
+    } else if code == libc::SI_TKILL && from_self && deferred_any() {
+        // Raised again by this thread on leaving the shim (`tls::defer_live`): whatever was put
+        // off, a pause of this thread, a request, or both.
+        if PAUSE_DEFERRED.with(|d| d.replace(false)) {
+            pause_here(ctx);
+        }
+        let r = REQUESTED.swap(0, SeqCst);
+        if r != 0 {
+            coordinate(ctx, r);
+        }
+        let s = SITES_REQUESTED.swap(0, SeqCst);
+        if s != 0 {
+            sites(s);
+        }
     } else {
         programs(sig, info, ctx);
     }
     sys::set_errno(saved);
+}
+
+/// Whether a pause of this thread, or a request, was put off.
+fn deferred_any() -> bool {
+    PAUSE_DEFERRED.with(|d| d.get())
+        || REQUESTED.load(SeqCst) != 0
+        || SITES_REQUESTED.load(SeqCst) != 0
 }
 
 /// A signal that is not memcheck's: what the program's disposition says.
@@ -476,6 +491,11 @@ fn coordinate(ctx: *mut libc::c_void, id: u64) {
             break;
         }
     }
+    // Threads still new after the last look ran on unpaused.
+    unpaused += tids
+        .iter()
+        .filter(|&&t| t != me && !sent.contains(&t) && !skipped.contains(&t))
+        .count() as u32;
     // The roots: each paused thread's registers and stack from its stack pointer; this thread's
     // likewise from where the request interrupted it.
     let n = SLOT_NEXT.load(SeqCst).min(cap);
