@@ -154,6 +154,11 @@ pub struct StatsArgs {
     #[arg(long, value_enum, default_value_t = SitesSort::Bytes, value_name = "KEY", requires = "sites")]
     pub sort: SitesSort,
 
+    /// With --sites: also draw every site as an interactive flame graph (SVG) of live bytes by
+    /// allocation stack, written to FILE (again at each --watch refresh).
+    #[arg(long, value_name = "FILE.svg", requires = "sites")]
+    pub flamegraph: Option<PathBuf>,
+
     /// With --sites: how many sites to show.
     #[arg(long, default_value_t = 10, value_name = "N", requires = "sites", value_parser = clap::value_parser!(u32).range(1..))]
     pub top: u32,
@@ -211,6 +216,11 @@ pub struct LeaksArgs {
     /// Seconds to wait for the process's answer.
     #[arg(long, default_value_t = 30, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
+
+    /// Also draw the listed leaks as an interactive flame graph (SVG) of leaked bytes by
+    /// allocation stack, written to FILE.
+    #[arg(long, value_name = "FILE.svg")]
+    pub flamegraph: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]

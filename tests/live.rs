@@ -104,7 +104,19 @@ fn slow_leak_checked_twice(mode: &[&str]) {
 
     // Two ticks later: only the blocks leaked since, with the ticker's stack.
     let t2 = wait_tick(&mut t, &mut lines, t1 + 2);
-    let (r2, v2) = leaks(t.pid, &["--since-last"]);
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("new.svg");
+    let (r2, v2) = leaks(
+        t.pid,
+        &["--since-last", "--flamegraph", svg.to_str().unwrap()],
+    );
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.contains("<svg"), "{svg}");
+    assert!(svg.contains("leak_tick (live_slow.c:"), "{svg}");
+    assert!(
+        !svg.contains("leak_at_start"),
+        "the flame graph draws the listed (new) leaks only"
+    );
     assert!(
         groups(&v2, "leak_at_start", "live_slow.c").is_empty(),
         "the start-up leak was reported before\n{}",
@@ -480,4 +492,98 @@ fn threads_busy_inside_the_allocator_pause_when_they_leave_it_and_nothing_is_los
     let f = t.finish("go\n");
     assert_eq!(f.code, Some(0), "{}", f.show());
     assert_eq!(f.stdout.trim(), "ok", "{}", f.show());
+}
+
+/// The headless Chromium of the machine (`.ci/run` installs `chromium-headless-shell`).
+fn chromium() -> std::path::PathBuf {
+    for name in ["chromium-headless-shell", "chromium", "chromium-browser"] {
+        for dir in std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .chain(["/usr/bin".into(), "/usr/lib/chromium".into()])
+        {
+            let p = dir.join(name);
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    panic!("no headless Chromium: install chromium-headless-shell (Debian), as .ci/run does")
+}
+
+#[test]
+fn the_sites_flame_graph_opens_in_chromium_and_its_largest_frame_is_the_top_site() {
+    let prog = compile("holder.c", &[]);
+    let mut t = Ready::spawn(
+        "holder.c",
+        Command::new(memcheck())
+            .env("NO_COLOR", "1")
+            .args(["run", "--"])
+            .arg(&prog),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("sites.svg");
+    let (r, _) = sites(t.pid, &["--flamegraph", svg.to_str().unwrap()]);
+    let f = t.finish("go\n");
+    assert_eq!(f.code, Some(7), "{}", f.show());
+    let profile = dir.path().join("profile");
+    let out = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--window-size=1000,800",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", svg.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dom = String::from_utf8_lossy(&out.stdout).into_owned();
+    // The flame graph's script ran in the browser: it fitted the frames to the 1000-pixel window.
+    assert!(
+        dom.contains(r#"id="frames" x="10" width="980""#),
+        "{}\n{}",
+        r.show(),
+        &dom[..dom.len().min(3000)]
+    );
+    // Every frame is `<g><title>NAME (N bytes, P%)</title><rect ... fg:w="N"/>`.
+    let mut frames: Vec<(String, u64)> = Vec::new();
+    for g in dom.split("<g><title>").skip(1) {
+        let Some((title, rest)) = g.split_once("</title>") else {
+            continue;
+        };
+        let w = rest
+            .split("fg:w=\"")
+            .nth(1)
+            .and_then(|x| x.split('"').next())
+            .and_then(|x| x.parse::<u64>().ok());
+        if let Some(w) = w {
+            frames.push((title.to_string(), w));
+        }
+    }
+    let startup = [
+        "all ",
+        "_start",
+        "__libc_start_main",
+        "__libc_start_call_main",
+    ];
+    let largest = frames
+        .iter()
+        .filter(|(t, _)| !startup.iter().any(|s| t.starts_with(s)))
+        .max_by_key(|(_, w)| *w)
+        .unwrap_or_else(|| panic!("no frames in the DOM: {frames:?}"));
+    let big = line_of("holder.c", "big[i] = malloc");
+    assert!(
+        largest
+            .0
+            .starts_with(&format!("main (holder.c:{big}) (500,000 bytes")),
+        "{largest:?} in {frames:?}"
+    );
 }

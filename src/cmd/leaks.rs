@@ -50,6 +50,72 @@ fn save_previous(t: &Target, leaks: &[LeakReport]) -> Result<()> {
     Ok(())
 }
 
+/// A frame's name in a flame graph: its function and source line, else its object and address.
+fn frame_name(f: &crate::symbolize::Frame) -> String {
+    let name = match (&f.function, &f.file, f.line) {
+        (Some(func), Some(file), Some(line)) => {
+            let base = Path::new(file)
+                .file_name()
+                .map_or(file.clone(), |n| n.to_string_lossy().into_owned());
+            format!("{func} ({base}:{line})")
+        }
+        (Some(func), _, _) => func.clone(),
+        _ => match &f.object {
+            Some(o) => format!(
+                "{}+{:#x}",
+                Path::new(o)
+                    .file_name()
+                    .map_or(o.clone(), |n| n.to_string_lossy().into_owned()),
+                f.address
+            ),
+            None => format!("{:#x}", f.address),
+        },
+    };
+    // `;` separates frames in the folded format.
+    name.replace(';', ",")
+}
+
+/// Draws `stacks` (innermost frame first, with their bytes) as an SVG flame graph (inferno) into
+/// `sink`.
+fn flamegraph<'a>(
+    sink: &output::Sink,
+    title: &str,
+    stacks: impl Iterator<Item = (&'a [crate::symbolize::Frame], u64)>,
+) -> Result<()> {
+    let lines: Vec<String> = stacks
+        .filter(|(_, bytes)| *bytes > 0)
+        .map(|(frames, bytes)| {
+            let names: Vec<String> = frames.iter().rev().map(frame_name).collect();
+            let names = if names.is_empty() {
+                vec!["(no stack)".to_string()]
+            } else {
+                names
+            };
+            format!("{} {bytes}", names.join(";"))
+        })
+        .collect();
+    let mut opts = inferno::flamegraph::Options::default();
+    opts.title = title.to_string();
+    opts.count_name = "bytes".into();
+    opts.name_type = "Allocated by:".into();
+    let mut svg = Vec::new();
+    if lines.is_empty() {
+        // inferno refuses an empty graph: draw one that says so.
+        inferno::flamegraph::from_lines(&mut opts, ["(nothing) 0"].iter().copied(), &mut svg)
+            .or_else(|_| {
+                svg.clear();
+                inferno::flamegraph::from_lines(
+                    &mut opts,
+                    ["(nothing) 1"].iter().copied(),
+                    &mut svg,
+                )
+            })?;
+    } else {
+        inferno::flamegraph::from_lines(&mut opts, lines.iter().map(String::as_str), &mut svg)?;
+    }
+    output::write(sink, &String::from_utf8_lossy(&svg))
+}
+
 /// The leaks of `now` that are new or grew since `before`, each with what it gained.
 fn increased(now: Vec<LeakReport>, before: &Previous) -> (Vec<LeakReport>, usize) {
     let mut shown = Vec::new();
@@ -86,6 +152,15 @@ pub fn run(a: &LeaksArgs, color: ColorChoice) -> Result<i32> {
     }
     let suppressions =
         Suppressions::load(&a.suppressions, a.default_suppressions).map_err(crate::exit::usage)?;
+    let graph = a
+        .flamegraph
+        .as_deref()
+        .map(|p| {
+            output::check(p).map_err(|e| {
+                crate::exit::UsageError(format!("--flamegraph {}: {e:#}", p.display()))
+            })
+        })
+        .transpose()?;
 
     let target = live::find(a.pid)?;
     let answer = live::ask(
@@ -162,6 +237,19 @@ pub fn run(a: &LeaksArgs, color: ColorChoice) -> Result<i32> {
     };
     let source_root = a.source_root.clone().unwrap_or_else(|| ".".into());
     let mut written: Result<()> = Ok(());
+    if let Some(sink) = &graph {
+        let p = &report.processes[0];
+        written = flamegraph(
+            sink,
+            &format!(
+                "memcheck leaks {} ({}): {}leaked bytes by allocation stack",
+                p.pid,
+                p.command,
+                if a.since_last { "new " } else { "" }
+            ),
+            p.leaks.iter().map(|l| (l.stack.as_slice(), l.bytes)),
+        );
+    }
     for (format, sink) in &files {
         let on = *format == ReportFormat::Text
             && matches!(sink, output::Sink::Stdout)
@@ -218,6 +306,7 @@ fn sites_report(
     a: &crate::cli::StatsArgs,
     sym: &mut Symbolizer,
     before: Option<&HashMap<String, (u64, u64)>>,
+    graph: Option<&output::Sink>,
 ) -> Result<(SitesReport, HashMap<String, (u64, u64)>)> {
     let answer = live::ask(target, live::Question::Sites, Duration::from_secs(30))?;
     let recs = records::parse(&answer.bytes, &answer.path)?;
@@ -281,6 +370,17 @@ fn sites_report(
         }
     }
     let total_sites = sites.len();
+    if let Some(sink) = graph {
+        flamegraph(
+            sink,
+            &format!(
+                "memcheck stats --sites {} ({}): live bytes by allocation stack",
+                target.pid,
+                crate::proc::process::command_line(target.pid)
+            ),
+            sites.iter().map(|s| (s.stack.as_slice(), s.bytes)),
+        )?;
+    }
     sites.truncate(a.top as usize);
     Ok((
         SitesReport {
@@ -369,12 +469,21 @@ fn sites_text(r: &SitesReport, p: &Painter) -> String {
 pub fn sites(a: &crate::cli::StatsArgs, color: ColorChoice) -> Result<i32> {
     use crate::cli::Format;
     use std::io::Write as _;
+    let graph = a
+        .flamegraph
+        .as_deref()
+        .map(|p| {
+            output::check(p).map_err(|e| {
+                crate::exit::UsageError(format!("--flamegraph {}: {e:#}", p.display()))
+            })
+        })
+        .transpose()?;
     let target = live::find(a.pid)?;
     let painter = Painter {
         on: style::stdout_color(color),
     };
     let mut sym = Symbolizer::new();
-    let (first, mut before) = sites_report(&target, a, &mut sym, None)?;
+    let (first, mut before) = sites_report(&target, a, &mut sym, None, graph.as_ref())?;
     let show = |r: &SitesReport, watching: bool| -> Result<bool> {
         let text = match (a.format, watching) {
             (Format::Json, false) => serde_json::to_string_pretty(r)? + "\n",
@@ -398,7 +507,7 @@ pub fn sites(a: &crate::cli::StatsArgs, color: ColorChoice) -> Result<i32> {
     let interval = Duration::from_secs_f64(secs.max(0.1));
     loop {
         std::thread::sleep(interval);
-        let (r, now) = match sites_report(&target, a, &mut sym, Some(&before)) {
+        let (r, now) = match sites_report(&target, a, &mut sym, Some(&before), graph.as_ref()) {
             Ok(x) => x,
             Err(_) if !crate::proc::process::exists(target.pid) => {
                 eprintln!("memcheck: process {} has exited", target.pid);
