@@ -253,7 +253,7 @@ _memcheck() {
             return 0
             ;;
         memcheck__subcmd__leaks)
-            opts="-o -h -V --since-last --show-leak-kinds --format --output --report --suppressions --default-suppressions --source-root --timeout --color --help --version"
+            opts="-o -h -V --since-last --show-leak-kinds --format --output --report --suppressions --default-suppressions --source-root --timeout --flamegraph --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -292,6 +292,10 @@ _memcheck() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --flamegraph)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -459,7 +463,7 @@ _memcheck() {
             return 0
             ;;
         memcheck__subcmd__run)
-            opts="-o -h -V --leak-check --show-leak-kinds --error-exitcode --errors-for-leak-kinds --show-mismatched-frees --suppressions --default-suppressions --gen-suppressions --gen-suppressions-format --list-unused-suppressions --warnings-as-errors --on-error --format --output --report --source-root --depth --num-callers --quarantine-size --redzone-size --guard --sample-rate --malloc-fill --free-fill --trace-children --trace-children-skip --child-silent-after-fork --color --help --version"
+            opts="-o -h -V --leak-check --show-leak-kinds --error-exitcode --errors-for-leak-kinds --show-mismatched-frees --suppressions --default-suppressions --gen-suppressions --gen-suppressions-format --list-unused-suppressions --warnings-as-errors --on-error --format --output --report --source-root --flamegraph --depth --num-callers --quarantine-size --redzone-size --guard --sample-rate --malloc-fill --free-fill --trace-children --trace-children-skip --child-silent-after-fork --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -525,6 +529,10 @@ _memcheck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --flamegraph)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --num-callers)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -581,7 +589,7 @@ _memcheck() {
             return 0
             ;;
         memcheck__subcmd__stats)
-            opts="-h -V --format --watch --ptrace --no-ptrace --sites --sort --top --color --help --version"
+            opts="-h -V --format --watch --ptrace --no-ptrace --sites --sort --flamegraph --top --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -597,6 +605,10 @@ _memcheck() {
                     ;;
                 --sort)
                     COMPREPLY=($(compgen -W "bytes blocks" -- "${cur}"))
+                    return 0
+                    ;;
+                --flamegraph)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --top)

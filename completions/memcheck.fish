@@ -61,6 +61,7 @@ junit\t''"
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -s o -l output -d 'Where to write the --format report; - for standard output. Checked before the program runs. A regular file is replaced atomically; a device, FIFO or symlink is written into. With json, sarif or junit the text report is still printed on stderr; with text it goes to FILE only, without colour' -r -F
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l report -d 'Also write the report in FORMAT (text, json, sarif or junit) to FILE; repeatable, in addition to --format/--output (e.g. --report sarif=r.sarif --report junit=r.xml). Each FILE is checked before the program runs and written like --output\'s; text to a file has no colour, and the text report still goes to stderr' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l source-root -d 'SARIF\'s %SRCROOT%: source files under DIR are given relative to it, and a finding is located at its innermost frame in a file under DIR [default: the working directory]' -r -F
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l flamegraph -d 'Also draw the leaks listed at exit (--show-leak-kinds) as an interactive flame graph (SVG) of leaked bytes by allocation stack, written to FILE (checked before the program runs)' -r -F
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l num-callers -l depth -d 'Frames recorded per allocation (1-128)' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l quarantine-size -d 'Bytes of freed memory held back from reuse, to catch double frees and late accesses (suffixes K, M, G, T)' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l redzone-size -d 'Bytes of canary redzone before each block (16-4096, rounded up to 16)' -r
@@ -138,6 +139,7 @@ json\t''"
 complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l watch -d 'Refresh every SECONDS: a live view on a terminal, one line per refresh when piped (one JSON object per line with --format json); ends when the process exits' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l sort -d 'With --sites: order by live bytes or live blocks (largest first)' -r -f -a "bytes\t''
 blocks\t''"
+complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l flamegraph -d 'With --sites: also draw every site as an interactive flame graph (SVG) of live bytes by allocation stack, written to FILE (again at each --watch refresh)' -r -F
 complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l top -d 'With --sites: how many sites to show' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l color -d 'When to use colour: auto (only on a terminal, never with NO_COLOR), always or never' -r -f -a "auto\t''
 always\t''
@@ -158,6 +160,7 @@ complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l suppressions
 complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l default-suppressions -d 'Apply memcheck\'s built-in suppressions (yes or no)' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l source-root -d 'SARIF\'s %SRCROOT% [default: the working directory]' -r -F
 complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l timeout -d 'Seconds to wait for the process\'s answer' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l flamegraph -d 'Also draw the listed leaks as an interactive flame graph (SVG) of leaked bytes by allocation stack, written to FILE' -r -F
 complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l color -d 'When to use colour: auto (only on a terminal, never with NO_COLOR), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"

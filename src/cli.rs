@@ -413,6 +413,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR", value_parser = parse_dir)]
     pub source_root: Option<PathBuf>,
 
+    /// Also draw the leaks listed at exit (--show-leak-kinds) as an interactive flame graph (SVG)
+    /// of leaked bytes by allocation stack, written to FILE (checked before the program runs).
+    #[arg(long, value_name = "FILE.svg")]
+    pub flamegraph: Option<PathBuf>,
+
     /// Frames recorded per allocation (1-128).
     #[arg(long, visible_alias = "depth", default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=128))]
     pub num_callers: u32,

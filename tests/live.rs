@@ -587,3 +587,55 @@ fn the_sites_flame_graph_opens_in_chromium_and_its_largest_frame_is_the_top_site
         "{largest:?} in {frames:?}"
     );
 }
+
+#[test]
+fn the_exit_report_draws_its_leaks_as_a_flame_graph() {
+    let prog = compile("leaks.c", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("exit.svg");
+    let r = run_under(&["--flamegraph", svg.to_str().unwrap()], &prog, &[]);
+    let definite: u64 = r
+        .leaks("definite")
+        .iter()
+        .map(|l| l["bytes"].as_u64().unwrap())
+        .sum();
+    assert!(definite > 0, "{}", r.show());
+    let svg = std::fs::read_to_string(&svg).unwrap_or_else(|e| panic!("{e}\n{}", r.show()));
+    assert!(svg.contains("<svg"), "{svg}");
+    // The root frame holds the leaked bytes listed (definite and indirect by default).
+    let indirect: u64 = r
+        .leaks("indirect")
+        .iter()
+        .map(|l| l["bytes"].as_u64().unwrap())
+        .sum();
+    let total = definite + indirect;
+    assert!(
+        svg.contains(&format!(
+            "<title>all ({} bytes, 100%)</title>",
+            group_digits(total)
+        )),
+        "{total}\n{svg}"
+    );
+    assert!(svg.contains("leak_bytes (leaks.c:"), "{svg}");
+    // An unwritable path is refused before the program runs.
+    let r = run_cmd(
+        Command::new(memcheck())
+            .args(["run", "--flamegraph", "/no/such/dir/x.svg", "--"])
+            .arg(&prog),
+    );
+    assert_eq!(r.code(), Some(2), "{}", r.show());
+    assert!(r.stderr().contains("--flamegraph"), "{}", r.show());
+}
+
+/// `1234567` as inferno writes counts: `1,234,567`.
+fn group_digits(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -50,72 +50,6 @@ fn save_previous(t: &Target, leaks: &[LeakReport]) -> Result<()> {
     Ok(())
 }
 
-/// A frame's name in a flame graph: its function and source line, else its object and address.
-fn frame_name(f: &crate::symbolize::Frame) -> String {
-    let name = match (&f.function, &f.file, f.line) {
-        (Some(func), Some(file), Some(line)) => {
-            let base = Path::new(file)
-                .file_name()
-                .map_or(file.clone(), |n| n.to_string_lossy().into_owned());
-            format!("{func} ({base}:{line})")
-        }
-        (Some(func), _, _) => func.clone(),
-        _ => match &f.object {
-            Some(o) => format!(
-                "{}+{:#x}",
-                Path::new(o)
-                    .file_name()
-                    .map_or(o.clone(), |n| n.to_string_lossy().into_owned()),
-                f.address
-            ),
-            None => format!("{:#x}", f.address),
-        },
-    };
-    // `;` separates frames in the folded format.
-    name.replace(';', ",")
-}
-
-/// Draws `stacks` (innermost frame first, with their bytes) as an SVG flame graph (inferno) into
-/// `sink`.
-fn flamegraph<'a>(
-    sink: &output::Sink,
-    title: &str,
-    stacks: impl Iterator<Item = (&'a [crate::symbolize::Frame], u64)>,
-) -> Result<()> {
-    let lines: Vec<String> = stacks
-        .filter(|(_, bytes)| *bytes > 0)
-        .map(|(frames, bytes)| {
-            let names: Vec<String> = frames.iter().rev().map(frame_name).collect();
-            let names = if names.is_empty() {
-                vec!["(no stack)".to_string()]
-            } else {
-                names
-            };
-            format!("{} {bytes}", names.join(";"))
-        })
-        .collect();
-    let mut opts = inferno::flamegraph::Options::default();
-    opts.title = title.to_string();
-    opts.count_name = "bytes".into();
-    opts.name_type = "Allocated by:".into();
-    let mut svg = Vec::new();
-    if lines.is_empty() {
-        // inferno refuses an empty graph: draw one that says so.
-        inferno::flamegraph::from_lines(&mut opts, ["(nothing) 0"].iter().copied(), &mut svg)
-            .or_else(|_| {
-                svg.clear();
-                inferno::flamegraph::from_lines(
-                    &mut opts,
-                    ["(nothing) 1"].iter().copied(),
-                    &mut svg,
-                )
-            })?;
-    } else {
-        inferno::flamegraph::from_lines(&mut opts, lines.iter().map(String::as_str), &mut svg)?;
-    }
-    output::write(sink, &String::from_utf8_lossy(&svg))
-}
-
 /// The leaks of `now` that are new or grew since `before`, each with what it gained.
 fn increased(now: Vec<LeakReport>, before: &Previous) -> (Vec<LeakReport>, usize) {
     let mut shown = Vec::new();
@@ -239,15 +173,17 @@ pub fn run(a: &LeaksArgs, color: ColorChoice) -> Result<i32> {
     let mut written: Result<()> = Ok(());
     if let Some(sink) = &graph {
         let p = &report.processes[0];
-        written = flamegraph(
+        written = output::write(
             sink,
-            &format!(
-                "memcheck leaks {} ({}): {}leaked bytes by allocation stack",
-                p.pid,
-                p.command,
-                if a.since_last { "new " } else { "" }
-            ),
-            p.leaks.iter().map(|l| (l.stack.as_slice(), l.bytes)),
+            &report::flamegraph::svg(
+                &format!(
+                    "memcheck leaks {} ({}): {}leaked bytes by allocation stack",
+                    p.pid,
+                    p.command,
+                    if a.since_last { "new " } else { "" }
+                ),
+                p.leaks.iter().map(|l| (l.stack.as_slice(), l.bytes)),
+            )?,
         );
     }
     for (format, sink) in &files {
@@ -371,14 +307,16 @@ fn sites_report(
     }
     let total_sites = sites.len();
     if let Some(sink) = graph {
-        flamegraph(
+        output::write(
             sink,
-            &format!(
-                "memcheck stats --sites {} ({}): live bytes by allocation stack",
-                target.pid,
-                crate::proc::process::command_line(target.pid)
-            ),
-            sites.iter().map(|s| (s.stack.as_slice(), s.bytes)),
+            &report::flamegraph::svg(
+                &format!(
+                    "memcheck stats --sites {} ({}): live bytes by allocation stack",
+                    target.pid,
+                    crate::proc::process::command_line(target.pid)
+                ),
+                sites.iter().map(|s| (s.stack.as_slice(), s.bytes)),
+            )?,
         )?;
     }
     sites.truncate(a.top as usize);

@@ -134,6 +134,15 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         .transpose()
         .map_err(crate::exit::usage)?;
     let files = file_reports(a, sink.as_ref())?;
+    let graph = a
+        .flamegraph
+        .as_deref()
+        .map(|p| {
+            output::check(p).map_err(|e| {
+                crate::exit::UsageError(format!("--flamegraph {}: {e:#}", p.display()))
+            })
+        })
+        .transpose()?;
     // Read before the program runs: a malformed file is refused with FILE:LINE.
     let suppressions =
         Suppressions::load(&a.suppressions, a.default_suppressions).map_err(crate::exit::usage)?;
@@ -265,6 +274,19 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
     let mut written: Result<()> = Ok(());
     for (format, sink) in &files {
         let w = output::write(sink, &report::render(&report, *format, &plain));
+        if written.is_ok() {
+            written = w;
+        }
+    }
+    if let Some(sink) = &graph {
+        // The listed leaks of every process, by allocation stack.
+        let title = format!(
+            "memcheck run {}: leaked bytes by allocation stack",
+            path.display()
+        );
+        let leaks = report.processes.iter().flat_map(|p| &p.leaks);
+        let w = report::flamegraph::svg(&title, leaks.map(|l| (l.stack.as_slice(), l.bytes)))
+            .and_then(|svg| output::write(sink, &svg));
         if written.is_ok() {
             written = w;
         }

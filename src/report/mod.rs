@@ -4,6 +4,7 @@
 //! format is a function of the [`Report`] alone (and SARIF's source root), so `memcheck report`
 //! re-renders a saved JSON report byte for byte.
 pub mod fingerprint;
+pub mod flamegraph;
 pub mod json;
 pub mod junit;
 pub mod sarif;
