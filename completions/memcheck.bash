@@ -391,7 +391,7 @@ _memcheck() {
             return 0
             ;;
         memcheck__subcmd__report)
-            opts="-o -h -V --diff --format --output --source-root --color --help --version"
+            opts="-o -h -V --diff --format --output --source-root --baseline --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -414,6 +414,10 @@ _memcheck() {
                     return 0
                     ;;
                 --source-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --baseline)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -463,7 +467,7 @@ _memcheck() {
             return 0
             ;;
         memcheck__subcmd__run)
-            opts="-o -h -V --leak-check --show-leak-kinds --error-exitcode --errors-for-leak-kinds --show-mismatched-frees --suppressions --default-suppressions --gen-suppressions --gen-suppressions-format --list-unused-suppressions --warnings-as-errors --on-error --format --output --report --source-root --flamegraph --depth --num-callers --quarantine-size --redzone-size --guard --sample-rate --malloc-fill --free-fill --trace-children --trace-children-skip --child-silent-after-fork --color --help --version"
+            opts="-q -o -h -V --leak-check --show-leak-kinds --error-exitcode --errors-for-leak-kinds --show-mismatched-frees --suppressions --default-suppressions --gen-suppressions --gen-suppressions-format --quiet --list-unused-suppressions --baseline --write-baseline --warnings-as-errors --on-error --format --output --report --source-root --flamegraph --depth --num-callers --quarantine-size --redzone-size --guard --sample-rate --malloc-fill --free-fill --trace-children --trace-children-skip --trace-children-skip-by-arg --child-silent-after-fork --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -503,6 +507,14 @@ _memcheck() {
                     ;;
                 --gen-suppressions-format)
                     COMPREPLY=($(compgen -W "valgrind lsan" -- "${cur}"))
+                    return 0
+                    ;;
+                --baseline)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --write-baseline)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --on-error)
@@ -570,6 +582,10 @@ _memcheck() {
                     return 0
                     ;;
                 --trace-children-skip)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trace-children-skip-by-arg)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -42,7 +42,7 @@ complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l leak-check -d 
 summary\t''
 full\t'Valgrind\'s `--leak-check=yes` means the same'"
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l show-leak-kinds -d 'Leak kinds to list one by one: a comma-separated list of definite, indirect, possible, reachable, or all / none' -r
-complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l error-exitcode -d 'Exit with N when any error or any leak of a kind --errors-for-leak-kinds names was found (Valgrind\'s meaning); suppressed findings do not count' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l error-exitcode -d 'Exit with N when any error or any leak of a kind --errors-for-leak-kinds names was found (Valgrind\'s meaning); suppressed findings and those of --baseline do not count' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l errors-for-leak-kinds -d 'Leak kinds that count as errors, for --error-exitcode and the ERROR SUMMARY: a comma-separated list of definite, indirect, possible, reachable, or all / none. The default differs from Valgrind\'s (definite,possible): an indirect block is lost for sure, while a possible one is often a live block reached through an interior pointer' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l show-mismatched-frees -d 'Report alloc-dealloc-mismatch (a block released by a function of another family, e.g. malloc\'d and deleted): yes or no; with no they are neither reported nor counted' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l suppressions -d 'Suppress the findings FILE describes (repeatable): LeakSanitizer lines (leak:PATTERN, or KIND:PATTERN for an error kind such as heap-buffer-overflow) and Valgrind blocks ({ name, Memcheck:Leak, fun:..., obj:..., ... }), mixed as you like. Read before the program runs: a malformed file is refused with FILE:LINE' -r -F
@@ -52,6 +52,8 @@ yes\t''
 all\t''"
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l gen-suppressions-format -d 'Format of --gen-suppressions\' entries: valgrind (a { ... } block of the stack\'s functions) or lsan (KIND:^FUNCTION$ of the program\'s innermost frame)' -r -f -a "valgrind\t''
 lsan\t''"
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l baseline -d 'Findings FILE (written by --write-baseline) lists are known: still shown, marked known, but they do not fail --error-exitcode; the end of the report names the new ones and the entries no finding had (disappeared). Matched by fingerprint (kind and function names), so rebuilds and moved lines keep matching. Read before the program runs' -r -F
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l write-baseline -d 'Write every finding of this run to FILE as a baseline (JSON, one entry per fingerprint with its kind, functions and count, sorted). Checked before the program runs; may be the --baseline file, to update it' -r -F
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l on-error -d 'What happens after an error is reported: continue (as Valgrind) or abort (as ASan)' -r -f -a "continue\t''
 abort\t''"
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l format -d 'Format of the report: text (on stderr, or to --output), json, sarif (SARIF 2.1.0, for code scanning) or junit (JUnit XML, one test case per process); json, sarif and junit need --output' -r -f -a "text\t''
@@ -72,10 +74,12 @@ complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l malloc-fill -d
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l free-fill -d 'Byte written into freed blocks and checked when they leave the quarantine, catching writes after free; 0-255 or none [default: 0xfd, or as MALLOC_PERTURB_ says]' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l trace-children -d 'Also check the programs that PROG executes (yes or no)' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l trace-children-skip -d 'With --trace-children: programs exec\'d at a path matching one of these comma-separated glob patterns (* and ? match any characters, / included) run without memcheck (Valgrind\'s --trace-children-skip)' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l trace-children-skip-by-arg -d 'With --trace-children: programs exec\'d with an argument (argv[0] included) matching one of these comma-separated glob patterns run without memcheck (Valgrind\'s --trace-children-skip-by-arg)' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l child-silent-after-fork -d 'Forked children write no report until they exec another program (yes or no; Valgrind\'s option)' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l color -d 'When to use colour: auto (only on a terminal, never with NO_COLOR), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -s q -l quiet -d 'Quiet (Valgrind\'s -q): the text report on stderr holds only findings: errors, leak records, warnings that a report is incomplete, the ERROR SUMMARY of a process with errors and the failing processes; no first line per process, LEAK SUMMARY, clean ERROR SUMMARY, suppressions table or progress bar. The file reports (--output, --report) are complete'
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l list-unused-suppressions -d 'At the end, also list the suppressions of --suppressions files that matched nothing'
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l warnings-as-errors -d 'Count warnings (calloc-overflow, allocation-size-too-big, invalid-alignment) as errors'
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -179,6 +183,7 @@ sarif\t''
 junit\t''"
 complete -c memcheck -n "__fish_memcheck_using_subcommand report" -s o -l output -d 'Write the output to FILE instead of standard output (checked first; a regular file is replaced atomically, a device, FIFO or symlink written into)' -r -F
 complete -c memcheck -n "__fish_memcheck_using_subcommand report" -l source-root -d 'SARIF\'s %SRCROOT% (and the root --diff shows files relative to) [default: the working directory]' -r -F
+complete -c memcheck -n "__fish_memcheck_using_subcommand report" -l baseline -d 'Mark the findings FILE (written by memcheck run --write-baseline) lists as known, and list the new ones and the entries no finding had; exit 1 when an error or a listed leak is new' -r -F
 complete -c memcheck -n "__fish_memcheck_using_subcommand report" -l color -d 'When to use colour: auto (only on a terminal, never with NO_COLOR), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"

@@ -82,8 +82,8 @@ pub enum Command {
     /// Render a saved JSON report (memcheck run --format json) again, in any format, without
     /// running the program; or, with --diff, list the findings that are new or fixed between two.
     #[command(
-        override_usage = "memcheck report [OPTIONS] FILE.json\n       memcheck report --diff OLD.json NEW.json [--format text|json]",
-        after_help = "Findings are matched by fingerprint (the kind and the function names of its stack, not addresses, files or lines), so moved lines and other addresses do not make a finding new.\nThe output equals, byte for byte, the file memcheck run would have written in that format (with the same --source-root).\nExit status: 0; with --diff 1 when NEW has findings OLD has not; 1 if a report cannot be read or is not a memcheck JSON report of format version 1; 2 for a bad command line; 125 if memcheck itself failed."
+        override_usage = "memcheck report [OPTIONS] FILE.json\n       memcheck report FILE.json --baseline BASELINE.json\n       memcheck report --diff OLD.json NEW.json [--format text|json]",
+        after_help = "Findings are matched by fingerprint (the kind and the function names of its stack, not addresses, files or lines), so moved lines and other addresses do not make a finding new.\nThe output equals, byte for byte, the file memcheck run would have written in that format (with the same --source-root).\nExit status: 0; with --diff 1 when NEW has findings OLD has not; with --baseline 1 when an error or a listed leak is not in the baseline; 1 if a report cannot be read or is not a memcheck JSON report of format version 1; 2 for a bad command line; 125 if memcheck itself failed."
     )]
     Report(ReportArgs),
 }
@@ -116,6 +116,11 @@ pub struct ReportArgs {
     /// directory].
     #[arg(long, value_name = "DIR", value_parser = parse_dir)]
     pub source_root: Option<PathBuf>,
+
+    /// Mark the findings FILE (written by memcheck run --write-baseline) lists as known, and list
+    /// the new ones and the entries no finding had; exit 1 when an error or a listed leak is new.
+    #[arg(long, value_name = "FILE", conflicts_with = "diff")]
+    pub baseline: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -336,7 +341,7 @@ pub struct RunArgs {
     pub show_leak_kinds: LeakKinds,
 
     /// Exit with N when any error or any leak of a kind --errors-for-leak-kinds names was found
-    /// (Valgrind's meaning); suppressed findings do not count.
+    /// (Valgrind's meaning); suppressed findings and those of --baseline do not count.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..))]
     pub error_exitcode: Option<u8>,
 
@@ -376,9 +381,29 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = SuppressionFormat::Valgrind, value_name = "FORMAT")]
     pub gen_suppressions_format: SuppressionFormat,
 
+    /// Quiet (Valgrind's -q): the text report on stderr holds only findings: errors, leak records,
+    /// warnings that a report is incomplete, the ERROR SUMMARY of a process with errors and the
+    /// failing processes; no first line per process, LEAK SUMMARY, clean ERROR SUMMARY,
+    /// suppressions table or progress bar. The file reports (--output, --report) are complete.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
     /// At the end, also list the suppressions of --suppressions files that matched nothing.
     #[arg(long)]
     pub list_unused_suppressions: bool,
+
+    /// Findings FILE (written by --write-baseline) lists are known: still shown, marked known,
+    /// but they do not fail --error-exitcode; the end of the report names the new ones and the
+    /// entries no finding had (disappeared). Matched by fingerprint (kind and function names),
+    /// so rebuilds and moved lines keep matching. Read before the program runs.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+
+    /// Write every finding of this run to FILE as a baseline (JSON, one entry per fingerprint
+    /// with its kind, functions and count, sorted). Checked before the program runs; may
+    /// be the --baseline file, to update it.
+    #[arg(long, value_name = "FILE")]
+    pub write_baseline: Option<PathBuf>,
 
     /// Count warnings (calloc-overflow, allocation-size-too-big, invalid-alignment) as errors.
     #[arg(long)]
@@ -461,6 +486,12 @@ pub struct RunArgs {
     /// (Valgrind's --trace-children-skip).
     #[arg(long, value_name = "PATTERNS")]
     pub trace_children_skip: Option<String>,
+
+    /// With --trace-children: programs exec'd with an argument (argv[0] included) matching one
+    /// of these comma-separated glob patterns run without memcheck (Valgrind's
+    /// --trace-children-skip-by-arg).
+    #[arg(long, value_name = "PATTERNS")]
+    pub trace_children_skip_by_arg: Option<String>,
 
     /// Forked children write no report until they exec another program (yes or no; Valgrind's
     /// option).
@@ -714,6 +745,8 @@ pub fn man_extra(page: &str) -> ManExtra {
                 ("memcheck run --format=json --output=report.json -- ./prog", "also write the report as JSON"),
                 ("memcheck run --error-exitcode=1 --suppressions=known.supp --gen-suppressions=all -- ./prog", "fail only on findings known.supp does not describe, and print a ready entry under each"),
                 ("memcheck run --guard --trace-children=yes -- make check", "guard pages around every block, in every program make runs"),
+                ("memcheck run --trace-children=yes --write-baseline memcheck-baseline.json -- make check", "record today's findings of every program make runs as a baseline"),
+                ("memcheck run --trace-children=yes --error-exitcode=1 --baseline memcheck-baseline.json -- make check", "fail only on findings the baseline does not have"),
             ],
         },
         "maps" => ManExtra {
@@ -792,6 +825,7 @@ pub fn man_extra(page: &str) -> ManExtra {
                 ("memcheck report r.json --format sarif -o r.sarif --source-root .", "the SARIF log of a saved run"),
                 ("memcheck report r.json", "its text report again"),
                 ("memcheck report --diff main.json branch.json", "the findings the branch adds and fixes; exit 1 when it adds any"),
+                ("memcheck report r.json --baseline memcheck-baseline.json", "the saved run's findings, those of the baseline marked known; exit 1 when one is new"),
             ],
         },
         "clean" => ManExtra {

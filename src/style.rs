@@ -20,6 +20,15 @@ pub fn stdout_color(choice: ColorChoice) -> bool {
     decide(choice, std::io::stdout().is_terminal())
 }
 
+/// Whether a progress bar may be drawn on stderr: it is a terminal (not a pipe or a file), the
+/// terminal is not `TERM=dumb` and no `CI` variable says the terminal is a CI runner's. Colour
+/// settings (`--color`, `NO_COLOR`) do not matter: a bar is not colour.
+pub fn progress() -> bool {
+    std::io::stderr().is_terminal()
+        && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+        && std::env::var_os("CI").is_none_or(|v| v.is_empty())
+}
+
 fn decide(choice: ColorChoice, tty: bool) -> bool {
     match choice {
         ColorChoice::Always => true,

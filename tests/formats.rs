@@ -237,6 +237,61 @@ fn sarif_of_an_overflow_points_at_the_bad_write_and_carries_its_stacks() {
 }
 
 #[test]
+fn sarif_with_a_baseline_marks_each_result_new_unchanged_or_absent() {
+    let prog = compile("baseline.c", &[]);
+    let d = tempfile::tempdir().unwrap();
+    let b = d.path().join("base.json");
+    let bs = b.to_str().unwrap();
+    let w = run(&["--write-baseline", bs], &prog, &["old"]);
+    assert!(b.exists(), "{}", w.show());
+    // "new" has the old findings and one more leak; the baseline also gets an entry no run has.
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&b).unwrap()).unwrap();
+    v["findings"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "kind": "leak-definite", "functions": ["gone_function", "main"]
+        }));
+    std::fs::write(&b, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    let (s, r) = sarif_of(&["--baseline", bs], &prog, &["new"]);
+    let all = s["runs"][0]["results"].as_array().unwrap();
+    let state_of = |func: &str| -> Vec<&str> {
+        all.iter()
+            .filter(|x| {
+                x["message"]["text"].as_str().unwrap_or("").contains(func)
+                    || x["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == func
+            })
+            .map(|x| x["baselineState"].as_str().unwrap_or("(none)"))
+            .collect()
+    };
+    assert_eq!(state_of("old_leak_a"), ["unchanged"], "{s:#}\n{}", r.show());
+    assert_eq!(state_of("old_overflow"), ["unchanged"], "{s:#}");
+    let new: Vec<&Value> = all.iter().filter(|x| x["baselineState"] == "new").collect();
+    assert_eq!(new.len(), 1, "{s:#}");
+    assert_eq!(new[0]["ruleId"], "leak-definite", "{s:#}");
+    let absent: Vec<&Value> = all
+        .iter()
+        .filter(|x| x["baselineState"] == "absent")
+        .collect();
+    assert_eq!(absent.len(), 1, "{s:#}");
+    assert_eq!(absent[0]["level"], "none", "{s:#}");
+    assert_eq!(
+        absent[0]["locations"][0]["logicalLocations"][0]["fullyQualifiedName"], "gone_function",
+        "{s:#}"
+    );
+    // Without a baseline, no result carries a state.
+    let (plain, _) = sarif_of(&[], &prog, &["new"]);
+    assert!(
+        plain["runs"][0]["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x.get("baselineState").is_none()),
+        "{plain:#}"
+    );
+}
+
+#[test]
 fn sarif_without_output_is_a_usage_error() {
     let prog = compile("leaks.c", &[]);
     let r = run(&["--format=sarif"], &prog, &[]);
@@ -277,6 +332,33 @@ fn junit_cases(path: &Path) -> Value {
 }
 
 #[test]
+fn junit_with_a_baseline_fails_only_a_process_with_a_new_finding() {
+    let prog = compile("baseline.c", &[]);
+    let d = tempfile::tempdir().unwrap();
+    let b = d.path().join("base.json");
+    let bs = b.to_str().unwrap();
+    let w = run(&["--write-baseline", bs], &prog, &["old"]);
+    assert!(b.exists(), "{}", w.show());
+    let out = d.path().join("r.xml");
+    let os = out.to_str().unwrap();
+    for (arg, failures) in [("old", 0), ("new", 1)] {
+        let r = run(
+            &["--baseline", bs, "--format=junit", "--output", os],
+            &prog,
+            &[arg],
+        );
+        let suites = junit_cases(&out);
+        let xml = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(
+            suites[0]["failures"],
+            failures,
+            "{arg}: {xml}\n{}",
+            r.show()
+        );
+    }
+}
+
+#[test]
 fn junit_with_a_failing_and_a_clean_child_names_the_failing_one() {
     let prog = compile("forkjunit.c", &[]);
     let d = tempfile::tempdir().unwrap();
@@ -305,10 +387,7 @@ fn junit_with_a_failing_and_a_clean_child_names_the_failing_one() {
     assert_eq!(failed.len(), 1, "{xml}");
     let p = prog.to_str().unwrap();
     assert_eq!(failed[0]["name"], format!("{p} leak"), "{xml}");
-    assert_eq!(
-        failed[0]["message"],
-        "0 errors, 0 warnings, 40 bytes in 1 blocks lost"
-    );
+    assert_eq!(failed[0]["message"], "40 bytes definitely lost in 1 block");
     let body = failed[0]["text"].as_str().unwrap();
     assert!(
         body.contains("40 bytes in 1 blocks are definitely lost")

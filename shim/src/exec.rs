@@ -8,9 +8,11 @@
 //!   patterns gets an environment without the shim (Valgrind's semantics).
 //!
 //! glibc's `execv`, `execvp`, `execl*` and `posix_spawn` reach `execve` through internal names
-//! that no preload can interpose, so each public entry point is interposed on its own; the
-//! variadic `execl`, `execle` and `execlp` cannot be written in stable Rust and are not (their
-//! exec is not noted, and skip patterns do not apply to them). `system` and `popen` go through
+//! that no preload can interpose, so each public entry point is interposed on its own. The
+//! variadic `execl`, `execle` and `execlp` cannot be written in stable Rust: `exports.rs` has
+//! naked x86-64 trampolines that store the argument registers next to the caller's stack
+//! arguments and call [`execl_body`], which gathers the list into an argv array (on its stack, in
+//! the private heap past [`ARGS_ON_STACK`]) and takes the `execve`/`execvpe` path. `system` and `popen` go through
 //! glibc's internal `posix_spawn` and run `/bin/sh`, which is the program noted or skipped when it
 //! execs the command.
 use crate::{opts, record, sys};
@@ -108,11 +110,36 @@ pub fn glob(pat: &[u8], text: &[u8]) -> bool {
     pat[p..].iter().all(|&c| c == b'*')
 }
 
-/// Whether `path` matches one of `--trace-children-skip`'s patterns.
-fn skipped(path: &[u8]) -> bool {
-    opts::trace_skip()
+/// Whether `text` matches one of the comma-separated glob `patterns`.
+fn matches_any(patterns: &[u8], text: &[u8]) -> bool {
+    patterns
         .split(|&b| b == b',')
-        .any(|pat| !pat.is_empty() && glob(pat, path))
+        .any(|pat| !pat.is_empty() && glob(pat, text))
+}
+
+/// Whether a program exec'd at `path` with `argv` is skipped: the path matches one of
+/// `--trace-children-skip`'s patterns, or an element of `argv` (argv[0] included) one of
+/// `--trace-children-skip-by-arg`'s (Valgrind's two options).
+fn skipped(path: &[u8], argv: *const *const c_char) -> bool {
+    if matches_any(opts::trace_skip(), path) {
+        return true;
+    }
+    let by_arg = opts::trace_skip_by_arg();
+    if by_arg.is_empty() || argv.is_null() {
+        return false;
+    }
+    let mut i = 0;
+    loop {
+        // SAFETY: argv is a NULL-terminated array of NUL-terminated strings (exec's contract).
+        let a = unsafe { *argv.add(i) };
+        if a.is_null() {
+            return false;
+        }
+        if matches_any(by_arg, bytes(a)) {
+            return true;
+        }
+        i += 1;
+    }
 }
 
 fn bytes<'a>(p: *const c_char) -> &'a [u8] {
@@ -213,12 +240,13 @@ fn clean_env(envp: *const *const c_char) -> CleanEnv {
     }
 }
 
-/// What an exec of `file` (searched in `PATH` when `search`) does around the real call `f`, given
-/// the environment it would pass: notes it when the new program is not followed, strips the shim
-/// from the environment of a skipped one.
+/// What an exec of `file` (searched in `PATH` when `search`) with `argv` does around the real
+/// call `f`, given the environment it would pass: notes it when the new program is not followed,
+/// strips the shim from the environment of a skipped one.
 pub fn around_exec(
     file: *const c_char,
     search: bool,
+    argv: *const *const c_char,
     envp: *const *const c_char,
     f: impl FnOnce(*const *const c_char) -> c_int,
 ) -> c_int {
@@ -240,7 +268,7 @@ pub fn around_exec(
     } else {
         name
     };
-    if skipped(path) {
+    if skipped(path, argv) {
         let env = clean_env(envp);
         return f(env.ptrs.as_ptr());
     }
@@ -252,6 +280,7 @@ pub fn around_exec(
 pub fn around_spawn(
     file: *const c_char,
     search: bool,
+    argv: *const *const c_char,
     envp: *const *const c_char,
     f: impl FnOnce(*const *const c_char) -> c_int,
 ) -> c_int {
@@ -268,7 +297,69 @@ pub fn around_spawn(
         }
         return r;
     }
-    around_exec(file, search, envp, f)
+    around_exec(file, search, argv, envp, f)
+}
+
+/// Which of the `execl` family a trampoline of `exports.rs` enters [`execl_body`] for.
+pub const EXECL: usize = 0;
+pub const EXECLE: usize = 1;
+pub const EXECLP: usize = 2;
+
+/// Arguments of an `execl` call gathered on the stack; a longer list goes to the private heap.
+pub const ARGS_ON_STACK: usize = 256;
+
+/// The body of `execl` (`which` [`EXECL`]), `execle` and `execlp`. The variadic arguments after
+/// `path` are `regs[0..5]` (the five that came in `rsi`, `rdx`, `rcx`, `r8`, `r9`), then
+/// `stack[0..]` (the caller's stack arguments): the argument strings up to a NULL, and for
+/// `execle` the environment after it.
+///
+/// # Safety
+/// Called only by the trampolines, with the caller's registers and stack arguments of a call
+/// that follows the execl contract (a NULL-terminated list of strings).
+pub unsafe extern "C" fn execl_body(
+    path: *const c_char,
+    regs: *const usize,
+    stack: *const usize,
+    which: usize,
+) -> c_int {
+    // SAFETY: the i-th variadic argument: the trampoline stored five registers at regs, and the
+    // caller's further arguments follow at stack; the list ends with a NULL the caller passed.
+    let arg = |i: usize| unsafe {
+        if i < 5 {
+            *regs.add(i)
+        } else {
+            *stack.add(i - 5)
+        }
+    };
+    let mut n = 0;
+    while arg(n) != 0 {
+        n += 1;
+    }
+    let envp = if which == EXECLE {
+        arg(n + 1) as *const *const c_char
+    } else {
+        environment()
+    };
+    let mut on_stack = [core::ptr::null::<c_char>(); ARGS_ON_STACK];
+    let mut on_heap = Vec::new();
+    let argv: &mut [*const c_char] = if n < ARGS_ON_STACK {
+        &mut on_stack[..n + 1]
+    } else {
+        on_heap.resize(n + 1, core::ptr::null());
+        &mut on_heap[..]
+    };
+    for (i, a) in argv.iter_mut().take(n).enumerate() {
+        *a = arg(i) as *const c_char;
+    }
+    let argv = argv.as_ptr();
+    if which == EXECLP {
+        around_exec(path, true, argv, envp, |env| real_execvpe(path, argv, env))
+    } else {
+        around_exec(path, false, argv, envp, |env| {
+            // SAFETY: execve(2) with the caller's path, the gathered argv and the environment.
+            unsafe { libc::syscall(libc::SYS_execve, path, argv, env) as c_int }
+        })
+    }
 }
 
 /// The process's environment, as `execv` and `execvp` pass it.

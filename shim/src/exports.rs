@@ -236,7 +236,7 @@ pub unsafe extern "C" fn execve(
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
 ) -> c_int {
-    crate::exec::around_exec(path, false, envp, |env| {
+    crate::exec::around_exec(path, false, argv, envp, |env| {
         // SAFETY: the caller's arguments, as execve(2) takes them; glibc's execve is this call.
         unsafe { libc::syscall(libc::SYS_execve, path, argv, env) as c_int }
     })
@@ -257,7 +257,7 @@ pub unsafe extern "C" fn execvpe(
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
 ) -> c_int {
-    crate::exec::around_exec(file, true, envp, |env| {
+    crate::exec::around_exec(file, true, argv, envp, |env| {
         crate::exec::real_execvpe(file, argv, env)
     })
 }
@@ -270,6 +270,44 @@ pub unsafe extern "C" fn execvp(
     // SAFETY: as execvpe.
     unsafe { execvpe(file, argv, crate::exec::environment()) }
 }
+
+/// `execl(path, arg0, ..., NULL)`, `execle(path, arg0, ..., NULL, envp)` and `execlp(file, arg0,
+/// ..., NULL)`: variadic, so naked trampolines (x86-64 System V) that put the five argument
+/// registers after the first below the return address, in a row with the caller's stack
+/// arguments, and call `exec::execl_body` with `path`, the registers, the stack arguments and
+/// which call this is; its status is returned as it is.
+macro_rules! execl_trampoline {
+    ($name:ident, $which:path) => {
+        #[cfg(target_arch = "x86_64")]
+        #[cfg_attr(not(test), no_mangle)]
+        #[unsafe(naked)]
+        pub unsafe extern "C" fn $name(path: *const libc::c_char, arg0: *const libc::c_char) -> c_int {
+            core::arch::naked_asm!(
+                ".cfi_startproc",
+                "sub rsp, 40",
+                ".cfi_adjust_cfa_offset 40",
+                "mov [rsp], rsi",
+                "mov [rsp + 8], rdx",
+                "mov [rsp + 16], rcx",
+                "mov [rsp + 24], r8",
+                "mov [rsp + 32], r9",
+                "mov rsi, rsp",
+                "lea rdx, [rsp + 48]",
+                "mov ecx, {which}",
+                "call {body}",
+                "add rsp, 40",
+                ".cfi_adjust_cfa_offset -40",
+                "ret",
+                ".cfi_endproc",
+                which = const $which,
+                body = sym crate::exec::execl_body,
+            )
+        }
+    };
+}
+execl_trampoline!(execl, crate::exec::EXECL);
+execl_trampoline!(execle, crate::exec::EXECLE);
+execl_trampoline!(execlp, crate::exec::EXECLP);
 
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn fexecve(
@@ -288,7 +326,7 @@ pub unsafe extern "C" fn fexecve(
     } else {
         name.buf.as_ptr().cast()
     };
-    crate::exec::around_exec(path, false, envp, |env| {
+    crate::exec::around_exec(path, false, argv, envp, |env| {
         crate::exec::real_fexecve(fd, argv, env)
     })
 }
@@ -305,7 +343,7 @@ fn spawn(
     let Some(real) = crate::exec::real_spawn(search) else {
         return libc::ENOSYS;
     };
-    crate::exec::around_spawn(file, search, envp, |env| {
+    crate::exec::around_spawn(file, search, argv, envp, |env| {
         real(pid, file, actions, attr, argv, env)
     })
 }

@@ -6,7 +6,7 @@
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use memcheck_wire::{
     env_value, Fill, GuardMode, LeakCheck, OptionError, ShimOptions, ENV_DIR, ENV_OPTIONS,
-    ENV_TRACE_SKIP,
+    ENV_TRACE_SKIP, ENV_TRACE_SKIP_BY_ARG,
 };
 
 const DEFAULT: ShimOptions = ShimOptions::DEFAULT;
@@ -45,6 +45,16 @@ pub static mut DIR: [u8; 4096] = [0; 4096];
 /// `--trace-children-skip`'s patterns (`MEMCHECK_TRACE_SKIP`), and their length.
 static mut SKIP: [u8; 4096] = [0; 4096];
 static SKIP_LEN: AtomicUsize = AtomicUsize::new(0);
+/// `--trace-children-skip-by-arg`'s patterns (`MEMCHECK_TRACE_SKIP_BY_ARG`), and their length.
+static mut SKIP_BY_ARG: [u8; 4096] = [0; 4096];
+static SKIP_BY_ARG_LEN: AtomicUsize = AtomicUsize::new(0);
+
+/// `--trace-children-skip-by-arg`'s comma-separated patterns (empty: none).
+pub fn trace_skip_by_arg() -> &'static [u8] {
+    let n = SKIP_BY_ARG_LEN.load(Ordering::Acquire);
+    // SAFETY: SKIP_BY_ARG is written once in load, before SKIP_BY_ARG_LEN is published.
+    unsafe { &(&*core::ptr::addr_of!(SKIP_BY_ARG))[..n] }
+}
 
 /// `--trace-children-skip`'s comma-separated patterns (empty: none).
 pub fn trace_skip() -> &'static [u8] {
@@ -81,6 +91,11 @@ pub fn load() {
             // SAFETY: load runs once during init, before any reader of SKIP.
             unsafe { (&mut *core::ptr::addr_of_mut!(SKIP))[..n].copy_from_slice(&v[..n]) };
             SKIP_LEN.store(n, Ordering::Release);
+        } else if let Some(v) = env_value(var, ENV_TRACE_SKIP_BY_ARG) {
+            let n = v.len().min(4096);
+            // SAFETY: load runs once during init, before any reader of SKIP_BY_ARG.
+            unsafe { (&mut *core::ptr::addr_of_mut!(SKIP_BY_ARG))[..n].copy_from_slice(&v[..n]) };
+            SKIP_BY_ARG_LEN.store(n, Ordering::Release);
         } else if let Some(v) = env_value(var, ENV_OPTIONS) {
             apply(&ShimOptions::parse_lenient(v, |e| match e {
                 OptionError::UnknownKey(_) | OptionError::NotKeyValue(_) => {

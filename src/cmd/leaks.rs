@@ -131,6 +131,8 @@ pub fn run(a: &LeaksArgs, color: ColorChoice) -> Result<i32> {
         mismatched_frees: true,
         suppressions: &suppressions,
         gen: None,
+        progress: &report::progress::Progress::none(),
+        baseline: None,
     };
     let mut sym = Symbolizer::new();
     let mut proc = report::process_report(&recs, None, &mut sym, &opts);
@@ -168,6 +170,7 @@ pub fn run(a: &LeaksArgs, color: ColorChoice) -> Result<i32> {
         notes: Vec::new(),
         suppressions_used: suppressions.used(),
         suppressions_unused: None,
+        baseline: None,
     };
     let source_root = a.source_root.clone().unwrap_or_else(|| ".".into());
     let mut written: Result<()> = Ok(());
@@ -258,6 +261,8 @@ fn sites_report(
         mismatched_frees: true,
         suppressions: &none,
         gen: None,
+        progress: &report::progress::Progress::none(),
+        baseline: None,
     };
     let proc = report::process_report(&recs, None, sym, &opts);
     let (live_bytes, live_blocks) = recs.leak_summary.map_or((0, 0), |s| {
@@ -472,6 +477,7 @@ mod tests {
             stack: Vec::new(),
             fingerprint: fp.into(),
             suppression: None,
+            known: false,
         }
     }
 

@@ -61,13 +61,28 @@ pub fn run(a: &ReportArgs, color: ColorChoice) -> Result<i32> {
         .file
         .as_deref()
         .expect("clap requires FILE without --diff");
-    let r = load(file)?;
+    // Read first: a missing or malformed baseline is one line (exit 2), as in `memcheck run`.
+    let known = a
+        .baseline
+        .as_deref()
+        .map(report::baseline::Baseline::load)
+        .transpose()
+        .map_err(crate::exit::UsageError)?;
+    let mut r = load(file)?;
+    let mut status = 0;
+    if let Some(b) = known {
+        let m = report::baseline::Matcher::new(Some(b));
+        report::baseline::apply(&mut r, &m);
+        if r.baseline.as_ref().is_some_and(|u| !u.new.is_empty()) {
+            status = 1;
+        }
+    }
     let how = report::Render {
         painter: &painter,
         source_root: &root,
     };
     output::write(&sink, &report::render(&r, a.format, &how))?;
-    Ok(0)
+    Ok(status)
 }
 
 /// One finding as `--diff` lists it.

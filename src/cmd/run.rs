@@ -4,7 +4,7 @@ use crate::cli::{
     ColorChoice, Fill, GenSuppressions, GuardSide, LeakCheck, OnError, ReportFormat, RunArgs,
     SuppressionFormat,
 };
-use crate::report::{self, Exit, Report, Tool};
+use crate::report::{self, baseline, Exit, Report, Tool};
 use crate::style::{self, Painter};
 use crate::suppress::{self, Suppressions};
 use crate::symbolize::Symbolizer;
@@ -92,6 +92,25 @@ fn file_reports(
     Ok(files)
 }
 
+/// `--write-baseline FILE`, checked as a report's path, and not one of the reports'.
+fn baseline_sink(p: &Path, files: &[(ReportFormat, output::Sink)]) -> Result<output::Sink> {
+    let shown = format!("--write-baseline {}", p.display());
+    let s = output::check(p).map_err(|e| {
+        let m = format!("{e:#}");
+        crate::exit::UsageError(match m.strip_prefix("--output ") {
+            Some(rest) => format!("--write-baseline {rest}"),
+            None => format!("{shown}: {m}"),
+        })
+    })?;
+    if files.iter().any(|(_, o)| same_sink(o, &s)) {
+        return Err(crate::exit::UsageError(format!(
+            "{shown} names the file of a report: give the baseline its own file"
+        ))
+        .into());
+    }
+    Ok(s)
+}
+
 /// Two sinks are the same place: both stdout, the same path, or paths of one existing file.
 fn same_sink(a: &output::Sink, b: &output::Sink) -> bool {
     use output::Sink::*;
@@ -146,6 +165,19 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
     // Read before the program runs: a malformed file is refused with FILE:LINE.
     let suppressions =
         Suppressions::load(&a.suppressions, a.default_suppressions).map_err(crate::exit::usage)?;
+    // The baseline too (a missing or malformed one is one line), and --write-baseline's path is
+    // checked as a report's.
+    let known = a
+        .baseline
+        .as_deref()
+        .map(baseline::Baseline::load)
+        .transpose()
+        .map_err(crate::exit::UsageError)?;
+    let baseline_sink = match &a.write_baseline {
+        Some(p) => Some(baseline_sink(p, &files)?),
+        None => None,
+    };
+    let matcher = baseline::Matcher::new(known);
     let prog = &a.command[0];
     let path = target::resolve(prog)?;
     target::check(&path)?;
@@ -169,6 +201,13 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
     if let Some(skip) = a.trace_children_skip.as_deref().filter(|s| !s.is_empty()) {
         cmd.env(memcheck_wire::ENV_TRACE_SKIP, skip);
     }
+    if let Some(skip) = a
+        .trace_children_skip_by_arg
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
+        cmd.env(memcheck_wire::ENV_TRACE_SKIP_BY_ARG, skip);
+    }
     let (status, child_pid) = child::spawn_and_wait(&mut cmd, &path)?;
     let missing = child::wait_for_late_processes(&shim);
 
@@ -185,6 +224,12 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         .filter(|(_, p)| p.pid == child_pid)
         .map(|(i, _)| i)
         .next_back();
+    // On a terminal, a bar while the findings are symbolized (tens of thousands take seconds).
+    let steps = procs
+        .iter()
+        .map(|p| p.errors.len() + p.leaks.len())
+        .sum::<usize>();
+    let progress = report::progress::Progress::stderr("symbolizing", steps as u64, a.quiet);
     let opts = report::Options {
         show: a.show_leak_kinds,
         errors_for: a.errors_for_leak_kinds,
@@ -196,6 +241,8 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
             (_, SuppressionFormat::Valgrind) => Some(suppress::Format::Valgrind),
             (_, SuppressionFormat::Lsan) => Some(suppress::Format::Lsan),
         },
+        progress: &progress,
+        baseline: (a.baseline.is_some() || a.write_baseline.is_some()).then_some(&matcher),
     };
     let mut sym = Symbolizer::new();
     let processes: Vec<_> = procs
@@ -206,6 +253,7 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
             report::process_report(p, e, &mut sym, &opts)
         })
         .collect();
+    progress.finish();
     let mut processes = processes;
     if a.leak_check != LeakCheck::No {
         // Said aloud: a report without a leak check must not read like a clean one.
@@ -214,8 +262,8 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
             .filter(|p| p.leak_summary.is_none() && !p.truncated)
         {
             p.notes.push(
-                "no leak check: this process did not end through exit(), _exit() or a signal the memcheck library could handle (it exec'd another program, or was killed by SIGKILL)"
-                    .into(),
+                report::summary::NOTE_NO_LEAK_CHECK.to_string()
+                    + "this process did not end through exit(), _exit() or a signal the memcheck library could handle (it exec'd another program, or was killed by SIGKILL)",
             );
         }
     }
@@ -242,6 +290,13 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         let name = Signal::try_from(s).map(|s| s.as_str()).unwrap_or("?");
         unreported.push(format!("the program was killed by signal {s} ({name})"));
     }
+    report::summary::mark(
+        &mut processes,
+        report::summary::Gate {
+            errors_for: a.errors_for_leak_kinds,
+            warnings_as_errors: a.warnings_as_errors,
+        },
+    );
     let report = Report {
         version: report::REPORT_VERSION,
         tool: Tool {
@@ -257,6 +312,7 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         notes: unreported,
         suppressions_used: suppressions.used(),
         suppressions_unused: a.list_unused_suppressions.then(|| suppressions.unused()),
+        baseline: matcher.result(),
     };
 
     // Text to a file (`--format text --output FILE`) has no colour.
@@ -272,8 +328,18 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
     // The file reports first: a closed stderr (`2>&1 | head -1`) must not cost them. A failed
     // write does not stop the others; the first failure is the run's.
     let mut written: Result<()> = Ok(());
+    let writing =
+        report::progress::Progress::stderr("writing reports", files.len() as u64, a.quiet);
     for (format, sink) in &files {
         let w = output::write(sink, &report::render(&report, *format, &plain));
+        writing.add(1);
+        if written.is_ok() {
+            written = w;
+        }
+    }
+    writing.finish();
+    if let Some(sink) = &baseline_sink {
+        let w = output::write(sink, &matcher.write());
         if written.is_ok() {
             written = w;
         }
@@ -292,7 +358,7 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         }
     }
     if !text_to_file {
-        let text = report::text::render_run(&report, &painter);
+        let text = report::text::render_run_with(&report, &painter, a.quiet);
         // A stderr that is closed or a broken pipe is not an error of the run.
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
@@ -305,11 +371,17 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         .iter()
         .map(|p| p.error_summary.errors)
         .sum();
-    let lost: u64 = report
-        .processes
-        .iter()
-        .map(|p| p.leaked_blocks(a.errors_for_leak_kinds))
-        .sum();
+    // With a baseline the leak contexts it knows are out of `errors`, and the blocks of the
+    // others are in it: the totals, which hold both, are not asked.
+    let lost: u64 = if matcher.active() {
+        0
+    } else {
+        report
+            .processes
+            .iter()
+            .map(|p| p.leaked_blocks(a.errors_for_leak_kinds))
+            .sum()
+    };
     let incomplete = report.processes.iter().any(|p| p.incomplete) || reports_missing;
     if let Some(n) = a.error_exitcode {
         if errors > 0 || lost > 0 || incomplete {

@@ -69,6 +69,23 @@ pub fn canonical(class: &str, kind: &str, stack: &[Frame]) -> String {
     s
 }
 
+/// The frame lines of the canonical text, innermost first: the functions a baseline lists for a
+/// finding (`in OBJECT` for an unnamed frame).
+pub fn functions(stack: &[Frame]) -> Vec<String> {
+    stack.iter().filter_map(frame_key).collect()
+}
+
+/// The fingerprint of a finding given by `class` (`error` or `leak`), `kind` and the lines
+/// [`functions`] gives for its stack: the same as [`of_error`] or [`of_leak`] of that stack.
+pub fn of_functions(class: &str, kind: &str, functions: &[String]) -> String {
+    let mut s = format!("{SCHEME}\n{class} {kind}\n");
+    for line in functions {
+        s.push_str(line);
+        s.push('\n');
+    }
+    hash(&s)
+}
+
 /// 128-bit FNV-1a.
 fn fnv1a_128(bytes: &[u8]) -> u128 {
     const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
@@ -199,6 +216,21 @@ mod tests {
         let mut lib = stack(0, 17, "/s");
         lib[2].object = Some("/usr/lib/libother.so.2".into());
         assert_ne!(of_error("heap-buffer-overflow", &lib), a);
+    }
+
+    #[test]
+    fn functions_give_the_same_fingerprint() {
+        let s = stack(0, 17, "/s");
+        let f = functions(&s);
+        assert_eq!(f, ["overflow", "in libplugin.so.1", "main"]);
+        assert_eq!(
+            of_functions("leak", "definite", &f),
+            of_leak("definite", &s)
+        );
+        assert_eq!(
+            of_functions("error", "double-free", &f),
+            of_error("double-free", &s)
+        );
     }
 
     #[test]

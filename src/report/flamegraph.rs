@@ -81,9 +81,12 @@ mod tests {
             frame(Some("leaf"), Some("a.c"), Some(1)),
             frame(Some("main"), Some("a.c"), Some(9)),
         ];
-        let svg = svg("t", [(&stack[..], 64u64)].into_iter()).unwrap();
-        assert!(svg.contains("<svg"), "{svg}");
-        assert!(svg.contains("leaf (a.c:1) (64 bytes, 100.00%)"), "{svg}");
+        let drawn = svg("t", [(&stack[..], 64u64)].into_iter()).unwrap();
+        assert!(drawn.contains("<svg"), "{drawn}");
+        assert!(
+            drawn.contains("leaf (a.c:1) (64 bytes, 100.00%)"),
+            "{drawn}"
+        );
         assert!(svg("t", std::iter::empty())
             .unwrap()
             .contains("no bytes to draw"));

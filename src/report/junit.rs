@@ -4,40 +4,24 @@
 //! One `<testsuite name="memcheck">` per run inside `<testsuites>`, one `<testcase>` per checked
 //! process named by its command line (with ` (pid N)` added when processes of the run share a
 //! command line, as a forked child shares its parent's), and a `<failure>` in each process with
-//! findings: its message counts them, its body is the process's text report without colour.
+//! findings: its message says why it failed, its body is the process's text report without colour.
 use super::{text, ProcessReport, Report};
 use crate::style::Painter;
 use std::collections::HashMap;
 use std::fmt::Write;
 
-/// The process fails its test case: an error or warning, a definite or indirect leak, or a
-/// report that is incomplete.
+/// The process fails its test case when the run marked it failed (its `failed` and `failure`,
+/// [`super::summary`]: the errors and leaks that fail `--error-exitcode`, those a `--baseline`
+/// knows left out, death by a signal, an incomplete report), so the dashboard and the exit
+/// status agree.
 pub fn fails(p: &ProcessReport) -> bool {
-    !p.errors.is_empty() || p.lost_blocks() > 0 || p.incomplete
+    p.failed
 }
 
-/// The failure's message: `1 error, 0 warnings, 40 bytes in 1 blocks lost`.
+/// The failure's message: the process's `failure` (`1 error, 40 bytes definitely lost in 1
+/// block`, `killed by signal 11 (SIGSEGV)`).
 fn counts(p: &ProcessReport) -> String {
-    let e = p.error_count();
-    let w = p.warning_count();
-    let (bytes, blocks) = p
-        .leak_summary
-        .map(|s| {
-            (
-                s.definite.bytes + s.indirect.bytes,
-                s.definite.blocks + s.indirect.blocks,
-            )
-        })
-        .unwrap_or((0, 0));
-    let mut m = format!(
-        "{e} error{}, {w} warning{}, {bytes} bytes in {blocks} blocks lost",
-        if e == 1 { "" } else { "s" },
-        if w == 1 { "" } else { "s" }
-    );
-    if p.incomplete {
-        m.push_str(", report incomplete");
-    }
-    m
+    p.failure.clone().unwrap_or_else(|| "failed".to_string())
 }
 
 /// Escapes text for XML 1.0 content or a double-quoted attribute; characters XML cannot hold

@@ -3,11 +3,14 @@
 //! `docs/report-format.md`), [`sarif`] (code scanning) and [`junit`] (test dashboards); every
 //! format is a function of the [`Report`] alone (and SARIF's source root), so `memcheck report`
 //! re-renders a saved JSON report byte for byte.
+pub mod baseline;
 pub mod fingerprint;
 pub mod flamegraph;
 pub mod json;
 pub mod junit;
+pub mod progress;
 pub mod sarif;
+pub mod summary;
 pub mod text;
 
 use crate::records::ProcessRecords;
@@ -40,6 +43,10 @@ pub struct Report {
     /// With `--list-unused-suppressions`: the user's entries that matched nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suppressions_unused: Option<Vec<suppress::Used>>,
+    /// With `--baseline`: the findings it knew, the new ones, and its entries that no finding
+    /// had (see `docs/ci.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<baseline::Use>,
 }
 
 /// The names the model holds as `&'static str` (kinds, families, accesses), so a loaded report
@@ -103,7 +110,14 @@ pub fn load(text: &str) -> Result<Report, String> {
             head.version
         ));
     }
+    // A report older than the `failed` field: the processes that fail by memcheck's defaults.
+    let unmarked = value["processes"]
+        .as_array()
+        .is_some_and(|ps| ps.iter().any(|p| p.get("failed").is_none()));
     let mut r = Report::deserialize(value).map_err(bad)?;
+    if unmarked {
+        summary::mark(&mut r.processes, summary::Gate::default());
+    }
     for p in &mut r.processes {
         for e in &mut p.errors {
             if e.fingerprint.is_empty() {
@@ -204,6 +218,14 @@ pub struct ProcessReport {
     /// Valgrind's ERROR SUMMARY: what fails `--error-exitcode`, and what was suppressed.
     #[serde(default)]
     pub error_summary: ErrorSummary,
+    /// The process counts against the run ([`summary::failure`]): unsuppressed errors or leaks
+    /// of the `--errors-for-leak-kinds` kinds, death by a signal, or an incomplete report.
+    #[serde(default)]
+    pub failed: bool,
+    /// Why it failed, one line (`2 errors, 48 bytes definitely lost in 3 blocks`); null when it
+    /// did not.
+    #[serde(default)]
+    pub failure: Option<String>,
 }
 
 /// Errors as Valgrind counts them: every occurrence of a heap error (and of a warning with
@@ -216,6 +238,20 @@ pub struct ErrorSummary {
     /// The same for suppressed findings (every kind of leak included).
     pub suppressed: u64,
     pub suppressed_contexts: u64,
+    /// With `--baseline`: the same for the findings it has, which do not fail the run (left out
+    /// of `errors` and `contexts`; absent when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub known: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub known_contexts: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, Default, PartialEq, Eq)]
@@ -248,6 +284,10 @@ pub struct LeakReport {
     /// With `--gen-suppressions`: an entry that suppresses this leak.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suppression: Option<String>,
+    /// With `--baseline`: the baseline has this finding, which does not fail the run (absent
+    /// when false).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub known: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -308,6 +348,10 @@ pub struct ErrorReport {
     /// With `--gen-suppressions`: an entry that suppresses this error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suppression: Option<String>,
+    /// With `--baseline`: the baseline has this finding, which does not fail the run (absent
+    /// when false).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub known: bool,
 }
 
 impl ProcessReport {
@@ -364,6 +408,10 @@ pub struct Options<'a> {
     pub suppressions: &'a Suppressions,
     /// Write a suppression under each finding in this format (`--gen-suppressions`).
     pub gen: Option<suppress::Format>,
+    /// Advanced by one for each error and leak record symbolized (or passed over).
+    pub progress: &'a progress::Progress,
+    /// Findings matched against `--baseline` and collected for `--write-baseline`.
+    pub baseline: Option<&'a baseline::Matcher>,
 }
 
 /// Which leak kinds are listed one by one (`--show-leak-kinds`; the totals cover every kind).
@@ -569,6 +617,7 @@ pub fn process_report(
         .iter()
         .filter(|e| opts.mismatched_frees || e.kind != ErrorKind::AllocDeallocMismatch)
         .map(|e| {
+            opts.progress.add(1);
             let stack = stack_frames(p, sym, e.stack, e.exact_pc);
             ErrorReport {
                 kind: e.kind.name(),
@@ -594,6 +643,7 @@ pub fn process_report(
                 free_stack: stack_frames(p, sym, e.free_stack, false),
                 count: 1,
                 suppression: None,
+                known: false,
             }
         });
     // Identical errors (same kind, same symbolized stack) are one context with a count, shown
@@ -620,7 +670,14 @@ pub fn process_report(
             summary.suppressed_contexts += 1;
             return false;
         }
-        if e.severity == Severity::Error || opts.warnings_as_errors {
+        let counts = e.severity == Severity::Error || opts.warnings_as_errors;
+        e.known = opts
+            .baseline
+            .is_some_and(|b| b.saw(e.kind, &e.stack, &e.fingerprint, counts));
+        if counts && e.known {
+            summary.known += e.count;
+            summary.known_contexts += 1;
+        } else if counts {
             summary.errors += e.count;
             summary.contexts += 1;
         }
@@ -642,6 +699,7 @@ pub fn process_report(
     // stay the shim's.
     let mut groups: BTreeMap<(LeakKind, Vec<SourceLine>), LeakReport> = BTreeMap::new();
     for l in &p.leaks {
+        opts.progress.add(1);
         if !opts.show.shows(l.kind) && !opts.errors_for.shows(l.kind) {
             continue;
         }
@@ -654,6 +712,7 @@ pub fn process_report(
             fingerprint: fingerprint::of_leak(l.kind.name(), &stack),
             stack,
             suppression: None,
+            known: false,
         });
         g.bytes += l.bytes;
         g.blocks += l.blocks;
@@ -661,6 +720,7 @@ pub fn process_report(
     let mut suppressed = [Amount::default(); 4];
     let mut leaks: Vec<(LeakKind, LeakReport)> = Vec::new();
     let mut failing_contexts = [0u64; 4];
+    let mut known_blocks = [0u64; 4];
     for ((k, _), mut l) in groups {
         if opts
             .suppressions
@@ -674,7 +734,15 @@ pub fn process_report(
             }
             continue;
         }
-        if opts.errors_for.shows(k) {
+        let counts = opts.errors_for.shows(k);
+        l.known = opts
+            .baseline
+            .is_some_and(|b| b.saw(&sarif::leak_rule(l.kind), &l.stack, &l.fingerprint, counts));
+        if counts && l.known {
+            known_blocks[k as usize] += l.blocks;
+            summary.known += 1;
+            summary.known_contexts += 1;
+        } else if counts {
             failing_contexts[k as usize] += 1;
         }
         if opts.show.shows(k) {
@@ -719,6 +787,7 @@ pub fn process_report(
             s.kinds[k as usize]
                 .1
                 .saturating_sub(suppressed[k as usize].blocks)
+                .saturating_sub(known_blocks[k as usize])
         });
         let n = if failing_contexts[k as usize] == 0 && blocks > 0 && opts.errors_for.shows(k) {
             1
@@ -747,6 +816,8 @@ pub fn process_report(
             .any(|n| n.contains(memcheck_wire::NOTE_RECORDS_LOST)),
         notes: p.notes.clone(),
         error_summary: summary,
+        failed: false,
+        failure: None,
     }
 }
 

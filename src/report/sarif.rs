@@ -7,7 +7,7 @@
 //! with its stacks as `codeFlows` and its fingerprint in `partialFingerprints["memcheck/v1"]`.
 //! GitHub's upload limits are kept: at most [`MAX_RESULTS`] results a run and [`MAX_LOCATIONS`]
 //! thread-flow locations a result (see [`render`]).
-use super::fingerprint;
+use super::{baseline, fingerprint};
 use super::{text, ErrorReport, LeakReport, Report, Severity};
 use crate::symbolize::Frame;
 use serde_json::{json, Map, Value};
@@ -81,6 +81,9 @@ struct Root {
     dir: PathBuf,
     /// Its canonical form, when it differs (a symbolic link on the way).
     canonical: Option<PathBuf>,
+    /// [`Root::relative`]'s answers by file: every frame asks, and a file outside the root costs
+    /// a `canonicalize` (system calls) each time.
+    known: std::cell::RefCell<std::collections::HashMap<String, Option<String>>>,
 }
 
 /// `path` made absolute (against the working directory) with `.` and `..` resolved lexically.
@@ -107,11 +110,26 @@ impl Root {
     fn new(dir: &Path) -> Root {
         let dir = absolute(dir);
         let canonical = std::fs::canonicalize(&dir).ok().filter(|c| *c != dir);
-        Root { dir, canonical }
+        Root {
+            dir,
+            canonical,
+            known: Default::default(),
+        }
     }
 
-    /// The path of `file` relative to the root, if it lies under it.
+    /// The path of `file` relative to the root, if it lies under it (remembered per file).
     fn relative(&self, file: &str) -> Option<String> {
+        if let Some(known) = self.known.borrow().get(file) {
+            return known.clone();
+        }
+        let answer = self.find_relative(file);
+        self.known
+            .borrow_mut()
+            .insert(file.to_string(), answer.clone());
+        answer
+    }
+
+    fn find_relative(&self, file: &str) -> Option<String> {
         let f = Path::new(file);
         if !f.is_absolute() {
             return None;
@@ -251,9 +269,24 @@ struct Finding<'a> {
     command: &'a str,
     /// Findings grouped into this one beyond [`MAX_RESULTS`].
     grouped: usize,
+    /// With `--baseline`: SARIF's `baselineState` (`unchanged` for a finding the baseline has,
+    /// `new` for one it has not).
+    baseline_state: Option<&'static str>,
 }
 
-fn of_error<'a>(e: &'a ErrorReport, pid: u32, command: &'a str) -> Finding<'a> {
+/// SARIF's `baselineState` of a finding, when the report was matched against a baseline.
+fn state(r: &Report, known: bool) -> Option<&'static str> {
+    r.baseline
+        .as_ref()
+        .map(|_| if known { "unchanged" } else { "new" })
+}
+
+fn of_error<'a>(
+    e: &'a ErrorReport,
+    pid: u32,
+    command: &'a str,
+    baseline_state: Option<&'static str>,
+) -> Finding<'a> {
     let mut message = text::error_first_line(e);
     if !e.description.is_empty() {
         message.push('\n');
@@ -287,10 +320,16 @@ fn of_error<'a>(e: &'a ErrorReport, pid: u32, command: &'a str) -> Finding<'a> {
         pid,
         command,
         grouped: 1,
+        baseline_state,
     }
 }
 
-fn of_leak<'a>(l: &'a LeakReport, pid: u32, command: &'a str) -> Finding<'a> {
+fn of_leak<'a>(
+    l: &'a LeakReport,
+    pid: u32,
+    command: &'a str,
+    baseline_state: Option<&'static str>,
+) -> Finding<'a> {
     Finding {
         rule: leak_rule(l.kind),
         level: match l.kind {
@@ -305,6 +344,7 @@ fn of_leak<'a>(l: &'a LeakReport, pid: u32, command: &'a str) -> Finding<'a> {
         pid,
         command,
         grouped: 1,
+        baseline_state,
     }
 }
 
@@ -393,6 +433,9 @@ fn result(f: &Finding, rule_index: &std::collections::HashMap<&str, usize>, root
     }
     r.insert("level".into(), json!(f.level));
     r.insert("message".into(), json!({ "text": message }));
+    if let Some(b) = f.baseline_state {
+        r.insert("baselineState".into(), json!(b));
+    }
     if let Some(l) = location {
         r.insert("locations".into(), json!([l]));
     }
@@ -422,10 +465,10 @@ pub fn render(r: &Report, source_root: &Path) -> String {
     let mut findings: Vec<Finding> = Vec::new();
     for p in &r.processes {
         for e in &p.errors {
-            findings.push(of_error(e, p.pid, &p.command));
+            findings.push(of_error(e, p.pid, &p.command, state(r, e.known)));
         }
         for l in &p.leaks {
-            findings.push(of_leak(l, p.pid, &p.command));
+            findings.push(of_leak(l, p.pid, &p.command, state(r, l.known)));
         }
     }
     let mut notes: Vec<String> = r.notes.clone();
@@ -445,9 +488,11 @@ pub fn render(r: &Report, source_root: &Path) -> String {
             "{left} results are left out: a run keeps at most {MAX_RESULTS}"
         ));
     }
-    let results: Vec<Value> = findings
+    // With --baseline, an absent result per entry the run no longer found, after the findings.
+    let absent: Vec<Value> = r
+        .baseline
         .iter()
-        .map(|f| result(f, &rule_index, &root))
+        .flat_map(|b| b.disappeared.iter().map(|d| absent(d, &rule_index)))
         .collect();
     let rules: Vec<Value> = rules
         .iter()
@@ -459,36 +504,98 @@ pub fn render(r: &Report, source_root: &Path) -> String {
             })
         })
         .collect();
-    let mut run = Map::new();
-    run.insert(
-        "tool".into(),
-        json!({ "driver": {
-            "name": r.tool.name,
-            "version": r.tool.version,
-            "rules": rules
-        }}),
-    );
-    run.insert(
-        "originalUriBaseIds".into(),
-        json!({ SRCROOT: { "uri": root.uri() } }),
-    );
-    if !notes.is_empty() {
+    let invocations = (!notes.is_empty()).then(|| {
         let n: Vec<Value> = notes
             .iter()
             .map(|t| json!({ "level": "warning", "message": { "text": t } }))
             .collect();
-        run.insert(
-            "invocations".into(),
-            json!([{ "executionSuccessful": true, "toolExecutionNotifications": n }]),
+        json!([{ "executionSuccessful": true, "toolExecutionNotifications": n }])
+    });
+    // Each result is built and written in turn (tens of thousands of them as `Value` trees at
+    // once cost gigabytes); the keys are in the order a `Value` map would write them (sorted),
+    // so the bytes are those of one `Value` of the whole log.
+    #[derive(serde::Serialize)]
+    struct Log<'a> {
+        #[serde(rename = "$schema")]
+        schema: &'static str,
+        runs: [Run<'a>; 1],
+        version: &'static str,
+    }
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Run<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        invocations: Option<Value>,
+        original_uri_base_ids: Value,
+        results: Results<'a>,
+        tool: Value,
+    }
+    struct Results<'a> {
+        findings: &'a [Finding<'a>],
+        absent: &'a [Value],
+        rule_index: &'a std::collections::HashMap<&'a str, usize>,
+        root: &'a Root,
+    }
+    impl serde::Serialize for Results<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeSeq;
+            let mut seq = s.serialize_seq(Some(self.findings.len() + self.absent.len()))?;
+            for f in self.findings {
+                seq.serialize_element(&result(f, self.rule_index, self.root))?;
+            }
+            for a in self.absent {
+                seq.serialize_element(a)?;
+            }
+            seq.end()
+        }
+    }
+    let log = Log {
+        schema: SCHEMA,
+        runs: [Run {
+            invocations,
+            original_uri_base_ids: json!({ SRCROOT: { "uri": root.uri() } }),
+            results: Results {
+                findings: &findings,
+                absent: &absent,
+                rule_index: &rule_index,
+                root: &root,
+            },
+            tool: json!({ "driver": {
+                "name": r.tool.name,
+                "version": r.tool.version,
+                "rules": rules
+            }}),
+        }],
+        version: "2.1.0",
+    };
+    serde_json::to_string_pretty(&log).expect("the SARIF log serializes")
+}
+
+/// A baseline entry that no finding of the run has: a result with `baselineState` `absent`
+/// (level `none`), located at its innermost function, so a viewer can show what was fixed.
+fn absent(d: &baseline::Entry, rule_index: &std::collections::HashMap<&str, usize>) -> Value {
+    let mut r = Map::new();
+    r.insert("ruleId".into(), json!(d.kind));
+    if let Some(&i) = rule_index.get(d.kind.as_str()) {
+        r.insert("ruleIndex".into(), json!(i));
+    }
+    r.insert("level".into(), json!("none"));
+    r.insert(
+        "message".into(),
+        json!({ "text": format!("{} in {}: in the baseline, not found by this run", d.kind, d.functions.join(" <- ")) }),
+    );
+    if let Some(func) = d.functions.first() {
+        r.insert(
+            "locations".into(),
+            json!([{ "logicalLocations": [{ "fullyQualifiedName": func, "kind": "function" }] }]),
         );
     }
-    run.insert("results".into(), Value::Array(results));
-    let log = json!({
-        "$schema": SCHEMA,
-        "version": "2.1.0",
-        "runs": [Value::Object(run)]
-    });
-    serde_json::to_string_pretty(&log).expect("the SARIF log serializes")
+    r.insert("baselineState".into(), json!("absent"));
+    r.insert(
+        "partialFingerprints".into(),
+        json!({ fingerprint::SCHEME: d.fingerprint }),
+    );
+    Value::Object(r)
 }
 
 /// Groups findings of one rule and fingerprint into the first of them.
@@ -570,6 +677,7 @@ mod tests {
             stack,
             fingerprint: fp,
             suppression: None,
+            known: false,
         }
     }
 
@@ -595,10 +703,13 @@ mod tests {
                 incomplete: false,
                 notes: vec![],
                 error_summary: Default::default(),
+                failed: false,
+                failure: None,
             }],
             notes: vec![],
             suppressions_used: vec![],
             suppressions_unused: None,
+            baseline: None,
         }
     }
 

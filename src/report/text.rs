@@ -102,6 +102,7 @@ fn error(out: &mut String, pre: &str, e: &ErrorReport, p: &Painter) {
             e.count
         );
     }
+    known(out, pre, e.known, p);
     stack(out, pre, "", &e.stack, p);
     if let Some(b) = &e.block {
         stack(
@@ -120,6 +121,48 @@ fn error(out: &mut String, pre: &str, e: &ErrorReport, p: &Painter) {
     let _ = writeln!(out, "{pre}");
 }
 
+/// The mark of a finding the `--baseline` has.
+fn known(out: &mut String, pre: &str, known: bool, p: &Painter) {
+    if known {
+        let _ = writeln!(
+            out,
+            "{pre}   {}",
+            p.dim("known: in the baseline, does not fail the run")
+        );
+    }
+}
+
+/// The end of a run's report with `--baseline`: how many findings it knew, then each new finding
+/// and each entry that disappeared, by kind and functions.
+fn baseline(pid: u32, b: &super::baseline::Use, p: &Painter) -> String {
+    let pre = p.dim(&format!("=={pid}=="));
+    let mut out = String::new();
+    let line = format!(
+        "baseline {}: {} known, {} new, {} disappeared",
+        b.file,
+        b.known,
+        b.new.len(),
+        b.disappeared.len()
+    );
+    let line = if b.new.is_empty() {
+        p.green(&line)
+    } else {
+        p.red(&line)
+    };
+    let _ = writeln!(out, "{pre} {}", p.bold(&line));
+    for (word, list) in [("new", &b.new), ("disappeared", &b.disappeared)] {
+        for e in list {
+            let _ = writeln!(
+                out,
+                "{pre}   {word}: {} in {}",
+                e.kind,
+                e.functions.join(" <- ")
+            );
+        }
+    }
+    out
+}
+
 /// A generated suppression, unprefixed so it can be pasted into a file as it is.
 fn suppression(out: &mut String, s: Option<&str>) {
     if let Some(s) = s {
@@ -135,6 +178,7 @@ fn leak(out: &mut String, pre: &str, l: &LeakReport, p: &Painter) {
         p.bold(&line)
     };
     let _ = writeln!(out, "{pre} {line}");
+    known(out, pre, l.known, p);
     stack(out, pre, "", &l.stack, p);
     suppression(out, l.suppression.as_deref());
     let _ = writeln!(out, "{pre}");
@@ -142,13 +186,23 @@ fn leak(out: &mut String, pre: &str, l: &LeakReport, p: &Painter) {
 
 /// Renders one process's part of the report. `listed` says whether leaks were listed one by one.
 pub fn render(r: &ProcessReport, p: &Painter, listed: bool) -> String {
+    render_process(r, p, listed, None)
+}
+
+/// One process's part; `quiet` (`-q`) holds whether a later image of the same pid is in the
+/// report (the process exec'd a program that was checked too), and leaves out what is not a
+/// finding: the first line, the LEAK SUMMARY, a note that the exec'd image makes moot, and the
+/// ERROR SUMMARY when it counts nothing.
+fn render_process(r: &ProcessReport, p: &Painter, listed: bool, quiet: Option<bool>) -> String {
     let pre = p.dim(&format!("=={}==", r.pid));
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{pre} memcheck: {}",
-        p.bold(&r.command.escape_debug().to_string())
-    );
+    if quiet.is_none() {
+        let _ = writeln!(
+            out,
+            "{pre} memcheck: {}",
+            p.bold(&r.command.escape_debug().to_string())
+        );
+    }
     for e in &r.errors {
         error(&mut out, &pre, e, p);
     }
@@ -157,7 +211,7 @@ pub fn render(r: &ProcessReport, p: &Painter, listed: bool) -> String {
             leak(&mut out, &pre, l, p);
         }
     }
-    if let Some(s) = &r.leak_summary {
+    if let Some(s) = r.leak_summary.as_ref().filter(|_| quiet.is_none()) {
         let _ = writeln!(out, "{pre} {}", p.bold("LEAK SUMMARY:"));
         for (name, a) in [
             ("definitely lost", s.definite),
@@ -179,7 +233,15 @@ pub fn render(r: &ProcessReport, p: &Painter, listed: bool) -> String {
             let _ = writeln!(out, "{pre} (use --show-leak-kinds=all to list every kind)");
         }
     }
+    // The exec'd image's report (or the note that it went unchecked) says what this note would.
+    let moot = quiet == Some(true)
+        || r.notes
+            .iter()
+            .any(|n| n.ends_with(" not checked: add --trace-children"));
     for n in &r.notes {
+        if quiet.is_some() && moot && n.starts_with(super::summary::NOTE_NO_LEAK_CHECK) {
+            continue;
+        }
         let _ = writeln!(out, "{pre} note: {n}");
     }
     if r.incomplete {
@@ -197,8 +259,16 @@ pub fn render(r: &ProcessReport, p: &Painter, listed: bool) -> String {
     }
     let e = r.error_summary;
     let warnings = r.warning_count();
+    if quiet.is_some() && e.errors == 0 && warnings == 0 {
+        return out;
+    }
+    let known = if e.known_contexts > 0 {
+        format!("; known: {} from {}", e.known, e.known_contexts)
+    } else {
+        String::new()
+    };
     let summary = format!(
-        "ERROR SUMMARY: {} errors from {} contexts (suppressed: {} from {}), {warnings} warnings",
+        "ERROR SUMMARY: {} errors from {} contexts (suppressed: {} from {}{known}), {warnings} warnings",
         e.errors, e.contexts, e.suppressed, e.suppressed_contexts
     );
     let summary = if e.errors > 0 {
@@ -240,21 +310,78 @@ fn suppressions(pid: u32, used: &[Used], unused: Option<&[Used]>, p: &Painter) -
 /// The whole text report of a run: each process's part, then memcheck's notes about the run.
 /// Leaks are listed one by one only after a full leak check (`leak_check` `full`).
 pub fn render_run(r: &Report, p: &Painter) -> String {
+    render_run_with(r, p, false)
+}
+
+/// [`render_run`], or with `quiet` (`-q`, Valgrind's) only the findings: errors, leak records,
+/// warnings that a report is incomplete, the ERROR SUMMARY of a process with errors, unused
+/// suppressions when asked for, memcheck's notes about the run and the failing processes; no
+/// first line per process, LEAK SUMMARY, clean ERROR SUMMARY, "Suppressions used" table or
+/// count of the processes checked.
+pub fn render_run_with(r: &Report, p: &Painter, quiet: bool) -> String {
     let listed = r.leak_check == "full";
     let mut text = String::new();
-    for proc in &r.processes {
-        text.push_str(&render(proc, p, listed));
+    for (i, proc) in r.processes.iter().enumerate() {
+        let quiet = quiet.then(|| r.processes[i + 1..].iter().any(|q| q.pid == proc.pid));
+        text.push_str(&render_process(proc, p, listed, quiet));
     }
     // Prefixed with the checked program's pid (the first process), as the rest of the report.
     let pid = r.processes.first().map_or(std::process::id(), |p| p.pid);
+    let used: &[Used] = if quiet { &[] } else { &r.suppressions_used };
     text.push_str(&suppressions(
         pid,
-        &r.suppressions_used,
+        used,
         r.suppressions_unused.as_deref(),
         p,
     ));
+    if let Some(b) = &r.baseline {
+        text.push_str(&baseline(pid, b, p));
+    }
+    text.push_str(&failing(pid, r, p, quiet));
     for n in &r.notes {
         let _ = writeln!(text, "memcheck: {n}");
     }
     text
+}
+
+/// The end of a run that checked several processes: how many, and one line per failing one
+/// (pid, command line shortened, what failed). Quiet, the failing lines only.
+fn failing(pid: u32, r: &Report, p: &Painter, quiet: bool) -> String {
+    let mut pids: Vec<u32> = r.processes.iter().map(|p| p.pid).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    let mut out = String::new();
+    if pids.len() < 2 {
+        return out;
+    }
+    let pre = p.dim(&format!("=={pid}=="));
+    let failed: Vec<&ProcessReport> = r.processes.iter().filter(|p| p.failed).collect();
+    let mut failed_pids: Vec<u32> = failed.iter().map(|p| p.pid).collect();
+    failed_pids.sort_unstable();
+    failed_pids.dedup();
+    if failed.is_empty() {
+        if !quiet {
+            let _ = writeln!(out, "{pre} {} processes checked, none failed", pids.len());
+        }
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{pre} {}",
+        p.red(&format!(
+            "{} processes checked, {} failed:",
+            pids.len(),
+            failed_pids.len()
+        ))
+    );
+    for f in failed {
+        let _ = writeln!(
+            out,
+            "{pre}   pid {} ({}): {}",
+            f.pid,
+            super::summary::short_command(&f.command),
+            f.failure.as_deref().unwrap_or("failed")
+        );
+    }
+    out
 }

@@ -31,9 +31,9 @@ pub use codec::{
     VERSION,
 };
 pub use names::{
-    env_value, is_shim_mapping, ENV_ALL, ENV_DIR, ENV_OPTIONS, ENV_TRACE_SKIP, MAPPING_NAME,
-    MAPPING_NAME_C, NOTE_EXEC_FAILED, NOTE_EXEC_UNCHECKED, NOTE_RECORDS_LOST, NOTE_SIGNAL,
-    RECORD_SUFFIX,
+    env_value, is_shim_mapping, ENV_ALL, ENV_DIR, ENV_OPTIONS, ENV_TRACE_SKIP,
+    ENV_TRACE_SKIP_BY_ARG, MAPPING_NAME, MAPPING_NAME_C, NOTE_EXEC_FAILED, NOTE_EXEC_UNCHECKED,
+    NOTE_RECORDS_LOST, NOTE_SIGNAL, RECORD_SUFFIX,
 };
 pub use options::{Fill, GuardMode, Key, LeakCheck, OptionError, ShimOptions};
 pub use records::{

@@ -10,9 +10,12 @@ pub const ENV_OPTIONS: &str = "MEMCHECK_OPTIONS";
 /// `--trace-children-skip`'s patterns as given (comma-separated globs, `*` and `?`): a program
 /// exec'd at a path one of them matches runs without the shim. Set only when given.
 pub const ENV_TRACE_SKIP: &str = "MEMCHECK_TRACE_SKIP";
+/// `--trace-children-skip-by-arg`'s patterns as given (the same globs): a program exec'd with an
+/// argument (argv[0] included) one of them matches runs without the shim. Set only when given.
+pub const ENV_TRACE_SKIP_BY_ARG: &str = "MEMCHECK_TRACE_SKIP_BY_ARG";
 /// Every variable above, which the shim removes from the environment of programs it does not
 /// follow into.
-pub const ENV_ALL: [&str; 3] = [ENV_DIR, ENV_OPTIONS, ENV_TRACE_SKIP];
+pub const ENV_ALL: [&str; 4] = [ENV_DIR, ENV_OPTIONS, ENV_TRACE_SKIP, ENV_TRACE_SKIP_BY_ARG];
 
 /// File name suffix of a record file (`MEMCHECK_DIR/PID-STARTNS.mcr`).
 pub const RECORD_SUFFIX: &str = ".mcr";

@@ -1,0 +1,2 @@
+char *greeting(const char *name);
+int sum(const int *v, int n);
