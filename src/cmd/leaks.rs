@@ -240,13 +240,16 @@ pub struct SitesReport {
     pub sites: Vec<Site>,
 }
 
+/// Bytes and blocks per site, by symbolized stack: what `--watch`'s growth is counted from.
+type Sizes = HashMap<String, (u64, u64)>;
+
 fn sites_report(
     target: &Target,
     a: &crate::cli::StatsArgs,
     sym: &mut Symbolizer,
-    before: Option<&HashMap<String, (u64, u64)>>,
+    before: Option<&Sizes>,
     graph: Option<&output::Sink>,
-) -> Result<(SitesReport, HashMap<String, (u64, u64)>)> {
+) -> Result<(SitesReport, Sizes)> {
     let answer = live::ask(target, live::Question::Sites, Duration::from_secs(30))?;
     let recs = records::parse(&answer.bytes, &answer.path)?;
     let none = Suppressions::load(&[] as &[&Path], false)?;
