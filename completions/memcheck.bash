@@ -467,7 +467,7 @@ _memcheck() {
             return 0
             ;;
         memcheck__subcmd__run)
-            opts="-q -o -h -V --leak-check --show-leak-kinds --error-exitcode --errors-for-leak-kinds --show-mismatched-frees --suppressions --default-suppressions --gen-suppressions --gen-suppressions-format --quiet --list-unused-suppressions --baseline --write-baseline --warnings-as-errors --on-error --format --output --report --source-root --flamegraph --depth --num-callers --quarantine-size --redzone-size --guard --sample-rate --malloc-fill --free-fill --trace-children --trace-children-skip --trace-children-skip-by-arg --child-silent-after-fork --color --help --version"
+            opts="-q -o -h -V --leak-check --show-leak-kinds --error-exitcode --errors-for-leak-kinds --show-mismatched-frees --suppressions --default-suppressions --gen-suppressions --gen-suppressions-format --quiet --list-unused-suppressions --baseline --write-baseline --warnings-as-errors --on-error --format --output --report --source-root --flamegraph --depth --num-callers --quarantine-size --redzone-size --guard --guard-align --max-allocation-size --sample-rate --malloc-fill --free-fill --trace-children --trace-children-skip --trace-children-skip-by-arg --child-silent-after-fork --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -562,7 +562,15 @@ _memcheck() {
                     return 0
                     ;;
                 --guard)
-                    COMPREPLY=($(compgen -W "overflow underflow" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "overflow underflow both" -- "${cur}"))
+                    return 0
+                    ;;
+                --guard-align)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-allocation-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --sample-rate)

@@ -314,6 +314,8 @@ fn correct_threaded_forking_program_is_clean_in_every_mode() {
         &[][..],
         &["--guard"],
         &["--guard=underflow"],
+        &["--guard=both"],
+        &["--guard-align=16"],
         &["--sample-rate=10"],
     ] {
         let mut f = vec!["--error-exitcode=9"];

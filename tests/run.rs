@@ -354,7 +354,7 @@ fn the_shim_reports_options_it_cannot_read_and_applies_the_rest() {
     let err = r.stderr();
     for line in [
         "memcheck: MEMCHECK_OPTIONS: unknown key `lek`: ignored",
-        "memcheck: MEMCHECK_OPTIONS: bad value `9` for `guard` (expected 0 (off), 1 (overflow) or 2 (underflow)): the default is kept",
+        "memcheck: MEMCHECK_OPTIONS: bad value `9` for `guard` (expected 0 (off), 1 (overflow), 2 (underflow) or 3 (both)): the default is kept",
         "memcheck: MEMCHECK_OPTIONS: `depth` is not key=value: ignored",
     ] {
         assert!(err.lines().any(|l| l == line), "{line}\n{}", r.show());

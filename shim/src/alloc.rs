@@ -6,22 +6,61 @@
 //! reallocated, evicted from the quarantine and at exit. New blocks are filled with the
 //! malloc-fill byte and freed ones with the free-fill byte (at most [`FILL_MAX`] bytes each); the
 //! free fill of a quarantined block is checked on eviction and at exit, which catches writes after
-//! free. Guard mode (all blocks, or 1 in N with sampling) serves blocks from [`guard`]. Every
+//! free. Guard mode (all blocks, or 1 in N with sampling) serves blocks from [`guard`], aligned to
+//! [`guard::natural_align`] of their size (or `--guard-align`) so they end at their guard page;
+//! `--guard=both` alternates the side per allocation site ([`side_for`]). Every
 //! block is keyed in [`table`] by its user pointer with its size, family, allocation stack and
 //! flags. Errors found here are written through [`crate::report`].
-use crate::canary::{check_block, fill, right_redzone, CANARY, FILL_MAX};
+use crate::canary::{check_block, fill, paint_guarded, right_redzone, CANARY, FILL_MAX};
 use crate::report::{block_error, report, unknown_pointer, warn};
-use crate::table::{self, BlockState, Entry, FreeLookup, FLAG_GUARDED};
+use crate::table::{self, new_align_flags, BlockState, Entry, FreeLookup, FLAG_GUARDED};
 use crate::unwind::capture_stack;
 use crate::{guard, init, opts, quarantine, real, reentry, sys};
 use core::cell::Cell;
-use core::sync::atomic::Ordering;
-use memcheck_wire::{ErrorKind, Family, FoundAt, GuardMode};
+use core::sync::atomic::{AtomicU8, Ordering};
+use memcheck_wire::{ErrorKind, ErrorRec, Family, FoundAt, GuardMode};
 
 /// glibc refuses any request above PTRDIFF_MAX without trying.
 const MAX_REQUEST: usize = isize::MAX as usize;
-/// Above this no machine can serve the request (the user address space is 128 TiB).
-pub const TOO_BIG: usize = 1 << 47;
+/// The `align` of a plain `malloc`/`new`: malloc's own, 16 in the default mode and the size's
+/// [`guard::natural_align`] (or `--guard-align`) in guard mode. Any other value is the least
+/// alignment the caller asked for.
+pub const DEFAULT_ALIGN: usize = 0;
+/// `arg2` of an `allocation-size-too-big` whose size computation overflowed (pvalloc's page
+/// rounding, reallocarray's product, an alignment added to the size): no limit was compared.
+pub const SIZE_OVERFLOWS: u64 = 0;
+
+/// Reports a request of `size` bytes above `--max-allocation-size` (a warning: glibc's answer is
+/// kept); true if it was reported.
+pub fn check_size(size: usize) -> bool {
+    let max = opts::MAX_ALLOCATION_SIZE.load(Ordering::Relaxed);
+    if size as u64 > max {
+        warn(ErrorKind::AllocationSizeTooBig, size as u64, max);
+        return true;
+    }
+    false
+}
+
+/// Reports a request whose size computation overflows (`pvalloc(SIZE_MAX)`, `reallocarray`);
+/// `size` is the size asked for, saturated.
+pub fn size_overflows(size: usize) {
+    init::ensure();
+    warn(ErrorKind::AllocationSizeTooBig, size as u64, SIZE_OVERFLOWS);
+}
+
+/// `--guard=both`: the side of the next guarded block of each allocation site (a hash of its
+/// stack id), alternating overflow, underflow, overflow...
+static SIDES: [AtomicU8; 4096] = [const { AtomicU8::new(0) }; 4096];
+
+/// The guard side of the next block allocated at `stack` in `--guard=both`.
+fn side_for(stack: u32) -> GuardMode {
+    let h = (stack.wrapping_mul(0x9E37_79B9) >> 20) as usize;
+    if SIDES[h % SIDES.len()].fetch_add(1, Ordering::Relaxed) & 1 == 0 {
+        GuardMode::Overflow
+    } else {
+        GuardMode::Underflow
+    }
+}
 
 thread_local! {
     /// Allocations until this thread's next sampled (guarded) block.
@@ -61,9 +100,21 @@ fn guarded_now() -> bool {
     })
 }
 
-/// Allocates `size` user bytes aligned to `align` (a power of two) for `family`.
-/// On failure returns null with errno set to ENOMEM, as glibc does.
+/// Allocates `size` user bytes aligned to `align` (a power of two, or [`DEFAULT_ALIGN`]) for
+/// `family`. On failure returns null with errno set to ENOMEM, as glibc does.
 pub fn allocate(size: usize, align: usize, family: Family, zero: bool) -> *mut u8 {
+    allocate_new(size, align, family, zero, 0)
+}
+
+/// [`allocate`] for an aligned `operator new` given `new_align` (0: any other call), which the
+/// block records so its `delete` can be checked.
+pub fn allocate_new(
+    size: usize,
+    align: usize,
+    family: Family,
+    zero: bool,
+    new_align: usize,
+) -> *mut u8 {
     init::ensure();
     // A successful allocation leaves errno alone, whatever the shim's own system calls did.
     let saved = sys::errno();
@@ -73,29 +124,31 @@ pub fn allocate(size: usize, align: usize, family: Family, zero: bool) -> *mut u
         return p;
     }
     reentry::drain(release);
-    if size >= TOO_BIG {
-        warn(ErrorKind::AllocationSizeTooBig, size as u64, align as u64);
+    let too_big = size > MAX_REQUEST.saturating_sub(64 + align);
+    if !check_size(size) && too_big {
+        warn(ErrorKind::AllocationSizeTooBig, size as u64, SIZE_OVERFLOWS);
     }
-    if size > MAX_REQUEST - 64 - align {
+    if too_big {
         sys::set_errno(libc::ENOMEM);
         return core::ptr::null_mut();
     }
+    let flags = new_align_flags(new_align);
     let stack = capture_stack();
     if guarded_now() {
-        let mode = opts::guard_mode();
-        if let Some(user) = guard::allocate(size, align, family as u8, stack, mode) {
+        let mode = match opts::guard_mode() {
+            GuardMode::Both => side_for(stack),
+            m => m,
+        };
+        let fixed = opts::GUARD_ALIGN.load(Ordering::Relaxed);
+        let galign = if fixed != 0 {
+            fixed
+        } else {
+            guard::natural_align(size)
+        }
+        .max(align);
+        if let Some(user) = guard::allocate(size, galign, family as u8, stack, mode) {
+            paint_guarded(user);
             let user = user as *mut u8;
-            // SAFETY: the slot's data pages are ours: fresh zero pages, canaried around the block.
-            unsafe {
-                let (da, db) = (
-                    (user as usize) & !(guard::PAGE - 1),
-                    ((user as usize + size).div_ceil(guard::PAGE) * guard::PAGE).max(user as usize),
-                );
-                let left = (user as usize - da).min(16);
-                core::ptr::write_bytes(user.sub(left), CANARY, left);
-                let right = (db - (user as usize + size)).min(16);
-                core::ptr::write_bytes(user.add(size), CANARY, right);
-            }
             if !zero {
                 fill(user, size, opts::MALLOC_FILL.load(Ordering::Relaxed));
             }
@@ -107,7 +160,7 @@ pub fn allocate(size: usize, align: usize, family: Family, zero: bool) -> *mut u
                 base_off: 0,
                 family,
                 state: BlockState::Live,
-                flags: FLAG_GUARDED,
+                flags: FLAG_GUARDED | flags,
                 gen_or_fill: opts::FORK_GEN.load(Ordering::Relaxed),
             });
             if ok {
@@ -155,7 +208,7 @@ pub fn allocate(size: usize, align: usize, family: Family, zero: bool) -> *mut u
         base_off: left as u32,
         family,
         state: BlockState::Live,
-        flags: 0,
+        flags,
         gen_or_fill: opts::FORK_GEN.load(Ordering::Relaxed),
     });
     if !ok {
@@ -216,8 +269,45 @@ pub fn release_to_glibc(key: usize) {
     }
 }
 
+/// What a sized or aligned `operator delete` says of the block it releases.
+#[derive(Clone, Copy)]
+pub struct DeleteForm {
+    /// The size a sized `delete` passed.
+    pub size: Option<usize>,
+    /// The `align_val_t` an aligned `delete` passed; 0 for an unaligned `delete`.
+    pub align: usize,
+}
+
+/// `arg1` of an `alloc-dealloc-mismatch` between families (`arg2` unused).
+pub const MISMATCH_FAMILY: u64 = 0;
+/// `arg1` of an `alloc-dealloc-mismatch` of a sized `delete`: `arg2` is the size it passed.
+pub const MISMATCH_SIZE: u64 = 1;
+/// `arg1` of an `alloc-dealloc-mismatch` of alignments: `arg2` is the `new`'s alignment in its
+/// high 32 bits and the `delete`'s in its low ones (0: an unaligned call).
+pub const MISMATCH_ALIGN: u64 = 2;
+
+/// The mismatch between a block and the `delete` form releasing it, as `(arg1, arg2)`.
+fn delete_mismatch(e: &Entry, form: DeleteForm) -> Option<(u64, u64)> {
+    if let Some(n) = form.size {
+        if n != e.size {
+            return Some((MISMATCH_SIZE, n as u64));
+        }
+    }
+    let had = e.new_align();
+    (had != form.align).then_some((
+        MISMATCH_ALIGN,
+        ((had as u64) << 32) | (form.align as u64 & 0xffff_ffff),
+    ))
+}
+
 /// Frees `p` through a release call of `family`. Preserves errno.
 pub fn release(p: *mut u8, family: Family) {
+    release_form(p, family, None)
+}
+
+/// [`release`] by an `operator delete` of the given form, checked against the block's size and
+/// its `new`'s alignment.
+pub fn release_form(p: *mut u8, family: Family, form: Option<DeleteForm>) {
     if p.is_null() {
         return;
     }
@@ -236,13 +326,28 @@ pub fn release(p: *mut u8, family: Family) {
     match table::mark_freed(p as usize, stack, byte, FILL_MAX) {
         FreeLookup::Live(e) => {
             if e.family != family {
-                report(block_error(
-                    ErrorKind::AllocDeallocMismatch,
-                    &e,
-                    p as usize,
-                    family,
-                    stack,
-                ));
+                report(ErrorRec {
+                    arg1: MISMATCH_FAMILY,
+                    ..block_error(
+                        ErrorKind::AllocDeallocMismatch,
+                        &e,
+                        p as usize,
+                        family,
+                        stack,
+                    )
+                });
+            } else if let Some((arg1, arg2)) = form.and_then(|f| delete_mismatch(&e, f)) {
+                report(ErrorRec {
+                    arg1,
+                    arg2,
+                    ..block_error(
+                        ErrorKind::AllocDeallocMismatch,
+                        &e,
+                        p as usize,
+                        family,
+                        stack,
+                    )
+                });
             }
             // Checked as the live block it was (redzones only).
             check_block(&e, stack, FoundAt::Free);
@@ -288,7 +393,7 @@ pub fn release(p: *mut u8, family: Family) {
 /// pointers to the old one are caught.
 pub fn reallocate(p: *mut u8, size: usize) -> *mut u8 {
     if p.is_null() {
-        return allocate(size, 16, Family::Malloc, false);
+        return allocate(size, DEFAULT_ALIGN, Family::Malloc, false);
     }
     if size == 0 {
         release(p, Family::Malloc);
@@ -301,7 +406,7 @@ pub fn reallocate(p: *mut u8, size: usize) -> *mut u8 {
     let found = table::get(p as usize);
     if found.is_none() {
         if let Some(old) = reentry::size_of(p) {
-            let new = allocate(size, 16, Family::Malloc, false);
+            let new = allocate(size, DEFAULT_ALIGN, Family::Malloc, false);
             if !new.is_null() {
                 // SAFETY: p holds `old` bytes, new `size`; distinct blocks.
                 unsafe { core::ptr::copy_nonoverlapping(p, new, old.min(size)) };
@@ -326,7 +431,7 @@ pub fn reallocate(p: *mut u8, size: usize) -> *mut u8 {
         sys::set_errno(libc::ENOMEM);
         return core::ptr::null_mut();
     };
-    let new = allocate(size, 16, Family::Malloc, false);
+    let new = allocate(size, DEFAULT_ALIGN, Family::Malloc, false);
     if new.is_null() {
         return new;
     }

@@ -2,9 +2,11 @@
 //!
 //! A block's redzones hold [`CANARY`] bytes; a freed block's first [`FILL_MAX`] bytes hold the
 //! free-fill byte while it waits in the quarantine. [`check_block`] finds damage to either,
-//! reports it once through [`crate::report`] and repairs it; the allocator calls it at free, at
-//! realloc (which frees the old block) and at eviction from the quarantine, and [`check_all`] at
-//! exit.
+//! reports it once through [`crate::report`] with the whole damaged range (its first byte and
+//! length) and repairs it; the allocator calls it at free, at realloc (which frees the old block)
+//! and at eviction from the quarantine, and [`check_all`] at exit. Damage that runs from the end
+//! of one block's right redzone on into the left redzone of the block after it in glibc's heap
+//! is the first block's overflow, whichever of the two is checked first.
 use crate::guard;
 use crate::report::{block_error, report};
 use crate::table::{self, BlockState, Entry, FLAG_GUARDED};
@@ -30,22 +32,49 @@ pub fn fill(p: *mut u8, size: usize, byte: i32) {
     }
 }
 
-/// The first canary byte that changed: `(offset from the user pointer, is it after the block)`.
-pub fn check_canaries(e: &Entry) -> Option<(isize, bool)> {
-    let user = e.key as *const u8;
-    let (_, left, _, right) = redzones(e);
+/// The changed canary bytes of a block: the first and last changed byte of its left redzone, and
+/// of its right one (addresses, inclusive).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Damage {
+    pub left: Option<(usize, usize)>,
+    pub right: Option<(usize, usize)>,
+}
+
+impl Damage {
+    pub fn any(&self) -> bool {
+        self.left.is_some() || self.right.is_some()
+    }
+}
+
+/// The first and last byte of `b` (at address `at`) that are not the canary.
+fn changed(at: usize, b: &[u8]) -> Option<(usize, usize)> {
+    // The clean case (every byte the canary) is the common one: eight bytes at a time.
+    let first = first_not(b, CANARY)?;
+    let last = b.iter().rposition(|&x| x != CANARY)?;
+    Some((at + first, at + last))
+}
+
+/// The damage to a block's redzones.
+pub fn damage(e: &Entry) -> Damage {
+    let (l, ln, r, rn) = redzones(e);
     // SAFETY: the redzones belong to this entry's live (or quarantined) block.
     unsafe {
-        let l = core::slice::from_raw_parts(user.sub(left), left);
-        if let Some(i) = l.iter().rposition(|&b| b != CANARY) {
-            return Some((i as isize - left as isize, false));
-        }
-        let r = core::slice::from_raw_parts(user.add(e.size), right);
-        if let Some(i) = r.iter().position(|&b| b != CANARY) {
-            return Some(((e.size + i) as isize, true));
+        Damage {
+            left: changed(l, core::slice::from_raw_parts(l as *const u8, ln)),
+            right: changed(r, core::slice::from_raw_parts(r as *const u8, rn)),
         }
     }
-    None
+}
+
+/// Writes the canaries around a fresh guarded block: the whole unused part of its data pages.
+pub fn paint_guarded(user: usize) {
+    if let Some((l, ln, r, rn)) = guard::slop(user) {
+        // SAFETY: the slop lies in the slot's fresh data pages, outside the user bytes.
+        unsafe {
+            core::ptr::write_bytes(l as *mut u8, CANARY, ln);
+            core::ptr::write_bytes(r as *mut u8, CANARY, rn);
+        }
+    }
 }
 
 /// The first byte of a quarantined block's free fill that changed (a write after free).
@@ -74,43 +103,99 @@ fn first_not(b: &[u8], byte: u8) -> Option<usize> {
         .map(|i| at + i)
 }
 
-/// The redzone ranges of a block: `(left start, left len, right start, right len)`.
+/// The redzone ranges of a block: `(left start, left len, right start, right len)`. A guarded
+/// block's are the unused bytes of its data pages.
 fn redzones(e: &Entry) -> (usize, usize, usize, usize) {
-    let (left, right) = if e.flags & FLAG_GUARDED != 0 {
-        let page = e.key & !(guard::PAGE - 1);
-        let end = (e.key + e.size).div_ceil(guard::PAGE) * guard::PAGE;
-        (
-            (e.key - page).min(16),
-            (end.max(e.key) - (e.key + e.size)).min(16),
-        )
-    } else {
-        (e.base_off as usize, right_redzone(e.size))
-    };
-    (e.key - left, left, e.key + e.size, right)
+    if e.flags & FLAG_GUARDED != 0 {
+        return guard::slop(e.key).unwrap_or((e.key, 0, e.key + e.size, 0));
+    }
+    let left = e.base_off as usize;
+    (e.key - left, left, e.key + e.size, right_redzone(e.size))
+}
+
+/// How far apart, at most, the end of one default-mode block's right redzone and the start of
+/// the next block's left redzone lie in glibc's heap (the chunk's slack and the next header).
+const NEIGHBOUR_GAP: usize = 64;
+
+/// The default-mode block whose left redzone starts just after `end` (the end of a right
+/// redzone) with its first byte damaged: the overflow ran on into it.
+fn damaged_next(end: usize) -> Option<(Entry, Damage)> {
+    let n = table::find(|x| {
+        let base = x.key - x.base_off as usize;
+        x.flags & FLAG_GUARDED == 0 && base >= end && base - end <= NEIGHBOUR_GAP
+    })?;
+    let d = damage(&n);
+    let base = n.key - n.base_off as usize;
+    d.left.filter(|&(lo, _)| lo == base).map(|_| (n, d))
+}
+
+/// The default-mode block whose right redzone ends just before `base` (a left redzone's start)
+/// with its last byte damaged: the damage at `base` is that block's overflow.
+fn damaged_prev(base: usize) -> Option<(Entry, Damage)> {
+    let p = table::find(|x| {
+        let end = x.key + x.size + right_redzone(x.size);
+        x.flags & FLAG_GUARDED == 0 && end <= base && base - end <= NEIGHBOUR_GAP
+    })?;
+    let d = damage(&p);
+    let end = p.key + p.size + right_redzone(p.size);
+    d.right.filter(|&(_, hi)| hi == end - 1).map(|_| (p, d))
+}
+
+/// Puts the canaries of a block back.
+fn repair(e: &Entry) {
+    let (l, ln, r, rn) = redzones(e);
+    // SAFETY: the redzones belong to this entry's block, which is still allocated.
+    unsafe {
+        core::ptr::write_bytes(l as *mut u8, CANARY, ln);
+        core::ptr::write_bytes(r as *mut u8, CANARY, rn);
+    }
+}
+
+/// Reports damage `[lo, hi]` outside block `e` as its overflow or underflow.
+fn report_damage(kind: ErrorKind, e: &Entry, lo: usize, hi: usize, stack: u32, found: FoundAt) {
+    report(ErrorRec {
+        access: Access::Write,
+        access_size: (hi - lo + 1) as u64,
+        arg1: found.to_u64(),
+        ..block_error(kind, e, lo, Family::Malloc, stack)
+    });
 }
 
 /// Checks a block's redzones (and, if freed, its fill), reports damage, and repairs it so the
 /// same damage is reported once. `stack` is where the check happens (the free call, or none);
 /// `found` says when (`arg1` of the record).
 pub fn check_block(e: &Entry, stack: u32, found: FoundAt) {
-    if let Some((off, after)) = check_canaries(e) {
-        let kind = if after {
-            ErrorKind::HeapBufferOverflow
-        } else {
-            ErrorKind::HeapBufferUnderflow
-        };
-        let addr = (e.key as isize + off) as usize;
-        report(ErrorRec {
-            access: Access::Write,
-            arg1: found.to_u64(),
-            ..block_error(kind, e, addr, Family::Malloc, stack)
-        });
-        let (l, ln, r, rn) = redzones(e);
-        // SAFETY: the redzones belong to this entry's block, which is still allocated.
-        unsafe {
-            core::ptr::write_bytes(l as *mut u8, CANARY, ln);
-            core::ptr::write_bytes(r as *mut u8, CANARY, rn);
+    let d = damage(e);
+    let guarded = e.flags & FLAG_GUARDED != 0;
+    if let Some((lo, mut hi)) = d.right {
+        let end = e.key + e.size + right_redzone(e.size);
+        if !guarded && hi == end - 1 {
+            if let Some((n, nd)) = damaged_next(end) {
+                // The overflow ran on into the next block's left redzone: one range, this
+                // block's.
+                hi = nd.left.map_or(hi, |(_, h)| h);
+                repair(&n);
+            }
         }
+        report_damage(ErrorKind::HeapBufferOverflow, e, lo, hi, stack, found);
+    }
+    if let Some((lo, hi)) = d.left {
+        let base = e.key - e.base_off as usize;
+        let prev = (!guarded && lo == base)
+            .then(|| damaged_prev(base))
+            .flatten();
+        match prev {
+            Some((p, pd)) => {
+                // The previous block's overflow reached this block's left redzone.
+                let plo = pd.right.map_or(lo, |(l, _)| l);
+                report_damage(ErrorKind::HeapBufferOverflow, &p, plo, hi, stack, found);
+                repair(&p);
+            }
+            None => report_damage(ErrorKind::HeapBufferUnderflow, e, lo, hi, stack, found),
+        }
+    }
+    if d.any() {
+        repair(e);
     }
     if e.state == BlockState::Freed {
         if let Some(off) = check_free_fill(e) {
@@ -133,9 +218,7 @@ pub fn check_all() {
         if e.flags & FLAG_GUARDED != 0 && e.state == BlockState::Freed {
             return; // its pages are gone
         }
-        if check_canaries(e).is_some()
-            || (e.state == BlockState::Freed && check_free_fill(e).is_some())
-        {
+        if damage(e).any() || (e.state == BlockState::Freed && check_free_fill(e).is_some()) {
             damaged.push(*e);
         }
     });
@@ -169,14 +252,25 @@ mod tests {
             base_off: 16,
             ..Entry::default()
         };
-        assert_eq!(check_canaries(&e), None);
+        let base = mem.as_ptr() as usize;
+        let at = |i: usize| base + i;
+        assert!(!damage(&e).any());
         mem[16 + 13] = 0;
+        mem[16 + 15] = 0;
         std::hint::black_box(&mut mem);
-        assert_eq!(check_canaries(&e), Some((13, true)));
+        assert_eq!(damage(&e).right, Some((at(29), at(31))), "the whole range");
         mem[16 + 13] = CANARY;
+        mem[16 + 15] = CANARY;
         mem[15] = 1;
+        mem[3] = 1;
         std::hint::black_box(&mut mem);
-        assert_eq!(check_canaries(&e), Some((-1, false)));
+        assert_eq!(
+            damage(&e),
+            Damage {
+                left: Some((at(3), at(15))),
+                right: None
+            }
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! [`crate::fault`], `setrlimit`/`prlimit` in [`crate::rlimit`], `dlclose` in [`crate::unload`].
 #![allow(non_snake_case)]
 
-use crate::alloc::{self, allocate, release};
+use crate::alloc::{self, allocate, release, release_form, DeleteForm, DEFAULT_ALIGN};
 use crate::init;
 use crate::report;
 use crate::sys;
@@ -47,10 +47,11 @@ fn glibc_minor() -> u32 {
     minor
 }
 
-/// glibc's `_mid_memalign`: alignment fix-ups, then the allocation.
+/// glibc's `_mid_memalign`: alignment fix-ups, then the allocation. An alignment up to 16 is
+/// malloc's in glibc; in guard mode the block gets at least the alignment asked for.
 fn mid_memalign(align: usize, size: usize) -> *mut u8 {
     if align <= 16 {
-        return allocate(size, 16, Family::Malloc, false);
+        return allocate(size, align.next_power_of_two(), Family::Malloc, false);
     }
     if align > usize::MAX / 2 + 1 {
         init::ensure();
@@ -64,7 +65,7 @@ fn mid_memalign(align: usize, size: usize) -> *mut u8 {
 
 #[cfg_attr(not(test), no_mangle)]
 pub extern "C" fn malloc(size: size_t) -> *mut c_void {
-    allocate(size, 16, Family::Malloc, false).cast()
+    allocate(size, DEFAULT_ALIGN, Family::Malloc, false).cast()
 }
 
 #[cfg_attr(not(test), no_mangle)]
@@ -75,7 +76,7 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
 #[cfg_attr(not(test), no_mangle)]
 pub extern "C" fn calloc(n: size_t, size: size_t) -> *mut c_void {
     match n.checked_mul(size) {
-        Some(total) => allocate(total, 16, Family::Malloc, true).cast(),
+        Some(total) => allocate(total, DEFAULT_ALIGN, Family::Malloc, true).cast(),
         None => {
             init::ensure();
             report::warn(ErrorKind::CallocOverflow, n as u64, size as u64);
@@ -95,6 +96,7 @@ pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: size_t, size: size_t) -
     match n.checked_mul(size) {
         Some(total) => alloc::reallocate(p.cast(), total).cast(),
         None => {
+            alloc::size_overflows(usize::MAX);
             sys::set_errno(libc::ENOMEM);
             core::ptr::null_mut()
         }
@@ -152,6 +154,7 @@ pub extern "C" fn pvalloc(size: size_t) -> *mut c_void {
     match size.checked_add(page - 1) {
         Some(s) => mid_memalign(page, s & !(page - 1)).cast(),
         None => {
+            alloc::size_overflows(size);
             sys::set_errno(libc::ENOMEM);
             core::ptr::null_mut()
         }
@@ -449,20 +452,22 @@ fn cxx_fallback(sym: &CStr, size: usize, align: usize, family: Family) -> *mut u
         }
     });
     if !p.is_null() {
-        crate::table::set_family(p as usize, family);
+        crate::table::set_family(p as usize, family, crate::table::new_align_flags(align));
     }
     p
 }
 
+/// `operator new`; `align` is the `align_val_t` of an aligned one (0: unaligned), recorded in the
+/// block so that its `delete` is checked against it.
 fn cxx_new(size: usize, align: usize, family: Family, sym: &CStr) -> *mut u8 {
-    let a = if align <= 16 {
-        16
+    let a = if align == 0 {
+        DEFAULT_ALIGN
     } else {
         align.next_power_of_two()
     };
-    let p = allocate(size, a, family, false);
+    let p = alloc::allocate_new(size, a, family, false, a);
     if p.is_null() {
-        return cxx_fallback(sym, size, if align <= 16 { 0 } else { align }, family);
+        return cxx_fallback(sym, size, a, family);
     }
     p
 }
@@ -533,28 +538,62 @@ new_fn!(
     aligned_nothrow
 );
 
+/// `operator delete` in every form: sized ones are checked against the block's size, aligned ones
+/// (and unaligned ones) against the alignment its `new` was given.
 macro_rules! delete_fn {
+    ($name:ident, $fam:expr, sized) => {
+        #[cfg_attr(not(test), no_mangle)]
+        pub unsafe extern "C" fn $name(p: *mut c_void, size: size_t) {
+            release_form(p.cast(), $fam, Some(DeleteForm { size: Some(size), align: 0 }))
+        }
+    };
+    ($name:ident, $fam:expr, aligned) => {
+        #[cfg_attr(not(test), no_mangle)]
+        pub unsafe extern "C" fn $name(p: *mut c_void, align: size_t) {
+            release_form(p.cast(), $fam, Some(DeleteForm { size: None, align }))
+        }
+    };
+    ($name:ident, $fam:expr, sized_aligned) => {
+        #[cfg_attr(not(test), no_mangle)]
+        pub unsafe extern "C" fn $name(p: *mut c_void, size: size_t, align: size_t) {
+            release_form(p.cast(), $fam, Some(DeleteForm { size: Some(size), align }))
+        }
+    };
+    ($name:ident, $fam:expr, aligned_nothrow) => {
+        #[cfg_attr(not(test), no_mangle)]
+        pub unsafe extern "C" fn $name(p: *mut c_void, align: size_t, _nt: *const c_void) {
+            release_form(p.cast(), $fam, Some(DeleteForm { size: None, align }))
+        }
+    };
     ($name:ident, $fam:expr $(, $extra:ident : $ty:ty)*) => {
         #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name(p: *mut c_void $(, $extra: $ty)*) {
             $(let _ = $extra;)*
-            release(p.cast(), $fam)
+            release_form(p.cast(), $fam, Some(DeleteForm { size: None, align: 0 }))
         }
     };
 }
 
 delete_fn!(_ZdlPv, Family::New);
 delete_fn!(_ZdaPv, Family::NewArray);
-delete_fn!(_ZdlPvm, Family::New, _size: size_t);
-delete_fn!(_ZdaPvm, Family::NewArray, _size: size_t);
+delete_fn!(_ZdlPvm, Family::New, sized);
+delete_fn!(_ZdaPvm, Family::NewArray, sized);
 delete_fn!(_ZdlPvRKSt9nothrow_t, Family::New, _nt: *const c_void);
 delete_fn!(_ZdaPvRKSt9nothrow_t, Family::NewArray, _nt: *const c_void);
-delete_fn!(_ZdlPvSt11align_val_t, Family::New, _align: size_t);
-delete_fn!(_ZdaPvSt11align_val_t, Family::NewArray, _align: size_t);
-delete_fn!(_ZdlPvmSt11align_val_t, Family::New, _size: size_t, _align: size_t);
-delete_fn!(_ZdaPvmSt11align_val_t, Family::NewArray, _size: size_t, _align: size_t);
-delete_fn!(_ZdlPvSt11align_val_tRKSt9nothrow_t, Family::New, _align: size_t, _nt: *const c_void);
-delete_fn!(_ZdaPvSt11align_val_tRKSt9nothrow_t, Family::NewArray, _align: size_t, _nt: *const c_void);
+delete_fn!(_ZdlPvSt11align_val_t, Family::New, aligned);
+delete_fn!(_ZdaPvSt11align_val_t, Family::NewArray, aligned);
+delete_fn!(_ZdlPvmSt11align_val_t, Family::New, sized_aligned);
+delete_fn!(_ZdaPvmSt11align_val_t, Family::NewArray, sized_aligned);
+delete_fn!(
+    _ZdlPvSt11align_val_tRKSt9nothrow_t,
+    Family::New,
+    aligned_nothrow
+);
+delete_fn!(
+    _ZdaPvSt11align_val_tRKSt9nothrow_t,
+    Family::NewArray,
+    aligned_nothrow
+);
 
 /// Keeps the modules an unload removes nameable after it (see [`crate::unload`]).
 #[cfg_attr(not(test), no_mangle)]

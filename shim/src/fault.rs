@@ -303,23 +303,8 @@ extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
     if sig == libc::SIGSEGV && guard::contains(addr) {
-        let (prev, next) = guard::neighbours(addr);
-        if let Some((kind, slot)) = guard::diagnose(addr, prev, next) {
-            let (access, pc, _) = access_pc_sp(ctx);
-            let stack = fault_stack(pc);
-            report::report(ErrorRec {
-                access,
-                addr: addr as u64,
-                has_block: true,
-                block_addr: slot.user as u64,
-                block_size: slot.size as u64,
-                alloc_family: Family::from_u8(slot.family).unwrap_or(Family::Malloc),
-                stack,
-                alloc_stack: slot.alloc_stack,
-                free_stack: slot.free_stack,
-                exact_pc: true,
-                ..report::error_rec(kind)
-            });
+        if let Some(rec) = guard_fault(addr, ctx) {
+            report::report(rec);
             // --on-error=abort has aborted inside report; continuing means letting the access
             // complete.
             guard::unprotect(addr);
@@ -341,8 +326,69 @@ extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_
     sys::set_errno(saved);
 }
 
-/// A signal whose default action is to end the process: the crash report, the exit checks, then
-/// the default action.
+/// The error a fault at `addr` in the guard pool is: the nearest guarded block's overflow,
+/// underflow or use after free, at the faulting instruction.
+fn guard_fault(addr: usize, ctx: *mut libc::c_void) -> Option<ErrorRec> {
+    let (kind, slot) = guard::diagnose(addr, guard::around(addr))?;
+    let (access, pc, _) = access_pc_sp(ctx);
+    Some(ErrorRec {
+        access,
+        addr: addr as u64,
+        has_block: true,
+        block_addr: slot.user as u64,
+        block_size: slot.size as u64,
+        alloc_family: Family::from_u8(slot.family).unwrap_or(Family::Malloc),
+        stack: fault_stack(pc),
+        alloc_stack: slot.alloc_stack,
+        free_stack: slot.free_stack,
+        exact_pc: true,
+        ..report::error_rec(kind)
+    })
+}
+
+/// How far from a default-mode block's extent (its redzones included) a fault is still that
+/// block's: a fault happens on an unmapped or protected page, so the address may lie a page or
+/// more from the block that a bad index or pointer started from.
+const NEAR_BLOCK: usize = 64 << 10;
+
+/// The heap error a fatal SIGSEGV/SIGBUS at `addr` is, in any mode: a fault in the guard pool, or
+/// within [`NEAR_BLOCK`] bytes of a live or quarantined block (the nearest): its overflow or
+/// underflow, or a use after free inside a freed block. `None`: no block explains it (a crash).
+fn block_fault(addr: usize, ctx: *mut libc::c_void) -> Option<ErrorRec> {
+    if guard::contains(addr) {
+        if let Some(rec) = guard_fault(addr, ctx) {
+            return Some(rec);
+        }
+    }
+    let right = |e: &crate::table::Entry| {
+        if e.flags & crate::table::FLAG_GUARDED != 0 {
+            0
+        } else {
+            crate::canary::right_redzone(e.size)
+        }
+    };
+    let (e, _) = crate::table::nearest(addr, NEAR_BLOCK, right)?;
+    let freed = e.state == crate::table::BlockState::Freed;
+    let kind = if addr >= e.key && addr < e.key + e.size {
+        if !freed {
+            return None; // the block's own bytes: not an out-of-bounds access
+        }
+        ErrorKind::UseAfterFree
+    } else if addr < e.key {
+        ErrorKind::HeapBufferUnderflow
+    } else {
+        ErrorKind::HeapBufferOverflow
+    };
+    let (access, pc, _) = access_pc_sp(ctx);
+    Some(ErrorRec {
+        access,
+        exact_pc: true,
+        ..report::block_error(kind, &e, addr, e.family, fault_stack(pc))
+    })
+}
+
+/// A signal whose default action is to end the process: the crash report (the heap error it is
+/// when a block explains the fault), the exit checks, then the default action.
 fn ending(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo.
     let code = unsafe { (*info).si_code };
@@ -372,9 +418,14 @@ fn ending(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     let safe = checked && !in_shim;
     if safe {
         let (access, pc, _) = access_pc_sp(ctx);
-        if fault {
-            // SAFETY: as above.
-            let addr = unsafe { (*info).si_addr() } as u64;
+        // SAFETY: as above.
+        let addr = unsafe { (*info).si_addr() } as u64;
+        let block = (fault && matches!(sig, libc::SIGSEGV | libc::SIGBUS))
+            .then(|| block_fault(addr as usize, ctx))
+            .flatten();
+        if let Some(rec) = block {
+            report::report(rec);
+        } else if fault {
             report::report(ErrorRec {
                 access: if sig == libc::SIGSEGV {
                     access

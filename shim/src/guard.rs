@@ -1,15 +1,20 @@
-//! Guard mode: blocks on pages of their own inside one large reservation, with a PROT_NONE page
-//! right after the block's end (overflow mode) or right before its start (underflow mode), so a
-//! bad access faults at the instruction. Freed blocks' pages are dropped and made PROT_NONE at
-//! once; the address range is never reused, so a late access to a freed block always faults.
-//! Under a finite `RLIMIT_AS` the pool is reserved in 64 MiB pieces and a freed block's range is
+//! Guard mode: blocks on pages of their own inside one large reservation. Each slot is
+//! `[head guard page][data pages][tail guard page]`: the block ends exactly at the tail guard page
+//! (overflow side) or starts exactly after the head one (underflow side), so a bad access on that
+//! side faults at the instruction, even of one byte: the block's alignment is the largest power
+//! of two dividing its size, at most 16 ([`natural_align`]; `--guard-align` fixes it instead).
+//! The unused part of the first (overflow side) or last (underflow side) data page is canaried
+//! whole, and the guard pages belong to their slot, so a far underflow or overflow faults and is
+//! diagnosed against its own block. Freed blocks' pages are dropped and made PROT_NONE at once;
+//! the address range is never reused, so a late access to a freed block always faults. Under a
+//! finite `RLIMIT_AS` the pool is reserved in 64 MiB pieces and a freed block's range is
 //! unmapped (given back, as glibc would): a late access is then caught only while the range stays
 //! unmapped.
 //!
 //! Every guarded allocation appends a slot to an append-only log ordered by address; the fault
-//! handler reads it without locks. Live guarded blocks cost two mappings each, so they are
-//! budgeted against `vm.max_map_count`; past the budget blocks fall back to the default mode
-//! with one warning.
+//! handler reads it without locks. Live guarded blocks cost two mappings each (the guard pages of
+//! neighbouring slots merge with the reservation), so they are budgeted against
+//! `vm.max_map_count`; past the budget blocks fall back to the default mode with one warning.
 use crate::spin::SpinLock;
 use crate::{heap, sys};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering};
@@ -23,7 +28,7 @@ const CHUNKS: usize = 4096;
 pub const SLOT_LIVE: u8 = 0;
 pub const SLOT_FREED: u8 = 1;
 
-/// One guarded block: `[start, end)` is its whole range including the guard page.
+/// One guarded block: `[start, end)` is its whole range including both guard pages.
 #[repr(C)]
 pub struct Slot {
     pub start: usize,
@@ -34,7 +39,7 @@ pub struct Slot {
     pub free_stack: AtomicU32,
     pub family: u8,
     pub state: AtomicU8,
-    /// Overflow or underflow (never `Off`).
+    /// The side flush with a guard page: overflow or underflow (never `Off` or `Both`).
     pub mode: GuardMode,
 }
 
@@ -221,21 +226,6 @@ fn index_at(addr: usize) -> Option<(Option<usize>, usize)> {
     Some(((lo > first).then(|| lo - 1), last))
 }
 
-/// The slots around `addr` in its piece: the last starting at or below it, and the next one.
-pub fn neighbours(addr: usize) -> (Option<SlotView>, Option<SlotView>) {
-    let Some((i, last)) = index_at(addr) else {
-        return (None, None);
-    };
-    let next = match i {
-        Some(i) => i + 1,
-        None => piece_of(addr).map_or(last, |(first, _)| first),
-    };
-    (
-        i.map(|i| slot(i).view()),
-        (next < last).then(|| slot(next).view()),
-    )
-}
-
 /// The slot whose user pointer is exactly `user`.
 pub fn slot_of(user: usize) -> Option<&'static Slot> {
     let s = slot(index_at(user)?.0?);
@@ -270,7 +260,7 @@ pub fn allocate(
     stack: u32,
     mode: GuardMode,
 ) -> Option<usize> {
-    if !active() || size > (1 << 36) {
+    if !active() || size > (1 << 36) || align > PAGE {
         return None;
     }
     if LIVE.load(Ordering::Relaxed) >= BUDGET.load(Ordering::Relaxed) {
@@ -285,14 +275,14 @@ pub fn allocate(
         }
         return None;
     }
-    let align = align.max(16);
+    let align = align.max(1);
     let data_pages = if mode == GuardMode::Underflow {
         size.div_ceil(PAGE).max(1)
     } else {
-        // The block's end sits on the guard page; its start is aligned down, possibly a page more.
-        (size + align - 1).div_ceil(PAGE).max(1)
+        // The block's end sits on the tail guard page; its start is aligned down.
+        size.next_multiple_of(align).div_ceil(PAGE).max(1)
     };
-    let total = (data_pages + 1) * PAGE;
+    let total = (data_pages + 2) * PAGE;
     let mut bump = LOCK.lock();
     if bump.next + total > bump.end && !grow(&mut bump, total) {
         // No address space (RLIMIT_AS): the block is served in the default mode, where glibc
@@ -300,11 +290,7 @@ pub fn allocate(
         return None;
     }
     let start = bump.next;
-    let data = if mode == GuardMode::Underflow {
-        start + PAGE
-    } else {
-        start
-    };
+    let data = start + PAGE;
     // SAFETY: [data, data + data_pages pages) is inside our reservation and unused.
     let r = unsafe {
         libc::mprotect(
@@ -356,13 +342,33 @@ pub fn allocate(
     Some(user)
 }
 
-/// The range of a guarded block's data pages.
+/// The range of a guarded block's data pages (between its two guard pages).
 pub fn data_range(s: &SlotView) -> (usize, usize) {
-    if s.mode == GuardMode::Underflow {
-        (s.start + PAGE, s.end)
+    (s.start + PAGE, s.end - PAGE)
+}
+
+/// The alignment a guarded block of `size` bytes gets by default: the largest power of two that
+/// divides the size, at most 16 and at least 2. No C object of that size can need more (an
+/// object's size is a multiple of its alignment, and `max_align_t` is 16), so the block ends
+/// flush with its guard page. At least 2 because programs tag the low bit of heap pointers
+/// (CPython 3.11 fails to start when a block of odd size sits at an odd address): a block of odd
+/// size keeps one byte of canaried slop, where an overflow is found at free, not at the
+/// instruction (`--guard-align=1` makes every block exact). Size 0 gets 16.
+pub fn natural_align(size: usize) -> usize {
+    if size == 0 {
+        16
     } else {
-        (s.start, s.end - PAGE)
+        (1usize << size.trailing_zeros()).clamp(2, 16)
     }
+}
+
+/// The accessible bytes of a guarded block's data pages around it, which hold canaries:
+/// `(before start, before len, after start, after len)`.
+pub fn slop(user: usize) -> Option<(usize, usize, usize, usize)> {
+    let s = slot_of(user)?.view();
+    let (da, db) = data_range(&s);
+    let end = s.user + s.size;
+    Some((da, s.user - da, end, db - end))
 }
 
 /// Frees a guarded block: its pages are dropped and made inaccessible at once.
@@ -426,59 +432,59 @@ pub fn unlock() {
     LOCK.raw_unlock();
 }
 
-/// What a fault at `addr` in the pool means, given the slots around it. Pure: tested without
-/// signals.
+/// The slots around `addr` in its piece: the one before the last starting at or below it, that
+/// one, and the next.
+pub fn around(addr: usize) -> [Option<SlotView>; 3] {
+    let Some((i, last)) = index_at(addr) else {
+        return [None; 3];
+    };
+    let first = piece_of(addr).map_or(last, |(first, _)| first);
+    let next = i.map_or(first, |i| i + 1);
+    [
+        i.filter(|&i| i > first).map(|i| slot(i - 1).view()),
+        i.map(|i| slot(i).view()),
+        (next < last).then(|| slot(next).view()),
+    ]
+}
+
+/// How far `addr` lies from a block's bytes (0 inside).
+fn distance(addr: usize, s: &SlotView) -> usize {
+    if addr < s.user {
+        s.user - addr
+    } else {
+        addr.saturating_sub((s.user + s.size).saturating_sub(1))
+    }
+}
+
+/// What a fault at `addr` in the pool means, given the slots around it ([`around`]): the nearest
+/// block's overflow, underflow or use after free. Every slot owns its head and tail guard pages,
+/// so the slot holding the address is chosen unless another block is strictly nearer. `None`: a
+/// live block's own bytes (not a guard fault). Pure: tested without signals.
 pub fn diagnose(
     addr: usize,
-    prev: Option<SlotView>,
-    next: Option<SlotView>,
+    slots: [Option<SlotView>; 3],
 ) -> Option<(memcheck_wire::ErrorKind, SlotView)> {
     use memcheck_wire::ErrorKind::*;
-    let p = prev.filter(|p| addr >= p.start && addr < p.end);
-    if let Some(p) = p {
-        let (da, db) = data_range(&p);
-        if addr >= da && addr < db {
-            // Inside the data pages: only freed blocks are inaccessible there.
-            return p.freed.then_some((UseAfterFree, p));
+    let holder = slots[1].filter(|s| addr >= s.start && addr < s.end);
+    let mut best: Option<SlotView> = holder;
+    for s in slots.iter().flatten() {
+        if best.is_none_or(|b| distance(addr, s) < distance(addr, &b)) {
+            best = Some(*s);
         }
-        if p.freed {
-            return Some((UseAfterFree, p));
-        }
-        if p.mode == GuardMode::Underflow {
-            // The guard page before this block; unless the previous block's end is nearer
-            // (an overflow of the block below cannot be: its end is page-aligned data), an
-            // underflow of this block.
-            return Some((HeapBufferUnderflow, p));
-        }
-        // The guard page after this block, unless the next block (underflow mode) starts right
-        // after and is nearer.
-        let over = addr - (p.user + p.size);
-        if let Some(n) = next {
-            if n.user > addr && n.user - addr < over {
-                return Some((
-                    if n.freed {
-                        UseAfterFree
-                    } else {
-                        HeapBufferUnderflow
-                    },
-                    n,
-                ));
-            }
-        }
-        return Some((HeapBufferOverflow, p));
     }
-    // Past every slot, or in a gap: the nearest block's overflow or underflow.
-    match (prev, next) {
-        (Some(p), Some(n)) => {
-            if addr - (p.user + p.size) <= n.user - addr {
-                Some((HeapBufferOverflow, p))
-            } else {
-                Some((HeapBufferUnderflow, n))
-            }
-        }
-        (Some(p), None) => Some((HeapBufferOverflow, p)),
-        (None, Some(n)) => Some((HeapBufferUnderflow, n)),
-        (None, None) => None,
+    let b = best?;
+    let inside_slot = addr >= b.start && addr < b.end;
+    if b.freed && inside_slot {
+        return Some((UseAfterFree, b));
+    }
+    if addr >= b.user && addr < b.user + b.size {
+        // A live block's bytes are accessible: not ours to diagnose.
+        return b.freed.then_some((UseAfterFree, b));
+    }
+    if addr < b.user {
+        Some((HeapBufferUnderflow, b))
+    } else {
+        Some((HeapBufferOverflow, b))
     }
 }
 
@@ -487,12 +493,13 @@ mod tests {
     use super::*;
     use memcheck_wire::ErrorKind::*;
 
+    /// A slot at `start` with `pages` data pages, laid out as `allocate` does.
     fn slot(start: usize, pages: usize, size: usize, freed: bool, mode: GuardMode) -> SlotView {
-        let end = start + (pages + 1) * PAGE;
+        let end = start + (pages + 2) * PAGE;
         let user = if mode == GuardMode::Underflow {
             start + PAGE
         } else {
-            (end - PAGE - size) & !15
+            (end - PAGE - size) & !(natural_align(size) - 1)
         };
         SlotView {
             start,
@@ -508,21 +515,40 @@ mod tests {
     }
 
     #[test]
-    fn a_touch_of_the_guard_page_after_a_block_is_an_overflow() {
-        let s = slot(0x10000, 1, 13, false, GuardMode::Overflow);
-        let end = s.user + 13;
-        assert_eq!(
-            diagnose(0x11000, Some(s), None),
-            Some((HeapBufferOverflow, s))
-        );
-        assert_eq!(0x11000 - end, 3);
+    fn natural_alignment_is_the_largest_power_of_two_dividing_the_size_up_to_16() {
+        assert_eq!(natural_align(10), 2);
+        assert_eq!(natural_align(13), 2);
+        assert_eq!(natural_align(1), 2);
+        assert_eq!(natural_align(42), 2);
+        assert_eq!(natural_align(24), 8);
+        assert_eq!(natural_align(48), 16);
+        assert_eq!(natural_align(1 << 20), 16);
+        assert_eq!(natural_align(0), 16);
+    }
+
+    #[test]
+    fn a_byte_exact_block_ends_at_its_guard_page() {
+        for size in [2usize, 10, 42, 4094, 4096, 5000] {
+            let s = slot(
+                0x10000,
+                size.div_ceil(PAGE),
+                size,
+                false,
+                GuardMode::Overflow,
+            );
+            assert_eq!(s.user + size, s.end - PAGE, "{size}");
+            assert_eq!(
+                diagnose(s.user + size, [None, Some(s), None]),
+                Some((HeapBufferOverflow, s))
+            );
+        }
     }
 
     #[test]
     fn a_touch_of_a_freed_block_is_use_after_free() {
         let s = slot(0x10000, 2, 5000, true, GuardMode::Overflow);
         assert_eq!(
-            diagnose(s.user + 10, Some(s), None),
+            diagnose(s.user + 10, [None, Some(s), None]),
             Some((UseAfterFree, s))
         );
     }
@@ -530,15 +556,45 @@ mod tests {
     #[test]
     fn live_data_pages_are_not_ours_to_diagnose() {
         let s = slot(0x10000, 1, 100, false, GuardMode::Overflow);
-        assert_eq!(diagnose(s.user + 10, Some(s), None), None);
+        assert_eq!(diagnose(s.user + 10, [None, Some(s), None]), None);
     }
 
     #[test]
-    fn underflow_mode_guard_is_before_the_block() {
+    fn underflow_side_guard_is_before_the_block() {
         let s = slot(0x10000, 1, 100, false, GuardMode::Underflow);
         assert_eq!(
-            diagnose(0x10ff0, Some(s), None),
+            diagnose(s.user - 1, [None, Some(s), None]),
             Some((HeapBufferUnderflow, s))
+        );
+    }
+
+    #[test]
+    fn a_far_underflow_is_the_block_it_precedes_not_the_previous_one() {
+        // A small block, then a 1 MiB block: 4,000 bytes before the big one is in its head page.
+        let a = slot(0x10000, 1, 16, false, GuardMode::Overflow);
+        let b = slot(a.end, 256, 1 << 20, false, GuardMode::Overflow);
+        assert_eq!(b.user, b.start + PAGE);
+        let addr = b.user - 4000;
+        assert_eq!(
+            diagnose(addr, [Some(a), Some(b), None]),
+            Some((HeapBufferUnderflow, b))
+        );
+        // Just past a's end is a's overflow, even seen from b's side of the pool.
+        assert_eq!(
+            diagnose(a.user + 16 + 8, [None, Some(a), Some(b)]),
+            Some((HeapBufferOverflow, a))
+        );
+    }
+
+    #[test]
+    fn a_far_overflow_into_the_next_head_page_stays_with_the_nearer_block() {
+        let a = slot(0x10000, 1, 16, false, GuardMode::Overflow);
+        let b = slot(a.end, 1, 1, false, GuardMode::Overflow);
+        let addr = a.user + 16 + 5000; // in b's head page, far from b's byte
+        assert!(addr >= b.start && addr < b.start + PAGE);
+        assert_eq!(
+            diagnose(addr, [Some(a), Some(b), None]),
+            Some((HeapBufferOverflow, a))
         );
     }
 
@@ -547,11 +603,11 @@ mod tests {
         let a = slot(0x10000, 1, 4096, false, GuardMode::Overflow);
         let b = slot(0x40000, 1, 16, false, GuardMode::Overflow);
         assert_eq!(
-            diagnose(0x12000, Some(a), Some(b)),
+            diagnose(a.end + 0x100, [None, Some(a), Some(b)]),
             Some((HeapBufferOverflow, a))
         );
         assert_eq!(
-            diagnose(b.user - 8, Some(a), Some(b)).unwrap().0,
+            diagnose(b.user - 8, [Some(a), Some(b), None]).unwrap().0,
             HeapBufferUnderflow
         );
     }

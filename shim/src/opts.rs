@@ -33,6 +33,10 @@ pub static FREE_FILL: AtomicI32 = AtomicI32::new(0xfd);
 pub static GUARD_MODE: AtomicU8 = AtomicU8::new(DEFAULT.guard as u8);
 /// With guard mode, guard 1 block in N (0: every block).
 pub static SAMPLE_RATE: AtomicU64 = AtomicU64::new(DEFAULT.sample_rate);
+/// Guard mode: the fixed alignment of guarded blocks (`--guard-align`), 0 for the size's own.
+pub static GUARD_ALIGN: AtomicUsize = AtomicUsize::new(DEFAULT.guard_align as usize);
+/// Requests above this many bytes are `allocation-size-too-big` (`--max-allocation-size`).
+pub static MAX_ALLOCATION_SIZE: AtomicU64 = AtomicU64::new(DEFAULT.max_allocation_size);
 /// Whether the CLI asked for records at all (`MEMCHECK_DIR` set).
 pub static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// How many forks separate this process from the one memcheck started (mod 256). Live blocks
@@ -163,6 +167,8 @@ fn apply(o: &ShimOptions) {
     ABORT_ON_ERROR.store(o.abort_on_error, Ordering::Relaxed);
     GUARD_MODE.store(o.guard as u8, Ordering::Relaxed);
     SAMPLE_RATE.store(o.sample_rate, Ordering::Relaxed);
+    GUARD_ALIGN.store(o.guard_align as usize, Ordering::Relaxed);
+    MAX_ALLOCATION_SIZE.store(o.max_allocation_size, Ordering::Relaxed);
     for (fill, to) in [(o.malloc_fill, &MALLOC_FILL), (o.free_fill, &FREE_FILL)] {
         match fill {
             Some(Fill::Byte(b)) => to.store(b as i32, Ordering::Relaxed),

@@ -110,8 +110,7 @@ impl<'a> Marker<'a> {
             let b = self.blocks[i as usize];
             let from = self.state[i as usize];
             // SAFETY: live blocks are glibc memory, readable for their size while the table is locked.
-            let words = unsafe { block_words(&b) };
-            self.scan_words(words, from);
+            unsafe { block_words(&b, |w| self.see(w, from)) };
         }
     }
 
@@ -122,35 +121,37 @@ impl<'a> Marker<'a> {
         while let Some(i) = self.work.pop() {
             let b = self.blocks[i as usize];
             // SAFETY: as in drain.
-            let words = unsafe { block_words(&b) };
-            for &w in words {
-                if let Some((c, _)) = self.find(w) {
-                    match self.state[c] {
-                        UNREACHED => {
-                            self.state[c] = INDIRECT;
-                            self.work.push(c as u32);
+            unsafe {
+                block_words(&b, |w| {
+                    if let Some((c, _)) = self.find(w) {
+                        match self.state[c] {
+                            UNREACHED => {
+                                self.state[c] = INDIRECT;
+                                self.work.push(c as u32);
+                            }
+                            DEFINITE if c != leader => self.state[c] = INDIRECT,
+                            _ => {}
                         }
-                        DEFINITE if c != leader => self.state[c] = INDIRECT,
-                        _ => {}
                     }
-                }
-            }
+                })
+            };
         }
     }
 }
 
-/// The aligned words of a block.
+/// Calls `f` with each word of a block, from its first byte in steps of 8: a guarded block may
+/// start at an address aligned to less than 8 (its size's own alignment), and the pointers it
+/// holds lie at multiples of 8 from its start, where the program's structures put them.
 ///
 /// # Safety
 /// The block must be live and readable.
-unsafe fn block_words(b: &Block) -> &'static [usize] {
-    let start = (b.start + 7) & !7;
-    let end = (b.start + b.size) & !7;
-    if end <= start {
-        return &[];
+unsafe fn block_words(b: &Block, mut f: impl FnMut(usize)) {
+    let mut at = b.start;
+    while at + 8 <= b.start + b.size {
+        // SAFETY: [at, at + 8) lies inside the block, per the caller; it may be unaligned.
+        f(unsafe { (at as *const usize).read_unaligned() });
+        at += 8;
     }
-    // SAFETY: [start, end) lies inside the block, per the caller.
-    unsafe { core::slice::from_raw_parts(start as *const usize, (end - start) / 8) }
 }
 
 /// Reads `[start, end)` of this process through `process_vm_readv` (a region that vanished or is

@@ -60,6 +60,30 @@ impl Entry {
 pub const FLAG_GUARDED: u8 = 1;
 /// The freed block was filled with [`Entry::free_fill`] (its first `canary::FILL_MAX` bytes).
 pub const FLAG_FILLED: u8 = 2;
+/// The bits above this shift hold `log2(alignment) + 1` of a block from an aligned `operator new`
+/// (`align_val_t`), 0 for every other block; read through [`Entry::new_align`].
+pub const NEW_ALIGN_SHIFT: u8 = 2;
+
+impl Entry {
+    /// The `align_val_t` an aligned `operator new` was given for this block; 0 for other blocks.
+    #[inline]
+    pub fn new_align(&self) -> usize {
+        match self.flags >> NEW_ALIGN_SHIFT {
+            0 => 0,
+            n => 1 << (n - 1),
+        }
+    }
+}
+
+/// The flag bits recording an aligned `operator new`'s alignment `align` (a power of two).
+#[inline]
+pub fn new_align_flags(align: usize) -> u8 {
+    if align == 0 {
+        0
+    } else {
+        ((align.trailing_zeros() as u8 + 1) & 0x3f) << NEW_ALIGN_SHIFT
+    }
+}
 
 struct Shard {
     slots: *mut Entry,
@@ -249,29 +273,62 @@ pub fn mark_freed(key: usize, free_stack: u32, fill: i32, fill_max: usize) -> Fr
     FreeLookup::Live(before)
 }
 
-/// Changes the family of a live block (blocks that `operator new` got from `malloc`).
-pub fn set_family(key: usize, family: Family) {
+/// Changes the family of a live block (blocks that `operator new` got from `malloc`), and adds
+/// `flags` (an aligned `operator new`'s alignment, [`new_align_flags`]).
+pub fn set_family(key: usize, family: Family, flags: u8) {
     let mut s = shard(key).lock();
     if let Some(i) = s.find(key) {
         s.slots()[i].family = family;
+        s.slots()[i].flags |= flags;
     }
 }
 
 /// The live or quarantined block whose user bytes contain `addr` (a slow scan of every shard, for
 /// diagnosing a pointer into the middle of a block).
 pub fn find_containing(addr: usize) -> Option<Entry> {
+    find(|e| addr >= e.key && addr < e.key + e.size.max(1))
+}
+
+/// The first live or quarantined block for which `pred` holds (a slow scan of every shard, one
+/// lock at a time: for diagnoses, never on a hot path).
+pub fn find(mut pred: impl FnMut(&Entry) -> bool) -> Option<Entry> {
     for sh in TABLE.iter() {
         let mut s = sh.lock();
         let found = s
             .slots()
             .iter()
-            .find(|e| e.key > TOMBSTONE && addr >= e.key && addr < e.key + e.size.max(1))
+            .find(|e| e.key > TOMBSTONE && pred(e))
             .copied();
         if found.is_some() {
             return found;
         }
     }
     None
+}
+
+/// The live or quarantined block nearest to `addr` within `max` bytes of its whole extent
+/// `[key - base_off, key + size + right)` (`right` gives a block's bytes after its user bytes),
+/// with its distance (0 inside). A slow scan, for diagnosing a crash.
+pub fn nearest(addr: usize, max: usize, right: impl Fn(&Entry) -> usize) -> Option<(Entry, usize)> {
+    let mut best: Option<(Entry, usize)> = None;
+    for sh in TABLE.iter() {
+        let mut s = sh.lock();
+        for e in s.slots().iter().filter(|e| e.key > TOMBSTONE) {
+            let lo = e.key - e.base_off as usize;
+            let hi = e.key + e.size + right(e);
+            let d = if addr < lo {
+                lo - addr
+            } else if addr >= hi {
+                addr - hi + 1
+            } else {
+                0
+            };
+            if d <= max && best.is_none_or(|(_, bd)| d < bd) {
+                best = Some((*e, d));
+            }
+        }
+    }
+    best
 }
 
 /// Forgets a block (released to glibc).

@@ -39,15 +39,19 @@ fn shim_options(a: &RunArgs) -> String {
         trace_children: a.trace_children,
         child_silent: a.child_silent_after_fork,
         abort_on_error: a.on_error == OnError::Abort,
-        // --sample-rate implies --guard.
-        guard: match (a.guard, a.sample_rate) {
-            (Some(GuardSide::Underflow), _) => wire::GuardMode::Underflow,
-            (Some(GuardSide::Overflow), _) | (None, Some(_)) => wire::GuardMode::Overflow,
-            (None, None) => wire::GuardMode::Off,
+        // --sample-rate and --guard-align imply --guard.
+        guard: match a.guard {
+            Some(GuardSide::Underflow) => wire::GuardMode::Underflow,
+            Some(GuardSide::Both) => wire::GuardMode::Both,
+            Some(GuardSide::Overflow) => wire::GuardMode::Overflow,
+            None if a.sample_rate.is_some() || a.guard_align.is_some() => wire::GuardMode::Overflow,
+            None => wire::GuardMode::Off,
         },
         sample_rate: a.sample_rate.unwrap_or(0),
         malloc_fill: fill(a.malloc_fill),
         free_fill: fill(a.free_fill),
+        guard_align: a.guard_align.unwrap_or(0),
+        max_allocation_size: a.max_allocation_size,
     }
     .to_string()
 }

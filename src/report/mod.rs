@@ -482,21 +482,29 @@ fn relation(addr: u64, block: u64, size: u64) -> String {
 
 fn describe(e: &ErrorRec) -> String {
     match e.kind {
-        ErrorKind::AllocDeallocMismatch => format!(
-            "allocated with {} and released with {}",
-            e.alloc_family.alloc_name(),
-            e.free_family.free_name()
-        ),
+        ErrorKind::AllocDeallocMismatch => mismatch(e),
         ErrorKind::CallocOverflow => format!(
             "calloc({}, {}): the product overflows size_t",
             e.arg1, e.arg2
         ),
-        ErrorKind::AllocationSizeTooBig => {
-            format!(
-                "requested {} bytes, more than any allocator can serve",
-                e.arg1
-            )
+        // arg2: the limit exceeded (--max-allocation-size), or 0 when the size computation
+        // itself overflowed (arg1 is then the size argument, saturated).
+        ErrorKind::AllocationSizeTooBig if e.arg2 == 0 => {
+            if e.arg1 == u64::MAX {
+                "the size computation of the request overflows size_t".to_string()
+            } else {
+                format!(
+                    "requested {} bytes: rounding it up to the alignment or a page overflows size_t",
+                    e.arg1
+                )
+            }
         }
+        ErrorKind::AllocationSizeTooBig => format!(
+            "requested {} bytes ({}), more than the maximum allocation size of {} (--max-allocation-size)",
+            e.arg1,
+            crate::units::bytes(e.arg1),
+            crate::units::bytes(e.arg2)
+        ),
         ErrorKind::InvalidAlignment => format!(
             "alignment {} is not a valid alignment (size {})",
             e.arg2, e.arg1
@@ -509,6 +517,15 @@ fn describe(e: &ErrorRec) -> String {
         ErrorKind::InvalidFree | ErrorKind::InvalidRealloc if !e.has_block => {
             "the pointer was never returned by the allocator".to_string()
         }
+        ErrorKind::InvalidRealloc if e.addr != e.block_addr => format!(
+            "realloc of a pointer {}, not the start of a block{}",
+            relation(e.addr, e.block_addr, e.block_size),
+            if e.free_stack != 0 {
+                " (and the block is freed)"
+            } else {
+                ""
+            }
+        ),
         ErrorKind::InvalidRealloc => format!(
             "realloc of a freed block: {}",
             relation(e.addr, e.block_addr, e.block_size).replace("0 bytes inside a", "a")
@@ -523,9 +540,52 @@ fn describe(e: &ErrorRec) -> String {
                 (false, Some(FoundAt::Exit)) => " (found damaged at exit)",
                 (false, Some(FoundAt::Access) | None) => "",
             };
-            format!("{}{when}", relation(e.addr, e.block_addr, e.block_size))
+            // Damage found after the fact is one range of changed bytes.
+            let range = if e.exact_pc || e.access_size == 0 {
+                String::new()
+            } else {
+                format!(
+                    "; {} damaged, {:#x}-{:#x}",
+                    bytes(e.access_size),
+                    e.addr,
+                    e.addr + e.access_size - 1
+                )
+            };
+            format!(
+                "{}{when}{range}",
+                relation(e.addr, e.block_addr, e.block_size)
+            )
         }
         _ => String::new(),
+    }
+}
+
+/// An `alloc-dealloc-mismatch`: of families (`arg1` 0), of a sized `delete`'s size (1: `arg2` is
+/// the size it passed) or of alignments (2: `arg2` holds the `new`'s alignment in its high 32
+/// bits and the `delete`'s in its low ones, 0 for an unaligned call).
+fn mismatch(e: &ErrorRec) -> String {
+    let new = e.alloc_family.alloc_name();
+    let delete = e.free_family.free_name();
+    match e.arg1 {
+        1 => format!(
+            "allocated as a {}-byte block with {new} and released with a sized {delete} of {} bytes",
+            e.block_size, e.arg2
+        ),
+        2 => {
+            let align = |a: u64| {
+                if a == 0 {
+                    "the default alignment".to_string()
+                } else {
+                    format!("alignment {a}")
+                }
+            };
+            format!(
+                "allocated with {new} with {} and released with {delete} with {}",
+                align(e.arg2 >> 32),
+                align(e.arg2 & 0xffff_ffff)
+            )
+        }
+        _ => format!("allocated with {new} and released with {delete}"),
     }
 }
 

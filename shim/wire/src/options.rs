@@ -50,10 +50,17 @@ pub enum GuardMode {
     Overflow = 1,
     /// The block's start right after a guard page.
     Underflow = 2,
+    /// Each allocation site alternates: its first block overflow-side, its next underflow-side.
+    Both = 3,
 }
 
 impl GuardMode {
-    pub const ALL: [GuardMode; 3] = [GuardMode::Off, GuardMode::Overflow, GuardMode::Underflow];
+    pub const ALL: [GuardMode; 4] = [
+        GuardMode::Off,
+        GuardMode::Overflow,
+        GuardMode::Underflow,
+        GuardMode::Both,
+    ];
     pub fn from_u8(v: u8) -> Option<Self> {
         Self::ALL.get(v as usize).copied()
     }
@@ -91,6 +98,11 @@ pub struct ShimOptions {
     pub malloc_fill: Option<Fill>,
     /// Byte written into freed blocks and checked when they leave the quarantine.
     pub free_fill: Option<Fill>,
+    /// Guard mode: the alignment of every guarded block (a power of two up to 4096); 0: the
+    /// largest power of two dividing the block's size, at most 16 (byte-exact ends).
+    pub guard_align: u32,
+    /// Requests above this many bytes are reported as `allocation-size-too-big`.
+    pub max_allocation_size: u64,
 }
 
 impl ShimOptions {
@@ -107,6 +119,8 @@ impl ShimOptions {
         sample_rate: 0,
         malloc_fill: None,
         free_fill: None,
+        guard_align: 0,
+        max_allocation_size: 1 << 40,
     };
 }
 
@@ -130,11 +144,13 @@ pub enum Key {
     SampleRate,
     MallocFill,
     FreeFill,
+    GuardAlign,
+    MaxAllocationSize,
 }
 
 impl Key {
     /// Every key, in the order [`ShimOptions::encode`] writes them.
-    pub const ALL: [Key; 11] = [
+    pub const ALL: [Key; 13] = [
         Key::LeakCheck,
         Key::Depth,
         Key::Redzone,
@@ -146,6 +162,8 @@ impl Key {
         Key::SampleRate,
         Key::MallocFill,
         Key::FreeFill,
+        Key::GuardAlign,
+        Key::MaxAllocationSize,
     ];
 
     /// The key as written in `MEMCHECK_OPTIONS`: the one place it is spelled.
@@ -162,6 +180,8 @@ impl Key {
             Key::SampleRate => "sample",
             Key::MallocFill => "mfill",
             Key::FreeFill => "ffill",
+            Key::GuardAlign => "galign",
+            Key::MaxAllocationSize => "maxalloc",
         }
     }
 
@@ -176,7 +196,9 @@ impl Key {
             Key::Depth | Key::Redzone => "a decimal number below 2^32",
             Key::Quarantine | Key::SampleRate => "a decimal number below 2^64",
             Key::TraceChildren | Key::ChildSilent | Key::AbortOnError => "0 or 1",
-            Key::Guard => "0 (off), 1 (overflow) or 2 (underflow)",
+            Key::Guard => "0 (off), 1 (overflow), 2 (underflow) or 3 (both)",
+            Key::GuardAlign => "0 or a power of two up to 4096",
+            Key::MaxAllocationSize => "a decimal number below 2^64",
             Key::MallocFill | Key::FreeFill => "a byte 0-255 or none",
         }
     }
@@ -313,6 +335,8 @@ impl ShimOptions {
             Key::SampleRate => Value::Num(self.sample_rate),
             Key::MallocFill => return fill_value(self.malloc_fill),
             Key::FreeFill => return fill_value(self.free_fill),
+            Key::GuardAlign => Value::Num(self.guard_align as u64),
+            Key::MaxAllocationSize => Value::Num(self.max_allocation_size),
         })
     }
 
@@ -330,6 +354,14 @@ impl ShimOptions {
             Key::SampleRate => self.sample_rate = num(v)?,
             Key::MallocFill => self.malloc_fill = Some(fill(v)?),
             Key::FreeFill => self.free_fill = Some(fill(v)?),
+            Key::GuardAlign => {
+                let a = u32::try_from(num(v)?).ok()?;
+                if a != 0 && (!a.is_power_of_two() || a > 4096) {
+                    return None;
+                }
+                self.guard_align = a;
+            }
+            Key::MaxAllocationSize => self.max_allocation_size = num(v)?,
         }
         Some(())
     }
@@ -425,6 +457,8 @@ mod tests {
             sample_rate: 1,
             malloc_fill: Some(Fill::None),
             free_fill: Some(Fill::Byte(0)),
+            guard_align: 4096,
+            max_allocation_size: 0,
         });
         roundtrip(ShimOptions {
             leak_check: LeakCheck::Summary,
@@ -456,13 +490,17 @@ mod tests {
     fn the_encoding_is_stable_and_leaves_out_fills_not_given() {
         assert_eq!(
             ShimOptions::DEFAULT.to_string(),
-            "leak=full,depth=16,redzone=16,quarantine=8388608,children=0,silent=0,abort=0,guard=0,sample=0"
+            "leak=full,depth=16,redzone=16,quarantine=8388608,children=0,silent=0,abort=0,guard=0,sample=0,galign=0,maxalloc=1099511627776"
         );
         let o = ShimOptions {
             free_fill: Some(Fill::None),
             ..ShimOptions::DEFAULT
         };
-        assert!(o.to_string().ends_with(",sample=0,ffill=none"), "{o}");
+        assert!(
+            o.to_string()
+                .ends_with(",sample=0,ffill=none,galign=0,maxalloc=1099511627776"),
+            "{o}"
+        );
         assert_eq!(ShimOptions::parse(b""), Ok(ShimOptions::DEFAULT));
     }
 
@@ -513,7 +551,9 @@ mod tests {
             b"depth=-1",
             b"depth=4294967296",
             b"quarantine=18446744073709551616",
-            b"guard=3",
+            b"guard=4",
+            b"galign=3",
+            b"galign=8192",
             b"children=2",
             b"abort=yes",
             b"mfill=256",
