@@ -22,6 +22,9 @@ _memcheck() {
             memcheck,help)
                 cmd="memcheck__subcmd__help"
                 ;;
+            memcheck,leaks)
+                cmd="memcheck__subcmd__leaks"
+                ;;
             memcheck,maps)
                 cmd="memcheck__subcmd__maps"
                 ;;
@@ -45,6 +48,9 @@ _memcheck() {
                 ;;
             memcheck__subcmd__help,help)
                 cmd="memcheck__subcmd__help__subcmd__help"
+                ;;
+            memcheck__subcmd__help,leaks)
+                cmd="memcheck__subcmd__help__subcmd__leaks"
                 ;;
             memcheck__subcmd__help,maps)
                 cmd="memcheck__subcmd__help__subcmd__maps"
@@ -71,7 +77,7 @@ _memcheck() {
 
     case "${cmd}" in
         memcheck)
-            opts="-h -V --color --help --version run maps residency overcommit stats clean report help"
+            opts="-h -V --color --help --version run maps residency overcommit stats leaks clean report help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -107,7 +113,7 @@ _memcheck() {
             return 0
             ;;
         memcheck__subcmd__help)
-            opts="run maps residency overcommit stats clean report help"
+            opts="run maps residency overcommit stats leaks clean report help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -135,6 +141,20 @@ _memcheck() {
             return 0
             ;;
         memcheck__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        memcheck__subcmd__help__subcmd__leaks)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -225,6 +245,64 @@ _memcheck() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        memcheck__subcmd__leaks)
+            opts="-o -h -V --since-last --show-leak-kinds --format --output --report --suppressions --default-suppressions --source-root --timeout --flamegraph --color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --show-leak-kinds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "text json sarif junit" -- "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --report)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --suppressions)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --default-suppressions)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --source-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --flamegraph)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -393,7 +471,7 @@ _memcheck() {
             return 0
             ;;
         memcheck__subcmd__run)
-            opts="-q -o -h -V --leak-check --show-leak-kinds --error-exitcode --errors-for-leak-kinds --show-mismatched-frees --suppressions --default-suppressions --gen-suppressions --gen-suppressions-format --quiet --list-unused-suppressions --baseline --write-baseline --warnings-as-errors --on-error --format --output --report --source-root --xml --xml-file --log-file --depth --num-callers --quarantine-size --redzone-size --guard --guard-align --max-allocation-size --sample-rate --malloc-fill --free-fill --trace-children --trace-children-skip --trace-children-skip-by-arg --child-silent-after-fork --color --help --version"
+            opts="-q -o -h -V --leak-check --show-leak-kinds --error-exitcode --errors-for-leak-kinds --show-mismatched-frees --suppressions --default-suppressions --gen-suppressions --gen-suppressions-format --quiet --list-unused-suppressions --baseline --write-baseline --warnings-as-errors --on-error --format --output --report --source-root --xml --xml-file --log-file --flamegraph --depth --num-callers --quarantine-size --redzone-size --guard --guard-align --max-allocation-size --sample-rate --malloc-fill --free-fill --trace-children --trace-children-skip --trace-children-skip-by-arg --child-silent-after-fork --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -479,6 +557,10 @@ _memcheck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --flamegraph)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --num-callers)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -547,7 +629,7 @@ _memcheck() {
             return 0
             ;;
         memcheck__subcmd__stats)
-            opts="-h -V --format --watch --ptrace --no-ptrace --color --help --version"
+            opts="-h -V --format --watch --ptrace --no-ptrace --sites --sort --flamegraph --top --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -558,6 +640,18 @@ _memcheck() {
                     return 0
                     ;;
                 --watch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sort)
+                    COMPREPLY=($(compgen -W "bytes blocks" -- "${cur}"))
+                    return 0
+                    ;;
+                --flamegraph)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --top)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -318,6 +318,15 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         .map_err(crate::exit::usage)?;
     let files = file_reports(a, sink.as_ref())?;
     let (xml, log) = pattern_outputs(a, &files)?;
+    let graph = a
+        .flamegraph
+        .as_deref()
+        .map(|p| {
+            output::check(p).map_err(|e| {
+                crate::exit::UsageError(format!("--flamegraph {}: {e:#}", p.display()))
+            })
+        })
+        .transpose()?;
     // Read before the program runs: a malformed file is refused with FILE:LINE.
     let suppressions =
         Suppressions::load(&a.suppressions, a.default_suppressions).map_err(crate::exit::usage)?;
@@ -496,6 +505,19 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
     writing.finish();
     if let Some(sink) = &baseline_sink {
         let w = output::write(sink, &matcher.write());
+        if written.is_ok() {
+            written = w;
+        }
+    }
+    if let Some(sink) = &graph {
+        // The listed leaks of every process, by allocation stack.
+        let title = format!(
+            "memcheck run {}: leaked bytes by allocation stack",
+            path.display()
+        );
+        let leaks = report.processes.iter().flat_map(|p| &p.leaks);
+        let w = report::flamegraph::svg(&title, leaks.map(|l| (l.stack.as_slice(), l.bytes)))
+            .and_then(|svg| output::write(sink, &svg));
         if written.is_ok() {
             written = w;
         }

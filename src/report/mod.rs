@@ -6,6 +6,7 @@
 //! re-renders a saved JSON report byte for byte.
 pub mod baseline;
 pub mod fingerprint;
+pub mod flamegraph;
 pub mod json;
 pub mod junit;
 pub mod logpath;
