@@ -22,6 +22,9 @@ _memcheck() {
             memcheck,help)
                 cmd="memcheck__subcmd__help"
                 ;;
+            memcheck,leaks)
+                cmd="memcheck__subcmd__leaks"
+                ;;
             memcheck,maps)
                 cmd="memcheck__subcmd__maps"
                 ;;
@@ -45,6 +48,9 @@ _memcheck() {
                 ;;
             memcheck__subcmd__help,help)
                 cmd="memcheck__subcmd__help__subcmd__help"
+                ;;
+            memcheck__subcmd__help,leaks)
+                cmd="memcheck__subcmd__help__subcmd__leaks"
                 ;;
             memcheck__subcmd__help,maps)
                 cmd="memcheck__subcmd__help__subcmd__maps"
@@ -71,7 +77,7 @@ _memcheck() {
 
     case "${cmd}" in
         memcheck)
-            opts="-h -V --color --help --version run maps residency overcommit stats clean report help"
+            opts="-h -V --color --help --version run maps residency overcommit stats leaks clean report help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -107,7 +113,7 @@ _memcheck() {
             return 0
             ;;
         memcheck__subcmd__help)
-            opts="run maps residency overcommit stats clean report help"
+            opts="run maps residency overcommit stats leaks clean report help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -135,6 +141,20 @@ _memcheck() {
             return 0
             ;;
         memcheck__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        memcheck__subcmd__help__subcmd__leaks)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -232,6 +252,64 @@ _memcheck() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        memcheck__subcmd__leaks)
+            opts="-o -h -V --since-last --show-leak-kinds --format --output --report --suppressions --default-suppressions --source-root --timeout --flamegraph --color --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --show-leak-kinds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "text json sarif junit" -- "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --report)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --suppressions)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --default-suppressions)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --source-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --flamegraph)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         memcheck__subcmd__maps)
             opts="-o -h -V --sort --kind --format --output --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -313,7 +391,7 @@ _memcheck() {
             return 0
             ;;
         memcheck__subcmd__report)
-            opts="-o -h -V --diff --format --output --source-root --baseline --color --help --version"
+            opts="-o -h -V --diff --format --output --source-root --pid --baseline --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -324,7 +402,7 @@ _memcheck() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "text json sarif junit" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "text json sarif junit xml" -- "${cur}"))
                     return 0
                     ;;
                 --output)
@@ -336,6 +414,10 @@ _memcheck() {
                     return 0
                     ;;
                 --source-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pid)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -389,7 +471,7 @@ _memcheck() {
             return 0
             ;;
         memcheck__subcmd__run)
-            opts="-q -o -h -V --leak-check --show-leak-kinds --error-exitcode --errors-for-leak-kinds --show-mismatched-frees --suppressions --default-suppressions --gen-suppressions --gen-suppressions-format --quiet --list-unused-suppressions --baseline --write-baseline --warnings-as-errors --on-error --format --output --report --source-root --depth --num-callers --quarantine-size --redzone-size --guard --guard-align --max-allocation-size --sample-rate --malloc-fill --free-fill --check-mem-functions --trace-children --trace-children-skip --trace-children-skip-by-arg --child-silent-after-fork --color --help --version"
+            opts="-q -o -h -V --leak-check --show-leak-kinds --error-exitcode --errors-for-leak-kinds --show-mismatched-frees --suppressions --default-suppressions --gen-suppressions --gen-suppressions-format --quiet --list-unused-suppressions --baseline --write-baseline --warnings-as-errors --on-error --format --output --report --source-root --xml --xml-file --log-file --flamegraph --depth --num-callers --quarantine-size --redzone-size --guard --guard-align --max-allocation-size --sample-rate --malloc-fill --free-fill --check-mem-functions --trace-children --trace-children-skip --trace-children-skip-by-arg --child-silent-after-fork --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -460,6 +542,22 @@ _memcheck() {
                     return 0
                     ;;
                 --source-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --xml)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --xml-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --flamegraph)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -535,7 +633,7 @@ _memcheck() {
             return 0
             ;;
         memcheck__subcmd__stats)
-            opts="-h -V --format --watch --ptrace --no-ptrace --color --help --version"
+            opts="-h -V --format --watch --ptrace --no-ptrace --sites --sort --flamegraph --top --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -546,6 +644,18 @@ _memcheck() {
                     return 0
                     ;;
                 --watch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sort)
+                    COMPREPLY=($(compgen -W "bytes blocks" -- "${cur}"))
+                    return 0
+                    ;;
+                --flamegraph)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --top)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -34,6 +34,7 @@ complete -c memcheck -n "__fish_memcheck_needs_command" -f -a "maps" -d 'Show ev
 complete -c memcheck -n "__fish_memcheck_needs_command" -f -a "residency" -d 'Show which pages of files (or of a live process) are in memory, and load, evict or lock them'
 complete -c memcheck -n "__fish_memcheck_needs_command" -f -a "overcommit" -d 'Explain the kernel\'s overcommit policy and commit accounting, and probe whether an allocation would succeed'
 complete -c memcheck -n "__fish_memcheck_needs_command" -f -a "stats" -d 'Show the heap figures of a live process: memcheck\'s own counters (read without stopping it) when it runs under memcheck, glibc\'s mallinfo2 and malloc_stats (through a brief ptrace call) for any process, and its footprint from /proc'
+complete -c memcheck -n "__fish_memcheck_needs_command" -f -a "leaks" -d 'Check a process running under `memcheck run` for leaks now, while it goes on: its threads pause only for the reachability scan (no ptrace, no restart), and the report comes in every format of the exit report; --since-last shows only what is new or grown since the previous check'
 complete -c memcheck -n "__fish_memcheck_needs_command" -f -a "clean" -d 'Remove the run directories (TMPDIR/memcheck-PID-START-NS-*) that runs of memcheck killed before they could clean up left behind; every run also does this quietly first'
 complete -c memcheck -n "__fish_memcheck_needs_command" -f -a "report" -d 'Render a saved JSON report (memcheck run --format json) again, in any format, without running the program; or, with --diff, list the findings that are new or fixed between two'
 complete -c memcheck -n "__fish_memcheck_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -62,6 +63,10 @@ junit\t''"
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -s o -l output -d 'Where to write the --format report; - for standard output. Checked before the program runs. A regular file is replaced atomically; a device, FIFO or symlink is written into. With json, sarif or junit the text report is still printed on stderr; with text it goes to FILE only, without colour' -r -F
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l report -d 'Also write the report in FORMAT (text, json, sarif or junit) to FILE; repeatable, in addition to --format/--output (e.g. --report sarif=r.sarif --report junit=r.xml). Each FILE is checked before the program runs and written like --output\'s; text to a file has no colour, and the text report still goes to stderr' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l source-root -d 'SARIF\'s %SRCROOT%: source files under DIR are given relative to it, and a finding is located at its innermost frame in a file under DIR [default: the working directory]' -r -F
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l xml -d 'Also write Valgrind\'s XML (protocol 4, one document per process) for the tools that read Valgrind\'s (ValgrindCI, valgrind-codequality, Jenkins\' plugin): yes or no; needs --xml-file' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l xml-file -d 'Where --xml=yes writes: %p is the pid of the process the document is for (one file per process), %q{VAR} the value of the environment variable VAR, %% a %. Checked before the program runs. Without %p, a run of several processes writes the first one\'s document to FILE and each other\'s to FILE.PID' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l log-file -d 'Write the text report to FILE instead of stderr, without colour (Valgrind\'s option; %p, %q{VAR} and %% as in --xml-file). With %p, one file per process; without, one file with every process, each under its own ==PID== header. Checked before the program runs; - is refused (it would mix with the program\'s standard output)' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l flamegraph -d 'Also draw the leaks listed at exit (--show-leak-kinds) as an interactive flame graph (SVG) of leaked bytes by allocation stack, written to FILE (checked before the program runs)' -r -F
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l num-callers -l depth -d 'Frames recorded per allocation (1-128)' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l quarantine-size -d 'Bytes of freed memory held back from reuse, to catch double frees and late accesses (suffixes K, M, G, T)' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l redzone-size -d 'Bytes of canary redzone before each block (16-4096, rounded up to 16)' -r
@@ -143,36 +148,62 @@ complete -c memcheck -n "__fish_memcheck_using_subcommand overcommit" -s V -l ve
 complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l format -d 'Output format' -r -f -a "text\t''
 json\t''"
 complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l watch -d 'Refresh every SECONDS: a live view on a terminal, one line per refresh when piped (one JSON object per line with --format json); ends when the process exits' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l sort -d 'With --sites: order by live bytes or live blocks (largest first)' -r -f -a "bytes\t''
+blocks\t''"
+complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l flamegraph -d 'With --sites: also draw every site as an interactive flame graph (SVG) of live bytes by allocation stack, written to FILE (again at each --watch refresh)' -r -F
+complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l top -d 'With --sites: how many sites to show' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l color -d 'When to use colour: auto (only on a terminal, never with NO_COLOR), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l ptrace -d 'Also stop a process that runs under memcheck briefly to ask glibc for mallinfo2'
 complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l no-ptrace -d 'Never stop the process: no glibc figures for processes outside memcheck'
+complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l sites -d 'Instead, the top allocation sites of a process under memcheck: live bytes and blocks per allocation stack, symbolized (its block table is read under its locks: allocations wait that long, nothing is paused). With --watch, each site\'s growth per interval'
 complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -s h -l help -d 'Print help'
 complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -s V -l version -d 'Print version'
+complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l show-leak-kinds -d 'Leak kinds to list one by one: a comma-separated list of definite, indirect, possible, reachable, or all / none' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l format -d 'Format of the report: text, json, sarif or junit (as memcheck run\'s)' -r -f -a "text\t''
+json\t''
+sarif\t''
+junit\t''"
+complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -s o -l output -d 'Write the --format report to FILE instead of standard output (a regular file is replaced atomically; a device, FIFO or symlink written into)' -r -F
+complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l report -d 'Also write the report in FORMAT (text, json, sarif or junit) to FILE; repeatable' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l suppressions -d 'Suppress the findings FILE describes (repeatable; the formats of memcheck run\'s --suppressions)' -r -F
+complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l default-suppressions -d 'Apply memcheck\'s built-in suppressions (yes or no)' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l source-root -d 'SARIF\'s %SRCROOT% [default: the working directory]' -r -F
+complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l timeout -d 'Seconds to wait for the process\'s answer' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l flamegraph -d 'Also draw the listed leaks as an interactive flame graph (SVG) of leaked bytes by allocation stack, written to FILE' -r -F
+complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l color -d 'When to use colour: auto (only on a terminal, never with NO_COLOR), always or never' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l since-last -d 'Show only the leaks that are new or grew since the previous check of this process (by fingerprint: kind and stack functions), with the blocks and bytes added since (Valgrind\'s `leak_check full increased`). Every check is remembered for the next'
+complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -s h -l help -d 'Print help'
+complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -s V -l version -d 'Print version'
 complete -c memcheck -n "__fish_memcheck_using_subcommand clean" -l color -d 'When to use colour: auto (only on a terminal, never with NO_COLOR), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c memcheck -n "__fish_memcheck_using_subcommand clean" -s h -l help -d 'Print help'
 complete -c memcheck -n "__fish_memcheck_using_subcommand clean" -s V -l version -d 'Print version'
 complete -c memcheck -n "__fish_memcheck_using_subcommand report" -l diff -d 'Compare two JSON reports: list the findings of NEW that OLD does not have (new) and those of OLD that NEW does not have (fixed), matched by fingerprint' -r -F
-complete -c memcheck -n "__fish_memcheck_using_subcommand report" -l format -d 'Output format: text, json, sarif or junit (with --diff: text or json)' -r -f -a "text\t''
+complete -c memcheck -n "__fish_memcheck_using_subcommand report" -l format -d 'Output format: text, json, sarif, junit or xml (Valgrind\'s XML of one process, see --pid; with --diff: text or json)' -r -f -a "text\t''
 json\t''
 sarif\t''
-junit\t''"
+junit\t''
+xml\t''"
 complete -c memcheck -n "__fish_memcheck_using_subcommand report" -s o -l output -d 'Write the output to FILE instead of standard output (checked first; a regular file is replaced atomically, a device, FIFO or symlink written into)' -r -F
 complete -c memcheck -n "__fish_memcheck_using_subcommand report" -l source-root -d 'SARIF\'s %SRCROOT% (and the root --diff shows files relative to) [default: the working directory]' -r -F
+complete -c memcheck -n "__fish_memcheck_using_subcommand report" -l pid -d 'With --format xml: the process whose document to write (Valgrind\'s XML is one document per process); needed when the report has several' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand report" -l baseline -d 'Mark the findings FILE (written by memcheck run --write-baseline) lists as known, and list the new ones and the entries no finding had; exit 1 when an error or a listed leak is new' -r -F
 complete -c memcheck -n "__fish_memcheck_using_subcommand report" -l color -d 'When to use colour: auto (only on a terminal, never with NO_COLOR), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c memcheck -n "__fish_memcheck_using_subcommand report" -s h -l help -d 'Print help'
 complete -c memcheck -n "__fish_memcheck_using_subcommand report" -s V -l version -d 'Print version'
-complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean report help" -f -a "run" -d 'Run a program under the checker and report its heap errors and leaks'
-complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean report help" -f -a "maps" -d 'Show every memory region of a live process: its kind (text, heap, thread stack, malloc arena, ...), the ELF sections it holds, and its size, RSS, PSS, dirty and swap'
-complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean report help" -f -a "residency" -d 'Show which pages of files (or of a live process) are in memory, and load, evict or lock them'
-complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean report help" -f -a "overcommit" -d 'Explain the kernel\'s overcommit policy and commit accounting, and probe whether an allocation would succeed'
-complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean report help" -f -a "stats" -d 'Show the heap figures of a live process: memcheck\'s own counters (read without stopping it) when it runs under memcheck, glibc\'s mallinfo2 and malloc_stats (through a brief ptrace call) for any process, and its footprint from /proc'
-complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean report help" -f -a "clean" -d 'Remove the run directories (TMPDIR/memcheck-PID-START-NS-*) that runs of memcheck killed before they could clean up left behind; every run also does this quietly first'
-complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean report help" -f -a "report" -d 'Render a saved JSON report (memcheck run --format json) again, in any format, without running the program; or, with --diff, list the findings that are new or fixed between two'
-complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats clean report help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats leaks clean report help" -f -a "run" -d 'Run a program under the checker and report its heap errors and leaks'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats leaks clean report help" -f -a "maps" -d 'Show every memory region of a live process: its kind (text, heap, thread stack, malloc arena, ...), the ELF sections it holds, and its size, RSS, PSS, dirty and swap'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats leaks clean report help" -f -a "residency" -d 'Show which pages of files (or of a live process) are in memory, and load, evict or lock them'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats leaks clean report help" -f -a "overcommit" -d 'Explain the kernel\'s overcommit policy and commit accounting, and probe whether an allocation would succeed'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats leaks clean report help" -f -a "stats" -d 'Show the heap figures of a live process: memcheck\'s own counters (read without stopping it) when it runs under memcheck, glibc\'s mallinfo2 and malloc_stats (through a brief ptrace call) for any process, and its footprint from /proc'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats leaks clean report help" -f -a "leaks" -d 'Check a process running under `memcheck run` for leaks now, while it goes on: its threads pause only for the reachability scan (no ptrace, no restart), and the report comes in every format of the exit report; --since-last shows only what is new or grown since the previous check'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats leaks clean report help" -f -a "clean" -d 'Remove the run directories (TMPDIR/memcheck-PID-START-NS-*) that runs of memcheck killed before they could clean up left behind; every run also does this quietly first'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats leaks clean report help" -f -a "report" -d 'Render a saved JSON report (memcheck run --format json) again, in any format, without running the program; or, with --diff, list the findings that are new or fixed between two'
+complete -c memcheck -n "__fish_memcheck_using_subcommand help; and not __fish_seen_subcommand_from run maps residency overcommit stats leaks clean report help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

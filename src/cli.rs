@@ -25,6 +25,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// One value per process, parsed once: the size of `run`'s arguments costs nothing to box away.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a program under the checker and report its heap errors and leaks.
@@ -63,6 +65,15 @@ pub enum Command {
     )]
     Stats(StatsArgs),
 
+    /// Check a process running under `memcheck run` for leaks now, while it goes on: its threads
+    /// pause only for the reachability scan (no ptrace, no restart), and the report comes in every
+    /// format of the exit report; --since-last shows only what is new or grown since the previous
+    /// check.
+    #[command(
+        after_help = "How: memcheck queues signal 62 (SIGRTMAX-2) to the process; its memcheck library pauses every thread in a signal handler, scans, resumes them and writes the answer into the run directory. A program's own handler for that signal keeps working. Threads blocked in read, write, wait or a futex go on unaware (SA_RESTART); nanosleep, poll, epoll_wait and select return EINTR as with any signal.\nExit status: 0 when the report was made; 1 if the process does not exist, is not running under memcheck, or did not answer in time; 2 for a bad command line; 125 if memcheck itself failed."
+    )]
+    Leaks(LeaksArgs),
+
     /// Remove the run directories (TMPDIR/memcheck-PID-START-NS-*) that runs of memcheck killed
     /// before they could clean up left behind; every run also does this quietly first.
     #[command(
@@ -94,8 +105,9 @@ pub struct ReportArgs {
     #[arg(long, num_args = 2, value_names = ["OLD.json", "NEW.json"])]
     pub diff: Option<Vec<PathBuf>>,
 
-    /// Output format: text, json, sarif or junit (with --diff: text or json).
-    #[arg(long, value_enum, default_value_t = ReportFormat::Text, value_name = "FORMAT")]
+    /// Output format: text, json, sarif, junit or xml (Valgrind's XML of one process, see --pid;
+    /// with --diff: text or json).
+    #[arg(long, default_value = "text", value_name = "FORMAT", value_parser = every_report_format())]
     pub format: ReportFormat,
 
     /// Write the output to FILE instead of standard output (checked first; a regular file is
@@ -107,6 +119,11 @@ pub struct ReportArgs {
     /// directory].
     #[arg(long, value_name = "DIR", value_parser = parse_dir)]
     pub source_root: Option<PathBuf>,
+
+    /// With --format xml: the process whose document to write (Valgrind's XML is one document
+    /// per process); needed when the report has several.
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<u32>,
 
     /// Mark the findings FILE (written by memcheck run --write-baseline) lists as known, and list
     /// the new ones and the entries no finding had; exit 1 when an error or a listed leak is new.
@@ -139,6 +156,84 @@ pub struct StatsArgs {
     /// Never stop the process: no glibc figures for processes outside memcheck.
     #[arg(long)]
     pub no_ptrace: bool,
+
+    /// Instead, the top allocation sites of a process under memcheck: live bytes and blocks per
+    /// allocation stack, symbolized (its block table is read under its locks: allocations wait
+    /// that long, nothing is paused). With --watch, each site's growth per interval.
+    #[arg(long, conflicts_with_all = ["ptrace", "no_ptrace"])]
+    pub sites: bool,
+
+    /// With --sites: order by live bytes or live blocks (largest first).
+    #[arg(long, value_enum, default_value_t = SitesSort::Bytes, value_name = "KEY", requires = "sites")]
+    pub sort: SitesSort,
+
+    /// With --sites: also draw every site as an interactive flame graph (SVG) of live bytes by
+    /// allocation stack, written to FILE (again at each --watch refresh).
+    #[arg(long, value_name = "FILE.svg", requires = "sites")]
+    pub flamegraph: Option<PathBuf>,
+
+    /// With --sites: how many sites to show.
+    #[arg(long, default_value_t = 10, value_name = "N", requires = "sites", value_parser = clap::value_parser!(u32).range(1..))]
+    pub top: u32,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SitesSort {
+    Bytes,
+    Blocks,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LeaksArgs {
+    /// The process to check (a program started by `memcheck run`, or that CLI's pid).
+    #[arg(value_name = "PID")]
+    pub pid: i32,
+
+    /// Show only the leaks that are new or grew since the previous check of this process (by
+    /// fingerprint: kind and stack functions), with the blocks and bytes added since
+    /// (Valgrind's `leak_check full increased`). Every check is remembered for the next.
+    #[arg(long)]
+    pub since_last: bool,
+
+    /// Leak kinds to list one by one: a comma-separated list of definite, indirect, possible,
+    /// reachable, or all / none.
+    #[arg(long, default_value = "definite,indirect", value_name = "KINDS", value_parser = parse_leak_kinds)]
+    pub show_leak_kinds: LeakKinds,
+
+    /// Format of the report: text, json, sarif or junit (as memcheck run's).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text, value_name = "FORMAT")]
+    pub format: ReportFormat,
+
+    /// Write the --format report to FILE instead of standard output (a regular file is replaced
+    /// atomically; a device, FIFO or symlink written into).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Also write the report in FORMAT (text, json, sarif or junit) to FILE; repeatable.
+    #[arg(long = "report", value_name = "FORMAT=FILE", value_parser = parse_report)]
+    pub reports: Vec<ReportSpec>,
+
+    /// Suppress the findings FILE describes (repeatable; the formats of memcheck run's
+    /// --suppressions).
+    #[arg(long, value_name = "FILE")]
+    pub suppressions: Vec<PathBuf>,
+
+    /// Apply memcheck's built-in suppressions (yes or no).
+    #[arg(long, default_value = "yes", value_name = "yes|no", action = clap::ArgAction::Set, value_parser = parse_yes_no)]
+    pub default_suppressions: bool,
+
+    /// SARIF's %SRCROOT% [default: the working directory].
+    #[arg(long, value_name = "DIR", value_parser = parse_dir)]
+    pub source_root: Option<PathBuf>,
+
+    /// Seconds to wait for the process's answer.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+
+    /// Also draw the listed leaks as an interactive flame graph (SVG) of leaked bytes by
+    /// allocation stack, written to FILE.
+    #[arg(long, value_name = "FILE.svg")]
+    pub flamegraph: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -351,6 +446,31 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR", value_parser = parse_dir)]
     pub source_root: Option<PathBuf>,
 
+    /// Also write Valgrind's XML (protocol 4, one document per process) for the tools that read
+    /// Valgrind's (ValgrindCI, valgrind-codequality, Jenkins' plugin): yes or no; needs
+    /// --xml-file.
+    #[arg(long, default_value = "no", value_name = "yes|no", action = clap::ArgAction::Set, value_parser = parse_yes_no)]
+    pub xml: bool,
+
+    /// Where --xml=yes writes: %p is the pid of the process the document is for (one file per
+    /// process), %q{VAR} the value of the environment variable VAR, %% a %. Checked before the
+    /// program runs. Without %p, a run of several processes writes the first one's document to
+    /// FILE and each other's to FILE.PID.
+    #[arg(long, value_name = "FILE")]
+    pub xml_file: Option<String>,
+
+    /// Write the text report to FILE instead of stderr, without colour (Valgrind's option; %p, %q{VAR}
+    /// and %% as in --xml-file). With %p, one file per process; without, one file with every
+    /// process, each under its own ==PID== header. Checked before the program runs; - is refused
+    /// (it would mix with the program's standard output).
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<String>,
+
+    /// Also draw the leaks listed at exit (--show-leak-kinds) as an interactive flame graph (SVG)
+    /// of leaked bytes by allocation stack, written to FILE (checked before the program runs).
+    #[arg(long, value_name = "FILE.svg")]
+    pub flamegraph: Option<PathBuf>,
+
     /// Frames recorded per allocation (1-128).
     #[arg(long, visible_alias = "depth", default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=128))]
     pub num_callers: u32,
@@ -459,7 +579,9 @@ impl ValueEnum for ReportFormat {
         &ReportFormat::ALL
     }
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-        Some(clap::builder::PossibleValue::new(self.name()))
+        // xml (Valgrind's, one document per process) is `memcheck report`'s only: a run writes
+        // it with --xml=yes --xml-file, and refuses it elsewhere with that hint.
+        Some(clap::builder::PossibleValue::new(self.name()).hide(*self == ReportFormat::Xml))
     }
 }
 
@@ -512,10 +634,26 @@ pub struct ReportSpec {
     pub path: PathBuf,
 }
 
+/// `memcheck report --format`: every format, xml included (which the shared list hides, as a run
+/// refuses it).
+fn every_report_format() -> impl clap::builder::TypedValueParser<Value = ReportFormat> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(ReportFormat::ALL.map(|f| f.name())).map(|s| {
+        ReportFormat::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .expect("a listed name")
+    })
+}
+
+/// Why `--report xml=FILE` and `--format xml` are refused by a run.
+pub const XML_HINT: &str = "Valgrind's XML is one document per process: write --xml=yes --xml-file=FILE (with %p in FILE for one file per process)";
+
 fn parse_report(s: &str) -> Result<ReportSpec, String> {
     let names = || {
         ReportFormat::ALL
             .iter()
+            .filter(|f| **f != ReportFormat::Xml)
             .map(|f| f.name())
             .collect::<Vec<_>>()
             .join(", ")
@@ -530,6 +668,9 @@ fn parse_report(s: &str) -> Result<ReportSpec, String> {
         .into_iter()
         .find(|f| f.name() == format)
         .ok_or_else(|| format!("unknown report format '{format}': use {}", names()))?;
+    if format == ReportFormat::Xml {
+        return Err(XML_HINT.to_string());
+    }
     if path.is_empty() {
         return Err(format!("'{s}' names no file: write {}=FILE", format.name()));
     }
@@ -744,6 +885,20 @@ pub fn man_extra(page: &str) -> ManExtra {
                 ("memcheck stats --format json --no-ptrace 1234", "as JSON, never stopping the process"),
             ],
         },
+        "leaks" => ManExtra {
+            exit_status: None,
+            environment: &COLOUR_ENV,
+            files: &[
+                ("/proc/PID/maps", "finds the run directory through the statistics page the process maps"),
+                ("RUNDIR/PID-STARTNS.mclive.ID", "the answer the process writes to request ID (removed once read)"),
+                ("RUNDIR/PID-STARTNS.mclast", "the previous check's leaks, for --since-last"),
+            ],
+            examples: &[
+                ("memcheck run -- ./server & memcheck leaks $!", "the leaks of a running server (the CLI's pid names its program)"),
+                ("memcheck leaks --since-last 1234", "only what leaked since the previous check of process 1234"),
+                ("memcheck leaks --format json -o leaks.json 1234", "the report as JSON"),
+            ],
+        },
         "report" => ManExtra {
             exit_status: None,
             environment: &COLOUR_ENV,
@@ -821,7 +976,10 @@ mod tests {
         assert!(parse_report("sarif").unwrap_err().contains("FORMAT=FILE"));
         assert!(parse_report("xml=r.xml")
             .unwrap_err()
-            .contains("unknown report format 'xml'"));
+            .contains("--xml=yes --xml-file=FILE"));
+        assert!(parse_report("xls=r.xml")
+            .unwrap_err()
+            .contains("unknown report format 'xls'"));
         assert!(parse_report("json=").is_err());
         assert_eq!(parse_dir("/"), Ok(PathBuf::from("/")));
         assert!(parse_dir("/no/such/dir")

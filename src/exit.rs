@@ -6,6 +6,7 @@
 //! | [`UsageError`] | a flag combination clap cannot check (`cmd/`) | 2 (as clap's own) |
 //! | [`crate::target::TargetError`] | PROG cannot be run | 126, or 127 if it was not found |
 //! | [`crate::proc::ProcError`], [`crate::proc::remote::RemoteError`] | a process that is gone or unreadable | 1 |
+//! | [`crate::proc::live::LiveError`] | `memcheck leaks`: a process not under memcheck, or no answer | 1 |
 //! | [`crate::pagecache::FileError`] | a file that cannot be read or locked | 1 |
 //! | anything else | memcheck itself failed | 125 (as `env` and `timeout`) |
 //!
@@ -49,6 +50,7 @@ fn status(e: &anyhow::Error) -> i32 {
         }
         if cause.is::<crate::proc::ProcError>()
             || cause.is::<crate::proc::remote::RemoteError>()
+            || cause.is::<crate::proc::live::LiveError>()
             || cause.is::<crate::pagecache::FileError>()
         {
             return EXIT_FAILURE;

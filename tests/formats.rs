@@ -527,10 +527,10 @@ fn a_report_path_is_checked_before_the_program_runs() {
         "{}",
         r.show()
     );
-    let r = run(&["--report", "xml=r.xml"], &prog, &[]);
+    let r = run(&["--report", "xls=r.xml"], &prog, &[]);
     assert_eq!(r.code(), Some(2), "{}", r.show());
     assert!(
-        r.stderr().contains("unknown report format 'xml'"),
+        r.stderr().contains("unknown report format 'xls'"),
         "{}",
         r.show()
     );

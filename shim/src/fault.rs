@@ -178,6 +178,10 @@ pub unsafe fn sigaction(
     act: *const libc::sigaction,
     old: *mut libc::sigaction,
 ) -> c_int {
+    if crate::live::takes(sig) {
+        // SAFETY: as this function's (`memcheck leaks`' signal: live.rs records the program's).
+        return unsafe { crate::live::sigaction(act, old) };
+    }
     if !taken(sig) {
         // SAFETY: forwarded unchanged.
         return unsafe { __sigaction(sig, act, old) };

@@ -60,6 +60,7 @@ extern "C" fn constructor() {
         libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child));
     }
     fault::install();
+    crate::live::install();
     if !opts::TRACE_CHILDREN.load(Ordering::Relaxed) {
         hide_from_children();
     }
@@ -94,6 +95,7 @@ extern "C" fn fork_parent() {
 
 extern "C" fn fork_child() {
     crate::tls::clear_deferred();
+    crate::live::after_fork_child();
     #[cfg(target_arch = "x86_64")]
     crate::fastunwind::unlock();
     heap::unlock_all();

@@ -24,6 +24,7 @@ mod fault;
 mod guard;
 mod heap;
 mod init;
+mod live;
 mod mallinfo;
 mod marks;
 mod memfn;

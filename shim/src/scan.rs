@@ -504,10 +504,7 @@ pub fn leak_check(roots_of: Roots, freeres: bool) {
         // SAFETY: with one thread left nobody else uses what glibc frees here.
         unsafe { real::__libc_freeres() };
     }
-    let maps_text = read_maps();
-    let maps = parse_maps(&maps_text);
     let mods = modules::all();
-    let sp = &maps_text as *const _ as usize;
     let (signal, exit) = match roots_of {
         Roots::CallTo(f) => (false, exit_frame(f)),
         Roots::Signal { sp, .. } => (
@@ -523,6 +520,65 @@ pub fn leak_check(roots_of: Roots, freeres: bool) {
     } else {
         Vec::new()
     };
+    let mut regs: Vec<usize> = Vec::new();
+    if let Some(f) = &exit {
+        regs.extend_from_slice(&f.regs);
+    }
+    if let Roots::Signal { regs: r, .. } = roots_of {
+        regs.extend_from_slice(&r);
+    }
+    let (summary, merged) = classify(
+        &mods,
+        &StackRoots {
+            own: exit.as_ref().map(|f| f.sp),
+            others: &others,
+            regs: &regs,
+        },
+    );
+    if full && !merged.is_empty() {
+        record::emit_modules();
+        for g in &merged {
+            record::emit_stack(g.stack);
+            record::emit(&Record::Leak(Leak {
+                kind: g.kind,
+                bytes: g.bytes,
+                blocks: g.blocks,
+                stack: g.stack,
+            }));
+        }
+    }
+    record::emit(&Record::LeakSummary(summary));
+}
+
+/// What the threads' stacks and registers contribute to the roots.
+pub struct StackRoots<'a> {
+    /// The calling thread's stack is live from this address up (its mapping's top); `None`: from
+    /// the scan's own frame up.
+    pub own: Option<usize>,
+    /// Other threads' stack pointers: a mapping holding exactly one of them is live from it (less
+    /// the red zone) up; one holding several (stacks carved from one mapping) is scanned whole.
+    pub others: &'a [usize],
+    /// Register values that are roots.
+    pub regs: &'a [usize],
+}
+
+/// Leaks of one kind and allocation stack.
+#[derive(Clone, Copy)]
+pub struct Group {
+    pub kind: LeakKind,
+    pub stack: u32,
+    pub bytes: u64,
+    pub blocks: u64,
+}
+
+/// The mark phase over every root, and the blocks classified and grouped by (kind, stack). Calls
+/// only raw system calls and the shim's own code (no loader lock: `mods` is gathered by the
+/// caller), so it can run while other threads are paused anywhere outside the shim.
+pub fn classify(mods: &[modules::Module], stack_roots: &StackRoots) -> (LeakSummary, Vec<Group>) {
+    let maps_text = read_maps();
+    let maps = parse_maps(&maps_text);
+    let sp = &maps_text as *const _ as usize;
+    let others = stack_roots.others;
 
     let gen = crate::opts::FORK_GEN.load(core::sync::atomic::Ordering::Relaxed);
     table::lock_all();
@@ -555,16 +611,10 @@ pub fn leak_check(roots_of: Roots, freeres: bool) {
         }
     }
     m.drain();
-    if let Some(f) = &exit {
-        m.scan_words(&f.regs, REACHABLE);
-        m.drain();
-    }
-    if let Roots::Signal { regs, .. } = roots_of {
-        m.scan_words(&regs, REACHABLE);
-        m.drain();
-    }
+    m.scan_words(stack_roots.regs, REACHABLE);
+    m.drain();
 
-    for md in &mods {
+    for md in mods {
         for &(s, e) in &md.writable {
             scan_region(&mut m, s, e, &mut buf, true);
             m.drain();
@@ -572,7 +622,7 @@ pub fn leak_check(roots_of: Roots, freeres: bool) {
     }
     // Data and bss were scanned above; an anonymous mapping may hold a bss tail and more after it
     // (ld.so's start-up allocations follow its bss), so only the segments are cut out of it.
-    for md in &mods {
+    for md in mods {
         holes.extend_from_slice(&md.writable);
     }
     // The guard pool holds blocks, which are traced, not roots; the shim's own memory is not the
@@ -595,15 +645,17 @@ pub fn leak_check(roots_of: Roots, freeres: bool) {
             continue;
         }
         let mut start = mp.start;
+        let mut inside = others.iter().filter(|&&p| p >= mp.start && p < mp.end);
         if sp >= mp.start && sp < mp.end {
-            // The exiting thread's stack: live from its call into exit() up; below are exit's
-            // own frames, the exit handlers' and frames that had returned: dead.
-            start = match &exit {
-                Some(f) if f.sp > sp && f.sp <= mp.end => f.sp,
+            // The calling thread's stack: live from its call into exit() (or the interrupted
+            // stack pointer) up; below are exit's own frames, the exit handlers', frames that had
+            // returned, the signal handler's: dead.
+            start = match stack_roots.own {
+                Some(f) if f > sp && f <= mp.end => f,
                 _ => sp, // exit() not found on the stack: everything above this frame
             };
-        } else if let Some(&from) = others.iter().find(|&&p| p >= mp.start && p < mp.end) {
-            // A thread blocked in a system call (signal endings only): live from its stack
+        } else if let (Some(&from), None) = (inside.next(), inside.next()) {
+            // Another thread's stack (paused, or blocked in a system call): live from its stack
             // pointer up, less the red zone a leaf function may use.
             start = from.saturating_sub(RED_ZONE).max(mp.start);
         }
@@ -638,7 +690,7 @@ pub fn leak_check(roots_of: Roots, freeres: bool) {
 
     // Aggregate by (kind, stack).
     let mut summary = LeakSummary::default();
-    let mut groups: Vec<(LeakKind, u32, u64, u64)> = Vec::new();
+    let mut groups: Vec<Group> = Vec::new();
     for (i, b) in blocks.iter().enumerate().filter(|(_, b)| !b.inherited) {
         let kind = match m.state[i] {
             REACHABLE => LeakKind::Reachable,
@@ -649,32 +701,25 @@ pub fn leak_check(roots_of: Roots, freeres: bool) {
         let s = &mut summary.kinds[kind as usize];
         s.0 += b.size as u64;
         s.1 += 1;
-        groups.push((kind, b.stack, b.size as u64, 1));
+        groups.push(Group {
+            kind,
+            stack: b.stack,
+            bytes: b.size as u64,
+            blocks: 1,
+        });
     }
-    groups.sort_unstable_by_key(|g| (g.0, g.1));
-    let mut merged: Vec<(LeakKind, u32, u64, u64)> = Vec::new();
+    groups.sort_unstable_by_key(|g| (g.kind, g.stack));
+    let mut merged: Vec<Group> = Vec::new();
     for g in groups {
         match merged.last_mut() {
-            Some(last) if last.0 == g.0 && last.1 == g.1 => {
-                last.2 += g.2;
-                last.3 += g.3;
+            Some(last) if last.kind == g.kind && last.stack == g.stack => {
+                last.bytes += g.bytes;
+                last.blocks += g.blocks;
             }
             _ => merged.push(g),
         }
     }
-    if full && !merged.is_empty() {
-        record::emit_modules();
-        for &(kind, stack, bytes, blocks) in &merged {
-            record::emit_stack(stack);
-            record::emit(&Record::Leak(Leak {
-                kind,
-                bytes,
-                blocks,
-                stack,
-            }));
-        }
-    }
-    record::emit(&Record::LeakSummary(summary));
+    (summary, merged)
 }
 
 #[cfg(test)]

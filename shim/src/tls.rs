@@ -8,6 +8,8 @@ thread_local! {
     static QUIET: Cell<bool> = const { Cell::new(false) };
     static LOCKS_HELD: Cell<u32> = const { Cell::new(0) };
     static DEFERRED_SIGNAL: Cell<i32> = const { Cell::new(0) };
+    /// `memcheck leaks`' signal deferred (`live.rs`), kept apart so it never hides an ending.
+    static DEFERRED_LIVE: Cell<bool> = const { Cell::new(false) };
 }
 
 /// How many shim spinlocks this thread holds, counting a glibc allocator call the shim made
@@ -27,7 +29,7 @@ pub fn count_lock(delta: i32) {
         c.set(n);
         n
     });
-    if n == 0 && delta < 0 && DEFERRED_SIGNAL.with(|d| d.get()) != 0 {
+    if n == 0 && delta < 0 && (DEFERRED_SIGNAL.with(|d| d.get()) != 0 || DEFERRED_LIVE.get()) {
         raise_deferred();
     }
 }
@@ -43,13 +45,24 @@ pub fn defer_signal(sig: i32) {
     });
 }
 
+/// `memcheck leaks`' request or pause signal arrived while this thread held a shim lock: it is
+/// sent again to this thread when the thread leaves that code.
+pub fn defer_live() {
+    DEFERRED_LIVE.set(true);
+}
+
 /// In a fork child: a signal deferred in the parent is the parent's, not the child's.
 pub fn clear_deferred() {
     DEFERRED_SIGNAL.with(|d| d.set(0));
+    DEFERRED_LIVE.set(false);
 }
 
 #[cold]
 fn raise_deferred() {
+    if DEFERRED_LIVE.replace(false) {
+        // SAFETY: raise sends the signal to this thread; live.rs's handler knows it by its code.
+        unsafe { libc::raise(memcheck_wire::live::SIGNAL) };
+    }
     let sig = DEFERRED_SIGNAL.with(|d| d.replace(0));
     if sig != 0 {
         // SAFETY: raise sends the signal to this thread; the shim's handler then runs the checks.

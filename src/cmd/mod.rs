@@ -1,6 +1,7 @@
 //! Subcommand dispatch. Failures become one line and an exit status in [`crate::exit`].
 pub mod clean;
 pub mod inspect;
+pub mod leaks;
 pub mod maps;
 pub mod overcommit;
 pub mod rerender;
@@ -42,7 +43,9 @@ pub fn dispatch(args: impl IntoIterator<Item = std::ffi::OsString>) -> i32 {
         Command::Maps(a) => maps::run(a, cli.color),
         Command::Residency(a) => residency::run(a, cli.color),
         Command::Overcommit(a) => overcommit::run(a, cli.color),
+        Command::Stats(a) if a.sites => leaks::sites(a, cli.color),
         Command::Stats(a) => stats::run(a, cli.color),
+        Command::Leaks(a) => leaks::run(a, cli.color),
         Command::Clean(a) => clean::run(a),
         Command::Report(a) => rerender::run(a, cli.color),
     };

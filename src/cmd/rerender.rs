@@ -30,7 +30,51 @@ fn load(path: &Path) -> Result<Report> {
     Ok(report::load(&text).map_err(|e| FileError::Io(shown, e))?)
 }
 
+/// Valgrind's XML document of the process `pid` (the only one's without it): what `--xml-file`
+/// wrote for it.
+fn xml_document(r: &Report, pid: Option<u32>) -> Result<String> {
+    let pids = report::valgrind_xml::pids(r);
+    let shown = || {
+        pids.iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let pid = match (pid, pids.as_slice()) {
+        (Some(p), _) => p,
+        (None, [one]) => *one,
+        (None, []) => {
+            return Err(FileError::Io(
+                "the report".into(),
+                "it holds no process: there is no document to write".into(),
+            )
+            .into())
+        }
+        (None, _) => {
+            return Err(crate::exit::UsageError(format!(
+                "--format xml writes one process's document and the report has {} (pids {}): choose one with --pid",
+                pids.len(),
+                shown()
+            ))
+            .into())
+        }
+    };
+    report::valgrind_xml::render(r, pid).ok_or_else(|| {
+        crate::exit::UsageError(format!(
+            "--pid {pid}: the report has no such process (pids {})",
+            shown()
+        ))
+        .into()
+    })
+}
+
 pub fn run(a: &ReportArgs, color: ColorChoice) -> Result<i32> {
+    if a.pid.is_some() && a.format != ReportFormat::Xml {
+        return Err(crate::exit::UsageError(
+            "--pid chooses the process of --format xml: add --format xml or drop --pid".into(),
+        )
+        .into());
+    }
     let sink = match &a.output {
         Some(p) => output::check(p).map_err(crate::exit::usage)?,
         None => output::Sink::Stdout,
@@ -76,6 +120,10 @@ pub fn run(a: &ReportArgs, color: ColorChoice) -> Result<i32> {
         if r.baseline.as_ref().is_some_and(|u| !u.new.is_empty()) {
             status = 1;
         }
+    }
+    if a.format == ReportFormat::Xml {
+        output::write(&sink, &xml_document(&r, a.pid)?)?;
+        return Ok(status);
     }
     let how = report::Render {
         painter: &painter,

@@ -142,7 +142,167 @@ fn same_sink(a: &output::Sink, b: &output::Sink) -> bool {
     }
 }
 
+/// A `--log-file` or `--xml-file` pattern, checked before the program runs: the path it gives
+/// (with memcheck's own pid for `%p`) must be able to take a report, as `--output`'s.
+struct PatternOutput {
+    flag: &'static str,
+    pattern: report::logpath::Pattern,
+}
+
+impl PatternOutput {
+    fn new(flag: &'static str, raw: &str) -> Result<PatternOutput> {
+        let usage = |m: String| anyhow::Error::from(crate::exit::UsageError(m));
+        if raw == "-" {
+            return Err(usage(format!(
+                "{flag}=- would mix the report into the program's standard output: name a file (/dev/stdout if you mean it)"
+            )));
+        }
+        let pattern = report::logpath::Pattern::from_env(flag, raw).map_err(usage)?;
+        let o = PatternOutput { flag, pattern };
+        o.check(&o.pattern.expand(std::process::id()))?;
+        Ok(o)
+    }
+
+    /// `output::check` of one expansion, its message naming this flag and the pattern.
+    fn check(&self, path: &Path) -> Result<output::Sink> {
+        output::check(path).map_err(|e| {
+            let shown = path.display().to_string();
+            let m = format!("{e:#}");
+            let m = match m.strip_prefix(&format!("--output {shown}")) {
+                Some(rest) => format!("{}={}{rest}", self.flag, self.pattern.raw),
+                None => format!(
+                    "{}={}: {}",
+                    self.flag,
+                    self.pattern.raw,
+                    m.replace(&shown, &self.pattern.raw)
+                ),
+            };
+            crate::exit::UsageError(m).into()
+        })
+    }
+
+    /// The sink of a sample expansion, to refuse two outputs at one place.
+    fn sample(&self) -> output::Sink {
+        output::Sink::Replace(self.pattern.expand(std::process::id()))
+    }
+}
+
+/// `--xml`/`--xml-file` and `--log-file`, checked before the program runs.
+fn pattern_outputs(
+    a: &RunArgs,
+    files: &[(ReportFormat, output::Sink)],
+) -> Result<(Option<PatternOutput>, Option<PatternOutput>)> {
+    let usage = |m: &str| anyhow::Error::from(crate::exit::UsageError(m.to_string()));
+    let xml = match (a.xml, a.xml_file.as_deref()) {
+        (true, None) => {
+            return Err(usage(
+                "--xml=yes needs a destination: add --xml-file=FILE (%p in FILE for one file per process)",
+            ))
+        }
+        (false, Some(_)) => {
+            return Err(usage(
+                "--xml-file writes Valgrind's XML only with --xml=yes: add --xml=yes",
+            ))
+        }
+        (true, Some(f)) => Some(PatternOutput::new("--xml-file", f)?),
+        (false, None) => None,
+    };
+    let log = a
+        .log_file
+        .as_deref()
+        .map(|f| PatternOutput::new("--log-file", f))
+        .transpose()?;
+    if log.is_some() && a.format == ReportFormat::Text && a.output.is_some() {
+        return Err(usage(
+            "--log-file and --format text --output both take the text report: give one of them",
+        ));
+    }
+    for o in xml.iter().chain(&log) {
+        if files.iter().any(|(_, s)| same_sink(s, &o.sample())) {
+            return Err(usage(&format!(
+                "{}={} writes where another report goes: give each report its own file",
+                o.flag, o.pattern.raw
+            )));
+        }
+    }
+    if let (Some(x), Some(l)) = (&xml, &log) {
+        if same_sink(&x.sample(), &l.sample()) {
+            return Err(usage(
+                "--xml-file and --log-file write to the same place: give each its own file",
+            ));
+        }
+    }
+    Ok((xml, log))
+}
+
+/// Writes Valgrind's XML, one document per process: to the pattern's file for its pid, or, without
+/// `%p`, the first process's to FILE and each other's to FILE.PID (said on stderr).
+fn write_xml(o: &PatternOutput, r: &Report) -> Result<()> {
+    let pids = report::valgrind_xml::pids(r);
+    let mut moved = Vec::new();
+    let mut written: Result<()> = Ok(());
+    for (i, &pid) in pids.iter().enumerate() {
+        let mut path = o.pattern.expand(pid);
+        if !o.pattern.per_process() && i > 0 {
+            let mut s = path.into_os_string();
+            s.push(format!(".{pid}"));
+            path = s.into();
+            moved.push(path.display().to_string());
+        }
+        let doc = report::valgrind_xml::render(r, pid).expect("a pid of the run");
+        let w = o.check(&path).and_then(|s| output::write(&s, &doc));
+        if written.is_ok() {
+            written = w;
+        }
+    }
+    if !moved.is_empty() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "memcheck: {}={} has no %p: the documents of the run's other processes went to {}",
+            o.flag,
+            o.pattern.raw,
+            moved.join(", ")
+        );
+    }
+    written
+}
+
+/// Writes the text report in place of stderr's, without colour and with `-q` as stderr's: with
+/// `%p` one file per process (the first also gets the run's suppression table and notes), else
+/// one file with every process.
+fn write_log(o: &PatternOutput, r: &Report, quiet: bool) -> Result<()> {
+    let plain = Painter { on: false };
+    if !o.pattern.per_process() {
+        let s = o.check(&o.pattern.expand(std::process::id()))?;
+        return output::write(&s, &report::text::render_run_with(r, &plain, quiet));
+    }
+    let mut written: Result<()> = Ok(());
+    // One copy of the report, its processes handed out per pid (each cloned once).
+    let mut one = r.clone();
+    let processes = std::mem::take(&mut one.processes);
+    for (i, pid) in report::valgrind_xml::pids(r).into_iter().enumerate() {
+        one.processes = processes.iter().filter(|p| p.pid == pid).cloned().collect();
+        if i > 0 {
+            one.notes.clear();
+            one.suppressions_used.clear();
+            one.suppressions_unused = None;
+        }
+        let w = o
+            .check(&o.pattern.expand(pid))
+            .and_then(|s| output::write(&s, &report::text::render_run_with(&one, &plain, quiet)));
+        if written.is_ok() {
+            written = w;
+        }
+    }
+    written
+}
+
 pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
+    if a.format == ReportFormat::Xml {
+        return Err(
+            crate::exit::UsageError(format!("--format xml: {}", crate::cli::XML_HINT)).into(),
+        );
+    }
     if a.format != ReportFormat::Text && a.output.is_none() {
         return Err(crate::exit::UsageError(format!(
             "--format {} needs --output FILE (or --output - for standard output)",
@@ -158,6 +318,16 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         .transpose()
         .map_err(crate::exit::usage)?;
     let files = file_reports(a, sink.as_ref())?;
+    let (xml, log) = pattern_outputs(a, &files)?;
+    let graph = a
+        .flamegraph
+        .as_deref()
+        .map(|p| {
+            output::check(p).map_err(|e| {
+                crate::exit::UsageError(format!("--flamegraph {}: {e:#}", p.display()))
+            })
+        })
+        .transpose()?;
     // Read before the program runs: a malformed file is refused with FILE:LINE.
     let suppressions =
         Suppressions::load(&a.suppressions, a.default_suppressions).map_err(crate::exit::usage)?;
@@ -312,7 +482,7 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
     };
 
     // Text to a file (`--format text --output FILE`) has no colour.
-    let text_to_file = a.format == ReportFormat::Text && sink.is_some();
+    let text_to_file = (a.format == ReportFormat::Text && sink.is_some()) || log.is_some();
     let painter = Painter {
         on: !text_to_file && style::stderr_color(color),
     };
@@ -336,6 +506,28 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
     writing.finish();
     if let Some(sink) = &baseline_sink {
         let w = output::write(sink, &matcher.write());
+        if written.is_ok() {
+            written = w;
+        }
+    }
+    if let Some(sink) = &graph {
+        // The listed leaks of every process, by allocation stack.
+        let title = format!(
+            "memcheck run {}: leaked bytes by allocation stack",
+            path.display()
+        );
+        let leaks = report.processes.iter().flat_map(|p| &p.leaks);
+        let w = report::flamegraph::svg(&title, leaks.map(|l| (l.stack.as_slice(), l.bytes)))
+            .and_then(|svg| output::write(sink, &svg));
+        if written.is_ok() {
+            written = w;
+        }
+    }
+    let xml_and_log = [
+        xml.as_ref().map(|o| write_xml(o, &report)),
+        log.as_ref().map(|o| write_log(o, &report, a.quiet)),
+    ];
+    for w in xml_and_log.into_iter().flatten() {
         if written.is_ok() {
             written = w;
         }

@@ -5,6 +5,7 @@
 //! print it as is; `statspage` and `footprint` report what is absent as `None`.
 pub mod cgroup;
 pub mod footprint;
+pub mod live;
 pub mod pagemap;
 pub mod process;
 pub mod remote;

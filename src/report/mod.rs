@@ -1,16 +1,20 @@
 //! The findings model: what a run found, per process, symbolized and grouped. Built once from the
 //! records, then rendered by [`text`] (humans, stderr), [`json`] (machines; the contract is in
-//! `docs/report-format.md`), [`sarif`] (code scanning) and [`junit`] (test dashboards); every
+//! `docs/report-format.md`), [`sarif`] (code scanning), [`junit`] (test dashboards) and
+//! [`valgrind_xml`] (Valgrind's XML, one document per process); every
 //! format is a function of the [`Report`] alone (and SARIF's source root), so `memcheck report`
 //! re-renders a saved JSON report byte for byte.
 pub mod baseline;
 pub mod fingerprint;
+pub mod flamegraph;
 pub mod json;
 pub mod junit;
+pub mod logpath;
 pub mod progress;
 pub mod sarif;
 pub mod summary;
 pub mod text;
+pub mod valgrind_xml;
 
 use crate::records::ProcessRecords;
 use crate::suppress::{self, Finding, Suppressions};
@@ -141,16 +145,26 @@ pub enum Format {
     Json,
     Sarif,
     Junit,
+    /// Valgrind's XML (protocol 4): one document per process, written by `--xml-file` and
+    /// `memcheck report --format xml`, not by `--format`/`--report` of a run.
+    Xml,
 }
 
 impl Format {
-    pub const ALL: [Format; 4] = [Format::Text, Format::Json, Format::Sarif, Format::Junit];
+    pub const ALL: [Format; 5] = [
+        Format::Text,
+        Format::Json,
+        Format::Sarif,
+        Format::Junit,
+        Format::Xml,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             Format::Text => "text",
             Format::Json => "json",
             Format::Sarif => "sarif",
             Format::Junit => "junit",
+            Format::Xml => "xml",
         }
     }
 }
@@ -170,6 +184,11 @@ pub fn render(r: &Report, format: Format, how: &Render) -> String {
         Format::Json => json::render(r),
         Format::Sarif => sarif::render(r, how.source_root),
         Format::Junit => junit::render(r),
+        // The first process's document; `memcheck report --pid` picks another.
+        Format::Xml => valgrind_xml::pids(r)
+            .first()
+            .and_then(|&pid| valgrind_xml::render(r, pid))
+            .unwrap_or_default(),
     }
 }
 

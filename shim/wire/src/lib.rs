@@ -8,6 +8,7 @@
 //! - [`stats`]: the live statistics page's fixed layout.
 //! - [`options`]: [`ShimOptions`], which the CLI encodes into `MEMCHECK_OPTIONS` and the shim
 //!   parses.
+//! - [`live`]: how `memcheck leaks PID` asks a running process for a leak check.
 //! - [`names`]: the environment variables, the record file suffix and the shim's mapping name.
 //!
 //! Nothing here allocates: encoding writes into a caller-provided buffer (or a `fmt::Write`), so
@@ -19,6 +20,7 @@
 extern crate std;
 
 pub mod codec;
+pub mod live;
 pub mod names;
 pub mod options;
 pub mod records;
