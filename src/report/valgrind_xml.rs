@@ -29,6 +29,7 @@ pub fn kind(e: &ErrorReport) -> &'static str {
         "heap-buffer-overflow" | "heap-buffer-underflow" | "use-after-free" => access(),
         "double-free" | "invalid-free" | "invalid-realloc" => "InvalidFree",
         "alloc-dealloc-mismatch" => "MismatchedFree",
+        "param-overlap" => "Overlap",
         "calloc-overflow" | "allocation-size-too-big" | "invalid-alignment" => "FishyValue",
         "crash" if e.description.starts_with("SEGV") || e.description.starts_with("SIGBUS") => {
             match e.access {
@@ -439,6 +440,8 @@ mod tests {
             access_size: Some(1),
             thread: 9,
             description: String::new(),
+            function: None,
+            overlap: None,
             block: None,
             stack: vec![
                 frame("f", Some("/src/a.c"), Some(3)),
