@@ -23,7 +23,7 @@
 //! again when the thread leaves that code. A fault there, or any ending of a `vfork` child, skips
 //! the checks and takes the default action at once.
 use crate::unwind::fault_stack;
-use crate::{exit, guard, opts, report, sys, tls};
+use crate::{exit, guard, opts, report, sigctx, sys, tls};
 use core::cell::UnsafeCell;
 use core::ffi::c_int;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -278,23 +278,7 @@ fn access_pc_sp(ctx: *mut libc::c_void) -> (Access, usize, usize) {
 
 /// The interrupted thread's stack pointer and general registers, from the signal context.
 fn interrupted(ctx: *mut libc::c_void) -> crate::scan::Roots {
-    let mut regs = [0usize; 32];
-    // SAFETY: for SA_SIGINFO handlers the third argument is the ucontext_t.
-    let uc = unsafe { &*(ctx as *const libc::ucontext_t) };
-    #[cfg(target_arch = "x86_64")]
-    let sp = {
-        for (r, &g) in regs.iter_mut().zip(uc.uc_mcontext.gregs.iter()) {
-            *r = g as usize;
-        }
-        uc.uc_mcontext.gregs[libc::REG_RSP as usize] as usize
-    };
-    #[cfg(target_arch = "aarch64")]
-    let sp = {
-        for (r, &g) in regs.iter_mut().zip(uc.uc_mcontext.regs.iter()) {
-            *r = g as usize;
-        }
-        uc.uc_mcontext.sp as usize
-    };
+    let (sp, regs) = sigctx::registers(ctx);
     crate::scan::Roots::Signal { sp, regs }
 }
 
@@ -464,42 +448,12 @@ fn ending(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     }
 }
 
-/// Passes a guard-mode fault that is not the shim's to the program's handler `prev`.
+/// Passes a guard-mode fault that is not the shim's to the program's handler `prev`. The kernel
+/// restores the interrupted mask (from the context, which the handler may change) when we return.
 fn chain(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void, prev: libc::sigaction) {
-    let h = prev.sa_sigaction;
     if prev.sa_flags & libc::SA_RESETHAND != 0 {
         // SAFETY: a zeroed sigaction is SIG_DFL: the program asked for a one-shot handler.
         set_prog(sig, unsafe { core::mem::zeroed() });
     }
-    // The mask the kernel would have set for the program's handler: the interrupted code's mask,
-    // plus the handler's sa_mask, plus the signal itself unless SA_NODEFER. The kernel restores
-    // the interrupted mask (from the context, which the handler may change) when we return.
-    // SAFETY: an all-zero sigset_t is a valid (empty) set.
-    let mut old: libc::sigset_t = unsafe { core::mem::zeroed() };
-    // SAFETY: for SA_SIGINFO handlers the third argument is the ucontext_t; the sets are valid.
-    unsafe {
-        let uc = &*(ctx as *const libc::ucontext_t);
-        let mut mask = uc.uc_sigmask;
-        for s in 1..=64 {
-            if libc::sigismember(&prev.sa_mask, s) == 1 {
-                libc::sigaddset(&mut mask, s);
-            }
-        }
-        if prev.sa_flags & libc::SA_NODEFER == 0 {
-            libc::sigaddset(&mut mask, sig);
-        }
-        libc::pthread_sigmask(libc::SIG_SETMASK, &mask, &mut old);
-    }
-    if prev.sa_flags & libc::SA_SIGINFO != 0 {
-        // SAFETY: the program installed this three-argument handler for this signal.
-        let f: extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-            unsafe { core::mem::transmute(h) };
-        f(sig, info, ctx);
-    } else {
-        // SAFETY: the program installed this one-argument handler.
-        let f: extern "C" fn(c_int) = unsafe { core::mem::transmute(h) };
-        f(sig);
-    }
-    // SAFETY: restoring the mask saved above (the handler returned normally).
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut()) };
+    sigctx::call_program_handler(sig, info, ctx, &prev);
 }

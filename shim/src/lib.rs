@@ -38,6 +38,7 @@ mod reentry;
 mod report;
 mod rlimit;
 mod scan;
+mod sigctx;
 mod spin;
 mod stats;
 mod sys;

@@ -23,7 +23,7 @@
 //!   memcheck's (a plain `kill`, or anything without the request value) goes to it: its handler is
 //!   called with the mask it asked for, `SIG_IGN` drops it, `SIG_DFL` ends the process as it would
 //!   natively.
-use crate::{exit, modules, opts, scan, sys, tls};
+use crate::{exit, modules, opts, scan, sigctx, sys, tls};
 use core::cell::{Cell, UnsafeCell};
 use core::ffi::c_int;
 use core::sync::atomic::{
@@ -211,58 +211,7 @@ fn programs(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
         // SAFETY: a zeroed sigaction is SIG_DFL: the program asked for a one-shot handler.
         unsafe { *PROG.0.get() = core::mem::zeroed() };
     }
-    // The mask the kernel would have set: the interrupted one, the handler's sa_mask, and the
-    // signal unless SA_NODEFER.
-    // SAFETY: an all-zero sigset_t is a valid set; ctx is the ucontext_t of an SA_SIGINFO handler.
-    let mut old: libc::sigset_t = unsafe { core::mem::zeroed() };
-    // SAFETY: as above.
-    unsafe {
-        let uc = &*(ctx as *const libc::ucontext_t);
-        let mut mask = uc.uc_sigmask;
-        for s in 1..=64 {
-            if libc::sigismember(&p.sa_mask, s) == 1 {
-                libc::sigaddset(&mut mask, s);
-            }
-        }
-        if p.sa_flags & libc::SA_NODEFER == 0 {
-            libc::sigaddset(&mut mask, sig);
-        }
-        libc::pthread_sigmask(libc::SIG_SETMASK, &mask, &mut old);
-    }
-    if p.sa_flags & libc::SA_SIGINFO != 0 {
-        // SAFETY: the program installed this three-argument handler for this signal.
-        let f: extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-            unsafe { core::mem::transmute(p.sa_sigaction) };
-        f(sig, info, ctx);
-    } else {
-        // SAFETY: the program installed this one-argument handler.
-        let f: extern "C" fn(c_int) = unsafe { core::mem::transmute(p.sa_sigaction) };
-        f(sig);
-    }
-    // SAFETY: restoring the handler's mask saved above.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut()) };
-}
-
-/// The interrupted stack pointer and general registers.
-fn interrupted(ctx: *mut libc::c_void) -> (usize, [usize; 32]) {
-    let mut regs = [0usize; 32];
-    // SAFETY: for SA_SIGINFO handlers the third argument is the ucontext_t.
-    let uc = unsafe { &*(ctx as *const libc::ucontext_t) };
-    #[cfg(target_arch = "x86_64")]
-    let sp = {
-        for (r, &g) in regs.iter_mut().zip(uc.uc_mcontext.gregs.iter()) {
-            *r = g as usize;
-        }
-        uc.uc_mcontext.gregs[libc::REG_RSP as usize] as usize
-    };
-    #[cfg(target_arch = "aarch64")]
-    let sp = {
-        for (r, &g) in regs.iter_mut().zip(uc.uc_mcontext.regs.iter()) {
-            *r = g as usize;
-        }
-        uc.uc_mcontext.sp as usize
-    };
-    (sp, regs)
+    sigctx::call_program_handler(sig, info, ctx, &p);
 }
 
 fn futex_wait(word: &AtomicU32, val: u32, timeout_ns: Option<u64>) {
@@ -322,7 +271,7 @@ fn pause_here(ctx: *mut libc::c_void) {
         CLAIMING.fetch_sub(1, SeqCst);
         return;
     }
-    let (sp, regs) = interrupted(ctx);
+    let (sp, regs) = sigctx::registers(ctx);
     let i = SLOT_NEXT.fetch_add(1, SeqCst);
     if i < SLOT_CAP.load(SeqCst) {
         // SAFETY: SLOTS holds SLOT_CAP slots while PHASE is PAUSING and CLAIMING is non-zero;
@@ -502,7 +451,7 @@ fn coordinate(ctx: *mut libc::c_void, id: u64) {
     // SAFETY: the first n slots were written by paused threads before they counted themselves;
     // a thread still claiming one (CLAIMING) writes only its own index.
     unsafe { slots.set_len(n) };
-    let (my_sp, my_regs) = interrupted(ctx);
+    let (my_sp, my_regs) = sigctx::registers(ctx);
     let mut regs: Vec<usize> = Vec::with_capacity((n + 1) * 32);
     regs.extend_from_slice(&my_regs);
     let mut sps: Vec<usize> = Vec::with_capacity(n);
