@@ -10,7 +10,6 @@ use crate::suppress::{self, Suppressions};
 use crate::symbolize::Symbolizer;
 use crate::{child, output, preload, records, rundir, target};
 use anyhow::Result;
-use nix::sys::signal::Signal;
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -453,7 +452,7 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         ));
     }
     if let Exit::Signal(s) = exit {
-        let name = Signal::try_from(s).map(|s| s.as_str()).unwrap_or("?");
+        let name = report::summary::signal_name(s);
         unreported.push(format!("the program was killed by signal {s} ({name})"));
     }
     report::summary::mark(

@@ -5,6 +5,7 @@
 //! process named by its command line (with ` (pid N)` added when processes of the run share a
 //! command line, as a forked child shares its parent's), and a `<failure>` in each process with
 //! findings: its message says why it failed, its body is the process's text report without colour.
+use super::xml::escape;
 use super::{text, ProcessReport, Report};
 use crate::style::Painter;
 use std::collections::HashMap;
@@ -22,27 +23,6 @@ pub fn fails(p: &ProcessReport) -> bool {
 /// block`, `killed by signal 11 (SIGSEGV)`).
 fn counts(p: &ProcessReport) -> String {
     p.failure.clone().unwrap_or_else(|| "failed".to_string())
-}
-
-/// Escapes text for XML 1.0 content or a double-quoted attribute; characters XML cannot hold
-/// (control characters other than tab, newline and carriage return) become U+FFFD.
-fn escape(s: &str, attribute: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' if attribute => out.push_str("&quot;"),
-            '\n' if attribute => out.push_str("&#10;"),
-            '\r' => out.push_str("&#13;"),
-            '\t' if attribute => out.push_str("&#9;"),
-            '\t' | '\n' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => out.push('\u{fffd}'),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Renders the run as one JUnit XML document.
@@ -93,18 +73,4 @@ pub fn render(r: &Report) -> String {
     }
     x.push_str("  </testsuite>\n</testsuites>\n");
     x
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn text_and_attributes_are_escaped_for_xml() {
-        assert_eq!(
-            escape("a<b & \"c\"\n\u{1}", true),
-            "a&lt;b &amp; &quot;c&quot;&#10;\u{fffd}"
-        );
-        assert_eq!(escape("x > y\n\"", false), "x &gt; y\n\"");
-    }
 }

@@ -15,6 +15,7 @@ pub mod sarif;
 pub mod summary;
 pub mod text;
 pub mod valgrind_xml;
+pub mod xml;
 
 use crate::records::ProcessRecords;
 use crate::suppress::{self, Finding, Suppressions};

@@ -397,22 +397,9 @@ fn suppression(x: &mut String, s: &str) {
     );
 }
 
-/// Escapes text for XML 1.0 content; characters XML cannot hold (control characters other than
-/// tab, newline and carriage return) become U+FFFD.
+/// XML 1.0 content (not an attribute).
 fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\r' => out.push_str("&#13;"),
-            '\t' | '\n' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => out.push('\u{fffd}'),
-            c => out.push(c),
-        }
-    }
-    out
+    super::xml::escape(s, false)
 }
 
 #[cfg(test)]
