@@ -226,6 +226,9 @@ fn region_or_new(addr: usize) -> Option<&'static Region> {
 /// dead bytes a crash's red zone keeps) is laid out as without it.
 #[inline(never)]
 pub fn add(key: usize, size: usize) {
+    if !on() {
+        return;
+    }
     if let Some(r) = region_or_new(key) {
         r.set(bit_of(key));
     }
@@ -274,6 +277,9 @@ fn scrub_registers() {
 /// Forgets a block's user pointer (the table calls it when a block leaves it).
 #[inline(never)]
 pub fn remove(key: usize) {
+    if !on() {
+        return;
+    }
     if let Some(r) = region(key) {
         r.clear(bit_of(key));
     }
@@ -342,7 +348,17 @@ pub static GEN: [AtomicU32; 64] = [const { AtomicU32::new(0) }; 64];
 /// A block of `shard` changed (the table calls it under the shard's lock).
 #[inline]
 pub fn changed(shard: usize) {
-    GEN[shard].fetch_add(1, Ordering::Release);
+    if on() {
+        GEN[shard].fetch_add(1, Ordering::Release);
+    }
+}
+
+/// The marks serve only the checked memory and string functions: with
+/// `--check-mem-functions=no` the allocation path keeps none (the option is set once, in the
+/// constructor, before the program allocates).
+#[inline]
+fn on() -> bool {
+    crate::opts::CHECK_MEM_FNS.load(Ordering::Relaxed)
 }
 
 #[cfg(test)]
