@@ -455,13 +455,11 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         let name = report::summary::signal_name(s);
         unreported.push(format!("the program was killed by signal {s} ({name})"));
     }
-    report::summary::mark(
-        &mut processes,
-        report::summary::Gate {
-            errors_for: a.errors_for_leak_kinds,
-            warnings_as_errors: a.warnings_as_errors,
-        },
-    );
+    let gate = report::summary::Gate {
+        errors_for: a.errors_for_leak_kinds,
+        warnings_as_errors: a.warnings_as_errors,
+    };
+    report::summary::mark(&mut processes, gate);
     let report = Report {
         version: report::REPORT_VERSION,
         tool: Tool {
@@ -538,27 +536,16 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
     }
     written?;
 
-    // The ERROR SUMMARY's count: errors (warnings with --warnings-as-errors) and leak contexts
-    // of --errors-for-leak-kinds, suppressed ones left out.
-    let errors: u64 = report
-        .processes
-        .iter()
-        .map(|p| p.error_summary.errors)
-        .sum();
-    // With a baseline the leak contexts it knows are out of `errors`, and the blocks of the
-    // others are in it: the totals, which hold both, are not asked.
-    let lost: u64 = if matcher.active() {
-        0
-    } else {
-        report
-            .processes
-            .iter()
-            .map(|p| p.leaked_blocks(a.errors_for_leak_kinds))
-            .sum()
-    };
-    let incomplete = report.processes.iter().any(|p| p.incomplete) || reports_missing;
+    // The gate: a process with findings that count (errors, warnings with --warnings-as-errors,
+    // leaks of --errors-for-leak-kinds; suppressed ones and those a --baseline knows left out)
+    // or a report that may miss some: the rule of the failing-process lines and JUnit.
     if let Some(n) = a.error_exitcode {
-        if errors > 0 || lost > 0 || incomplete {
+        if reports_missing
+            || report
+                .processes
+                .iter()
+                .any(|p| report::summary::fails_gate(p, gate))
+        {
             return Ok(n as i32);
         }
     }

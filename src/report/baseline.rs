@@ -186,11 +186,6 @@ impl Matcher {
         }
     }
 
-    /// A baseline is matched (`--baseline` given).
-    pub fn active(&self) -> bool {
-        self.baseline.is_some()
-    }
-
     /// Notes a finding of `kind` (an error kind, or `leak-KIND`) with this stack and fingerprint;
     /// `counts` says whether it fails the run unless known. Returns whether the baseline has it.
     pub fn saw(&self, kind: &str, stack: &[Frame], fp: &str, counts: bool) -> bool {

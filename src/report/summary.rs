@@ -39,6 +39,24 @@ fn plural(n: u64, word: &str) -> String {
 /// report. E.g. `2 errors, 48 bytes
 /// definitely lost in 3 blocks`, `killed by signal 11 (SIGSEGV)`, `report incomplete`.
 pub fn failure(p: &ProcessReport, gate: Gate) -> Option<String> {
+    let mut why = findings(p, gate);
+    if let Some(super::Exit::Signal(s)) = p.exit {
+        why.push(format!("killed by signal {s} ({})", signal_name(s)));
+    }
+    if p.incomplete || p.truncated {
+        why.push("report incomplete".into());
+    }
+    (!why.is_empty()).then(|| why.join(", "))
+}
+
+/// The process fails an `--error-exitcode` gate: findings that count (as in [`failure`]), or a
+/// report that may miss some. A death by a signal is not the gate's: the run ends with 128+SIG.
+pub fn fails_gate(p: &ProcessReport, gate: Gate) -> bool {
+    p.incomplete || !findings(p, gate).is_empty()
+}
+
+/// The findings that fail the process, one phrase each.
+fn findings(p: &ProcessReport, gate: Gate) -> Vec<String> {
     let mut why: Vec<String> = Vec::new();
     // Findings a --baseline knows do not fail the process.
     let new = |severity: Severity| -> u64 {
@@ -81,13 +99,7 @@ pub fn failure(p: &ProcessReport, gate: Gate) -> Option<String> {
             }
         }
     }
-    if let Some(super::Exit::Signal(s)) = p.exit {
-        why.push(format!("killed by signal {s} ({})", signal_name(s)));
-    }
-    if p.incomplete || p.truncated {
-        why.push("report incomplete".into());
-    }
-    (!why.is_empty()).then(|| why.join(", "))
+    why
 }
 
 /// `SIGSEGV` for 11; `?` for a number that names no signal.
