@@ -15,7 +15,7 @@ use crate::canary::{check_block, fill, paint_guarded, right_redzone, CANARY, FIL
 use crate::report::{block_error, report, unknown_pointer, warn};
 use crate::table::{self, new_align_flags, BlockState, Entry, FreeLookup, FLAG_GUARDED};
 use crate::unwind::capture_stack;
-use crate::{guard, init, opts, quarantine, real, reentry, sys};
+use crate::{guard, init, opts, quarantine, range, real, reentry, sys};
 use core::cell::Cell;
 use core::sync::atomic::{AtomicU8, Ordering};
 use memcheck_wire::{ErrorKind, ErrorRec, Family, FoundAt, GuardMode};
@@ -200,6 +200,8 @@ pub fn allocate_new(
     if !zero {
         fill(user, size, opts::MALLOC_FILL.load(Ordering::Relaxed));
     }
+    // Before the insert, whose own work (the marks' register scrub) follows it.
+    range::note_new(user as usize, size);
     let ok = table::insert(Entry {
         key: user as usize,
         size,
@@ -212,6 +214,7 @@ pub fn allocate_new(
         gen_or_fill: opts::FORK_GEN.load(Ordering::Relaxed),
     });
     if !ok {
+        range::forget(user as usize);
         // SAFETY: base came from glibc above and was never handed out.
         unsafe { real::free(base) };
         sys::set_errno(libc::ENOMEM);
@@ -321,6 +324,8 @@ pub fn release_form(p: *mut u8, family: Family, form: Option<DeleteForm>) {
         return;
     }
     reentry::drain(release);
+    // The block's slot is likely cold: its load overlaps the stack walk.
+    table::prefetch(p as usize);
     let stack = capture_stack();
     let byte = opts::FREE_FILL.load(Ordering::Relaxed);
     match table::mark_freed(p as usize, stack, byte, FILL_MAX) {
