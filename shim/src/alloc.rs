@@ -133,8 +133,10 @@ pub fn allocate_new(
         return core::ptr::null_mut();
     }
     let flags = new_align_flags(new_align);
-    let stack = capture_stack();
+    // The depot's id comes after glibc's call, which its lookup's load overlaps.
+    let captured = crate::unwind::capture_deferred();
     if guarded_now() {
+        let stack = captured.intern();
         let mode = match opts::guard_mode() {
             GuardMode::Both => side_for(stack),
             m => m,
@@ -200,6 +202,7 @@ pub fn allocate_new(
     if !zero {
         fill(user, size, opts::MALLOC_FILL.load(Ordering::Relaxed));
     }
+    let stack = captured.intern();
     // Before the insert, whose own work (the marks' register scrub) follows it.
     range::note_new(user as usize, size);
     let ok = table::insert(Entry {
