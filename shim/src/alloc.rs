@@ -15,7 +15,7 @@ use crate::canary::{check_block, fill, paint_guarded, right_redzone, CANARY, FIL
 use crate::report::{block_error, report, unknown_pointer, warn};
 use crate::table::{self, new_align_flags, BlockState, Entry, FreeLookup, FLAG_GUARDED};
 use crate::unwind::capture_stack;
-use crate::{guard, init, opts, quarantine, real, reentry, sys};
+use crate::{guard, init, opts, quarantine, range, real, reentry, sys};
 use core::cell::Cell;
 use core::sync::atomic::{AtomicU8, Ordering};
 use memcheck_wire::{ErrorKind, ErrorRec, Family, FoundAt, GuardMode};
@@ -133,8 +133,10 @@ pub fn allocate_new(
         return core::ptr::null_mut();
     }
     let flags = new_align_flags(new_align);
-    let stack = capture_stack();
+    // The depot's id comes after glibc's call, which its lookup's load overlaps.
+    let captured = crate::unwind::capture_deferred();
     if guarded_now() {
+        let stack = captured.intern();
         let mode = match opts::guard_mode() {
             GuardMode::Both => side_for(stack),
             m => m,
@@ -200,6 +202,9 @@ pub fn allocate_new(
     if !zero {
         fill(user, size, opts::MALLOC_FILL.load(Ordering::Relaxed));
     }
+    let stack = captured.intern();
+    // Before the insert, whose own work (the marks' register scrub) follows it.
+    range::note_new(user as usize, size);
     let ok = table::insert(Entry {
         key: user as usize,
         size,
@@ -212,6 +217,7 @@ pub fn allocate_new(
         gen_or_fill: opts::FORK_GEN.load(Ordering::Relaxed),
     });
     if !ok {
+        range::forget(user as usize);
         // SAFETY: base came from glibc above and was never handed out.
         unsafe { real::free(base) };
         sys::set_errno(libc::ENOMEM);
@@ -321,6 +327,8 @@ pub fn release_form(p: *mut u8, family: Family, form: Option<DeleteForm>) {
         return;
     }
     reentry::drain(release);
+    // The block's slot is likely cold: its load overlaps the stack walk.
+    table::prefetch(p as usize);
     let stack = capture_stack();
     let byte = opts::FREE_FILL.load(Ordering::Relaxed);
     match table::mark_freed(p as usize, stack, byte, FILL_MAX) {

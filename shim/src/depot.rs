@@ -86,17 +86,48 @@ thread_local! {
 
 /// The id of `frames`, storing them on first sight.
 pub fn intern(frames: &[u64]) -> u32 {
+    finish(frames, begin(frames))
+}
+
+/// A lookup [`begin`] started: the id if this thread's cache had it, else the stack's hash,
+/// whose slot of the shared table is being loaded.
+#[derive(Clone, Copy)]
+pub enum Lookup {
+    Known(u32),
+    Shared(u64),
+}
+
+/// The first half of [`intern`]: this thread's cache, else a prefetch of the shared table's slot
+/// (a stack new to the thread is usually a miss there), so the caller can do other work while
+/// it loads and then call [`finish`].
+#[inline]
+pub fn begin(frames: &[u64]) -> Lookup {
     if frames.is_empty() {
-        return 0;
+        return Lookup::Known(0);
     }
     let h = hash(frames);
     let slot = (h >> 1) as usize & (RECENT - 1);
     let cached = RECENT_IDS.with(|r| r[slot].get());
     if cached.0 == h {
-        return cached.1;
+        return Lookup::Known(cached.1);
     }
+    let table = HASHES.load(Ordering::Acquire);
+    if !table.is_null() {
+        let at = table as usize + ((h >> 40) as usize & (SLOTS - 1)) * 8;
+        crate::table::prefetch_line(at);
+    }
+    Lookup::Shared(h)
+}
+
+/// The second half of [`intern`]: the id of `frames` (the stack `begin` was given).
+pub fn finish(frames: &[u64], lookup: Lookup) -> u32 {
+    let h = match lookup {
+        Lookup::Known(id) => return id,
+        Lookup::Shared(h) => h,
+    };
     let id = intern_shared(frames, h);
     if id != 0 {
+        let slot = (h >> 1) as usize & (RECENT - 1);
         RECENT_IDS.with(|r| r[slot].set((h, id)));
     }
     id

@@ -56,6 +56,12 @@ pub fn push(key: usize, size: usize, mut evict: impl FnMut(usize)) {
                 n += 1;
             }
         }
+        // The evicted blocks are cold: their slots and left redzones (the chunk header, which
+        // glibc's free reads too) load together before the first is checked.
+        for &k in &out[..n] {
+            crate::table::prefetch(k);
+            crate::table::prefetch_line(k.wrapping_sub(16));
+        }
         for &k in &out[..n] {
             evict(k);
         }

@@ -109,12 +109,42 @@ pub fn live_end(addr: usize) -> Option<usize> {
 }
 
 fn cache_put(e: &Entry, shard: usize, gen: u32) {
+    put(e.key, e.key + e.size, shard, gen);
+}
+
+#[inline]
+fn put(key: usize, end: usize, shard: usize, gen: u32) {
     CACHE.with(|c| {
         let i = c.next.get();
         c.next.set((i + 1) % CACHED);
-        c.keys[i].set(!e.key);
-        c.ends[i].set(!(e.key + e.size));
+        c.keys[i].set(!key);
+        c.ends[i].set(!end);
         c.tags[i].set(shard << 32 | gen as usize);
+    });
+}
+
+/// A block this thread is allocating (before the table records it): the checks of the calls
+/// that fill it right after (a `memcpy` into a fresh string) find it here without a lookup. Its
+/// shard's generation is read now: a later free of any block of the shard, this one included,
+/// drops the verdict. Nothing is cached with `--check-mem-functions=no`.
+#[inline]
+pub fn note_new(key: usize, size: usize) {
+    if size == 0 || !crate::opts::CHECK_MEM_FNS.load(Ordering::Relaxed) {
+        return;
+    }
+    let shard = table::shard_index(key);
+    put(key, key + size, shard, GEN[shard].load(Ordering::Acquire));
+}
+
+/// Drops what [`note_new`] cached of a block the table could not record.
+pub fn forget(key: usize) {
+    CACHE.with(|c| {
+        for i in 0..CACHED {
+            if !c.keys[i].get() == key {
+                c.ends[i].set(!0);
+                c.keys[i].set(!0);
+            }
+        }
     });
 }
 

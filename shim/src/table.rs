@@ -4,6 +4,7 @@
 //! table behind its own spinlock) so threads rarely meet on one lock.
 use crate::spin::SpinLock;
 use crate::{heap, stats};
+use core::sync::atomic::{fence, AtomicUsize, Ordering};
 use memcheck_wire::Family;
 
 const SHARDS: usize = 64;
@@ -104,6 +105,41 @@ static TABLE: [SpinLock<Shard>; SHARDS] = [const {
     })
 }; SHARDS];
 
+/// What a lookup without the lock ([`get`]) reads of a shard, on a line of its own: a seqlock
+/// count, odd while the lock holder changes the shard's slots, and the slots' address with
+/// `log2(cap)` in its low bits (the address is page-aligned), so the two are read as one.
+#[repr(align(64))]
+struct Published {
+    seq: AtomicUsize,
+    slots: AtomicUsize,
+}
+
+static PUBLISHED: [Published; SHARDS] = [const {
+    Published {
+        seq: AtomicUsize::new(0),
+        slots: AtomicUsize::new(0),
+    }
+}; SHARDS];
+
+/// Makes shard `i`'s count odd before its lock holder changes its slots.
+#[inline]
+fn write_begin(i: usize) {
+    let p = &PUBLISHED[i];
+    p.seq
+        .store(p.seq.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    // Orders the odd count before the slot writes that follow: a reader that sees one of them
+    // (its loads, then an acquire fence) sees the count changed.
+    fence(Ordering::Release);
+}
+
+/// Makes shard `i`'s count even again once its slots are consistent.
+#[inline]
+fn write_end(i: usize) {
+    let p = &PUBLISHED[i];
+    p.seq
+        .store(p.seq.load(Ordering::Relaxed) + 1, Ordering::Release);
+}
+
 /// Fibonacci hashing of the pointer: the top 6 bits of the product pick the shard and the bits
 /// below them the slot (the low bits of a product are poor for pointers with a power-of-two
 /// stride).
@@ -146,7 +182,8 @@ impl Shard {
         }
     }
 
-    fn grow(&mut self) -> bool {
+    /// Grows shard `index` (the caller made its count odd).
+    fn grow(&mut self, index: usize) -> bool {
         let new_cap = (self.live * 2 + 2).next_power_of_two().max(MIN_CAP);
         let bytes = new_cap * core::mem::size_of::<Entry>();
         let p = heap::alloc_pages(bytes) as *mut Entry;
@@ -166,16 +203,30 @@ impl Shard {
             }
         }
         if !self.slots.is_null() {
-            heap::free_pages(self.slots.cast(), self.cap * core::mem::size_of::<Entry>());
+            // Its memory goes back, but the pages stay mapped (reading zeros): a lookup without
+            // the lock may still be reading them, and finds the count changed afterwards.
+            // SAFETY: the old slots, replaced below; nothing but such a reader touches them.
+            unsafe {
+                libc::madvise(
+                    self.slots.cast(),
+                    (self.cap * core::mem::size_of::<Entry>()).next_multiple_of(4096),
+                    libc::MADV_DONTNEED,
+                )
+            };
         }
         self.slots = p;
         self.cap = new_cap;
         self.used = self.live;
+        PUBLISHED[index].slots.store(
+            p as usize | new_cap.trailing_zeros() as usize,
+            Ordering::Relaxed,
+        );
         true
     }
 
-    fn insert(&mut self, e: Entry) -> bool {
-        if (self.used + 1) * 10 > self.cap * 7 && !self.grow() {
+    /// Inserts into shard `index` (the caller made its count odd).
+    fn insert(&mut self, e: Entry, index: usize) -> bool {
+        if (self.used + 1) * 10 > self.cap * 7 && !self.grow(index) {
             return false;
         }
         let mask = self.cap - 1;
@@ -214,10 +265,6 @@ pub fn shard_index(key: usize) -> usize {
     hash(key) >> (usize::BITS as usize - 6)
 }
 
-fn shard(key: usize) -> &'static SpinLock<Shard> {
-    &TABLE[shard_index(key)]
-}
-
 /// Records a live block; false if the table could not grow (out of memory).
 pub fn insert(e: Entry) -> bool {
     // Marked first (a lookup that finds the mark before the entry takes it for a stale one), so
@@ -225,7 +272,9 @@ pub fn insert(e: Entry) -> bool {
     crate::marks::add(e.key, e.size);
     let i = shard_index(e.key);
     let mut s = TABLE[i].lock();
-    let ok = s.insert(e);
+    write_begin(i);
+    let ok = s.insert(e, i);
+    write_end(i);
     if ok {
         stats::on_alloc(i, e.size);
     } else {
@@ -234,11 +283,98 @@ pub fn insert(e: Entry) -> bool {
     ok
 }
 
-/// A copy of the entry for `key`.
+/// Starts loading the home slot of `key` into the cache (the free path calls it before the stack
+/// walk, so the slot's miss overlaps it). Touches nothing: a prefetch never faults.
+#[inline]
+pub fn prefetch(key: usize) {
+    let published = PUBLISHED[shard_index(key)].slots.load(Ordering::Relaxed);
+    if published == 0 {
+        return;
+    }
+    let slot =
+        (published & !4095) + home(key, 1 << (published & 63)) * core::mem::size_of::<Entry>();
+    prefetch_line(slot);
+}
+
+/// Starts loading the line at `addr` into the cache.
+#[inline(always)]
+pub fn prefetch_line(addr: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint: it reads nothing the program sees and never faults.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(addr as *const i8)
+    };
+}
+
+/// A copy of the entry for `key`: read without the lock when no change of its shard is under
+/// way (twice at most), else under it.
 pub fn get(key: usize) -> Option<Entry> {
-    let mut s = shard(key).lock();
+    let i = shard_index(key);
+    for _ in 0..2 {
+        if let Some(found) = get_unlocked(key, i) {
+            return found;
+        }
+    }
+    let mut s = TABLE[i].lock();
     let i = s.find(key)?;
     Some(s.slots()[i])
+}
+
+const ENTRY_WORDS: usize = core::mem::size_of::<Entry>() / 8;
+const _: () = assert!(core::mem::size_of::<Entry>() == ENTRY_WORDS * 8);
+
+/// [`get`] without the lock (a seqlock read of shard `i`): `None` when a change of the shard
+/// overlapped the read.
+#[inline]
+fn get_unlocked(key: usize, i: usize) -> Option<Option<Entry>> {
+    let p = &PUBLISHED[i];
+    let s1 = p.seq.load(Ordering::Acquire);
+    if s1 & 1 != 0 {
+        return None;
+    }
+    let published = p.slots.load(Ordering::Relaxed);
+    let mut words = [0u64; ENTRY_WORDS];
+    let mut found = false;
+    if published != 0 {
+        let cap = 1usize << (published & 63);
+        let base = published & !4095;
+        let mut at = home(key, cap);
+        for _ in 0..cap {
+            let slot = base + at * core::mem::size_of::<Entry>();
+            // SAFETY: the slots of this shard at some moment of the read: mapped for ever (a
+            // grown shard's old slots stay mapped), so the load cannot fault; it may race with
+            // the lock holder's plain writes, and the count's check below throws away what it
+            // read then. Entries are 8-aligned.
+            let k = unsafe { AtomicUsize::from_ptr(slot as *mut usize) }.load(Ordering::Relaxed);
+            if k == key {
+                for (w, word) in words.iter_mut().enumerate() {
+                    // SAFETY: as above, the entry's words.
+                    *word = unsafe {
+                        core::sync::atomic::AtomicU64::from_ptr((slot + w * 8) as *mut u64)
+                    }
+                    .load(Ordering::Relaxed);
+                }
+                found = true;
+                break;
+            }
+            if k == EMPTY {
+                break;
+            }
+            at = (at + 1) & (cap - 1);
+        }
+    }
+    fence(Ordering::Acquire);
+    if p.seq.load(Ordering::Relaxed) != s1 {
+        return None;
+    }
+    if !found {
+        return Some(None);
+    }
+    // SAFETY: the count did not change while the words were read: they are a copy of an entry
+    // the lock holder wrote whole, a valid `Entry`.
+    Some(Some(unsafe {
+        core::mem::transmute::<[u64; ENTRY_WORDS], Entry>(words)
+    }))
 }
 
 /// The outcome of [`mark_freed`].
@@ -268,25 +404,33 @@ pub fn mark_freed(key: usize, free_stack: u32, fill: i32, fill_max: usize) -> Fr
     let before = *e;
     crate::marks::changed(shard);
     stats::on_free(shard, e.size);
-    e.state = BlockState::Freed;
-    e.free_stack = free_stack;
-    if fill >= 0 && e.flags & FLAG_GUARDED == 0 {
+    let filled = fill >= 0 && e.flags & FLAG_GUARDED == 0;
+    if filled {
         // SAFETY: the block was live until now: its user bytes are ours to overwrite.
         unsafe { core::ptr::write_bytes(key as *mut u8, fill as u8, e.size.min(fill_max)) };
+    }
+    write_begin(shard);
+    e.state = BlockState::Freed;
+    e.free_stack = free_stack;
+    if filled {
         e.flags |= FLAG_FILLED;
         e.gen_or_fill = fill as u8;
     }
+    write_end(shard);
     FreeLookup::Live(before)
 }
 
 /// Changes the family of a live block (blocks that `operator new` got from `malloc`), and adds
 /// `flags` (an aligned `operator new`'s alignment, [`new_align_flags`]).
 pub fn set_family(key: usize, family: Family, flags: u8) {
-    let mut s = shard(key).lock();
+    let index = shard_index(key);
+    let mut s = TABLE[index].lock();
     if let Some(i) = s.find(key) {
-        crate::marks::changed(shard_index(key));
+        crate::marks::changed(index);
+        write_begin(index);
         s.slots()[i].family = family;
         s.slots()[i].flags |= flags;
+        write_end(index);
     }
 }
 
@@ -340,12 +484,15 @@ pub fn nearest(addr: usize, max: usize, right: impl Fn(&Entry) -> usize) -> Opti
 
 /// Forgets a block (released to glibc).
 pub fn remove(key: usize) -> Option<Entry> {
-    let mut s = shard(key).lock();
+    let index = shard_index(key);
+    let mut s = TABLE[index].lock();
     let i = s.find(key)?;
     let e = s.slots()[i];
+    write_begin(index);
     s.slots()[i].key = TOMBSTONE;
+    write_end(index);
     s.live -= 1;
-    crate::marks::changed(shard_index(key));
+    crate::marks::changed(index);
     crate::marks::remove(key);
     Some(e)
 }

@@ -111,6 +111,43 @@ pub fn capture_stack() -> u32 {
     depot::intern(&buf[..n])
 }
 
+/// A stack captured by [`capture_deferred`], its depot lookup started.
+pub struct Captured {
+    buf: [u64; memcheck_wire::MAX_FRAMES],
+    n: usize,
+    lookup: depot::Lookup,
+}
+
+impl Captured {
+    /// Its depot id (as [`capture_stack`] would have returned).
+    #[inline]
+    pub fn intern(&self) -> u32 {
+        let Some(_g) = tls::Reentry::acquire() else {
+            return 0;
+        };
+        depot::finish(&self.buf[..self.n], self.lookup)
+    }
+}
+
+/// [`capture_stack`] in two halves: the frames now, with the depot's lookup started (its slot
+/// loading), and the id from [`Captured::intern`] after the caller's own work (the allocation
+/// path's call into glibc), which the load overlaps.
+#[inline]
+pub fn capture_deferred() -> Captured {
+    let mut c = Captured {
+        buf: [0u64; memcheck_wire::MAX_FRAMES],
+        n: 0,
+        lookup: depot::Lookup::Known(0),
+    };
+    let Some(_g) = tls::Reentry::acquire() else {
+        return c;
+    };
+    let depth = opts::DEPTH.load(Ordering::Relaxed);
+    c.n = capture(&mut c.buf[..depth]);
+    c.lookup = depot::begin(&c.buf[..c.n]);
+    c
+}
+
 /// The stack of the faulting code: the unwinder passes through the signal frame and reports the
 /// faulting PC itself; what lies before it is the handler.
 pub fn fault_stack(pc: usize) -> u32 {
