@@ -1,7 +1,10 @@
-/* Cost of one allocation's backtrace: N malloc/free pairs of 32 bytes made from a call depth of
+/* The cost of one allocation+free pair: N malloc/free pairs of 32 bytes made from a call depth of
  * DEPTH (default 10) noinline frames. Prints the loop's own time, so start-up and the exit-time
- * leak check are not counted. Run it natively, under memcheck --num-callers=1 and under the
- * default 24: (t24 - t1) / N is what the extra frames of one backtrace cost.
+ * leak check are not counted. bench/run runs it natively (glibc's pair), under memcheck's default
+ * mode and under configurations that each remove one more part (--num-callers=1,
+ * --quarantine-size=0, no fills, --check-mem-functions=no), at depth 4 (a frame's cost), in
+ * production mode and rebuilt with -fsanitize=address: the differences are the parts
+ * (docs/benchmark.md).
  *
  *   btcost N [DEPTH] */
 #include <stdio.h>
