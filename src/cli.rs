@@ -487,7 +487,8 @@ pub struct RunArgs {
     /// Guard mode: every block on pages of its own between PROT_NONE pages, its end flush with
     /// the page after it (overflow, the default) or its start right after the page before it
     /// (underflow), or each allocation site alternating the two (both); freed blocks become
-    /// inaccessible, so bad reads and writes fault at the instruction. A block is aligned to the
+    /// inaccessible (until their slot is reused after the quarantine), so bad reads and writes
+    /// fault at the instruction. A block is aligned to the
     /// largest power of two dividing its size, at most 16, so even a 1-byte overflow faults (see
     /// --guard-align).
     #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "overflow", value_name = "SIDE")]

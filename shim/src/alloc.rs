@@ -148,11 +148,21 @@ pub fn allocate_new(
             guard::natural_align(size)
         }
         .max(align);
-        if let Some(user) = guard::allocate(size, galign, family as u8, stack, mode) {
-            paint_guarded(user);
+        if let Some((user, pages)) = guard::allocate(size, galign, family as u8, stack, mode) {
+            if pages == guard::Pages::Kept {
+                for (a, n) in guard::stale_slop(user) {
+                    // SAFETY: the stale slop lies in the block's data pages, outside its bytes.
+                    unsafe { core::ptr::write_bytes(a as *mut u8, CANARY, n) };
+                }
+            } else {
+                paint_guarded(user);
+            }
             let user = user as *mut u8;
             if !zero {
                 fill(user, size, opts::MALLOC_FILL.load(Ordering::Relaxed));
+            } else if pages == guard::Pages::Kept {
+                // SAFETY: the recycled slot's user bytes are this new block's.
+                unsafe { core::ptr::write_bytes(user, 0, size) };
             }
             let ok = table::insert(Entry {
                 key: user as usize,
@@ -170,6 +180,7 @@ pub fn allocate_new(
                 return user;
             }
             guard::release(user as usize, 0);
+            guard::recycle(user as usize);
         }
     }
     let left = left_redzone(align);
@@ -260,7 +271,9 @@ fn native_chunk(size: usize, mmapped: bool) -> usize {
 pub fn release_to_glibc(key: usize) {
     if let Some(e) = table::remove(key) {
         if e.flags & FLAG_GUARDED != 0 {
-            return; // its pages were dropped when it was freed
+            // Its pages were made inaccessible when it was freed; its slot may now be reused.
+            guard::recycle(key);
+            return;
         }
         check_block(&e, 0, FoundAt::Eviction);
         let base = key - e.base_off as usize;
@@ -361,7 +374,7 @@ pub fn release_form(p: *mut u8, family: Family, form: Option<DeleteForm>) {
             check_block(&e, stack, FoundAt::Free);
             if e.flags & FLAG_GUARDED != 0 {
                 guard::release(e.key, stack);
-                quarantine::push(e.key, e.size.max(16), release_to_glibc);
+                quarantine::push(e.key, guard::footprint(e.key), release_to_glibc);
             } else {
                 let (_, mm) = chunk_of(e.key - e.base_off as usize);
                 let native = native_chunk(e.size, mm) as i64;
@@ -459,7 +472,7 @@ pub fn usable_size(p: *mut u8) -> usize {
     }
     if reentry::active() {
         // The block table cannot be consulted here; a guarded block's size is known lock-free.
-        return guard::slot_of(p as usize).map_or(0, |s| s.size);
+        return guard::tenant(p as usize).map_or(0, |s| s.size);
     }
     match table::get(p as usize) {
         Some(e) if e.state == BlockState::Live => e.size,

@@ -213,7 +213,7 @@ pub fn reallocate(p: *mut u8, size: usize) -> *mut u8 {
 /// guarded block's size from the lock-free slot log, else glibc's chunk size minus the left
 /// redzone.
 fn old_size_bound(p: *mut u8) -> usize {
-    if let Some(s) = guard::slot_of(p as usize) {
+    if let Some(s) = guard::tenant(p as usize) {
         return s.size;
     }
     let rz = crate::opts::REDZONE.load(Ordering::Relaxed);

@@ -54,30 +54,28 @@ pub fn block_error(
     }
 }
 
-/// A free or realloc of a pointer the table does not know: a block released long ago (guarded
-/// blocks are remembered forever), a pointer into the middle of a block, or a foreign pointer.
+/// A free or realloc of a pointer the table does not know: a block released long ago (a guarded
+/// block's slot remembers its current and previous tenants), a pointer into the middle of a
+/// block, or a foreign pointer.
 pub fn unknown_pointer(kind: ErrorKind, p: usize, family: Family, stack: u32) -> ErrorRec {
-    if let Some(s) = guard::slot_of(p) {
-        let view_freed = s.state.load(Ordering::Acquire) == guard::SLOT_FREED;
-        if view_freed {
-            let k = if kind == ErrorKind::InvalidFree {
-                ErrorKind::DoubleFree
-            } else {
-                kind
-            };
-            return ErrorRec {
-                addr: p as u64,
-                has_block: true,
-                block_addr: s.user as u64,
-                block_size: s.size as u64,
-                alloc_family: Family::from_u8(s.family).unwrap_or(Family::Malloc),
-                free_family: family,
-                stack,
-                alloc_stack: s.alloc_stack,
-                free_stack: s.free_stack.load(Ordering::Acquire),
-                ..error_rec(k)
-            };
-        }
+    if let Some(s) = guard::freed_tenant(p) {
+        let k = if kind == ErrorKind::InvalidFree {
+            ErrorKind::DoubleFree
+        } else {
+            kind
+        };
+        return ErrorRec {
+            addr: p as u64,
+            has_block: true,
+            block_addr: s.user as u64,
+            block_size: s.size as u64,
+            alloc_family: Family::from_u8(s.family).unwrap_or(Family::Malloc),
+            free_family: family,
+            stack,
+            alloc_stack: s.alloc_stack,
+            free_stack: s.free_stack,
+            ..error_rec(k)
+        };
     }
     if let Some(e) = table::find_containing(p) {
         return block_error(kind, &e, p, family, stack);
