@@ -80,7 +80,7 @@ fn left_redzone(align: usize) -> usize {
 
 /// Whether the next block of this thread goes to the guard pool.
 #[inline]
-fn guarded_now() -> bool {
+pub(crate) fn guarded_now() -> bool {
     if opts::guard_mode() == GuardMode::Off || !guard::active() {
         return false;
     }
@@ -102,7 +102,12 @@ fn guarded_now() -> bool {
 
 /// Allocates `size` user bytes aligned to `align` (a power of two, or [`DEFAULT_ALIGN`]) for
 /// `family`. On failure returns null with errno set to ENOMEM, as glibc does.
+#[inline]
 pub fn allocate(size: usize, align: usize, family: Family, zero: bool) -> *mut u8 {
+    // Production mode, tested before the call (the flag is set only once init has loaded it).
+    if opts::production() {
+        return crate::prod::allocate(size, align, family, zero, 0);
+    }
     allocate_new(size, align, family, zero, 0)
 }
 
@@ -116,6 +121,9 @@ pub fn allocate_new(
     new_align: usize,
 ) -> *mut u8 {
     init::ensure();
+    if opts::production() {
+        return crate::prod::allocate(size, align, family, zero, new_align);
+    }
     // A successful allocation leaves errno alone, whatever the shim's own system calls did.
     let saved = sys::errno();
     if reentry::active() {
@@ -135,39 +143,9 @@ pub fn allocate_new(
     let flags = new_align_flags(new_align);
     let stack = capture_stack();
     if guarded_now() {
-        let mode = match opts::guard_mode() {
-            GuardMode::Both => side_for(stack),
-            m => m,
-        };
-        let fixed = opts::GUARD_ALIGN.load(Ordering::Relaxed);
-        let galign = if fixed != 0 {
-            fixed
-        } else {
-            guard::natural_align(size)
-        }
-        .max(align);
-        if let Some(user) = guard::allocate(size, galign, family as u8, stack, mode) {
-            paint_guarded(user);
-            let user = user as *mut u8;
-            if !zero {
-                fill(user, size, opts::MALLOC_FILL.load(Ordering::Relaxed));
-            }
-            let ok = table::insert(Entry {
-                key: user as usize,
-                size,
-                alloc_stack: stack,
-                free_stack: 0,
-                base_off: 0,
-                family,
-                state: BlockState::Live,
-                flags: FLAG_GUARDED | flags,
-                gen_or_fill: opts::FORK_GEN.load(Ordering::Relaxed),
-            });
-            if ok {
-                sys::set_errno(saved);
-                return user;
-            }
-            guard::release(user as usize, 0);
+        if let Some(user) = guarded(size, align, family, zero, flags, stack) {
+            sys::set_errno(saved);
+            return user;
         }
     }
     let left = left_redzone(align);
@@ -226,6 +204,51 @@ pub fn allocate_new(
     }
     sys::set_errno(saved);
     user
+}
+
+/// A guarded block of `size` bytes for a block of `family` allocated at `stack` (`flags`: its
+/// `new`'s alignment), entered in the table; None if the pool or the table refused it.
+pub(crate) fn guarded(
+    size: usize,
+    align: usize,
+    family: Family,
+    zero: bool,
+    flags: u8,
+    stack: u32,
+) -> Option<*mut u8> {
+    let mode = match opts::guard_mode() {
+        GuardMode::Both => side_for(stack),
+        m => m,
+    };
+    let fixed = opts::GUARD_ALIGN.load(Ordering::Relaxed);
+    let galign = if fixed != 0 {
+        fixed
+    } else {
+        guard::natural_align(size)
+    }
+    .max(align);
+    let user = guard::allocate(size, galign, family as u8, stack, mode)?;
+    paint_guarded(user);
+    let user = user as *mut u8;
+    if !zero {
+        fill(user, size, opts::MALLOC_FILL.load(Ordering::Relaxed));
+    }
+    let ok = table::insert(Entry {
+        key: user as usize,
+        size,
+        alloc_stack: stack,
+        free_stack: 0,
+        base_off: 0,
+        family,
+        state: BlockState::Live,
+        flags: FLAG_GUARDED | flags,
+        gen_or_fill: opts::FORK_GEN.load(Ordering::Relaxed),
+    });
+    if ok {
+        return Some(user);
+    }
+    guard::release(user as usize, 0);
+    None
 }
 
 /// The size of glibc's chunk holding the block at `base`, and whether glibc mmapped it.
@@ -301,7 +324,14 @@ fn delete_mismatch(e: &Entry, form: DeleteForm) -> Option<(u64, u64)> {
 }
 
 /// Frees `p` through a release call of `family`. Preserves errno.
+#[inline]
 pub fn release(p: *mut u8, family: Family) {
+    if opts::production() && !guard::contains(p as usize) {
+        if !p.is_null() {
+            crate::prod::release(p, family);
+        }
+        return;
+    }
     release_form(p, family, None)
 }
 
@@ -312,6 +342,9 @@ pub fn release_form(p: *mut u8, family: Family, form: Option<DeleteForm>) {
         return;
     }
     init::ensure();
+    if opts::production() && !guard::contains(p as usize) {
+        return crate::prod::release(p, family);
+    }
     let saved = sys::errno();
     if reentry::active() {
         if !reentry::free_if_ours(p) {
@@ -403,6 +436,9 @@ pub fn reallocate(p: *mut u8, size: usize) -> *mut u8 {
     if reentry::active() {
         return reentry::reallocate(p, size);
     }
+    if opts::production() && !guard::contains(p as usize) && reentry::size_of(p).is_none() {
+        return crate::prod::reallocate(p, size);
+    }
     let found = table::get(p as usize);
     if found.is_none() {
         if let Some(old) = reentry::size_of(p) {
@@ -448,6 +484,10 @@ pub fn usable_size(p: *mut u8) -> usize {
     }
     if let Some(n) = reentry::size_of(p) {
         return n;
+    }
+    if opts::production() && !guard::contains(p as usize) {
+        // SAFETY: outside the guard pool, production mode's blocks are glibc's own.
+        return unsafe { real::usable_size(p) };
     }
     if reentry::active() {
         // The block table cannot be consulted here; a guarded block's size is known lock-free.

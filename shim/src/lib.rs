@@ -30,6 +30,7 @@ mod marks;
 mod memfn;
 mod modules;
 mod opts;
+mod prod;
 mod quarantine;
 mod range;
 mod real;
