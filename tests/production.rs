@@ -142,3 +142,42 @@ fn a_double_free_of_a_sampled_block_is_reported_and_of_an_unsampled_one_is_glibc
         r.show()
     );
 }
+
+#[test]
+fn a_live_leak_check_in_production_mode_says_why_it_has_no_leaks() {
+    let prog = compile("live_threads.c", &[]);
+    let mut t = Ready::spawn(
+        "live_threads.c",
+        Command::new(memcheck())
+            .env("NO_COLOR", "1")
+            .arg("run")
+            .args(PRODUCTION)
+            .arg("--")
+            .arg(&prog),
+    );
+    let r = run_cmd(
+        Command::new(memcheck())
+            .env("NO_COLOR", "1")
+            .args(["leaks", "--format", "json"])
+            .arg(t.pid.to_string()),
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    let v: serde_json::Value = serde_json::from_str(&r.stdout()).unwrap();
+    let p = &v["processes"][0];
+    assert_eq!(
+        p["leaks"].as_array().map_or(0, |l| l.len()),
+        0,
+        "{}",
+        r.show()
+    );
+    assert!(
+        p["notes"].as_array().unwrap().iter().any(|n| n
+            .as_str()
+            .unwrap()
+            .contains("records only the sampled blocks")),
+        "{}",
+        r.show()
+    );
+    let f = t.finish("go\n");
+    assert_eq!(f.code, Some(0), "{}", f.show());
+}
