@@ -9,7 +9,10 @@
 //! What that gives up, as GWP-ASan does: a double or invalid free of an unrecorded block, and a
 //! mismatched `delete`, are glibc's business (glibc's own checks, which may abort); a pointer
 //! inside the pool is checked as ever, so a double free of a sampled block is reported. The entry
-//! points of [`crate::alloc`] branch here first thing after their re-entry rules.
+//! points of [`crate::alloc`] branch here first. The flag is set when init applies the options,
+//! before any block is recorded; only a thread allocating while another one runs the one-time
+//! set-up (before the shim's constructor, so in practice none) could get a default-mode block,
+//! which this mode would then hand to glibc's `free` as a wrong pointer.
 use crate::alloc::{check_size, guarded, guarded_now, SIZE_OVERFLOWS};
 use crate::report::warn;
 use crate::table::new_align_flags;
