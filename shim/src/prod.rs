@@ -153,6 +153,7 @@ mod tests {
             // SAFETY: glibc's own answer for the same block.
             assert_eq!(u, unsafe { libc::malloc_usable_size(p.cast()) }, "{n}");
             assert!(u >= n);
+            // SAFETY: p is a live glibc block.
             let q = unsafe { real::realloc(p, n * 2) };
             assert!(!q.is_null());
             // SAFETY: q is live and came from glibc.
