@@ -207,7 +207,10 @@ pub fn allocate_new(
 }
 
 /// A guarded block of `size` bytes for a block of `family` allocated at `stack` (`flags`: its
-/// `new`'s alignment), entered in the table; None if the pool or the table refused it.
+/// `new`'s alignment), entered in the table; None if the pool or the table refused it. Inlined,
+/// so the caller's frame is laid out as with the body in place (a copy of the pointer left in a
+/// deeper dead frame could be read as a root by a leak scan from a signal handler).
+#[inline(always)]
 pub(crate) fn guarded(
     size: usize,
     align: usize,
