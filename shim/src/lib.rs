@@ -30,7 +30,6 @@ mod marks;
 mod memfn;
 mod modules;
 mod opts;
-mod prod;
 mod quarantine;
 mod range;
 mod real;

@@ -44,7 +44,7 @@ pub static CHECK_MEM_FNS: AtomicBool = AtomicBool::new(DEFAULT.check_mem_functio
 /// `--free-fill` given. The sampled blocks are guarded blocks, recorded as always; the others are
 /// glibc's own, never recorded (no stack, no table entry, no redzones, fills or quarantine), and a
 /// pointer outside the guard pool is handed to glibc on free, realloc and usable size
-/// ([`crate::prod`]). An explicit fill asks for a write into every block, so it keeps the full
+/// ([`crate::alloc::prod`]). An explicit fill asks for a write into every block, so it keeps the full
 /// mode; `MALLOC_PERTURB_` and `mallopt(M_PERTURB)` reach glibc, which perturbs its own blocks.
 pub static PRODUCTION: AtomicBool = AtomicBool::new(false);
 /// Whether the CLI asked for records at all (`MEMCHECK_DIR` set).
