@@ -339,7 +339,8 @@ pub struct OvercommitArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Leak check at exit: no, summary (totals only) or full (each leak with its stack).
+    /// Leak check at exit: no, summary (totals only) or full (each leak with its stack). With
+    /// --sample-rate, no is production mode (see --sample-rate).
     #[arg(long, value_enum, default_value_t = LeakCheck::Full, value_name = "MODE")]
     pub leak_check: LeakCheck,
 
@@ -507,7 +508,10 @@ pub struct RunArgs {
     pub max_allocation_size: u64,
 
     /// Guard 1 block in N (GWP-ASan style sampling) and serve the rest in the default mode;
-    /// implies --guard.
+    /// implies --guard. With --leak-check=no and N above 1 (and neither --malloc-fill nor
+    /// --free-fill), production mode: the other blocks are glibc's own, with nothing recorded
+    /// (no stack, redzone, fill or quarantine), so they cost what they cost natively, and their
+    /// double or invalid frees are left to glibc.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub sample_rate: Option<u64>,
 

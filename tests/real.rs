@@ -92,13 +92,20 @@ fn python_runs_unchanged() {
 
 #[test]
 fn perl_sort_and_git_run_unchanged() {
-    for mode in [&[][..], &["--guard"]] {
+    // With FLAGS' --leak-check=no, --sample-rate is production mode (tests/production.rs).
+    for mode in [&[][..], &["--guard"], &["--sample-rate=50"]] {
         let mut flags = FLAGS.to_vec();
         flags.extend_from_slice(mode);
         same_as_native(&flags, &which("perl"), &["-e", "my %h = map { $_ => $_ * 2 } 1..100; print join(',', map { $h{$_} } sort { $a <=> $b } keys %h), qq{\n}"], None);
     }
     same_as_native(FLAGS, &which("sort"), &["-n"], Some("10\n9\n100\n1\n"));
     same_as_native(FLAGS, &which("git"), &["--version"], None);
+    same_as_native(
+        &[FLAGS, &["--sample-rate=50"]].concat(),
+        &which("git"),
+        &["--version"],
+        None,
+    );
 }
 
 #[test]

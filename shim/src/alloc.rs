@@ -80,7 +80,7 @@ fn left_redzone(align: usize) -> usize {
 
 /// Whether the next block of this thread goes to the guard pool.
 #[inline]
-fn guarded_now() -> bool {
+pub(crate) fn guarded_now() -> bool {
     if opts::guard_mode() == GuardMode::Off || !guard::active() {
         return false;
     }
@@ -102,7 +102,12 @@ fn guarded_now() -> bool {
 
 /// Allocates `size` user bytes aligned to `align` (a power of two, or [`DEFAULT_ALIGN`]) for
 /// `family`. On failure returns null with errno set to ENOMEM, as glibc does.
+#[inline]
 pub fn allocate(size: usize, align: usize, family: Family, zero: bool) -> *mut u8 {
+    // Production mode, tested before the call (the flag is set only once init has loaded it).
+    if opts::production() {
+        return prod::allocate(size, align, family, zero, 0);
+    }
     allocate_new(size, align, family, zero, 0)
 }
 
@@ -116,6 +121,9 @@ pub fn allocate_new(
     new_align: usize,
 ) -> *mut u8 {
     init::ensure();
+    if opts::production() {
+        return prod::allocate(size, align, family, zero, new_align);
+    }
     // A successful allocation leaves errno alone, whatever the shim's own system calls did.
     let saved = sys::errno();
     if reentry::active() {
@@ -136,51 +144,9 @@ pub fn allocate_new(
     // The depot's id comes after glibc's call, which its lookup's load overlaps.
     let captured = crate::unwind::capture_deferred();
     if guarded_now() {
-        let stack = captured.intern();
-        let mode = match opts::guard_mode() {
-            GuardMode::Both => side_for(stack),
-            m => m,
-        };
-        let fixed = opts::GUARD_ALIGN.load(Ordering::Relaxed);
-        let galign = if fixed != 0 {
-            fixed
-        } else {
-            guard::natural_align(size)
-        }
-        .max(align);
-        if let Some((user, pages)) = guard::allocate(size, galign, family as u8, stack, mode) {
-            if pages == guard::Pages::Kept {
-                for (a, n) in guard::stale_slop(user) {
-                    // SAFETY: the stale slop lies in the block's data pages, outside its bytes.
-                    unsafe { core::ptr::write_bytes(a as *mut u8, CANARY, n) };
-                }
-            } else {
-                paint_guarded(user);
-            }
-            let user = user as *mut u8;
-            if !zero {
-                fill(user, size, opts::MALLOC_FILL.load(Ordering::Relaxed));
-            } else if pages == guard::Pages::Kept {
-                // SAFETY: the recycled slot's user bytes are this new block's.
-                unsafe { core::ptr::write_bytes(user, 0, size) };
-            }
-            let ok = table::insert(Entry {
-                key: user as usize,
-                size,
-                alloc_stack: stack,
-                free_stack: 0,
-                base_off: 0,
-                family,
-                state: BlockState::Live,
-                flags: FLAG_GUARDED | flags,
-                gen_or_fill: opts::FORK_GEN.load(Ordering::Relaxed),
-            });
-            if ok {
-                sys::set_errno(saved);
-                return user;
-            }
-            guard::release(user as usize, 0);
-            guard::recycle(user as usize);
+        if let Some(user) = guarded(size, align, family, zero, flags, captured.intern()) {
+            sys::set_errno(saved);
+            return user;
         }
     }
     let left = left_redzone(align);
@@ -243,6 +209,65 @@ pub fn allocate_new(
     }
     sys::set_errno(saved);
     user
+}
+
+/// A guarded block of `size` bytes for a block of `family` allocated at `stack` (`flags`: its
+/// `new`'s alignment), entered in the table; None if the pool or the table refused it. Inlined,
+/// so the caller's frame is laid out as with the body in place (a copy of the pointer left in a
+/// deeper dead frame could be read as a root by a leak scan from a signal handler).
+#[inline(always)]
+pub(crate) fn guarded(
+    size: usize,
+    align: usize,
+    family: Family,
+    zero: bool,
+    flags: u8,
+    stack: u32,
+) -> Option<*mut u8> {
+    let mode = match opts::guard_mode() {
+        GuardMode::Both => side_for(stack),
+        m => m,
+    };
+    let fixed = opts::GUARD_ALIGN.load(Ordering::Relaxed);
+    let galign = if fixed != 0 {
+        fixed
+    } else {
+        guard::natural_align(size)
+    }
+    .max(align);
+    let (user, pages) = guard::allocate(size, galign, family as u8, stack, mode)?;
+    if pages == guard::Pages::Kept {
+        for (a, n) in guard::stale_slop(user) {
+            // SAFETY: the stale slop lies in the block's data pages, outside its bytes.
+            unsafe { core::ptr::write_bytes(a as *mut u8, CANARY, n) };
+        }
+    } else {
+        paint_guarded(user);
+    }
+    let user = user as *mut u8;
+    if !zero {
+        fill(user, size, opts::MALLOC_FILL.load(Ordering::Relaxed));
+    } else if pages == guard::Pages::Kept {
+        // SAFETY: the recycled slot's user bytes are this new block's.
+        unsafe { core::ptr::write_bytes(user, 0, size) };
+    }
+    let ok = table::insert(Entry {
+        key: user as usize,
+        size,
+        alloc_stack: stack,
+        free_stack: 0,
+        base_off: 0,
+        family,
+        state: BlockState::Live,
+        flags: FLAG_GUARDED | flags,
+        gen_or_fill: opts::FORK_GEN.load(Ordering::Relaxed),
+    });
+    if ok {
+        return Some(user);
+    }
+    guard::release(user as usize, 0);
+    guard::recycle(user as usize);
+    None
 }
 
 /// The size of glibc's chunk holding the block at `base`, and whether glibc mmapped it.
@@ -320,7 +345,14 @@ fn delete_mismatch(e: &Entry, form: DeleteForm) -> Option<(u64, u64)> {
 }
 
 /// Frees `p` through a release call of `family`. Preserves errno.
+#[inline]
 pub fn release(p: *mut u8, family: Family) {
+    if opts::production() && !guard::contains(p as usize) {
+        if !p.is_null() {
+            prod::release(p, family);
+        }
+        return;
+    }
     release_form(p, family, None)
 }
 
@@ -331,6 +363,9 @@ pub fn release_form(p: *mut u8, family: Family, form: Option<DeleteForm>) {
         return;
     }
     init::ensure();
+    if opts::production() && !guard::contains(p as usize) {
+        return prod::release(p, family);
+    }
     let saved = sys::errno();
     if reentry::active() {
         if !reentry::free_if_ours(p) {
@@ -424,6 +459,9 @@ pub fn reallocate(p: *mut u8, size: usize) -> *mut u8 {
     if reentry::active() {
         return reentry::reallocate(p, size);
     }
+    if opts::production() && !guard::contains(p as usize) && reentry::size_of(p).is_none() {
+        return prod::reallocate(p, size);
+    }
     let found = table::get(p as usize);
     if found.is_none() {
         if let Some(old) = reentry::size_of(p) {
@@ -470,6 +508,10 @@ pub fn usable_size(p: *mut u8) -> usize {
     if let Some(n) = reentry::size_of(p) {
         return n;
     }
+    if opts::production() && !guard::contains(p as usize) {
+        // SAFETY: outside the guard pool, production mode's blocks are glibc's own.
+        return unsafe { real::usable_size(p) };
+    }
     if reentry::active() {
         // The block table cannot be consulted here; a guarded block's size is known lock-free.
         return guard::tenant(p as usize).map_or(0, |s| s.size);
@@ -477,5 +519,171 @@ pub fn usable_size(p: *mut u8) -> usize {
     match table::get(p as usize) {
         Some(e) if e.state == BlockState::Live => e.size,
         _ => 0,
+    }
+}
+
+pub(crate) mod prod {
+    //! Production mode (`--leak-check=no --sample-rate=N`, see [`crate::opts::PRODUCTION`]): GWP-ASan's
+    //! design without a rebuild. One allocation in N (each thread's countdown, as in sampled guard
+    //! mode) is a guarded block, recorded and checked exactly as in guard mode; every other one is
+    //! glibc's block, untouched and unrecorded: no stack is captured, nothing enters the table, no
+    //! redzone, fill or quarantine. A release, `realloc` or `malloc_usable_size` of a pointer outside
+    //! the guard pool ([`crate::guard::contains`], a range compare without a lock) goes straight to glibc, so
+    //! the unrecorded blocks cost what they cost natively.
+    //!
+    //! What that gives up, as GWP-ASan does: a double or invalid free of an unrecorded block, and a
+    //! mismatched `delete`, are glibc's business (glibc's own checks, which may abort); a pointer
+    //! inside the pool is checked as ever, so a double free of a sampled block is reported. The entry
+    //! points of [`crate::alloc`] branch here first. The flag is set when init applies the options,
+    //! before any block is recorded; only a thread allocating while another one runs the one-time
+    //! set-up (before the shim's constructor, so in practice none) could get a default-mode block,
+    //! which this mode would then hand to glibc's `free` as a wrong pointer.
+    use super::{check_size, guarded, guarded_now, SIZE_OVERFLOWS};
+    use crate::report::warn;
+    use crate::table::new_align_flags;
+    use crate::unwind::capture_stack;
+    use crate::{opts, real, reentry, sys};
+    use core::sync::atomic::Ordering;
+    use memcheck_wire::{ErrorKind, Family};
+
+    /// glibc refuses any request above PTRDIFF_MAX without trying.
+    const MAX_REQUEST: usize = isize::MAX as usize;
+
+    /// Whether `size` bytes at `align` must be refused or warned about: above `--max-allocation-size`
+    /// or near PTRDIFF_MAX (one compare of each on the fast path).
+    #[inline(always)]
+    fn out_of_bounds(size: usize, align: usize) -> bool {
+        size as u64 > opts::MAX_ALLOCATION_SIZE.load(Ordering::Relaxed)
+            || size > MAX_REQUEST.saturating_sub(64 + align)
+    }
+
+    /// Reports a request above `--max-allocation-size`, or one no allocator can serve; true for the
+    /// latter (the call then fails with ENOMEM, as glibc's would).
+    #[cold]
+    #[inline(never)]
+    fn refused(size: usize, align: usize) -> bool {
+        let too_big = size > MAX_REQUEST.saturating_sub(64 + align);
+        if !check_size(size) && too_big {
+            warn(ErrorKind::AllocationSizeTooBig, size as u64, SIZE_OVERFLOWS);
+        }
+        if too_big {
+            sys::set_errno(libc::ENOMEM);
+        }
+        too_big
+    }
+
+    /// An allocation in production mode (after `init::ensure`): the sampled one a guarded block
+    /// (glibc's when the pool refuses it), the others glibc's, errno left as glibc leaves it. A call
+    /// re-entered from a signal handler takes [`reentry`]'s path, as in every mode.
+    #[inline]
+    pub fn allocate(
+        size: usize,
+        align: usize,
+        family: Family,
+        zero: bool,
+        new_align: usize,
+    ) -> *mut u8 {
+        if reentry::active() {
+            return reentered(size, align);
+        }
+        reentry::drain(super::release);
+        if out_of_bounds(size, align) && refused(size, align) {
+            return core::ptr::null_mut();
+        }
+        if guarded_now() {
+            if let Some(user) = sampled(size, align, family, zero, new_align) {
+                return user;
+            }
+        }
+        if align <= 16 {
+            if zero {
+                real::calloc(1, size)
+            } else {
+                real::malloc(size)
+            }
+        } else {
+            // Only calloc zeroes, and its alignment is malloc's.
+            real::memalign(align, size)
+        }
+    }
+
+    /// An allocation re-entered from a signal handler: a mapping of its own ([`reentry::allocate`]).
+    #[cold]
+    #[inline(never)]
+    fn reentered(size: usize, align: usize) -> *mut u8 {
+        let saved = sys::errno();
+        let p = reentry::allocate(size, align);
+        sys::set_errno(if p.is_null() { libc::ENOMEM } else { saved });
+        p
+    }
+
+    /// The sampled allocation: a guarded block entered in the table with its stack, exactly as in
+    /// guard mode; None if the pool refused it (past the mapping budget).
+    #[cold]
+    #[inline(never)]
+    fn sampled(
+        size: usize,
+        align: usize,
+        family: Family,
+        zero: bool,
+        new_align: usize,
+    ) -> Option<*mut u8> {
+        let saved = sys::errno();
+        let stack = capture_stack();
+        let user = guarded(size, align, family, zero, new_align_flags(new_align), stack);
+        sys::set_errno(saved);
+        user
+    }
+
+    /// `free` or `delete` in production mode of a block outside the guard pool: glibc's, or one the
+    /// re-entered path mapped. A re-entered call defers it, as in every mode. glibc's `free` keeps
+    /// errno.
+    pub fn release(p: *mut u8, family: Family) {
+        if reentry::active() {
+            if !reentry::free_if_ours(p) {
+                reentry::defer_free(p, family);
+            }
+            return;
+        }
+        reentry::drain(super::release);
+        if !reentry::free_if_ours(p) {
+            // SAFETY: outside the pool, a block in production mode is glibc's (an invalid pointer is
+            // glibc's to judge, as without memcheck).
+            unsafe { real::free(p) };
+        }
+    }
+
+    /// `realloc` in production mode of a block outside the guard pool (not null, `size` not zero,
+    /// not re-entered): glibc's `realloc`, whose new block is never sampled, with the
+    /// `--max-allocation-size` warning kept.
+    pub fn reallocate(p: *mut u8, size: usize) -> *mut u8 {
+        reentry::drain(super::release);
+        if out_of_bounds(size, 0) && refused(size, 0) {
+            return core::ptr::null_mut();
+        }
+        // SAFETY: outside the pool, a block in production mode is glibc's.
+        unsafe { real::realloc(p, size) }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn usable_size_is_glibcs() {
+            for n in [1usize, 24, 25, 100, 4000, 200_000] {
+                let p = real::malloc(n);
+                // SAFETY: p is a live glibc block.
+                let u = unsafe { real::usable_size(p) };
+                // SAFETY: glibc's own answer for the same block.
+                assert_eq!(u, unsafe { libc::malloc_usable_size(p.cast()) }, "{n}");
+                assert!(u >= n);
+                // SAFETY: p is a live glibc block.
+                let q = unsafe { real::realloc(p, n * 2) };
+                assert!(!q.is_null());
+                // SAFETY: q is live and came from glibc.
+                unsafe { real::free(q) };
+            }
+        }
     }
 }

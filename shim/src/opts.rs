@@ -39,6 +39,14 @@ pub static GUARD_ALIGN: AtomicUsize = AtomicUsize::new(DEFAULT.guard_align as us
 pub static MAX_ALLOCATION_SIZE: AtomicU64 = AtomicU64::new(DEFAULT.max_allocation_size);
 /// Check the ranges of the memory and string functions (`--check-mem-functions`, `memfn`).
 pub static CHECK_MEM_FNS: AtomicBool = AtomicBool::new(DEFAULT.check_mem_functions);
+/// Production mode (GWP-ASan's), decided once by [`apply`]: `--leak-check=no` with
+/// `--sample-rate=N` above 1 (which implies guard mode) and neither `--malloc-fill` nor
+/// `--free-fill` given. The sampled blocks are guarded blocks, recorded as always; the others are
+/// glibc's own, never recorded (no stack, no table entry, no redzones, fills or quarantine), and a
+/// pointer outside the guard pool is handed to glibc on free, realloc and usable size
+/// ([`crate::alloc::prod`]). An explicit fill asks for a write into every block, so it keeps the full
+/// mode; `MALLOC_PERTURB_` and `mallopt(M_PERTURB)` reach glibc, which perturbs its own blocks.
+pub static PRODUCTION: AtomicBool = AtomicBool::new(false);
 /// Whether the CLI asked for records at all (`MEMCHECK_DIR` set).
 pub static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// How many forks separate this process from the one memcheck started (mod 256). Live blocks
@@ -119,6 +127,12 @@ pub fn leak_check() -> LeakCheck {
     LeakCheck::from_u8(LEAK_CHECK.load(Ordering::Relaxed)).unwrap_or(DEFAULT.leak_check)
 }
 
+/// Whether production mode is on (see [`PRODUCTION`]).
+#[inline(always)]
+pub fn production() -> bool {
+    PRODUCTION.load(Ordering::Relaxed)
+}
+
 /// The guard mode asked for.
 #[inline]
 pub fn guard_mode() -> GuardMode {
@@ -172,6 +186,7 @@ fn apply(o: &ShimOptions) {
     GUARD_ALIGN.store(o.guard_align as usize, Ordering::Relaxed);
     MAX_ALLOCATION_SIZE.store(o.max_allocation_size, Ordering::Relaxed);
     CHECK_MEM_FNS.store(o.check_mem_functions, Ordering::Relaxed);
+    PRODUCTION.store(is_production(o), Ordering::Relaxed);
     for (fill, to) in [(o.malloc_fill, &MALLOC_FILL), (o.free_fill, &FREE_FILL)] {
         match fill {
             Some(Fill::Byte(b)) => to.store(b as i32, Ordering::Relaxed),
@@ -179,6 +194,15 @@ fn apply(o: &ShimOptions) {
             None => {}
         }
     }
+}
+
+/// Whether these options select production mode (see [`PRODUCTION`]).
+fn is_production(o: &ShimOptions) -> bool {
+    o.leak_check == LeakCheck::No
+        && o.sample_rate > 1
+        && o.guard != GuardMode::Off
+        && o.malloc_fill.is_none()
+        && o.free_fill.is_none()
 }
 
 #[cfg(test)]
@@ -214,5 +238,26 @@ mod tests {
         apply(&parsed(b"ffill=none,mfill=7"));
         assert_eq!(FREE_FILL.load(Ordering::Relaxed), -1);
         assert_eq!(MALLOC_FILL.load(Ordering::Relaxed), 7);
+        assert!(!production());
+    }
+
+    #[test]
+    fn production_mode_is_leak_check_no_with_sampling_and_no_fill() {
+        assert!(is_production(&parsed(b"leak=no,guard=1,sample=1000")));
+        assert!(is_production(&parsed(b"leak=no,guard=3,sample=2")));
+        for not in [
+            &b"leak=summary,guard=1,sample=1000"[..],
+            b"leak=no,guard=1,sample=1",
+            b"leak=no,guard=1,sample=0",
+            b"leak=no,guard=0,sample=1000",
+            b"leak=no,guard=1,sample=1000,mfill=7",
+            b"leak=no,guard=1,sample=1000,ffill=none",
+        ] {
+            assert!(
+                !is_production(&parsed(not)),
+                "{}",
+                String::from_utf8_lossy(not)
+            );
+        }
     }
 }

@@ -57,3 +57,44 @@ pub unsafe fn free(p: *mut u8) {
     // SAFETY: per the caller.
     marked(|| unsafe { __libc_free(p.cast()) })
 }
+
+extern "C" {
+    fn __libc_realloc(p: *mut c_void, size: size_t) -> *mut c_void;
+}
+
+/// glibc's `realloc` (production mode's blocks that memcheck never recorded).
+///
+/// # Safety
+/// `p` is null or a live block from one of the functions above.
+#[inline]
+pub unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
+    // SAFETY: per the caller.
+    marked(|| unsafe { __libc_realloc(p.cast(), size) }).cast()
+}
+
+/// glibc's `malloc_usable_size` of a block from one of the functions above (its `musable`: the
+/// chunk size less its header, 0 for a chunk glibc does not count in use). glibc exports the
+/// function only under the name the shim itself exports, so it is computed from the chunk header,
+/// as glibc does.
+///
+/// # Safety
+/// `p` is a block from one of the functions above.
+#[inline]
+pub unsafe fn usable_size(p: *mut u8) -> usize {
+    let chunk = p as usize - 16;
+    // SAFETY: a glibc block is preceded by its chunk header; an in-use chunk's successor's size
+    // word (its PREV_INUSE bit) lies inside the heap, right after the chunk.
+    unsafe {
+        let word = *((chunk + 8) as *const usize);
+        let size = word & !7;
+        if word & 2 != 0 {
+            return size - 16; // mmapped
+        }
+        let next = *((chunk + size + 8) as *const usize);
+        if next & 1 != 0 {
+            size - 8
+        } else {
+            0
+        }
+    }
+}

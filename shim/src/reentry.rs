@@ -211,10 +211,17 @@ pub fn reallocate(p: *mut u8, size: usize) -> *mut u8 {
 
 /// An upper bound of the bytes readable from `p` inside its block, without the block table: a
 /// guarded block's size from the lock-free slot log, else glibc's chunk size minus the left
-/// redzone.
+/// redzone (production mode: glibc's usable size, its blocks having none).
 fn old_size_bound(p: *mut u8) -> usize {
     if let Some(s) = guard::tenant(p as usize) {
         return s.size;
+    }
+    if crate::opts::production() {
+        if guard::contains(p as usize) {
+            return 0; // not a block's start
+        }
+        // SAFETY: outside the pool, production mode's blocks are glibc's own, unpadded.
+        return unsafe { crate::real::usable_size(p) };
     }
     let rz = crate::opts::REDZONE.load(Ordering::Relaxed);
     // SAFETY: an ordinary block is `rz` bytes into a glibc chunk whose size word precedes it.
