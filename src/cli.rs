@@ -163,7 +163,9 @@ pub struct StatsArgs {
     #[arg(long, conflicts_with_all = ["ptrace", "no_ptrace"])]
     pub sites: bool,
 
-    /// With --sites: order by live bytes or live blocks (largest first).
+    /// With --sites: order by live bytes, live blocks, or allocation calls made at the site
+    /// since the process started, freed blocks included (largest first; `allocs` also lists the
+    /// sites whose blocks are all freed).
     #[arg(long, value_enum, default_value_t = SitesSort::Bytes, value_name = "KEY", requires = "sites")]
     pub sort: SitesSort,
 
@@ -181,6 +183,7 @@ pub struct StatsArgs {
 pub enum SitesSort {
     Bytes,
     Blocks,
+    Allocs,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -134,6 +134,7 @@ pub fn allocate_new(
     }
     let flags = new_align_flags(new_align);
     let stack = capture_stack();
+    crate::allocs::count(stack);
     if guarded_now() {
         let mode = match opts::guard_mode() {
             GuardMode::Both => side_for(stack),

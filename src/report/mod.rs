@@ -12,6 +12,7 @@ pub mod junit;
 pub mod logpath;
 pub mod progress;
 pub mod sarif;
+pub mod sites;
 pub mod summary;
 pub mod text;
 pub mod valgrind_xml;
