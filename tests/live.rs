@@ -678,3 +678,26 @@ fn group_digits(n: u64) -> String {
     }
     out
 }
+
+#[test]
+fn a_thread_that_blocks_the_signal_is_named_in_the_report_not_scanned_silently() {
+    let prog = compile("live_blocked.c", &[]);
+    let mut t = Ready::spawn(
+        "live_blocked.c",
+        Command::new(memcheck())
+            .env("NO_COLOR", "1")
+            .args(["run", "--"])
+            .arg(&prog),
+    );
+    let (r, v) = leaks(t.pid, &[]);
+    let notes = the_process(&v)["notes"].to_string();
+    assert!(
+        notes.contains("1 thread could not be paused (blocking signal 62"),
+        "{}",
+        r.show()
+    );
+    // The main thread (the coordinator) was paused: 1 of the 2.
+    assert!(notes.contains("live check: 1 thread paused"), "{}", r.show());
+    let f = t.finish("go\n");
+    assert_eq!((f.code, f.stdout.as_str()), (Some(0), "bye\n"), "{}", f.show());
+}
