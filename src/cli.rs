@@ -795,7 +795,7 @@ fn parse_guard_align(s: &str) -> Result<u32, String> {
 /// `--snapshot-interval`: seconds, at least 0.1.
 fn parse_interval(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.1 && v <= 1e9 => Ok(v),
+        Ok(v) if (0.1..=1e9).contains(&v) => Ok(v),
         _ => Err("give a number of seconds of at least 0.1, e.g. 1 or 2.5".into()),
     }
 }

@@ -261,6 +261,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn snapshot_signals_are_names_or_numbers_and_the_unusable_ones_are_refused() {
+        use crate::cli::parse_snapshot_signal as p;
+        assert_eq!(p("USR1"), Ok(libc::SIGUSR1));
+        assert_eq!(p("sigusr2"), Ok(libc::SIGUSR2));
+        assert_eq!(p("SIGHUP"), Ok(libc::SIGHUP));
+        assert_eq!(p("10"), Ok(10));
+        assert_eq!(p("RTMIN+2"), Ok(libc::SIGRTMIN() + 2));
+        assert_eq!(p("rtmin"), Ok(libc::SIGRTMIN()));
+        assert_eq!(p("RTMAX-3"), Ok(libc::SIGRTMAX() - 3));
+        for bad in [
+            "KILL", "STOP", "TERM", "INT", "SEGV", "CHLD", "PIPE", "62", "RTMAX-2", "33",
+        ] {
+            let e = p(bad).unwrap_err();
+            assert!(e.contains("use USR1"), "{bad}: {e}");
+        }
+        for bad in ["", "0", "65", "USR3", "RTMIN+x"] {
+            assert!(p(bad).unwrap_err().contains("not a signal"), "{bad}");
+        }
+    }
+
+    #[test]
     fn snapshot_graphs_are_named_after_the_flamegraph() {
         assert_eq!(
             graph_path(Path::new("out/run.svg"), 3),

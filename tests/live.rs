@@ -697,7 +697,16 @@ fn a_thread_that_blocks_the_signal_is_named_in_the_report_not_scanned_silently()
         r.show()
     );
     // The main thread (the coordinator) was paused: 1 of the 2.
-    assert!(notes.contains("live check: 1 thread paused"), "{}", r.show());
+    assert!(
+        notes.contains("live check: 1 thread paused"),
+        "{}",
+        r.show()
+    );
     let f = t.finish("go\n");
-    assert_eq!((f.code, f.stdout.as_str()), (Some(0), "bye\n"), "{}", f.show());
+    assert_eq!(
+        (f.code, f.stdout.as_str()),
+        (Some(0), "bye\n"),
+        "{}",
+        f.show()
+    );
 }

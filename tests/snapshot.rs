@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The site of grow.c's growing block in a snapshot.
-fn grow_site<'a>(snap: &'a Value, line: u64) -> &'a Value {
+fn grow_site(snap: &Value, line: u64) -> &Value {
     snap["sites"]
         .as_array()
         .unwrap()

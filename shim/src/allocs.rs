@@ -216,11 +216,12 @@ pub fn snapshot(out: &mut Vec<(u32, u64)>) {
             }
         }
         fence(Acquire);
-        // SAFETY: as above.
-        if seqs
-            .iter()
-            .all(|&(p, s)| unsafe { &*p }.seq.load(Relaxed) == s)
-        {
+        let unchanged = seqs.iter().all(|&(p, s)| {
+            // SAFETY: blocks are never freed.
+            let b = unsafe { &*p };
+            b.seq.load(Relaxed) == s
+        });
+        if unchanged {
             break;
         }
     }
