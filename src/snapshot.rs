@@ -193,7 +193,8 @@ fn run(setup: Setup, wake: OwnedFd) -> Taken {
         if procs.is_empty() {
             continue;
         }
-        number += 1;
+        // Numbered once some process answered.
+        let number_now = number + 1;
         let elapsed = started.elapsed().as_secs_f64();
         let unix_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -222,7 +223,7 @@ fn run(setup: Setup, wake: OwnedFd) -> Taken {
             let total_sites = list.len();
             list.truncate(sites::SNAPSHOT_TOP);
             let snap = Snapshot {
-                number,
+                number: number_now,
                 trigger,
                 elapsed_seconds: (elapsed * 10.0).round() / 10.0,
                 unix_time_ms: unix_ms,
@@ -240,6 +241,13 @@ fn run(setup: Setup, wake: OwnedFd) -> Taken {
         if !text.is_empty() {
             let _ = std::io::stderr().lock().write_all(text.as_bytes());
         }
+        if !taken
+            .values()
+            .any(|v| v.last().is_some_and(|s| s.number == number_now))
+        {
+            continue; // nobody answered (the program was ending)
+        }
+        number = number_now;
         if let Some(base) = &setup.flamegraph {
             let path = graph_path(base, number);
             let title = format!("memcheck snapshot {number} ({trigger}, {elapsed:.1} s): live bytes by allocation stack");
