@@ -67,6 +67,8 @@ complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l xml -d 'Also w
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l xml-file -d 'Where --xml=yes writes: %p is the pid of the process the document is for (one file per process), %q{VAR} the value of the environment variable VAR, %% a %. Checked before the program runs. Without %p, a run of several processes writes the first one\'s document to FILE and each other\'s to FILE.PID' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l log-file -d 'Write the text report to FILE instead of stderr, without colour (Valgrind\'s option; %p, %q{VAR} and %% as in --xml-file). With %p, one file per process; without, one file with every process, each under its own ==PID== header. Checked before the program runs; - is refused (it would mix with the program\'s standard output)' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l flamegraph -d 'Also draw the leaks listed at exit (--show-leak-kinds) as an interactive flame graph (SVG) of leaked bytes by allocation stack, written to FILE (checked before the program runs)' -r -F
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l snapshot-signal -d 'Take a snapshot of the running program\'s live allocation sites (bytes, blocks and allocation calls per stack, as `memcheck stats --sites`) each time memcheck itself gets signal SIG (`kill -USR1 MEMCHECK_PID`; a name as USR1 or SIGUSR2, RTMIN+N, or a number). The signal is memcheck\'s, not passed on to the program. A snapshot goes where the text report goes (stderr, or --log-file), into the JSON report\'s `snapshots`, and with --flamegraph FILE.svg to FILE.snapshot-N.svg. Signals that end, stop or crash processes, SIGCHLD, SIGPIPE and memcheck\'s own 62 are refused' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l snapshot-interval -d 'Take a snapshot (as --snapshot-signal) every SECS seconds while the program runs' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l num-callers -l depth -d 'Frames recorded per allocation (1-128)' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l quarantine-size -d 'Bytes of freed memory held back from reuse, to catch double frees and late accesses (suffixes K, M, G, T)' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand run" -l redzone-size -d 'Bytes of canary redzone before each block (16-4096, rounded up to 16)' -r
@@ -148,8 +150,9 @@ complete -c memcheck -n "__fish_memcheck_using_subcommand overcommit" -s V -l ve
 complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l format -d 'Output format' -r -f -a "text\t''
 json\t''"
 complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l watch -d 'Refresh every SECONDS: a live view on a terminal, one line per refresh when piped (one JSON object per line with --format json); ends when the process exits' -r
-complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l sort -d 'With --sites: order by live bytes or live blocks (largest first)' -r -f -a "bytes\t''
-blocks\t''"
+complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l sort -d 'With --sites: order by live bytes, live blocks, or allocation calls made at the site since the process started, freed blocks included (largest first; `allocs` also lists the sites whose blocks are all freed)' -r -f -a "bytes\t''
+blocks\t''
+allocs\t''"
 complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l flamegraph -d 'With --sites: also draw every site as an interactive flame graph (SVG) of live bytes by allocation stack, written to FILE (again at each --watch refresh)' -r -F
 complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l top -d 'With --sites: how many sites to show' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l color -d 'When to use colour: auto (only on a terminal, never with NO_COLOR), always or never' -r -f -a "auto\t''

@@ -34,6 +34,13 @@ const STOP_WAIT: [c_int; 4] = [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::
 
 /// The program's pid while it runs (0 before and after): where forwarded signals go.
 static CHILD: AtomicI32 = AtomicI32::new(0);
+/// A signal memcheck keeps for itself (`--snapshot-signal`): not forwarded.
+static KEPT: AtomicI32 = AtomicI32::new(0);
+
+/// Keeps `sig` from the forwarded signals (its handler is the caller's).
+pub fn keep_signal(sig: c_int) {
+    KEPT.store(sig, Ordering::Relaxed);
+}
 /// memcheck waits for late processes (after the program ended).
 static WAITING: AtomicBool = AtomicBool::new(false);
 /// A STOP_WAIT signal arrived during that wait.
@@ -50,7 +57,7 @@ pub fn record_inherited_sigpipe() {
 }
 
 /// The signal's disposition is SIG_IGN.
-fn is_ignored(sig: c_int) -> bool {
+pub fn is_ignored(sig: c_int) -> bool {
     // SAFETY: sigaction with a null new action only reads the disposition into `old`, a
     // zero-initialised struct of the right type.
     unsafe {
@@ -92,7 +99,7 @@ fn forward_signals() -> SigSet {
         SigSet::empty(),
     );
     for s in FORWARDED {
-        if is_ignored(s as c_int) {
+        if is_ignored(s as c_int) || s as c_int == KEPT.load(Ordering::Relaxed) {
             continue;
         }
         // SAFETY: `on_signal` only reads atomics, stores one and calls kill, all

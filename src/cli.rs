@@ -163,7 +163,9 @@ pub struct StatsArgs {
     #[arg(long, conflicts_with_all = ["ptrace", "no_ptrace"])]
     pub sites: bool,
 
-    /// With --sites: order by live bytes or live blocks (largest first).
+    /// With --sites: order by live bytes, live blocks, or allocation calls made at the site
+    /// since the process started, freed blocks included (largest first; `allocs` also lists the
+    /// sites whose blocks are all freed).
     #[arg(long, value_enum, default_value_t = SitesSort::Bytes, value_name = "KEY", requires = "sites")]
     pub sort: SitesSort,
 
@@ -181,6 +183,7 @@ pub struct StatsArgs {
 pub enum SitesSort {
     Bytes,
     Blocks,
+    Allocs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -471,6 +474,20 @@ pub struct RunArgs {
     /// of leaked bytes by allocation stack, written to FILE (checked before the program runs).
     #[arg(long, value_name = "FILE.svg")]
     pub flamegraph: Option<PathBuf>,
+
+    /// Take a snapshot of the running program's live allocation sites (bytes, blocks and
+    /// allocation calls per stack, as `memcheck stats --sites`) each time memcheck itself gets
+    /// signal SIG (`kill -USR1 MEMCHECK_PID`; a name as USR1 or SIGUSR2, RTMIN+N, or a number).
+    /// The signal is memcheck's, not passed on to the program. A snapshot goes where the text
+    /// report goes (stderr, or --log-file), into the JSON report's `snapshots`, and with
+    /// --flamegraph FILE.svg to FILE.snapshot-N.svg. Signals that end, stop or crash processes,
+    /// SIGCHLD, SIGPIPE and memcheck's own 62 are refused.
+    #[arg(long, value_name = "SIG", value_parser = parse_snapshot_signal)]
+    pub snapshot_signal: Option<i32>,
+
+    /// Take a snapshot (as --snapshot-signal) every SECS seconds while the program runs.
+    #[arg(long, value_name = "SECS", value_parser = parse_interval)]
+    pub snapshot_interval: Option<f64>,
 
     /// Frames recorded per allocation (1-128).
     #[arg(long, visible_alias = "depth", default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=128))]
@@ -777,6 +794,77 @@ fn parse_guard_align(s: &str) -> Result<u32, String> {
         _ => Err(format!(
             "'{s}' is not a guard alignment: write a power of two from 1 to 4096, e.g. 16"
         )),
+    }
+}
+
+/// `--snapshot-interval`: seconds, at least 0.1.
+fn parse_interval(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.1..=1e9).contains(&v) => Ok(v),
+        _ => Err("give a number of seconds of at least 0.1, e.g. 1 or 2.5".into()),
+    }
+}
+
+/// `--snapshot-signal`: a signal name (`USR1`, `SIGUSR1`, `RTMIN+2`, `RTMAX-3`) or number that
+/// memcheck can take for itself without changing what the program or memcheck do.
+pub fn parse_snapshot_signal(s: &str) -> Result<i32, String> {
+    let t = s.trim();
+    let up = t.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    let (rtmin, rtmax) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+    let rt = |base: i32, rest: &str, sign: i32| -> Option<i32> {
+        if rest.is_empty() {
+            return Some(base);
+        }
+        let n: i32 = rest
+            .strip_prefix(if sign > 0 { '+' } else { '-' })?
+            .parse()
+            .ok()?;
+        Some(base + sign * n)
+    };
+    let sig = if let Ok(n) = t.parse::<i32>() {
+        Some(n)
+    } else if let Some(rest) = name.strip_prefix("RTMIN") {
+        rt(rtmin, rest, 1)
+    } else if let Some(rest) = name.strip_prefix("RTMAX") {
+        rt(rtmax, rest, -1)
+    } else {
+        (1..32).find(|&n| crate::report::summary::signal_name(n) == format!("SIG{name}"))
+    };
+    let Some(sig) = sig.filter(|&n| (1..=rtmax).contains(&n)) else {
+        return Err(format!(
+            "not a signal: give a name (USR1, USR2, HUP, ALRM, RTMIN+N) or a number from 1 to {rtmax}"
+        ));
+    };
+    let refused = match sig {
+        libc::SIGKILL | libc::SIGSTOP => Some("cannot be caught"),
+        libc::SIGINT | libc::SIGTERM | libc::SIGQUIT => {
+            Some("ends the run (memcheck passes it on to the program)")
+        }
+        libc::SIGSEGV
+        | libc::SIGBUS
+        | libc::SIGFPE
+        | libc::SIGILL
+        | libc::SIGTRAP
+        | libc::SIGABRT
+        | libc::SIGSYS => Some("reports a crash"),
+        libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU | libc::SIGCONT => Some("is job control"),
+        libc::SIGCHLD => Some("tells memcheck that its program ended"),
+        libc::SIGPIPE => Some("tells memcheck that its output is closed"),
+        n if n == memcheck_wire::live::SIGNAL => Some("is memcheck's live-check signal"),
+        n if n > 31 && n < rtmin => Some("is reserved by glibc"),
+        _ => None,
+    };
+    match refused {
+        Some(why) => Err(format!(
+            "signal {sig} ({}) {why}: use USR1, USR2, HUP, ALRM or RTMIN+N",
+            if sig >= rtmin {
+                format!("SIGRTMIN+{}", sig - rtmin)
+            } else {
+                crate::report::summary::signal_name(sig).to_string()
+            }
+        )),
+        None => Ok(sig),
     }
 }
 

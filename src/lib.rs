@@ -13,6 +13,7 @@ pub mod records;
 pub mod report;
 pub mod residency_map;
 pub mod rundir;
+pub mod snapshot;
 pub mod style;
 pub mod suppress;
 pub mod symbolize;

@@ -40,6 +40,8 @@ pub struct ProcessRecords {
     pub errors: Vec<ErrorRec>,
     pub leaks: Vec<LeakRec>,
     pub leak_summary: Option<LeakSummary>,
+    /// Allocation calls per stack id (only in a live sites answer).
+    pub allocs: HashMap<u32, u64>,
     pub exit_code: Option<i32>,
     /// The process died by this signal's default action after the shim ran its exit checks.
     pub exit_signal: Option<i32>,
@@ -135,6 +137,7 @@ pub fn parse(data: &[u8], name: &Path) -> Result<ProcessRecords> {
                 stack: l.stack,
             }),
             Record::LeakSummary(s) => p.leak_summary = Some(s),
+            Record::Allocs(a) => *p.allocs.entry(a.stack).or_default() += a.calls,
             Record::Error(e) => p.errors.push(e),
             Record::Exit(x) => p.exit_code = Some(x.code),
             Record::Note(n) => {

@@ -410,6 +410,43 @@ fn stats_sites_lists_the_stack_that_holds_most_of_the_memory_first() {
         r.show()
     );
     assert_eq!(v["sites"][0]["blocks"], 1000, "{}", r.show());
+    // Each site's allocation calls: as many as its blocks for the sites that keep them.
+    assert_eq!(v["sites"][0]["allocs"], 1000, "{}", r.show());
+
+    // --sort allocs: calls since the start, freed blocks included: the churning thread's site
+    // (at most one block live) keeps counting, read from that thread's counters.
+    let churn = line_of("holder.c", "void *p = malloc");
+    let churn_calls = |v: &Value| {
+        let s = v["sites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| has_frame(&s["stack"], "churn", "holder.c", Some(churn)))
+            .unwrap_or_else(|| panic!("no churn site in {v}"));
+        assert!(s["blocks"].as_u64().unwrap() <= 1, "{s}");
+        s["allocs"].as_u64().unwrap()
+    };
+    let (r, v) = sites(t.pid, &["--sort", "allocs", "--top", "50"]);
+    assert_eq!(v["sort"], "allocs", "{}", r.show());
+    let counts: Vec<u64> = v["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["allocs"].as_u64().unwrap())
+        .collect();
+    assert!(counts.windows(2).all(|w| w[0] >= w[1]), "{}", r.show());
+    let first_calls = churn_calls(&v);
+    assert!(first_calls >= 1, "{}", r.show());
+    let big_site = v["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| has_frame(&s["stack"], "main", "holder.c", Some(big)))
+        .unwrap();
+    assert_eq!(big_site["allocs"], 5, "{}", r.show());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (r, v) = sites(t.pid, &["--sort", "allocs", "--top", "50"]);
+    assert!(churn_calls(&v) > first_calls, "{}", r.show());
 
     // --watch: one JSON object per refresh, the later ones with each site's growth.
     let mut w = Command::new(memcheck())
@@ -432,6 +469,7 @@ fn stats_sites_lists_the_stack_that_holds_most_of_the_memory_first() {
     assert!(first["sites"][0]["growth_bytes"].is_null(), "{first}");
     assert_eq!(second["sites"][0]["growth_bytes"], 0, "{second}");
     assert_eq!(second["sites"][1]["growth_blocks"], 0, "{second}");
+    assert_eq!(second["sites"][1]["growth_allocs"], 0, "{second}");
 
     // The text form names the site.
     let r = run_cmd(Command::new(memcheck()).args(["stats", "--sites", &t.pid.to_string()]));
@@ -441,6 +479,7 @@ fn stats_sites_lists_the_stack_that_holds_most_of_the_memory_first() {
         "{}",
         r.show()
     );
+    assert!(r.stdout().contains(" allocs "), "{}", r.show());
     let f = t.finish("go\n");
     assert_eq!(f.code, Some(7), "{}", f.show());
 
@@ -638,4 +677,36 @@ fn group_digits(n: u64) -> String {
         out.push(c);
     }
     out
+}
+
+#[test]
+fn a_thread_that_blocks_the_signal_is_named_in_the_report_not_scanned_silently() {
+    let prog = compile("live_blocked.c", &[]);
+    let mut t = Ready::spawn(
+        "live_blocked.c",
+        Command::new(memcheck())
+            .env("NO_COLOR", "1")
+            .args(["run", "--"])
+            .arg(&prog),
+    );
+    let (r, v) = leaks(t.pid, &[]);
+    let notes = the_process(&v)["notes"].to_string();
+    assert!(
+        notes.contains("1 thread could not be paused (blocking signal 62"),
+        "{}",
+        r.show()
+    );
+    // The main thread (the coordinator) was paused: 1 of the 2.
+    assert!(
+        notes.contains("live check: 1 thread paused"),
+        "{}",
+        r.show()
+    );
+    let f = t.finish("go\n");
+    assert_eq!(
+        (f.code, f.stdout.as_str()),
+        (Some(0), "bye\n"),
+        "{}",
+        f.show()
+    );
 }

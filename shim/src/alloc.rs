@@ -144,7 +144,9 @@ pub fn allocate_new(
     // The depot's id comes after glibc's call, which its lookup's load overlaps.
     let captured = crate::unwind::capture_deferred();
     if guarded_now() {
-        if let Some(user) = guarded(size, align, family, zero, flags, captured.intern()) {
+        let stack = captured.intern();
+        crate::allocs::count(stack);
+        if let Some(user) = guarded(size, align, family, zero, flags, stack) {
             sys::set_errno(saved);
             return user;
         }
@@ -180,6 +182,7 @@ pub fn allocate_new(
         fill(user, size, opts::MALLOC_FILL.load(Ordering::Relaxed));
     }
     let stack = captured.intern();
+    crate::allocs::count(stack);
     // Before the insert, whose own work (the marks' register scrub) follows it.
     range::note_new(user as usize, size);
     let ok = table::insert(Entry {

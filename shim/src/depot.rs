@@ -6,6 +6,8 @@ use crate::spin::SpinLock;
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 const SLOTS: usize = 1 << 20;
+/// The largest id [`intern`] gives (ids are 1..=MAX_ID).
+pub const MAX_ID: u32 = SLOTS as u32;
 const CHUNK: usize = 1 << 20;
 
 /// Open-addressing table of stack hashes: slot i holds the 64-bit hash of stack id i+1 (0 =

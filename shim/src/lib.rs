@@ -13,6 +13,7 @@
 extern crate alloc as rust_alloc;
 
 mod alloc;
+mod allocs;
 mod canary;
 mod depot;
 mod exec;

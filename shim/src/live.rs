@@ -142,6 +142,7 @@ pub unsafe fn sigaction(act: *const libc::sigaction, old: *mut libc::sigaction) 
 
 /// In a fork child: a pause under way in the parent is not the child's.
 pub fn after_fork_child() {
+    crate::allocs::after_fork_child();
     PHASE.store(IDLE, SeqCst);
     REQUESTED.store(0, SeqCst);
     SITES_REQUESTED.store(0, SeqCst);
@@ -501,6 +502,7 @@ fn coordinate(ctx: *mut libc::c_void, id: u64) {
         summary,
         &groups,
         Some((paused + 1, pause_ns, unpaused)),
+        &[],
         id,
     );
 }
@@ -529,10 +531,19 @@ fn sites(id: u64) {
         }
     });
     crate::table::unlock_all();
+    // The calls per stack, read after the blocks (nothing waits for this).
+    let mut calls: Vec<(u32, u64)> = Vec::new();
+    crate::allocs::snapshot(&mut calls);
     PHASE.store(IDLE, SeqCst);
     live.sort_unstable_by_key(|l| l.0);
     let mut groups: Vec<scan::Group> = Vec::new();
     let mut summary = LeakSummary::default();
+    let group = |stack| scan::Group {
+        kind: memcheck_wire::LeakKind::Reachable,
+        stack,
+        bytes: 0,
+        blocks: 0,
+    };
     for (stack, size) in live {
         let r = &mut summary.kinds[memcheck_wire::LeakKind::Reachable as usize];
         r.0 += size;
@@ -543,14 +554,24 @@ fn sites(id: u64) {
                 g.blocks += 1;
             }
             _ => groups.push(scan::Group {
-                kind: memcheck_wire::LeakKind::Reachable,
-                stack,
                 bytes: size,
                 blocks: 1,
+                ..group(stack)
             }),
         }
     }
-    answer(&mods, summary, &groups, None, id);
+    // Stacks whose blocks are all freed: 0 bytes in 0 blocks, for their calls.
+    let n = groups.len();
+    for &(stack, _) in &calls {
+        if stack != 0
+            && groups[..n]
+                .binary_search_by_key(&stack, |g| g.stack)
+                .is_err()
+        {
+            groups.push(group(stack));
+        }
+    }
+    answer(&mods, summary, &groups, None, &calls, id);
 }
 
 /// `DIR/PID-STARTNS` + the answer's name for `id` + `suffix`, NUL-terminated.
@@ -586,6 +607,7 @@ fn answer(
     summary: LeakSummary,
     groups: &[scan::Group],
     pause: Option<(u32, u64, u32)>,
+    calls: &[(u32, u64)],
     id: u64,
 ) {
     let mut out: Vec<u8> = Vec::new();
@@ -658,6 +680,13 @@ fn answer(
                 blocks: g.blocks,
                 stack: g.stack,
             }),
+        );
+    }
+    for &(stack, calls) in calls {
+        push(
+            &mut out,
+            &mut scratch,
+            &Record::Allocs(memcheck_wire::Allocs { stack, calls }),
         );
     }
     push(&mut out, &mut scratch, &Record::LeakSummary(summary));

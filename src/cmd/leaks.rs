@@ -5,6 +5,7 @@
 //! previous check, whose leaks (fingerprint, blocks, bytes) are kept in the run directory.
 use crate::cli::{ColorChoice, LeaksArgs, ReportFormat};
 use crate::proc::live::{self, Target};
+use crate::report::sites::{self, Site};
 use crate::report::{self, LeakReport, Report, Tool};
 use crate::style::{self, Painter};
 use crate::suppress::Suppressions;
@@ -207,24 +208,6 @@ pub fn run(a: &LeaksArgs, color: ColorChoice) -> Result<i32> {
     Ok(0)
 }
 
-/// One allocation site of `memcheck stats --sites`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Site {
-    pub bytes: u64,
-    pub blocks: u64,
-    /// Share of the process's live bytes, in percent.
-    pub percent_bytes: f64,
-    /// With `--watch`: the change since the previous refresh (null in the first).
-    pub growth_bytes: Option<i64>,
-    pub growth_blocks: Option<i64>,
-    /// The function names of the stack, hashed (as a leak's fingerprint, of kind `live`): the
-    /// same in another run of the program.
-    pub fingerprint: String,
-    #[serde(skip)]
-    key: String,
-    pub stack: Vec<crate::symbolize::Frame>,
-}
-
 /// `memcheck stats PID --sites` (JSON).
 #[derive(Debug, Clone, Serialize)]
 pub struct SitesReport {
@@ -235,85 +218,43 @@ pub struct SitesReport {
     pub sort: &'static str,
     pub live_bytes: u64,
     pub live_blocks: u64,
-    /// How many sites there are in all (`sites` holds the top ones).
+    /// How many sites there are in all (`sites` holds the top ones): those with live blocks,
+    /// and with `--sort allocs` also those whose blocks are all freed.
     pub total_sites: usize,
     pub sites: Vec<Site>,
 }
 
-/// Bytes and blocks per site, by symbolized stack: what `--watch`'s growth is counted from.
-type Sizes = HashMap<String, (u64, u64)>;
+fn sort_of(a: &crate::cli::StatsArgs) -> sites::Sort {
+    match a.sort {
+        crate::cli::SitesSort::Bytes => sites::Sort::Bytes,
+        crate::cli::SitesSort::Blocks => sites::Sort::Blocks,
+        crate::cli::SitesSort::Allocs => sites::Sort::Allocs,
+    }
+}
 
 fn sites_report(
     target: &Target,
     a: &crate::cli::StatsArgs,
     sym: &mut Symbolizer,
-    before: Option<&Sizes>,
+    before: Option<&sites::Sizes>,
     graph: Option<&output::Sink>,
-) -> Result<(SitesReport, Sizes)> {
+) -> Result<(SitesReport, sites::Sizes)> {
     let answer = live::ask(target, live::Question::Sites, Duration::from_secs(30))?;
     let recs = records::parse(&answer.bytes, &answer.path)?;
-    let none = Suppressions::load(&[] as &[&Path], false)?;
-    let kinds = report::LeakKinds {
-        reachable: true,
-        ..Default::default()
-    };
-    let opts = report::Options {
-        show: kinds,
-        errors_for: report::LeakKinds::default(),
-        warnings_as_errors: false,
-        mismatched_frees: true,
-        suppressions: &none,
-        gen: None,
-        progress: &report::progress::Progress::none(),
-        baseline: None,
-    };
-    let proc = report::process_report(&recs, None, sym, &opts);
-    let (live_bytes, live_blocks) = recs.leak_summary.map_or((0, 0), |s| {
-        s.kinds[memcheck_wire::LeakKind::Reachable as usize]
-    });
-    let mut now = HashMap::new();
-    let mut sites: Vec<Site> = proc
-        .leaks
+    let all = sites::from_records(&recs, sym);
+    let now = sites::sizes(&all.sites);
+    let by = sort_of(a);
+    // Sites whose blocks are all freed matter only to the count of calls.
+    let mut list: Vec<Site> = all
+        .sites
         .into_iter()
-        .map(|l| {
-            let fp = crate::report::fingerprint::of_leak("live", &l.stack);
-            // Growth is followed by the symbolized stack (two sites of one function differ).
-            let key: String = l
-                .stack
-                .iter()
-                .map(|f| format!("{:?}:{:?}:{:?};", f.function, f.file, f.line))
-                .collect();
-            let e = now.entry(key.clone()).or_insert((0u64, 0u64));
-            e.0 += l.bytes;
-            e.1 += l.blocks;
-            Site {
-                bytes: l.bytes,
-                blocks: l.blocks,
-                percent_bytes: super::inspect::percent(l.bytes, live_bytes),
-                growth_bytes: None,
-                growth_blocks: None,
-                fingerprint: fp,
-                key,
-                stack: l.stack,
-            }
-        })
+        .filter(|s| s.blocks > 0 || by == sites::Sort::Allocs)
         .collect();
     if let Some(before) = before {
-        for s in &mut sites {
-            let (b, n) = before.get(&s.key).copied().unwrap_or((0, 0));
-            s.growth_bytes = Some(s.bytes as i64 - b as i64);
-            s.growth_blocks = Some(s.blocks as i64 - n as i64);
-        }
+        sites::set_growth(&mut list, before);
     }
-    match a.sort {
-        crate::cli::SitesSort::Bytes => {
-            sites.sort_by(|x, y| y.bytes.cmp(&x.bytes).then(y.blocks.cmp(&x.blocks)))
-        }
-        crate::cli::SitesSort::Blocks => {
-            sites.sort_by(|x, y| y.blocks.cmp(&x.blocks).then(y.bytes.cmp(&x.bytes)))
-        }
-    }
-    let total_sites = sites.len();
+    sites::sort(&mut list, by);
+    let total_sites = list.len();
     if let Some(sink) = graph {
         output::write(
             sink,
@@ -323,56 +264,29 @@ fn sites_report(
                     target.pid,
                     crate::proc::process::command_line(target.pid)
                 ),
-                sites.iter().map(|s| (s.stack.as_slice(), s.bytes)),
+                list.iter().map(|s| (s.stack.as_slice(), s.bytes)),
             )?,
         )?;
     }
-    sites.truncate(a.top as usize);
+    list.truncate(a.top as usize);
     Ok((
         SitesReport {
             version: super::inspect::JSON_VERSION,
             pid: target.pid,
             command: crate::proc::process::command_line(target.pid),
-            sort: match a.sort {
-                crate::cli::SitesSort::Bytes => "bytes",
-                crate::cli::SitesSort::Blocks => "blocks",
-            },
-            live_bytes,
-            live_blocks,
+            sort: by.name(),
+            live_bytes: all.live_bytes,
+            live_blocks: all.live_blocks,
             total_sites,
-            sites,
+            sites: list,
         },
         now,
     ))
 }
 
-/// A stack in one line: its first frames, innermost first.
-fn short_stack(stack: &[crate::symbolize::Frame]) -> String {
-    let mut parts = Vec::new();
-    for f in stack.iter().take(4) {
-        let name = f.function.as_deref().unwrap_or("???");
-        parts.push(match (&f.file, f.line) {
-            (Some(file), Some(line)) => {
-                let base = Path::new(file)
-                    .file_name()
-                    .map_or(file.clone(), |n| n.to_string_lossy().into_owned());
-                format!("{name} ({base}:{line})")
-            }
-            _ => name.to_string(),
-        });
-    }
-    if stack.len() > 4 {
-        parts.push("...".into());
-    }
-    parts.join(" < ")
-}
-
 fn sites_text(r: &SitesReport, p: &Painter) -> String {
-    use std::fmt::Write as _;
-    let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "{}",
+    let mut o = format!(
+        "{}\n",
         p.bold(&format!(
             "pid {} ({}): {} live in {} blocks; top {} of {} allocation sites by {}",
             r.pid,
@@ -384,29 +298,7 @@ fn sites_text(r: &SitesReport, p: &Painter) -> String {
             r.sort
         ))
     );
-    let growth = r.sites.iter().any(|s| s.growth_bytes.is_some());
-    let _ = writeln!(
-        o,
-        "{:>11} {:>9} {:>6}{}  site",
-        "bytes",
-        "blocks",
-        "share",
-        if growth { "      growth" } else { "" }
-    );
-    for s in &r.sites {
-        let g = match (s.growth_bytes, s.growth_blocks) {
-            (Some(b), Some(n)) => format!(" {:>+9} B {:>+5}", b, n),
-            _ => String::new(),
-        };
-        let _ = writeln!(
-            o,
-            "{:>11} {:>9} {:>5.1}%{g}  {}",
-            crate::units::bytes(s.bytes),
-            s.blocks,
-            s.percent_bytes,
-            short_stack(&s.stack)
-        );
-    }
+    o.push_str(&sites::table(&r.sites, "", &Painter { on: false }));
     o
 }
 

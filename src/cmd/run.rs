@@ -8,7 +8,7 @@ use crate::report::{self, baseline, Exit, Report, Tool};
 use crate::style::{self, Painter};
 use crate::suppress::{self, Suppressions};
 use crate::symbolize::Symbolizer;
-use crate::{child, output, preload, records, rundir, target};
+use crate::{child, output, preload, records, rundir, snapshot, target};
 use anyhow::Result;
 use std::ffi::OsString;
 use std::io::Write;
@@ -373,8 +373,25 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
     {
         cmd.env(memcheck_wire::ENV_TRACE_SKIP_BY_ARG, skip);
     }
+    // Snapshots go where the text report goes: stderr at once, or the --log-file/--output text.
+    let text_to_file = (a.format == ReportFormat::Text && sink.is_some()) || log.is_some();
+    let snapshots = (a.snapshot_interval.is_some() || a.snapshot_signal.is_some())
+        .then(|| {
+            snapshot::start(snapshot::Setup {
+                run_dir: dir.path().to_path_buf(),
+                interval: a.snapshot_interval,
+                signal: a.snapshot_signal,
+                flamegraph: a.flamegraph.clone(),
+                to_stderr: !text_to_file,
+                color: !text_to_file && style::stderr_color(color),
+            })
+        })
+        .transpose()?;
     let (status, child_pid) = child::spawn_and_wait(&mut cmd, &path)?;
     let missing = child::wait_for_late_processes(&shim);
+    let mut taken = snapshots
+        .map(snapshot::Snapshots::finish)
+        .unwrap_or_default();
 
     let exit = match (status.code(), status.signal()) {
         (Some(c), _) => Exit::Code(c),
@@ -415,7 +432,9 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         .enumerate()
         .map(|(i, p)| {
             let e = (Some(i) == last_of_child).then_some(exit);
-            report::process_report(p, e, &mut sym, &opts)
+            let mut r = report::process_report(p, e, &mut sym, &opts);
+            r.snapshots = taken.remove(&(p.pid, p.start_ns)).unwrap_or_default();
+            r
         })
         .collect();
     progress.finish();
@@ -460,7 +479,7 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         warnings_as_errors: a.warnings_as_errors,
     };
     report::summary::mark(&mut processes, gate);
-    let report = Report {
+    let mut report = Report {
         version: report::REPORT_VERSION,
         tool: Tool {
             name: "memcheck",
@@ -479,7 +498,6 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
     };
 
     // Text to a file (`--format text --output FILE`) has no colour.
-    let text_to_file = (a.format == ReportFormat::Text && sink.is_some()) || log.is_some();
     let painter = Painter {
         on: !text_to_file && style::stderr_color(color),
     };
@@ -530,6 +548,11 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
         }
     }
     if !text_to_file {
+        // Its snapshots were printed as they were taken.
+        report
+            .processes
+            .iter_mut()
+            .for_each(|p| p.snapshots.clear());
         let text = report::text::render_run_with(&report, &painter, a.quiet);
         // A stderr that is closed or a broken pipe is not an error of the run.
         let _ = std::io::stderr().lock().write_all(text.as_bytes());

@@ -12,6 +12,7 @@ pub mod junit;
 pub mod logpath;
 pub mod progress;
 pub mod sarif;
+pub mod sites;
 pub mod summary;
 pub mod text;
 pub mod valgrind_xml;
@@ -246,6 +247,10 @@ pub struct ProcessReport {
     /// did not.
     #[serde(default)]
     pub failure: Option<String>,
+    /// The live-sites snapshots taken while it ran (`--snapshot-interval`, `--snapshot-signal`),
+    /// oldest first; absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshots: Vec<sites::Snapshot>,
 }
 
 /// Errors as Valgrind counts them: every occurrence of a heap error (and of a warning with
@@ -948,6 +953,7 @@ pub fn process_report(
         error_summary: summary,
         failed: false,
         failure: None,
+        snapshots: Vec::new(),
     }
 }
 

@@ -708,6 +708,7 @@ mod tests {
                 error_summary: Default::default(),
                 failed: false,
                 failure: None,
+                snapshots: Vec::new(),
             }],
             notes: vec![],
             suppressions_used: vec![],

@@ -206,6 +206,14 @@ fn render_process(r: &ProcessReport, p: &Painter, listed: bool, quiet: Option<bo
             p.bold(&r.command.escape_debug().to_string())
         );
     }
+    for s in &r.snapshots {
+        out.push_str(&super::sites::snapshot_text(
+            s,
+            r.pid,
+            &format!("{pre} "),
+            p,
+        ));
+    }
     for e in &r.errors {
         error(&mut out, &pre, e, p);
     }

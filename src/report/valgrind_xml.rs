@@ -503,6 +503,7 @@ mod tests {
                 error_summary: Default::default(),
                 failed: true,
                 failure: None,
+                snapshots: Vec::new(),
             }],
             notes: vec![],
             suppressions_used: vec![],

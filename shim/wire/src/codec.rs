@@ -21,6 +21,7 @@ pub mod tag {
     pub const ERROR: u32 = 6;
     pub const EXIT: u32 = 7;
     pub const NOTE: u32 = 8;
+    pub const ALLOCS: u32 = 9;
 }
 
 /// Why a buffer could not be decoded.

@@ -37,6 +37,6 @@ pub use names::{
 };
 pub use options::{Fill, GuardMode, Key, LeakCheck, OptionError, ShimOptions};
 pub use records::{
-    Access, ErrorKind, ErrorRec, Exit, Family, FoundAt, Leak, LeakKind, LeakSummary, MemFn, Module,
-    Note, Process, Record, Records, Stack, MAX_FRAMES,
+    Access, Allocs, ErrorKind, ErrorRec, Exit, Family, FoundAt, Leak, LeakKind, LeakSummary, MemFn,
+    Module, Note, Process, Record, Records, Stack, MAX_FRAMES,
 };

@@ -27,7 +27,9 @@ pub const REQUEST: usize = 0x4d43_4c56_5245_5131; // "MCLVREQ1"
 /// nothing is paused (the block table is locked while it is read, so allocations wait that
 /// long); the answer has the same name and records, its LEAK records holding every live block
 /// grouped by allocation stack with kind `reachable` (no reachability scan), the LEAK_SUMMARY
-/// the totals as reachable, and no pause note.
+/// the totals as reachable, and no pause note. Each stack with allocation calls also has an
+/// ALLOCS record (the calls made there since the process image started or forked, freed blocks
+/// included); a stack whose blocks are all freed has a LEAK record of 0 bytes in 0 blocks.
 pub const SITES: usize = 0x4d43_4c56_5349_5445; // "MCLVSITE"
 /// `si_value` of the shim's own "pause now" signal to each of its threads.
 pub const PAUSE: usize = 0x4d43_4c56_5041_5553; // "MCLVPAUS"

@@ -444,6 +444,14 @@ pub struct Note<'a> {
     pub text: &'a [u8],
 }
 
+/// The allocation calls made at one stack since the process image started (freed blocks
+/// included): only in the answer to a live sites request (`live::SITES`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Allocs {
+    pub stack: u32,
+    pub calls: u64,
+}
+
 /// How a process ended, as the shim saw it from `exit()`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Exit {
@@ -461,6 +469,7 @@ pub enum Record<'a> {
     Error(ErrorRec),
     Exit(Exit),
     Note(Note<'a>),
+    Allocs(Allocs),
 }
 
 const PATH_MAX: usize = 4096;
@@ -476,6 +485,7 @@ impl<'a> Record<'a> {
             Record::Error(_) => tag::ERROR,
             Record::Exit(_) => tag::EXIT,
             Record::Note(_) => tag::NOTE,
+            Record::Allocs(_) => tag::ALLOCS,
         }
     }
 
@@ -533,6 +543,9 @@ impl<'a> Record<'a> {
             }
             Record::Note(n) => {
                 e.str(n.text, 1024);
+            }
+            Record::Allocs(a) => {
+                e.u32(a.stack).u64(a.calls);
             }
         }
         let len = e.finish()?;
@@ -615,6 +628,10 @@ impl<'a> Record<'a> {
             }
             tag::EXIT => Record::Exit(Exit { code: d.i32()? }),
             tag::NOTE => Record::Note(Note { text: d.str()? }),
+            tag::ALLOCS => Record::Allocs(Allocs {
+                stack: d.u32()?,
+                calls: d.u64()?,
+            }),
             _ => return Err(DecodeError::Invalid("record tag")),
         };
         Ok((rec, RECORD_PREFIX + len))
@@ -714,6 +731,10 @@ mod tests {
         }));
         roundtrip(Record::Exit(Exit { code: -3 }));
         roundtrip(Record::Note(Note { text: b"hello" }));
+        roundtrip(Record::Allocs(Allocs {
+            stack: 7,
+            calls: 1 << 40,
+        }));
     }
 
     #[test]
