@@ -397,7 +397,7 @@ fn coordinate(ctx: *mut libc::c_void, id: u64) {
         // Nothing but the sampled blocks is recorded: a scan would miss every other leak and
         // call lost the sampled blocks only they point to. The answer says so instead.
         PHASE.store(IDLE, SeqCst);
-        answer(&mods, LeakSummary::default(), &[], None, id);
+        answer(&mods, LeakSummary::default(), &[], None, &[], id);
         return;
     }
     let mut tids: Vec<u32> = Vec::new();
