@@ -71,6 +71,19 @@ pub fn check(path: &Path) -> Result<Sink> {
     }
 }
 
+/// [`check`] of a path another flag gave: the error names that flag. `flag` is what comes before
+/// the path on the command line (`--flamegraph `, `--report json=`), so a message of [`check`]'s
+/// that names `--output PATH` names `FLAG PATH` instead, and any other is prefixed with it.
+pub fn check_for(flag: &str, path: &Path) -> Result<Sink> {
+    check(path).map_err(|e| {
+        let m = format!("{e:#}");
+        match m.strip_prefix("--output ") {
+            Some(rest) => anyhow::anyhow!("{flag}{rest}"),
+            None => anyhow::anyhow!("{flag}{}: {m}", path.display()),
+        }
+    })
+}
+
 fn writable(path: &Path) -> Result<()> {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
         .with_context(|| format!("--output {}: the path holds a NUL byte", path.display()))?;

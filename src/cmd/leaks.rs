@@ -76,13 +76,8 @@ pub fn run(a: &LeaksArgs, color: ColorChoice) -> Result<i32> {
     };
     let mut files = vec![(a.format, sink)];
     for r in &a.reports {
-        let s = output::check(&r.path).map_err(|e| {
-            crate::exit::UsageError(format!(
-                "--report {}={}: {e:#}",
-                r.format.name(),
-                r.path.display()
-            ))
-        })?;
+        let s = output::check_for(&format!("--report {}=", r.format.name()), &r.path)
+            .map_err(crate::exit::usage)?;
         files.push((r.format, s));
     }
     let suppressions =
@@ -90,11 +85,7 @@ pub fn run(a: &LeaksArgs, color: ColorChoice) -> Result<i32> {
     let graph = a
         .flamegraph
         .as_deref()
-        .map(|p| {
-            output::check(p).map_err(|e| {
-                crate::exit::UsageError(format!("--flamegraph {}: {e:#}", p.display()))
-            })
-        })
+        .map(|p| output::check_for("--flamegraph ", p).map_err(crate::exit::usage))
         .transpose()?;
 
     let target = live::find(a.pid)?;
@@ -310,11 +301,7 @@ pub fn sites(a: &crate::cli::StatsArgs, color: ColorChoice) -> Result<i32> {
     let graph = a
         .flamegraph
         .as_deref()
-        .map(|p| {
-            output::check(p).map_err(|e| {
-                crate::exit::UsageError(format!("--flamegraph {}: {e:#}", p.display()))
-            })
-        })
+        .map(|p| output::check_for("--flamegraph ", p).map_err(crate::exit::usage))
         .transpose()?;
     let target = live::find(a.pid)?;
     let painter = Painter {

@@ -74,15 +74,8 @@ fn file_reports(
     }
     for r in &a.reports {
         let flag = format!("--report {}={}", r.format.name(), r.path.display());
-        let s = output::check(&r.path).map_err(|e| {
-            // output::check names the flag --output; here it is --report.
-            let m = format!("{e:#}");
-            let m = match m.strip_prefix("--output ") {
-                Some(rest) => format!("--report {}={rest}", r.format.name()),
-                None => format!("{flag}: {m}"),
-            };
-            crate::exit::UsageError(m)
-        })?;
+        let s = output::check_for(&format!("--report {}=", r.format.name()), &r.path)
+            .map_err(crate::exit::usage)?;
         if let Some(i) = files.iter().position(|(_, o)| same_sink(o, &s)) {
             return Err(crate::exit::UsageError(format!(
                 "{flag} and {} write to the same place: give each report its own file",
@@ -99,13 +92,7 @@ fn file_reports(
 /// `--write-baseline FILE`, checked as a report's path, and not one of the reports'.
 fn baseline_sink(p: &Path, files: &[(ReportFormat, output::Sink)]) -> Result<output::Sink> {
     let shown = format!("--write-baseline {}", p.display());
-    let s = output::check(p).map_err(|e| {
-        let m = format!("{e:#}");
-        crate::exit::UsageError(match m.strip_prefix("--output ") {
-            Some(rest) => format!("--write-baseline {rest}"),
-            None => format!("{shown}: {m}"),
-        })
-    })?;
+    let s = output::check_for("--write-baseline ", p).map_err(crate::exit::usage)?;
     if files.iter().any(|(_, o)| same_sink(o, &s)) {
         return Err(crate::exit::UsageError(format!(
             "{shown} names the file of a report: give the baseline its own file"
@@ -321,11 +308,7 @@ pub fn run(a: &RunArgs, color: ColorChoice) -> Result<i32> {
     let graph = a
         .flamegraph
         .as_deref()
-        .map(|p| {
-            output::check(p).map_err(|e| {
-                crate::exit::UsageError(format!("--flamegraph {}: {e:#}", p.display()))
-            })
-        })
+        .map(|p| output::check_for("--flamegraph ", p).map_err(crate::exit::usage))
         .transpose()?;
     // Read before the program runs: a malformed file is refused with FILE:LINE.
     let suppressions =
