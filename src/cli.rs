@@ -545,9 +545,11 @@ pub struct RunArgs {
     /// Check the ranges the memory and string functions (memcpy, memset, strlen, strcpy, strcat,
     /// puts, ... and their _FORTIFY_SOURCE _chk variants) read and write against the heap block
     /// they fall in, and overlapping source and destination (param-overlap), before glibc does
-    /// the work (yes or no). Calls the compiler inlines are not seen.
-    #[arg(long, value_name = "yes|no", num_args = 0..=1, require_equals = true, default_value = "yes", default_missing_value = "yes", value_parser = parse_yes_no)]
-    pub check_mem_functions: bool,
+    /// the work (yes or no). Calls the compiler inlines are not seen. [default: yes, except in
+    /// production mode (--leak-check=no --sample-rate=N), where only the sampled blocks are
+    /// recorded: no there unless given]
+    #[arg(long, value_name = "yes|no", num_args = 0..=1, require_equals = true, default_missing_value = "yes", value_parser = parse_yes_no)]
+    pub check_mem_functions: Option<bool>,
 
     /// Also check the programs that PROG executes (yes or no).
     #[arg(long, value_name = "yes|no", num_args = 0..=1, require_equals = true, default_value = "no", default_missing_value = "yes", value_parser = parse_yes_no)]

@@ -181,3 +181,50 @@ fn a_live_leak_check_in_production_mode_says_why_it_has_no_leaks() {
     let f = t.finish("go\n");
     assert_eq!(f.code, Some(0), "{}", f.show());
 }
+
+#[test]
+fn mem_and_str_checks_are_off_unless_asked_and_an_overflow_then_faults_on_the_guard_page() {
+    let args = ["memcpy-over", "3000", "21"];
+    let native_out = native(&args).stdout();
+    let in_memcpy = |r: &Run| {
+        r.errors()
+            .iter()
+            .filter(|e| e["kind"] == "heap-buffer-overflow" && e["function"] == "memcpy")
+            .count()
+    };
+    // Not given: the checks are off, so the sampled block's overflow is the fault on its guard
+    // page, inside glibc's memcpy, reported with the line that called it.
+    let r = run_under(&["--leak-check=no", "--sample-rate=2"], &prog(), &args);
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    assert_eq!(r.stdout(), native_out);
+    assert_eq!(in_memcpy(&r), 0, "{}", r.show());
+    let faults: Vec<_> = r
+        .errors()
+        .into_iter()
+        .filter(|e| e["kind"] == "heap-buffer-overflow")
+        .collect();
+    assert_eq!(faults.len(), 1, "{}", r.show());
+    assert!(
+        has_frame(
+            &faults[0]["stack"],
+            "memcpy_over",
+            "production.cc",
+            Some(line_of("production.cc", "MEMCPY-HERE"))
+        ),
+        "{}",
+        r.show()
+    );
+    // Asked for: the checked memcpy finds it before glibc's copy runs.
+    let r = run_under(
+        &[
+            "--leak-check=no",
+            "--sample-rate=2",
+            "--check-mem-functions",
+        ],
+        &prog(),
+        &args,
+    );
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    assert_eq!(r.stdout(), native_out);
+    assert_eq!(in_memcpy(&r), 1, "{}", r.show());
+}

@@ -62,9 +62,9 @@ fn side_for(stack: u32) -> GuardMode {
     }
 }
 
-thread_local! {
+per_thread! {
     /// Allocations until this thread's next sampled (guarded) block.
-    static SAMPLE_COUNTDOWN: Cell<u64> = const { Cell::new(0) };
+    static SAMPLE_COUNTDOWN: Cell<u64>;
 }
 
 /// Bytes before the user bytes for an alignment.
@@ -81,7 +81,12 @@ fn left_redzone(align: usize) -> usize {
 /// Whether the next block of this thread goes to the guard pool.
 #[inline]
 pub(crate) fn guarded_now() -> bool {
-    if opts::guard_mode() == GuardMode::Off || !guard::active() {
+    if opts::guard_mode() == GuardMode::Off {
+        return false;
+    }
+    if !guard::active() {
+        // No pool (its reservation failed): no turn of this thread ever comes.
+        SAMPLE_COUNTDOWN.set(u64::MAX);
         return false;
     }
     let rate = opts::SAMPLE_RATE.load(Ordering::Relaxed);
@@ -173,9 +178,9 @@ pub fn allocate_new(
     }
     // SAFETY: base..base+total is the block glibc just returned; the redzones lie inside it.
     let user = unsafe {
-        core::ptr::write_bytes(base, CANARY, left);
+        crate::bytes::set(base, CANARY, left);
         let user = base.add(left);
-        core::ptr::write_bytes(user.add(size), CANARY, total - left - size);
+        crate::bytes::set(user.add(size), CANARY, total - left - size);
         user
     };
     if !zero {
@@ -578,8 +583,37 @@ pub(crate) mod prod {
     /// An allocation in production mode (after `init::ensure`): the sampled one a guarded block
     /// (glibc's when the pool refuses it), the others glibc's, errno left as glibc leaves it. A call
     /// re-entered from a signal handler takes [`reentry`]'s path, as in every mode.
-    #[inline]
+    ///
+    /// The common case (malloc's alignment, a size no check can refuse, not this thread's sampled
+    /// turn, nothing re-entered or deferred) is a few loads and compares before glibc's call.
+    #[inline(always)]
     pub fn allocate(
+        size: usize,
+        align: usize,
+        family: Family,
+        zero: bool,
+        new_align: usize,
+    ) -> *mut u8 {
+        let countdown = super::SAMPLE_COUNTDOWN.get();
+        if align <= 16
+            && countdown != 0
+            && !out_of_bounds(size, 16)
+            && !reentry::active()
+            && !reentry::pending()
+        {
+            super::SAMPLE_COUNTDOWN.set(countdown - 1);
+            return if zero {
+                real::calloc(1, size)
+            } else {
+                real::malloc(size)
+            };
+        }
+        allocate_slow(size, align, family, zero, new_align)
+    }
+
+    /// [`allocate`]'s every other case.
+    #[inline(never)]
+    fn allocate_slow(
         size: usize,
         align: usize,
         family: Family,
@@ -641,7 +675,22 @@ pub(crate) mod prod {
     /// `free` or `delete` in production mode of a block outside the guard pool: glibc's, or one the
     /// re-entered path mapped. A re-entered call defers it, as in every mode. glibc's `free` keeps
     /// errno.
+    #[inline(always)]
     pub fn release(p: *mut u8, family: Family) {
+        if !reentry::active() && !reentry::pending() {
+            if !reentry::free_if_ours(p) {
+                // SAFETY: outside the pool and the re-entered path's set, a block in production
+                // mode is glibc's (an invalid pointer is glibc's to judge, as without memcheck).
+                unsafe { real::free(p) };
+            }
+            return;
+        }
+        release_slow(p, family)
+    }
+
+    /// [`release`] when re-entered or with deferred frees or re-entered blocks about.
+    #[inline(never)]
+    fn release_slow(p: *mut u8, family: Family) {
         if reentry::active() {
             if !reentry::free_if_ours(p) {
                 reentry::defer_free(p, family);

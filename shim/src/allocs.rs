@@ -44,8 +44,8 @@ static CURSOR: AtomicPtr<Block> = AtomicPtr::new(core::ptr::null_mut());
 static COUNTS: AtomicPtr<AtomicU64> = AtomicPtr::new(core::ptr::null_mut());
 static COUNTS_LOCK: crate::spin::SpinLock<()> = crate::spin::SpinLock::new(());
 
-thread_local! {
-    static MINE: Cell<*mut Block> = const { Cell::new(core::ptr::null_mut()) };
+per_thread! {
+    static MINE: Cell<*mut Block>;
 }
 
 fn counts() -> Option<&'static [AtomicU64]> {

@@ -7,9 +7,9 @@
 //! and at eviction from the quarantine, and [`check_all`] at exit. Damage that runs from the end
 //! of one block's right redzone on into the left redzone of the block after it in glibc's heap
 //! is the first block's overflow, whichever of the two is checked first.
-use crate::guard;
 use crate::report::{block_error, report};
 use crate::table::{self, BlockState, Entry, FLAG_GUARDED};
+use crate::{bytes, guard};
 use memcheck_wire::{Access, ErrorKind, ErrorRec, Family, FoundAt};
 
 /// The canary byte in redzones.
@@ -28,7 +28,7 @@ pub fn right_redzone(size: usize) -> usize {
 pub fn fill(p: *mut u8, size: usize, byte: i32) {
     if byte >= 0 {
         // SAFETY: p points at `size` writable user bytes.
-        unsafe { core::ptr::write_bytes(p, byte as u8, size.min(FILL_MAX)) };
+        unsafe { bytes::set(p, byte as u8, size.min(FILL_MAX)) };
     }
 }
 
@@ -194,8 +194,8 @@ fn repair(e: &Entry) {
     let (l, ln, r, rn) = redzones(e);
     // SAFETY: the redzones belong to this entry's block, which is still allocated.
     unsafe {
-        core::ptr::write_bytes(l as *mut u8, CANARY, ln);
-        core::ptr::write_bytes(r as *mut u8, CANARY, rn);
+        bytes::set(l as *mut u8, CANARY, ln);
+        bytes::set(r as *mut u8, CANARY, rn);
     }
 }
 

@@ -79,11 +79,10 @@ fn store(frames: &[u64]) -> usize {
 }
 
 const RECENT: usize = 1024;
-thread_local! {
+per_thread! {
     /// This thread's recently seen stacks, `(hash, id)` by hash: most allocations come from a
     /// few call sites, and this keeps them off the big shared table.
-    static RECENT_IDS: [core::cell::Cell<(u64, u32)>; RECENT] =
-        const { [const { core::cell::Cell::new((0, 0)) }; RECENT] };
+    static RECENT_IDS: [core::cell::Cell<(u64, u32)>; RECENT];
 }
 
 /// The id of `frames`, storing them on first sight.

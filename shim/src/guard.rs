@@ -233,6 +233,10 @@ static PIECES: [Piece; MAX_PIECES] = [const {
     }
 }; MAX_PIECES];
 static NPIECES: AtomicUsize = AtomicUsize::new(0);
+/// The lowest start and highest end of any piece ever reserved: [`contains`]'s one-compare
+/// answer for the addresses far from the pool (production mode's every `free`).
+static LOW: AtomicUsize = AtomicUsize::new(usize::MAX);
+static HIGH: AtomicUsize = AtomicUsize::new(0);
 /// `RLIMIT_AS` is finite: pieces are small and freed blocks give their address space back.
 static LIMITED: AtomicBool = AtomicBool::new(false);
 
@@ -288,6 +292,8 @@ fn grow(b: &mut Pool, len: usize) -> bool {
     };
     PIECES[n].start.store(p, Ordering::Relaxed);
     PIECES[n].end.store(p + size, Ordering::Relaxed);
+    LOW.fetch_min(p, Ordering::Relaxed);
+    HIGH.fetch_max(p + size, Ordering::Relaxed);
     PIECES[n]
         .first
         .store(COUNT.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -353,7 +359,13 @@ fn piece_of(addr: usize) -> Option<(usize, usize)> {
 }
 
 /// Whether `addr` lies in the guard pool.
+#[inline]
 pub fn contains(addr: usize) -> bool {
+    // A block of the pool was handed out after its piece's bounds were stored, so a caller
+    // holding one sees them.
+    if addr < LOW.load(Ordering::Relaxed) || addr >= HIGH.load(Ordering::Relaxed) {
+        return false;
+    }
     piece_of(addr).is_some()
 }
 
@@ -379,10 +391,10 @@ fn index_at(addr: usize) -> Option<(Option<usize>, usize)> {
     Some(((lo > first).then(|| lo - 1), last))
 }
 
-thread_local! {
+per_thread! {
     /// The slot this thread looked up last (index + 1): a block's free looks its slot up
     /// several times.
-    static LAST: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+    static LAST: core::cell::Cell<usize>;
 }
 
 /// The slot whose range holds `addr`, and its index.

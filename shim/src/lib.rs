@@ -12,8 +12,11 @@
 
 extern crate alloc as rust_alloc;
 
+#[macro_use]
+mod fasttls;
 mod alloc;
 mod allocs;
+mod bytes;
 mod canary;
 mod depot;
 mod exec;

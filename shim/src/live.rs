@@ -69,9 +69,9 @@ static SLOTS: AtomicPtr<Slot> = AtomicPtr::new(core::ptr::null_mut());
 static SLOT_CAP: AtomicUsize = AtomicUsize::new(0);
 static SLOT_NEXT: AtomicUsize = AtomicUsize::new(0);
 
-thread_local! {
+per_thread! {
     /// This thread deferred its pause (it held a shim lock when asked).
-    static PAUSE_DEFERRED: Cell<bool> = const { Cell::new(false) };
+    static PAUSE_DEFERRED: Cell<bool>;
 }
 
 struct Prog(UnsafeCell<libc::sigaction>);

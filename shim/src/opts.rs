@@ -38,7 +38,7 @@ pub static GUARD_ALIGN: AtomicUsize = AtomicUsize::new(DEFAULT.guard_align as us
 /// Requests above this many bytes are `allocation-size-too-big` (`--max-allocation-size`).
 pub static MAX_ALLOCATION_SIZE: AtomicU64 = AtomicU64::new(DEFAULT.max_allocation_size);
 /// Check the ranges of the memory and string functions (`--check-mem-functions`, `memfn`).
-pub static CHECK_MEM_FNS: AtomicBool = AtomicBool::new(DEFAULT.check_mem_functions);
+pub static CHECK_MEM_FNS: AtomicBool = AtomicBool::new(true);
 /// Production mode (GWP-ASan's), decided once by [`apply`]: `--leak-check=no` with
 /// `--sample-rate=N` above 1 (which implies guard mode) and neither `--malloc-fill` nor
 /// `--free-fill` given. The sampled blocks are guarded blocks, recorded as always; the others are
@@ -185,8 +185,8 @@ fn apply(o: &ShimOptions) {
     SAMPLE_RATE.store(o.sample_rate, Ordering::Relaxed);
     GUARD_ALIGN.store(o.guard_align as usize, Ordering::Relaxed);
     MAX_ALLOCATION_SIZE.store(o.max_allocation_size, Ordering::Relaxed);
-    CHECK_MEM_FNS.store(o.check_mem_functions, Ordering::Relaxed);
-    PRODUCTION.store(is_production(o), Ordering::Relaxed);
+    CHECK_MEM_FNS.store(o.mem_checks(), Ordering::Relaxed);
+    PRODUCTION.store(o.is_production(), Ordering::Relaxed);
     for (fill, to) in [(o.malloc_fill, &MALLOC_FILL), (o.free_fill, &FREE_FILL)] {
         match fill {
             Some(Fill::Byte(b)) => to.store(b as i32, Ordering::Relaxed),
@@ -197,12 +197,9 @@ fn apply(o: &ShimOptions) {
 }
 
 /// Whether these options select production mode (see [`PRODUCTION`]).
+#[cfg(test)]
 fn is_production(o: &ShimOptions) -> bool {
-    o.leak_check == LeakCheck::No
-        && o.sample_rate > 1
-        && o.guard != GuardMode::Off
-        && o.malloc_fill.is_none()
-        && o.free_fill.is_none()
+    o.is_production()
 }
 
 #[cfg(test)]

@@ -78,15 +78,12 @@ struct Cache {
     next: Cell<usize>,
 }
 
-thread_local! {
-    static CACHE: Cache = const {
-        Cache {
-            keys: [const { Cell::new(0) }; CACHED],
-            ends: [const { Cell::new(0) }; CACHED],
-            tags: [const { Cell::new(0) }; CACHED],
-            next: Cell::new(0),
-        }
-    };
+// SAFETY: every field is a Cell of an integer; all-zero is the empty cache (a complemented key
+// of 0 matches no block).
+unsafe impl crate::fasttls::Zeroed for Cache {}
+
+per_thread! {
+    static CACHE: Cache;
 }
 
 /// The end of the live block holding `addr`, if this thread found it lately and its shard has

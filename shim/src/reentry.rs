@@ -25,11 +25,15 @@ static PTRS: [AtomicUsize; SET] = [const { AtomicUsize::new(EMPTY) }; SET];
 static SIZES: [AtomicUsize; SET] = [const { AtomicUsize::new(0) }; SET];
 /// How many blocks the set holds (a fast "none" for the ordinary path).
 static COUNT: AtomicUsize = AtomicUsize::new(0);
+/// The lowest and highest address any block served here ever had: a fast "not ours" for the
+/// ordinary path while a few such blocks live for ever (those of the calls before init).
+static LOW: AtomicUsize = AtomicUsize::new(usize::MAX);
+static HIGH: AtomicUsize = AtomicUsize::new(0);
 
 const DEFERRED: usize = 64;
-thread_local! {
-    static PENDING: [Cell<(usize, u8)>; DEFERRED] = const { [const { Cell::new((0, 0)) }; DEFERRED] };
-    static PENDING_LEN: Cell<usize> = const { Cell::new(0) };
+per_thread! {
+    static PENDING: [Cell<(usize, u8)>; DEFERRED];
+    static PENDING_LEN: Cell<usize>;
 }
 
 /// Whether this call must take the lock-free path.
@@ -44,6 +48,8 @@ fn home(p: usize) -> usize {
 }
 
 fn insert(p: usize, size: usize) -> bool {
+    LOW.fetch_min(p, Ordering::AcqRel);
+    HIGH.fetch_max(p + 1, Ordering::AcqRel);
     let mut i = home(p);
     for _ in 0..SET {
         let cur = PTRS[i].load(Ordering::Acquire);
@@ -76,7 +82,11 @@ fn find(p: usize) -> Option<usize> {
 
 /// If `p` was served by this module, forgets it and returns its size.
 fn take(p: usize) -> Option<usize> {
-    if COUNT.load(Ordering::Acquire) == 0 || p <= TOMBSTONE {
+    if COUNT.load(Ordering::Acquire) == 0
+        || p <= TOMBSTONE
+        || p < LOW.load(Ordering::Relaxed)
+        || p >= HIGH.load(Ordering::Relaxed)
+    {
         return None;
     }
     let i = find(p)?;
@@ -164,6 +174,13 @@ pub fn defer_free(p: *mut u8, family: Family) -> bool {
     PENDING.with(|v| v[n].set((p as usize, family as u8)));
     PENDING_LEN.with(|l| l.set(n + 1));
     true
+}
+
+/// Whether this thread has frees waiting for [`drain`] (production mode's fast path then takes
+/// the full one).
+#[inline(always)]
+pub fn pending() -> bool {
+    PENDING_LEN.get() != 0
 }
 
 /// Frees what re-entered calls deferred on this thread; `release` is the ordinary free.

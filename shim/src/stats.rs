@@ -174,10 +174,10 @@ pub fn on_free(shard: usize, size: usize) {
     batch(-(size as i64));
 }
 
-thread_local! {
-    static DELTA: Cell<i64> = const { Cell::new(0) };
+per_thread! {
+    static DELTA: Cell<i64>;
     /// Pending overhead changes: arena bytes, mmap bytes, mmapped quarantined blocks.
-    static OVERHEAD: Cell<(i64, i64, i64)> = const { Cell::new((0, 0, 0)) };
+    static OVERHEAD: Cell<(i64, i64, i64)>;
 }
 
 /// Records a change of the bytes glibc holds for memcheck rather than for the program.

@@ -407,7 +407,7 @@ pub fn mark_freed(key: usize, free_stack: u32, fill: i32, fill_max: usize) -> Fr
     let filled = fill >= 0 && e.flags & FLAG_GUARDED == 0;
     if filled {
         // SAFETY: the block was live until now: its user bytes are ours to overwrite.
-        unsafe { core::ptr::write_bytes(key as *mut u8, fill as u8, e.size.min(fill_max)) };
+        unsafe { crate::bytes::set(key as *mut u8, fill as u8, e.size.min(fill_max)) };
     }
     write_begin(shard);
     e.state = BlockState::Freed;

@@ -1,15 +1,15 @@
 //! Per-thread state: the reentrancy mark ([`Reentry`]), the warning mute and the count of shim
-//! locks this thread holds. Const-initialised, no destructor, so touching it never registers a TLS
-//! destructor (which would go through `calloc`).
+//! locks this thread holds. All-zero at thread start, no destructor, so touching it never registers a
+//! TLS destructor (which would go through `calloc`); initial-exec ([`crate::fasttls`]).
 use core::cell::Cell;
 
-thread_local! {
-    static IN_SHIM: Cell<bool> = const { Cell::new(false) };
-    static QUIET: Cell<bool> = const { Cell::new(false) };
-    static LOCKS_HELD: Cell<u32> = const { Cell::new(0) };
-    static DEFERRED_SIGNAL: Cell<i32> = const { Cell::new(0) };
+per_thread! {
+    static IN_SHIM: Cell<bool>;
+    static QUIET: Cell<bool>;
+    static LOCKS_HELD: Cell<u32>;
+    static DEFERRED_SIGNAL: Cell<i32>;
     /// `memcheck leaks`' signal deferred (`live.rs`), kept apart so it never hides an ending.
-    static DEFERRED_LIVE: Cell<bool> = const { Cell::new(false) };
+    static DEFERRED_LIVE: Cell<bool>;
 }
 
 /// How many shim spinlocks this thread holds, counting a glibc allocator call the shim made

@@ -9,6 +9,7 @@
 //   sampled-double-free  frees twice the first block whose usable size is exact (a sampled one)
 //   glibc-double-free    frees an unsampled block twice (glibc's own check aborts)
 //   fork        a forked child frees and reallocates its parent's blocks
+//   memcpy-over N LEN  N blocks of 20 bytes, each the destination of a memcpy of LEN bytes
 #include <malloc.h>
 #include <new>
 #include <stdint.h>
@@ -157,6 +158,16 @@ static void sampled_double_free(void) {
     printf("no sampled block\n");
 }
 
+static void memcpy_over(long n, size_t len) {
+    static char src[64];
+    for (long i = 0; i < n; i++) {
+        char *p = make(20);
+        memcpy(p, src, len); // MEMCPY-HERE
+        free(p);
+    }
+    printf("copied %ld\n", n);
+}
+
 static void glibc_double_free(void) {
     char *warm = (char *)malloc(5);
     char *p = (char *)malloc(5);
@@ -206,6 +217,8 @@ int main(int argc, char **argv) {
         glibc_double_free();
     else if (!strcmp(mode, "fork"))
         return forked();
+    else if (!strcmp(mode, "memcpy-over") && argc > 3)
+        memcpy_over(n, (size_t)atol(argv[3]));
     else if (!strcmp(mode, "exec-usable")) {
         // The child program inherits the mode (--trace-children).
         fflush(stdout);

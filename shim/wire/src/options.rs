@@ -103,8 +103,9 @@ pub struct ShimOptions {
     pub guard_align: u32,
     /// Requests above this many bytes are reported as `allocation-size-too-big`.
     pub max_allocation_size: u64,
-    /// Check the ranges the memory and string functions touch (`--check-mem-functions`).
-    pub check_mem_functions: bool,
+    /// Check the ranges the memory and string functions touch (`--check-mem-functions`); `None`:
+    /// not given, which is on except in production mode ([`ShimOptions::mem_checks`]).
+    pub check_mem_functions: Option<bool>,
 }
 
 impl ShimOptions {
@@ -123,8 +124,26 @@ impl ShimOptions {
         free_fill: None,
         guard_align: 0,
         max_allocation_size: 1 << 40,
-        check_mem_functions: true,
+        check_mem_functions: None,
     };
+
+    /// Production mode (`--leak-check=no --sample-rate=N`, N above 1, neither fill given): one
+    /// block in N is guarded and recorded, every other one is glibc's own with nothing recorded.
+    pub fn is_production(&self) -> bool {
+        self.leak_check == LeakCheck::No
+            && self.sample_rate > 1
+            && self.guard != GuardMode::Off
+            && self.malloc_fill.is_none()
+            && self.free_fill.is_none()
+    }
+
+    /// Whether the memory and string functions are checked: as given, else on except in
+    /// production mode (where only the sampled blocks are recorded, so a check of any other
+    /// block finds nothing and costs a table search per call).
+    pub fn mem_checks(&self) -> bool {
+        self.check_mem_functions
+            .unwrap_or_else(|| !self.is_production())
+    }
 }
 
 impl Default for ShimOptions {
@@ -345,7 +364,7 @@ impl ShimOptions {
             Key::FreeFill => return fill_value(self.free_fill),
             Key::GuardAlign => Value::Num(self.guard_align as u64),
             Key::MaxAllocationSize => Value::Num(self.max_allocation_size),
-            Key::CheckMemFunctions => Value::Num(self.check_mem_functions as u64),
+            Key::CheckMemFunctions => Value::Num(self.check_mem_functions? as u64),
         })
     }
 
@@ -371,7 +390,7 @@ impl ShimOptions {
                 self.guard_align = a;
             }
             Key::MaxAllocationSize => self.max_allocation_size = num(v)?,
-            Key::CheckMemFunctions => self.check_mem_functions = flag(v)?,
+            Key::CheckMemFunctions => self.check_mem_functions = Some(flag(v)?),
         }
         Some(())
     }
@@ -469,7 +488,7 @@ mod tests {
             free_fill: Some(Fill::Byte(0)),
             guard_align: 4096,
             max_allocation_size: 0,
-            check_mem_functions: false,
+            check_mem_functions: Some(false),
         });
         roundtrip(ShimOptions {
             leak_check: LeakCheck::Summary,
@@ -498,10 +517,10 @@ mod tests {
     }
 
     #[test]
-    fn the_encoding_is_stable_and_leaves_out_fills_not_given() {
+    fn the_encoding_is_stable_and_leaves_out_what_was_not_given() {
         assert_eq!(
             ShimOptions::DEFAULT.to_string(),
-            "leak=full,depth=16,redzone=16,quarantine=8388608,children=0,silent=0,abort=0,guard=0,sample=0,galign=0,maxalloc=1099511627776,memfn=1"
+            "leak=full,depth=16,redzone=16,quarantine=8388608,children=0,silent=0,abort=0,guard=0,sample=0,galign=0,maxalloc=1099511627776"
         );
         let o = ShimOptions {
             free_fill: Some(Fill::None),
@@ -509,10 +528,41 @@ mod tests {
         };
         assert!(
             o.to_string()
-                .ends_with(",sample=0,ffill=none,galign=0,maxalloc=1099511627776,memfn=1"),
+                .ends_with(",sample=0,ffill=none,galign=0,maxalloc=1099511627776"),
             "{o}"
         );
+        let o = ShimOptions {
+            check_mem_functions: Some(false),
+            ..ShimOptions::DEFAULT
+        };
+        assert!(o.to_string().ends_with(",memfn=0"), "{o}");
         assert_eq!(ShimOptions::parse(b""), Ok(ShimOptions::DEFAULT));
+    }
+
+    #[test]
+    fn mem_checks_are_on_unless_production_mode_or_asked_otherwise() {
+        let prod = ShimOptions {
+            leak_check: LeakCheck::No,
+            guard: GuardMode::Overflow,
+            sample_rate: 1000,
+            ..ShimOptions::DEFAULT
+        };
+        assert!(prod.is_production());
+        assert!(!prod.mem_checks());
+        for (given, want) in [(Some(true), true), (Some(false), false)] {
+            let o = ShimOptions {
+                check_mem_functions: given,
+                ..prod
+            };
+            assert_eq!(o.mem_checks(), want);
+        }
+        assert!(ShimOptions::DEFAULT.mem_checks());
+        let full = ShimOptions {
+            free_fill: Some(Fill::Byte(0)),
+            ..prod
+        };
+        assert!(!full.is_production());
+        assert!(full.mem_checks());
     }
 
     #[test]
