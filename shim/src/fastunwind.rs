@@ -5,7 +5,7 @@
 //! saved at CFA+k or untouched" (signal trampolines, DWARF expressions) make the capture fall back
 //! to libgcc. A return address outside every known object (JIT code) ends the stack.
 use crate::spin::SpinLock;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{fence, AtomicU64, Ordering};
 use gimli::{
     BaseAddresses, CfaRule, EhFrame, EhFrameHdr, LittleEndian, RegisterRule, UnwindContext,
     UnwindSection, X86_64,
@@ -13,27 +13,88 @@ use gimli::{
 use rust_alloc::boxed::Box;
 use rust_alloc::vec::Vec;
 
-/// A cached rule: `OK | cfa-from-rbp << 1 | rbp-saved << 2 | rbp_off << 16 | cfa_off << 32`.
+/// A rule, as [`rule_from_cfi`] gives it (the wide form): `OK | CFA_RBP? | RBP_SAVED?`, the
+/// saved-rbp offset (i16) at bit 16 and the CFA offset (i32) at bit 32; `END` and `UNSUPPORTED`
+/// alone, without `OK`.
 const OK: u64 = 1;
+/// The CFA is rbp + offset (else rsp + offset).
 const CFA_RBP: u64 = 2;
+/// The caller's rbp is saved at CFA + offset (else rbp is unchanged).
 const RBP_SAVED: u64 = 4;
+/// The outermost frame (its return address undefined, or not code of any object): the stack ends.
 const END: u64 = 8;
 /// No usable rule: fall back to libgcc.
 const UNSUPPORTED: u64 = 16;
+const FLAGS: u64 = 31;
 
+/// The rule cache: one word per slot, direct-mapped by the low 16 bits of the looked-up address
+/// `a`, holding `((a >> 16) + 1) << 32 | compact rule`. Index and tag give back `a` exactly (user
+/// addresses have 48 bits, so the tag fits 32 bits; an address whose tag does not is never
+/// stored), an empty slot (0) matches no tag, and one load reads a consistent slot. A rule whose
+/// offsets do not fit the compact form lives in [`WIDE`] instead.
 const CACHE: usize = 1 << 16;
-/// `(key, rule)` pairs side by side, so a lookup touches one cache line.
-#[repr(C, align(16))]
-struct Slot {
+static SLOTS: [AtomicU64; CACHE] = [const { AtomicU64::new(0) }; CACHE];
+
+/// The compact form of a rule (32 bits): the flags in bits 0-4, bits 5-7 zero, the saved-rbp
+/// offset / 8 (i6) in bits 8-13, the CFA offset (i18, ±128 KiB) in bits 14-31. `None` when the
+/// offsets do not fit (a frame of more than 128 KiB, a saved rbp far from the CFA).
+fn compact(r: u64) -> Option<u32> {
+    let (cfa_off, rbp_off) = ((r >> 32) as u32 as i32, (r >> 16) as u16 as i16 as i32);
+    if !(-(1 << 17)..1 << 17).contains(&cfa_off)
+        || rbp_off % 8 != 0
+        || !(-32..32).contains(&(rbp_off / 8))
+    {
+        return None;
+    }
+    Some((r & FLAGS) as u32 | ((rbp_off / 8) as u32 & 63) << 8 | (cfa_off as u32) << 14)
+}
+
+/// A rule decoded for the walk: offsets in bytes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Rule {
+    flags: u64,
+    cfa_off: isize,
+    rbp_off: isize,
+}
+
+impl Rule {
+    #[inline(always)]
+    fn from_compact(c: u32) -> Rule {
+        Rule {
+            flags: c as u64 & FLAGS,
+            cfa_off: (c as i32 >> 14) as isize,
+            // Bits 8-13 to bits 3-8, sign-extended; bits 5-7 of `c` (zero) fill bits 0-2.
+            rbp_off: ((c as i32) << 18 >> 23) as isize,
+        }
+    }
+    fn from_wide(r: u64) -> Rule {
+        Rule {
+            flags: r & FLAGS,
+            cfa_off: (r >> 32) as u32 as i32 as isize,
+            rbp_off: (r >> 16) as u16 as i16 as isize,
+        }
+    }
+}
+
+/// Rules without a compact form, keyed by address (written under the `OBJECTS` lock; read
+/// lock-free under each slot's sequence count, odd while written).
+struct Wide {
+    seq: AtomicU64,
     key: AtomicU64,
     rule: AtomicU64,
 }
-static SLOTS: [Slot; CACHE] = [const {
-    Slot {
+const WIDE_SLOTS: usize = 256;
+static WIDE: [Wide; WIDE_SLOTS] = [const {
+    Wide {
+        seq: AtomicU64::new(0),
         key: AtomicU64::new(0),
         rule: AtomicU64::new(0),
     }
-}; CACHE];
+}; WIDE_SLOTS];
+
+fn wide_slot(a: usize) -> &'static Wide {
+    &WIDE[((a as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize % WIDE_SLOTS]
+}
 
 struct Object {
     start: usize,
@@ -101,15 +162,51 @@ fn refresh(objs: &mut Objects) {
     objs.list = list;
 }
 
-/// Computes the rule for `addr` (a PC inside a function) from the object's CFI.
-fn compute(addr: usize) -> u64 {
+/// The rule for `a` (a PC inside a function) when [`SLOTS`] does not hold it: from [`WIDE`],
+/// else computed from the object's CFI and cached (in `SLOTS` when it has a compact form).
+#[cold]
+#[inline(never)]
+fn slow(a: usize) -> u64 {
+    let w = wide_slot(a);
+    let s1 = w.seq.load(Ordering::Acquire);
+    if s1 & 1 == 0 {
+        let (k, r) = (
+            w.key.load(Ordering::Relaxed),
+            w.rule.load(Ordering::Relaxed),
+        );
+        fence(Ordering::Acquire);
+        if k == a as u64 && w.seq.load(Ordering::Relaxed) == s1 {
+            return r;
+        }
+    }
     let mut objs = OBJECTS.lock();
+    let r = compute(&mut objs, a);
+    let tag = (a >> 16) as u64 + 1;
+    match compact(r) {
+        Some(c) if tag <= u32::MAX as u64 => {
+            SLOTS[a & (CACHE - 1)].store(tag << 32 | c as u64, Ordering::Relaxed)
+        }
+        _ => {
+            // Writers are serialised by the lock held here.
+            let s = w.seq.load(Ordering::Relaxed);
+            w.seq.store(s + 1, Ordering::Relaxed);
+            fence(Ordering::Release);
+            w.key.store(a as u64, Ordering::Relaxed);
+            w.rule.store(r, Ordering::Relaxed);
+            w.seq.store(s + 2, Ordering::Release);
+        }
+    }
+    r
+}
+
+/// Computes the rule for `addr` (a PC inside a function) from the object's CFI.
+fn compute(objs: &mut Objects, addr: usize) -> u64 {
     let find = |o: &Objects| o.list.iter().position(|m| addr >= m.start && addr < m.end);
-    let idx = match find(&objs) {
+    let idx = match find(objs) {
         Some(i) => i,
         None => {
-            refresh(&mut objs);
-            match find(&objs) {
+            refresh(objs);
+            match find(objs) {
                 Some(i) => i,
                 None => return END, // not code of any object: JIT code or garbage
             }
@@ -181,30 +278,15 @@ fn rule_from_cfi(
     Some(rule)
 }
 
-/// The cached rule for `addr`.
-#[inline]
-fn rule(addr: usize) -> u64 {
-    let h = ((addr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 48) as usize & (CACHE - 1);
-    let slot = &SLOTS[h];
-    let k1 = slot.key.load(Ordering::Acquire);
-    if k1 == addr as u64 {
-        let r = slot.rule.load(Ordering::Acquire);
-        if slot.key.load(Ordering::Acquire) == k1 && r != 0 {
-            return r;
-        }
-    }
-    let r = compute(addr);
-    slot.key.store(0, Ordering::Release);
-    slot.rule.store(r, Ordering::Release);
-    slot.key.store(addr as u64, Ordering::Release);
-    r
-}
+/// How far above the capture's own frame a CFA may lie: the stack only grows towards the caller,
+/// and a CFA outside this window means bad rules.
+const STACK_WINDOW: usize = 256 << 20;
 
-/// Captures return addresses into `out`, starting at the caller of this function's caller
-/// frames; `skip(pc)` drops leading frames (the shim's own). Returns `None` when a frame has
-/// no simple rule (the caller then uses libgcc).
+/// Captures return addresses into `out`, starting at the caller of this function's caller,
+/// leaving out every frame whose return address lies in `drop` (wherever it is in the stack).
+/// Returns `None` when a frame has no simple rule (the caller then uses libgcc).
 #[inline(never)]
-pub fn capture(out: &mut [u64], skip: impl Fn(usize) -> bool) -> Option<usize> {
+pub fn capture(out: &mut [u64], drop: core::ops::Range<usize>) -> Option<usize> {
     let (mut pc, mut sp, mut bp): (usize, usize, usize);
     // SAFETY: reads the instruction pointer, stack pointer and frame pointer; no memory access.
     unsafe {
@@ -218,47 +300,106 @@ pub fn capture(out: &mut [u64], skip: impl Fn(usize) -> bool) -> Option<usize> {
             options(nomem, nostack, preserves_flags)
         );
     }
-    let stack_base = sp;
+    let stack_limit = sp.saturating_add(STACK_WINDOW);
+    let (drop_start, drop_len) = (drop.start, drop.end.saturating_sub(drop.start));
+    // Return addresses are looked up one byte back, inside the call instruction; so is this one,
+    // plus one: the lookup of the first frame is this very instruction's.
+    pc += 1;
     let mut n = 0;
-    let mut first = true;
-    let mut skipping = true;
     while n < out.len() {
-        // Return addresses are looked up one byte back, inside the call instruction.
-        let r = rule(if first { pc } else { pc - 1 });
-        first = false;
-        if r & UNSUPPORTED != 0 {
-            return None;
-        }
-        if r & END != 0 {
-            break;
-        }
-        let cfa_off = (r >> 32) as u32 as i32 as isize;
-        let cfa = (if r & CFA_RBP != 0 { bp } else { sp }) as isize + cfa_off;
-        let cfa = cfa as usize;
-        // The stack only grows towards the caller; a CFA outside a sane window means bad rules.
-        if cfa <= sp || cfa - stack_base > (256 << 20) {
-            break;
-        }
-        // SAFETY: cfa-8 lies in this thread's stack above the current frame, per the rules.
-        let ra = unsafe { *((cfa - 8) as *const usize) };
-        if r & RBP_SAVED != 0 {
-            let off = ((r >> 16) as u16 as i16) as isize;
-            // SAFETY: as above: the saved rbp slot of this frame.
-            bp = unsafe { *((cfa as isize + off) as *const usize) };
-        }
-        sp = cfa;
+        let a = pc - 1;
+        let w = SLOTS[a & (CACHE - 1)].load(Ordering::Relaxed);
+        // `(a >> 16) + 1`; 0 (matching only an empty slot) for the last 64 KiB of the address space.
+        let step = if w >> 32 == (a.wrapping_add(1 << 16) >> 16) as u64 {
+            let r = Rule::from_compact(w as u32);
+            // SAFETY: `sp` and `bp` are this thread's registers in the frame `a` belongs to.
+            match unsafe { frame(r, sp, bp, stack_limit) } {
+                Some(f) => Step::Frame(f),
+                // End and unsupported rules have no offset, so they land here, as does an empty
+                // slot (a rule of 0) matched by the key 0.
+                None if r.flags & FLAGS == 0 => {
+                    // SAFETY: as above.
+                    unsafe { frame_slow(a, sp, bp, stack_limit) }
+                }
+                None if r.flags & UNSUPPORTED != 0 => Step::Unsupported,
+                None => Step::End,
+            }
+        } else {
+            // SAFETY: as above.
+            unsafe { frame_slow(a, sp, bp, stack_limit) }
+        };
+        let ra;
+        (sp, bp, ra) = match step {
+            Step::Frame(f) => f,
+            Step::End => break,
+            Step::Unsupported => return None,
+        };
         pc = ra;
         if ra < 4096 {
             break;
         }
-        if skipping && skip(ra) {
+        if ra.wrapping_sub(drop_start) < drop_len {
             continue;
         }
-        skipping = false;
         out[n] = ra as u64;
         n += 1;
     }
     Some(n)
+}
+
+/// One frame of the walk.
+enum Step {
+    /// The caller's stack pointer (the CFA), frame pointer and the return address.
+    Frame((usize, usize, usize)),
+    End,
+    Unsupported,
+}
+
+/// Steps out of a frame by its rule `r`: `None` when the CFA lies outside the stack window (the
+/// stack only grows towards the caller, so that means bad rules), as it does for a rule with the
+/// CFA at rsp + 0: the end and unsupported rules.
+///
+/// # Safety
+/// `sp` and `bp` are the stack and frame pointers of this thread in a frame that `r` describes.
+#[inline(always)]
+unsafe fn frame(
+    r: Rule,
+    sp: usize,
+    mut bp: usize,
+    stack_limit: usize,
+) -> Option<(usize, usize, usize)> {
+    let cfa = (if r.flags & CFA_RBP != 0 { bp } else { sp }).wrapping_add_signed(r.cfa_off);
+    if cfa <= sp || cfa > stack_limit {
+        return None;
+    }
+    // SAFETY: cfa-8 lies in this thread's stack above the current frame, per the rules.
+    let ra = unsafe { *((cfa - 8) as *const usize) };
+    if r.flags & RBP_SAVED != 0 {
+        // SAFETY: as above: the saved rbp slot of this frame.
+        bp = unsafe { *(cfa.wrapping_add_signed(r.rbp_off) as *const usize) };
+    }
+    Some((cfa, bp, ra))
+}
+
+/// [`frame`] for an address `a` whose rule [`SLOTS`] does not hold.
+///
+/// # Safety
+/// As [`frame`], for the frame `a` belongs to.
+#[cold]
+#[inline(never)]
+unsafe fn frame_slow(a: usize, sp: usize, bp: usize, stack_limit: usize) -> Step {
+    let r = Rule::from_wide(slow(a));
+    if r.flags & OK != 0 {
+        // SAFETY: the caller's promise.
+        match unsafe { frame(r, sp, bp, stack_limit) } {
+            Some(f) => Step::Frame(f),
+            None => Step::End,
+        }
+    } else if r.flags & UNSUPPORTED != 0 {
+        Step::Unsupported
+    } else {
+        Step::End
+    }
 }
 
 /// Fork handlers.
@@ -280,7 +421,7 @@ mod tests {
     }
     #[inline(never)]
     fn depth2(out: &mut [u64]) -> Option<usize> {
-        let r = capture(out, |_| false);
+        let r = capture(out, 0..0);
         core::hint::black_box(r)
     }
 
