@@ -415,32 +415,133 @@ mod tests {
     use super::*;
 
     #[inline(never)]
-    fn depth3(out: &mut [u64]) -> Option<usize> {
-        let r = depth2(out);
+    fn depth4(out: &mut [u64], drop: core::ops::Range<usize>) -> Option<usize> {
+        let r = depth3(out, drop);
         core::hint::black_box(r)
     }
     #[inline(never)]
-    fn depth2(out: &mut [u64]) -> Option<usize> {
-        let r = capture(out, 0..0);
+    fn depth3(out: &mut [u64], drop: core::ops::Range<usize>) -> Option<usize> {
+        let r = depth2(out, drop);
         core::hint::black_box(r)
+    }
+    #[inline(never)]
+    fn depth2(out: &mut [u64], drop: core::ops::Range<usize>) -> Option<usize> {
+        let r = capture(out, drop);
+        core::hint::black_box(r)
+    }
+    /// A frame of 256 KiB: its CFA offset has no compact form.
+    #[inline(never)]
+    fn big_frame(out: &mut [u64]) -> Option<usize> {
+        let mut pad = [0u8; 256 << 10];
+        core::hint::black_box(&mut pad);
+        let r = depth2(out, 0..0);
+        core::hint::black_box(&pad);
+        r
+    }
+
+    /// Whether return address `ra` lies in the first `len` bytes of function `f`.
+    fn inside(ra: u64, f: usize, len: usize) -> bool {
+        ra as usize > f && (ra as usize) < f + len
     }
 
     #[test]
     fn finds_the_callers_return_addresses() {
         let mut fast = [0u64; 16];
-        let n = depth3(&mut fast).expect("simple rules");
+        let n = depth3(&mut fast, 0..0).expect("simple rules");
         assert!(n >= 3, "{n}");
         // Frame 0 returns into depth2, frame 1 into depth3: each lies inside that function.
-        let inside = |ra: u64, f: usize| ra as usize > f && (ra as usize) < f + 512;
         assert!(
-            inside(fast[0], depth2 as *const () as usize),
+            inside(fast[0], depth2 as *const () as usize, 512),
             "{:x?}",
             &fast[..n]
         );
         assert!(
-            inside(fast[1], depth3 as *const () as usize),
+            inside(fast[1], depth3 as *const () as usize, 512),
             "{:x?}",
             &fast[..n]
         );
+    }
+
+    #[test]
+    fn drops_a_frame_inside_the_stack() {
+        let (mut all, mut some) = ([0u64; 128], [0u64; 128]);
+        let mut n = [0; 2];
+        let mut drop = 0..0;
+        // Both captures from the same call sites, so with the same return addresses; the second
+        // drops the frame returning into depth3 (as it drops a shim frame between glibc's strdup
+        // and its caller).
+        for (i, out) in [&mut all, &mut some].into_iter().enumerate() {
+            n[i] = depth4(out, drop.clone()).expect("simple rules");
+            drop = out[1] as usize..out[1] as usize + 1;
+        }
+        let (all, some) = (&all[..n[0]], &some[..n[1]]);
+        assert!(all.len() >= 4 && all.len() < 128, "{all:x?}");
+        assert!(
+            inside(all[1], depth3 as *const () as usize, 512),
+            "{all:x?}"
+        );
+        assert!(
+            inside(all[2], depth4 as *const () as usize, 512),
+            "{all:x?}"
+        );
+        let mut expected = all.to_vec();
+        expected.remove(1);
+        assert_eq!(some, &expected[..]);
+    }
+
+    #[test]
+    fn a_rule_without_a_compact_form_still_unwinds() {
+        let mut out = [0u64; 16];
+        let n = big_frame(&mut out).expect("simple rules");
+        assert!(n >= 3, "{n}");
+        assert!(
+            inside(out[0], depth2 as *const () as usize, 512),
+            "{:x?}",
+            &out[..n]
+        );
+        assert!(
+            inside(out[1], big_frame as *const () as usize, 4096),
+            "{:x?}",
+            &out[..n]
+        );
+        let test = a_rule_without_a_compact_form_still_unwinds as fn() as usize;
+        assert!(inside(out[2], test, 4096), "{:x?}", &out[..n]);
+        // big_frame's rule is walkable but wide, so the walk took it from the side table.
+        let a = out[1] as usize - 1;
+        let rule = slow(a);
+        assert!(rule & OK != 0 && compact(rule).is_none(), "{rule:x}");
+        assert_eq!(wide_slot(a).key.load(Ordering::Relaxed), a as u64);
+    }
+
+    fn wide(flags: u64, cfa_off: i32, rbp_off: i16) -> u64 {
+        flags | ((rbp_off as u16) as u64) << 16 | ((cfa_off as u32) as u64) << 32
+    }
+
+    #[test]
+    fn the_compact_form_keeps_the_rule_or_refuses_it() {
+        let fits = [
+            wide(OK, 8, 0),
+            wide(OK | RBP_SAVED, 16, -16),
+            wide(OK | CFA_RBP, 16, 0),
+            wide(OK | CFA_RBP | RBP_SAVED, 16, -16),
+            wide(OK | RBP_SAVED, (1 << 17) - 1, -256),
+            wide(OK | RBP_SAVED, -(1 << 17), 248),
+            END,
+            UNSUPPORTED,
+        ];
+        for r in fits {
+            let c = compact(r).unwrap_or_else(|| panic!("{r:x} has a compact form"));
+            assert_eq!(Rule::from_compact(c), Rule::from_wide(r), "{r:x}");
+        }
+        let wide_only = [
+            wide(OK, 1 << 17, 0),
+            wide(OK | CFA_RBP, -(1 << 17) - 1, 0),
+            wide(OK | RBP_SAVED, 16, -264),
+            wide(OK | RBP_SAVED, 16, 256),
+            wide(OK | RBP_SAVED, 16, -12),
+        ];
+        for r in wide_only {
+            assert_eq!(compact(r), None, "{r:x}");
+        }
     }
 }
