@@ -27,11 +27,13 @@ const END: u64 = 8;
 const UNSUPPORTED: u64 = 16;
 const FLAGS: u64 = 31;
 
-/// The rule cache: one word per slot, direct-mapped by the low 16 bits of the looked-up address
-/// `a`, holding `((a >> 16) + 1) << 32 | compact rule`. Index and tag give back `a` exactly (user
-/// addresses have 48 bits, so the tag fits 32 bits; an address whose tag does not is never
-/// stored), an empty slot (0) matches no tag, and one load reads a consistent slot. A rule whose
-/// offsets do not fit the compact form lives in [`WIDE`] instead.
+/// The rule cache: one word per slot, keyed by a return address `pc` (whose rule is looked up one
+/// byte back, inside the call instruction), direct-mapped by its low 16 bits and holding
+/// `(pc >> 16) << 32 | compact rule`. Index and tag give back `pc` exactly (user addresses have 48
+/// bits, so the tag fits 32 bits; an address whose tag does not is never stored), and one load
+/// reads a consistent slot. An empty slot (0), which an address of tag 0 matches, holds no rule
+/// (every rule has a flag set) and sends the walk to the slow path. A rule whose offsets do not fit
+/// the compact form lives in [`WIDE`] instead.
 const CACHE: usize = 1 << 16;
 static SLOTS: [AtomicU64; CACHE] = [const { AtomicU64::new(0) }; CACHE];
 
@@ -58,13 +60,14 @@ struct Rule {
 }
 
 impl Rule {
+    /// From a slot word: its low 32 bits, the compact rule (the tag above them shifted out).
     #[inline(always)]
-    fn from_compact(c: u32) -> Rule {
+    fn from_compact(w: u64) -> Rule {
         Rule {
-            flags: c as u64 & FLAGS,
-            cfa_off: (c as i32 >> 14) as isize,
-            // Bits 8-13 to bits 3-8, sign-extended; bits 5-7 of `c` (zero) fill bits 0-2.
-            rbp_off: ((c as i32) << 18 >> 23) as isize,
+            flags: w & FLAGS,
+            cfa_off: ((w << 32) as i64 >> 46) as isize,
+            // Bits 8-13 to bits 3-8, sign-extended; bits 5-7 (zero) fill bits 0-2.
+            rbp_off: ((w << 50) as i64 >> 55) as isize,
         }
     }
     fn from_wide(r: u64) -> Rule {
@@ -76,7 +79,7 @@ impl Rule {
     }
 }
 
-/// Rules without a compact form, keyed by address (written under the `OBJECTS` lock; read
+/// Rules without a compact form, keyed by return address (written under the `OBJECTS` lock; read
 /// lock-free under each slot's sequence count, odd while written).
 struct Wide {
     seq: AtomicU64,
@@ -92,8 +95,8 @@ static WIDE: [Wide; WIDE_SLOTS] = [const {
     }
 }; WIDE_SLOTS];
 
-fn wide_slot(a: usize) -> &'static Wide {
-    &WIDE[((a as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize % WIDE_SLOTS]
+fn wide_slot(pc: usize) -> &'static Wide {
+    &WIDE[((pc as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize % WIDE_SLOTS]
 }
 
 struct Object {
@@ -162,12 +165,12 @@ fn refresh(objs: &mut Objects) {
     objs.list = list;
 }
 
-/// The rule for `a` (a PC inside a function) when [`SLOTS`] does not hold it: from [`WIDE`],
-/// else computed from the object's CFI and cached (in `SLOTS` when it has a compact form).
+/// The rule for return address `pc` when [`SLOTS`] does not hold it: from [`WIDE`], else
+/// computed from the object's CFI and cached (in `SLOTS` when it has a compact form).
 #[cold]
 #[inline(never)]
-fn slow(a: usize) -> u64 {
-    let w = wide_slot(a);
+fn slow(pc: usize) -> u64 {
+    let w = wide_slot(pc);
     let s1 = w.seq.load(Ordering::Acquire);
     if s1 & 1 == 0 {
         let (k, r) = (
@@ -175,23 +178,23 @@ fn slow(a: usize) -> u64 {
             w.rule.load(Ordering::Relaxed),
         );
         fence(Ordering::Acquire);
-        if k == a as u64 && w.seq.load(Ordering::Relaxed) == s1 {
+        if k == pc as u64 && w.seq.load(Ordering::Relaxed) == s1 {
             return r;
         }
     }
     let mut objs = OBJECTS.lock();
-    let r = compute(&mut objs, a);
-    let tag = (a >> 16) as u64 + 1;
+    let r = compute(&mut objs, pc - 1);
+    let tag = (pc >> 16) as u64;
     match compact(r) {
         Some(c) if tag <= u32::MAX as u64 => {
-            SLOTS[a & (CACHE - 1)].store(tag << 32 | c as u64, Ordering::Relaxed)
+            SLOTS[pc & (CACHE - 1)].store(tag << 32 | c as u64, Ordering::Relaxed)
         }
         _ => {
             // Writers are serialised by the lock held here.
             let s = w.seq.load(Ordering::Relaxed);
             w.seq.store(s + 1, Ordering::Relaxed);
             fence(Ordering::Release);
-            w.key.store(a as u64, Ordering::Relaxed);
+            w.key.store(pc as u64, Ordering::Relaxed);
             w.rule.store(r, Ordering::Relaxed);
             w.seq.store(s + 2, Ordering::Release);
         }
@@ -306,33 +309,35 @@ pub fn capture(out: &mut [u64], drop: core::ops::Range<usize>) -> Option<usize> 
     // plus one: the lookup of the first frame is this very instruction's.
     pc += 1;
     let mut n = 0;
+    let mut unsupported = false;
     while n < out.len() {
-        let a = pc - 1;
-        let w = SLOTS[a & (CACHE - 1)].load(Ordering::Relaxed);
-        // `(a >> 16) + 1`; 0 (matching only an empty slot) for the last 64 KiB of the address space.
-        let step = if w >> 32 == (a.wrapping_add(1 << 16) >> 16) as u64 {
-            let r = Rule::from_compact(w as u32);
-            // SAFETY: `sp` and `bp` are this thread's registers in the frame `a` belongs to.
+        let w = SLOTS[pc & (CACHE - 1)].load(Ordering::Relaxed);
+        let step = if w >> 32 == (pc >> 16) as u64 {
+            let r = Rule::from_compact(w);
+            // SAFETY: `sp` and `bp` are this thread's registers in the frame `pc` returns into.
             match unsafe { frame(r, sp, bp, stack_limit) } {
                 Some(f) => Step::Frame(f),
                 // End and unsupported rules have no offset, so they land here, as does an empty
-                // slot (a rule of 0) matched by the key 0.
+                // slot (a rule of 0) matched by an address of tag 0.
                 None if r.flags & FLAGS == 0 => {
                     // SAFETY: as above.
-                    unsafe { frame_slow(a, sp, bp, stack_limit) }
+                    unsafe { frame_slow(pc, sp, bp, stack_limit) }
                 }
                 None if r.flags & UNSUPPORTED != 0 => Step::Unsupported,
                 None => Step::End,
             }
         } else {
             // SAFETY: as above.
-            unsafe { frame_slow(a, sp, bp, stack_limit) }
+            unsafe { frame_slow(pc, sp, bp, stack_limit) }
         };
         let ra;
         (sp, bp, ra) = match step {
             Step::Frame(f) => f,
             Step::End => break,
-            Step::Unsupported => return None,
+            Step::Unsupported => {
+                unsupported = true;
+                break;
+            }
         };
         pc = ra;
         if ra < 4096 {
@@ -344,7 +349,7 @@ pub fn capture(out: &mut [u64], drop: core::ops::Range<usize>) -> Option<usize> 
         out[n] = ra as u64;
         n += 1;
     }
-    Some(n)
+    (!unsupported).then_some(n)
 }
 
 /// One frame of the walk.
@@ -381,14 +386,14 @@ unsafe fn frame(
     Some((cfa, bp, ra))
 }
 
-/// [`frame`] for an address `a` whose rule [`SLOTS`] does not hold.
+/// [`frame`] for a return address `pc` whose rule [`SLOTS`] does not hold.
 ///
 /// # Safety
-/// As [`frame`], for the frame `a` belongs to.
+/// As [`frame`], for the frame `pc` returns into.
 #[cold]
 #[inline(never)]
-unsafe fn frame_slow(a: usize, sp: usize, bp: usize, stack_limit: usize) -> Step {
-    let r = Rule::from_wide(slow(a));
+unsafe fn frame_slow(pc: usize, sp: usize, bp: usize, stack_limit: usize) -> Step {
+    let r = Rule::from_wide(slow(pc));
     if r.flags & OK != 0 {
         // SAFETY: the caller's promise.
         match unsafe { frame(r, sp, bp, stack_limit) } {
@@ -507,10 +512,10 @@ mod tests {
         let test = a_rule_without_a_compact_form_still_unwinds as fn() as usize;
         assert!(inside(out[2], test, 4096), "{:x?}", &out[..n]);
         // big_frame's rule is walkable but wide, so the walk took it from the side table.
-        let a = out[1] as usize - 1;
-        let rule = slow(a);
+        let pc = out[1] as usize;
+        let rule = slow(pc);
         assert!(rule & OK != 0 && compact(rule).is_none(), "{rule:x}");
-        assert_eq!(wide_slot(a).key.load(Ordering::Relaxed), a as u64);
+        assert_eq!(wide_slot(pc).key.load(Ordering::Relaxed), pc as u64);
     }
 
     fn wide(flags: u64, cfa_off: i32, rbp_off: i16) -> u64 {
@@ -531,7 +536,9 @@ mod tests {
         ];
         for r in fits {
             let c = compact(r).unwrap_or_else(|| panic!("{r:x} has a compact form"));
-            assert_eq!(Rule::from_compact(c), Rule::from_wide(r), "{r:x}");
+            // Whatever the tag above it.
+            let w = 0x1234_5678 << 32 | c as u64;
+            assert_eq!(Rule::from_compact(w), Rule::from_wide(r), "{r:x}");
         }
         let wide_only = [
             wide(OK, 1 << 17, 0),
