@@ -1,7 +1,7 @@
 //! Fast stack capture for x86_64: DWARF CFI rules (from each object's `.eh_frame_hdr` and
 //! `.eh_frame`, decoded with gimli) are computed once per return address and cached in a
-//! lock-free table, so a capture is a few loads per frame instead of libgcc's full CFI
-//! interpretation. Frames whose rules are not "CFA = rsp/rbp + k, return address at CFA-8, rbp
+//! lock-free table of one word per slot ([`SLOTS`]), so a frame costs three loads (its slot, its
+//! return address, its saved rbp if any) instead of libgcc's full CFI interpretation. Frames whose rules are not "CFA = rsp/rbp + k, return address at CFA-8, rbp
 //! saved at CFA+k or untouched" (signal trampolines, DWARF expressions) make the capture fall back
 //! to libgcc. A return address outside every known object (JIT code) ends the stack.
 use crate::spin::SpinLock;
