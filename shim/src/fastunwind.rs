@@ -1,11 +1,11 @@
 //! Fast stack capture for x86_64: DWARF CFI rules (from each object's `.eh_frame_hdr` and
 //! `.eh_frame`, decoded with gimli) are computed once per return address and cached in a
-//! lock-free table, so a capture is a few loads per frame instead of libgcc's full CFI
-//! interpretation. Frames whose rules are not "CFA = rsp/rbp + k, return address at CFA-8, rbp
+//! lock-free table of one word per slot ([`SLOTS`]), so a frame costs three loads (its slot, its
+//! return address, its saved rbp if any) instead of libgcc's full CFI interpretation. Frames whose rules are not "CFA = rsp/rbp + k, return address at CFA-8, rbp
 //! saved at CFA+k or untouched" (signal trampolines, DWARF expressions) make the capture fall back
 //! to libgcc. A return address outside every known object (JIT code) ends the stack.
 use crate::spin::SpinLock;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{fence, AtomicU64, Ordering};
 use gimli::{
     BaseAddresses, CfaRule, EhFrame, EhFrameHdr, LittleEndian, RegisterRule, UnwindContext,
     UnwindSection, X86_64,
@@ -13,27 +13,91 @@ use gimli::{
 use rust_alloc::boxed::Box;
 use rust_alloc::vec::Vec;
 
-/// A cached rule: `OK | cfa-from-rbp << 1 | rbp-saved << 2 | rbp_off << 16 | cfa_off << 32`.
+/// A rule, as [`rule_from_cfi`] gives it (the wide form): `OK | CFA_RBP? | RBP_SAVED?`, the
+/// saved-rbp offset (i16) at bit 16 and the CFA offset (i32) at bit 32; `END` and `UNSUPPORTED`
+/// alone, without `OK`.
 const OK: u64 = 1;
+/// The CFA is rbp + offset (else rsp + offset).
 const CFA_RBP: u64 = 2;
+/// The caller's rbp is saved at CFA + offset (else rbp is unchanged).
 const RBP_SAVED: u64 = 4;
+/// The outermost frame (its return address undefined, or not code of any object): the stack ends.
 const END: u64 = 8;
 /// No usable rule: fall back to libgcc.
 const UNSUPPORTED: u64 = 16;
+const FLAGS: u64 = 31;
 
+/// The rule cache: one word per slot, keyed by a return address `pc` (whose rule is looked up one
+/// byte back, inside the call instruction), direct-mapped by its low 16 bits and holding
+/// `(pc >> 16) << 32 | compact rule`. Index and tag give back `pc` exactly (user addresses have 48
+/// bits, so the tag fits 32 bits; an address whose tag does not is never stored), and one load
+/// reads a consistent slot. An empty slot (0), which an address of tag 0 matches, holds no rule
+/// (every rule has a flag set) and sends the walk to the slow path. A rule whose offsets do not fit
+/// the compact form lives in [`WIDE`] instead.
 const CACHE: usize = 1 << 16;
-/// `(key, rule)` pairs side by side, so a lookup touches one cache line.
-#[repr(C, align(16))]
-struct Slot {
+static SLOTS: [AtomicU64; CACHE] = [const { AtomicU64::new(0) }; CACHE];
+
+/// The compact form of a rule (32 bits): the flags in bits 0-4, bits 5-7 zero, the saved-rbp
+/// offset / 8 (i6) in bits 8-13, the CFA offset (i18, ±128 KiB) in bits 14-31. `None` when the
+/// offsets do not fit (a frame of more than 128 KiB, a saved rbp far from the CFA).
+fn compact(r: u64) -> Option<u32> {
+    let (cfa_off, rbp_off) = ((r >> 32) as u32 as i32, (r >> 16) as u16 as i16 as i32);
+    if !(-(1 << 17)..1 << 17).contains(&cfa_off)
+        || rbp_off % 8 != 0
+        || !(-32..32).contains(&(rbp_off / 8))
+    {
+        return None;
+    }
+    Some((r & FLAGS) as u32 | ((rbp_off / 8) as u32 & 63) << 8 | (cfa_off as u32) << 14)
+}
+
+/// A rule decoded for the walk: offsets in bytes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Rule {
+    flags: u64,
+    cfa_off: isize,
+    rbp_off: isize,
+}
+
+impl Rule {
+    /// From a slot word: its low 32 bits, the compact rule (the tag above them shifted out).
+    #[inline(always)]
+    fn from_compact(w: u64) -> Rule {
+        Rule {
+            flags: w & FLAGS,
+            cfa_off: ((w << 32) as i64 >> 46) as isize,
+            // Bits 8-13 to bits 3-8, sign-extended; bits 5-7 (zero) fill bits 0-2.
+            rbp_off: ((w << 50) as i64 >> 55) as isize,
+        }
+    }
+    fn from_wide(r: u64) -> Rule {
+        Rule {
+            flags: r & FLAGS,
+            cfa_off: (r >> 32) as u32 as i32 as isize,
+            rbp_off: (r >> 16) as u16 as i16 as isize,
+        }
+    }
+}
+
+/// Rules without a compact form, keyed by return address (written under the `OBJECTS` lock; read
+/// lock-free under each slot's sequence count, odd while written).
+struct Wide {
+    seq: AtomicU64,
     key: AtomicU64,
     rule: AtomicU64,
 }
-static SLOTS: [Slot; CACHE] = [const {
-    Slot {
+const WIDE_SLOTS: usize = 256;
+static WIDE: [Wide; WIDE_SLOTS] = [const {
+    Wide {
+        seq: AtomicU64::new(0),
         key: AtomicU64::new(0),
         rule: AtomicU64::new(0),
     }
-}; CACHE];
+}; WIDE_SLOTS];
+
+fn wide_slot(pc: usize) -> &'static Wide {
+    &WIDE[((pc as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize % WIDE_SLOTS]
+}
 
 struct Object {
     start: usize,
@@ -101,15 +165,51 @@ fn refresh(objs: &mut Objects) {
     objs.list = list;
 }
 
-/// Computes the rule for `addr` (a PC inside a function) from the object's CFI.
-fn compute(addr: usize) -> u64 {
+/// The rule for return address `pc` when [`SLOTS`] does not hold it: from [`WIDE`], else
+/// computed from the object's CFI and cached (in `SLOTS` when it has a compact form).
+#[cold]
+#[inline(never)]
+fn slow(pc: usize) -> u64 {
+    let w = wide_slot(pc);
+    let s1 = w.seq.load(Ordering::Acquire);
+    if s1 & 1 == 0 {
+        let (k, r) = (
+            w.key.load(Ordering::Relaxed),
+            w.rule.load(Ordering::Relaxed),
+        );
+        fence(Ordering::Acquire);
+        if k == pc as u64 && w.seq.load(Ordering::Relaxed) == s1 {
+            return r;
+        }
+    }
     let mut objs = OBJECTS.lock();
+    let r = compute(&mut objs, pc - 1);
+    let tag = (pc >> 16) as u64;
+    match compact(r) {
+        Some(c) if tag <= u32::MAX as u64 => {
+            SLOTS[pc & (CACHE - 1)].store(tag << 32 | c as u64, Ordering::Relaxed)
+        }
+        _ => {
+            // Writers are serialised by the lock held here.
+            let s = w.seq.load(Ordering::Relaxed);
+            w.seq.store(s + 1, Ordering::Relaxed);
+            fence(Ordering::Release);
+            w.key.store(pc as u64, Ordering::Relaxed);
+            w.rule.store(r, Ordering::Relaxed);
+            w.seq.store(s + 2, Ordering::Release);
+        }
+    }
+    r
+}
+
+/// Computes the rule for `addr` (a PC inside a function) from the object's CFI.
+fn compute(objs: &mut Objects, addr: usize) -> u64 {
     let find = |o: &Objects| o.list.iter().position(|m| addr >= m.start && addr < m.end);
-    let idx = match find(&objs) {
+    let idx = match find(objs) {
         Some(i) => i,
         None => {
-            refresh(&mut objs);
-            match find(&objs) {
+            refresh(objs);
+            match find(objs) {
                 Some(i) => i,
                 None => return END, // not code of any object: JIT code or garbage
             }
@@ -181,30 +281,15 @@ fn rule_from_cfi(
     Some(rule)
 }
 
-/// The cached rule for `addr`.
-#[inline]
-fn rule(addr: usize) -> u64 {
-    let h = ((addr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 48) as usize & (CACHE - 1);
-    let slot = &SLOTS[h];
-    let k1 = slot.key.load(Ordering::Acquire);
-    if k1 == addr as u64 {
-        let r = slot.rule.load(Ordering::Acquire);
-        if slot.key.load(Ordering::Acquire) == k1 && r != 0 {
-            return r;
-        }
-    }
-    let r = compute(addr);
-    slot.key.store(0, Ordering::Release);
-    slot.rule.store(r, Ordering::Release);
-    slot.key.store(addr as u64, Ordering::Release);
-    r
-}
+/// How far above the capture's own frame a CFA may lie: the stack only grows towards the caller,
+/// and a CFA outside this window means bad rules.
+const STACK_WINDOW: usize = 256 << 20;
 
-/// Captures return addresses into `out`, starting at the caller of this function's caller
-/// frames; `skip(pc)` drops leading frames (the shim's own). Returns `None` when a frame has
-/// no simple rule (the caller then uses libgcc).
+/// Captures return addresses into `out`, starting at the caller of this function's caller,
+/// leaving out every frame whose return address lies in `drop` (wherever it is in the stack).
+/// Returns `None` when a frame has no simple rule (the caller then uses libgcc).
 #[inline(never)]
-pub fn capture(out: &mut [u64], skip: impl Fn(usize) -> bool) -> Option<usize> {
+pub fn capture(out: &mut [u64], drop: core::ops::Range<usize>) -> Option<usize> {
     let (mut pc, mut sp, mut bp): (usize, usize, usize);
     // SAFETY: reads the instruction pointer, stack pointer and frame pointer; no memory access.
     unsafe {
@@ -218,47 +303,108 @@ pub fn capture(out: &mut [u64], skip: impl Fn(usize) -> bool) -> Option<usize> {
             options(nomem, nostack, preserves_flags)
         );
     }
-    let stack_base = sp;
+    let stack_limit = sp.saturating_add(STACK_WINDOW);
+    let (drop_start, drop_len) = (drop.start, drop.end.saturating_sub(drop.start));
+    // Return addresses are looked up one byte back, inside the call instruction; so is this one,
+    // plus one: the lookup of the first frame is this very instruction's.
+    pc += 1;
     let mut n = 0;
-    let mut first = true;
-    let mut skipping = true;
+    let mut unsupported = false;
     while n < out.len() {
-        // Return addresses are looked up one byte back, inside the call instruction.
-        let r = rule(if first { pc } else { pc - 1 });
-        first = false;
-        if r & UNSUPPORTED != 0 {
-            return None;
-        }
-        if r & END != 0 {
-            break;
-        }
-        let cfa_off = (r >> 32) as u32 as i32 as isize;
-        let cfa = (if r & CFA_RBP != 0 { bp } else { sp }) as isize + cfa_off;
-        let cfa = cfa as usize;
-        // The stack only grows towards the caller; a CFA outside a sane window means bad rules.
-        if cfa <= sp || cfa - stack_base > (256 << 20) {
-            break;
-        }
-        // SAFETY: cfa-8 lies in this thread's stack above the current frame, per the rules.
-        let ra = unsafe { *((cfa - 8) as *const usize) };
-        if r & RBP_SAVED != 0 {
-            let off = ((r >> 16) as u16 as i16) as isize;
-            // SAFETY: as above: the saved rbp slot of this frame.
-            bp = unsafe { *((cfa as isize + off) as *const usize) };
-        }
-        sp = cfa;
+        let w = SLOTS[pc & (CACHE - 1)].load(Ordering::Relaxed);
+        let step = if w >> 32 == (pc >> 16) as u64 {
+            let r = Rule::from_compact(w);
+            // SAFETY: `sp` and `bp` are this thread's registers in the frame `pc` returns into.
+            match unsafe { frame(r, sp, bp, stack_limit) } {
+                Some(f) => Step::Frame(f),
+                // End and unsupported rules have no offset, so they land here, as does an empty
+                // slot (a rule of 0) matched by an address of tag 0.
+                None if r.flags & FLAGS == 0 => {
+                    // SAFETY: as above.
+                    unsafe { frame_slow(pc, sp, bp, stack_limit) }
+                }
+                None if r.flags & UNSUPPORTED != 0 => Step::Unsupported,
+                None => Step::End,
+            }
+        } else {
+            // SAFETY: as above.
+            unsafe { frame_slow(pc, sp, bp, stack_limit) }
+        };
+        let ra;
+        (sp, bp, ra) = match step {
+            Step::Frame(f) => f,
+            Step::End => break,
+            Step::Unsupported => {
+                unsupported = true;
+                break;
+            }
+        };
         pc = ra;
         if ra < 4096 {
             break;
         }
-        if skipping && skip(ra) {
+        if ra.wrapping_sub(drop_start) < drop_len {
             continue;
         }
-        skipping = false;
         out[n] = ra as u64;
         n += 1;
     }
-    Some(n)
+    (!unsupported).then_some(n)
+}
+
+/// One frame of the walk.
+enum Step {
+    /// The caller's stack pointer (the CFA), frame pointer and the return address.
+    Frame((usize, usize, usize)),
+    End,
+    Unsupported,
+}
+
+/// Steps out of a frame by its rule `r`: `None` when the CFA lies outside the stack window (the
+/// stack only grows towards the caller, so that means bad rules), as it does for a rule with the
+/// CFA at rsp + 0: the end and unsupported rules.
+///
+/// # Safety
+/// `sp` and `bp` are the stack and frame pointers of this thread in a frame that `r` describes.
+#[inline(always)]
+unsafe fn frame(
+    r: Rule,
+    sp: usize,
+    mut bp: usize,
+    stack_limit: usize,
+) -> Option<(usize, usize, usize)> {
+    let cfa = (if r.flags & CFA_RBP != 0 { bp } else { sp }).wrapping_add_signed(r.cfa_off);
+    if cfa <= sp || cfa > stack_limit {
+        return None;
+    }
+    // SAFETY: cfa-8 lies in this thread's stack above the current frame, per the rules.
+    let ra = unsafe { *((cfa - 8) as *const usize) };
+    if r.flags & RBP_SAVED != 0 {
+        // SAFETY: as above: the saved rbp slot of this frame.
+        bp = unsafe { *(cfa.wrapping_add_signed(r.rbp_off) as *const usize) };
+    }
+    Some((cfa, bp, ra))
+}
+
+/// [`frame`] for a return address `pc` whose rule [`SLOTS`] does not hold.
+///
+/// # Safety
+/// As [`frame`], for the frame `pc` returns into.
+#[cold]
+#[inline(never)]
+unsafe fn frame_slow(pc: usize, sp: usize, bp: usize, stack_limit: usize) -> Step {
+    let r = Rule::from_wide(slow(pc));
+    if r.flags & OK != 0 {
+        // SAFETY: the caller's promise.
+        match unsafe { frame(r, sp, bp, stack_limit) } {
+            Some(f) => Step::Frame(f),
+            None => Step::End,
+        }
+    } else if r.flags & UNSUPPORTED != 0 {
+        Step::Unsupported
+    } else {
+        Step::End
+    }
 }
 
 /// Fork handlers.
@@ -274,32 +420,135 @@ mod tests {
     use super::*;
 
     #[inline(never)]
-    fn depth3(out: &mut [u64]) -> Option<usize> {
-        let r = depth2(out);
+    fn depth4(out: &mut [u64], drop: core::ops::Range<usize>) -> Option<usize> {
+        let r = depth3(out, drop);
         core::hint::black_box(r)
     }
     #[inline(never)]
-    fn depth2(out: &mut [u64]) -> Option<usize> {
-        let r = capture(out, |_| false);
+    fn depth3(out: &mut [u64], drop: core::ops::Range<usize>) -> Option<usize> {
+        let r = depth2(out, drop);
         core::hint::black_box(r)
+    }
+    #[inline(never)]
+    fn depth2(out: &mut [u64], drop: core::ops::Range<usize>) -> Option<usize> {
+        let r = capture(out, drop);
+        core::hint::black_box(r)
+    }
+    /// A frame of 256 KiB: its CFA offset has no compact form.
+    #[inline(never)]
+    fn big_frame(out: &mut [u64]) -> Option<usize> {
+        let mut pad = [0u8; 256 << 10];
+        core::hint::black_box(&mut pad);
+        let r = depth2(out, 0..0);
+        core::hint::black_box(&pad);
+        r
+    }
+
+    /// Whether return address `ra` lies in the first `len` bytes of function `f`.
+    fn inside(ra: u64, f: usize, len: usize) -> bool {
+        ra as usize > f && (ra as usize) < f + len
     }
 
     #[test]
     fn finds_the_callers_return_addresses() {
         let mut fast = [0u64; 16];
-        let n = depth3(&mut fast).expect("simple rules");
+        let n = depth3(&mut fast, 0..0).expect("simple rules");
         assert!(n >= 3, "{n}");
         // Frame 0 returns into depth2, frame 1 into depth3: each lies inside that function.
-        let inside = |ra: u64, f: usize| ra as usize > f && (ra as usize) < f + 512;
         assert!(
-            inside(fast[0], depth2 as *const () as usize),
+            inside(fast[0], depth2 as *const () as usize, 512),
             "{:x?}",
             &fast[..n]
         );
         assert!(
-            inside(fast[1], depth3 as *const () as usize),
+            inside(fast[1], depth3 as *const () as usize, 512),
             "{:x?}",
             &fast[..n]
         );
+    }
+
+    #[test]
+    fn drops_a_frame_inside_the_stack() {
+        let (mut all, mut some) = ([0u64; 128], [0u64; 128]);
+        let mut n = [0; 2];
+        let mut drop = 0..0;
+        // Both captures from the same call sites, so with the same return addresses; the second
+        // drops the frame returning into depth3 (as it drops a shim frame between glibc's strdup
+        // and its caller).
+        for (i, out) in [&mut all, &mut some].into_iter().enumerate() {
+            n[i] = depth4(out, drop.clone()).expect("simple rules");
+            drop = out[1] as usize..out[1] as usize + 1;
+        }
+        let (all, some) = (&all[..n[0]], &some[..n[1]]);
+        assert!(all.len() >= 4 && all.len() < 128, "{all:x?}");
+        assert!(
+            inside(all[1], depth3 as *const () as usize, 512),
+            "{all:x?}"
+        );
+        assert!(
+            inside(all[2], depth4 as *const () as usize, 512),
+            "{all:x?}"
+        );
+        let mut expected = all.to_vec();
+        expected.remove(1);
+        assert_eq!(some, &expected[..]);
+    }
+
+    #[test]
+    fn a_rule_without_a_compact_form_still_unwinds() {
+        let mut out = [0u64; 16];
+        let n = big_frame(&mut out).expect("simple rules");
+        assert!(n >= 3, "{n}");
+        assert!(
+            inside(out[0], depth2 as *const () as usize, 512),
+            "{:x?}",
+            &out[..n]
+        );
+        assert!(
+            inside(out[1], big_frame as *const () as usize, 4096),
+            "{:x?}",
+            &out[..n]
+        );
+        let test = a_rule_without_a_compact_form_still_unwinds as fn() as usize;
+        assert!(inside(out[2], test, 4096), "{:x?}", &out[..n]);
+        // big_frame's rule is walkable but wide, so the walk took it from the side table.
+        let pc = out[1] as usize;
+        let rule = slow(pc);
+        assert!(rule & OK != 0 && compact(rule).is_none(), "{rule:x}");
+        assert_eq!(wide_slot(pc).key.load(Ordering::Relaxed), pc as u64);
+    }
+
+    fn wide(flags: u64, cfa_off: i32, rbp_off: i16) -> u64 {
+        flags | ((rbp_off as u16) as u64) << 16 | ((cfa_off as u32) as u64) << 32
+    }
+
+    #[test]
+    fn the_compact_form_keeps_the_rule_or_refuses_it() {
+        let fits = [
+            wide(OK, 8, 0),
+            wide(OK | RBP_SAVED, 16, -16),
+            wide(OK | CFA_RBP, 16, 0),
+            wide(OK | CFA_RBP | RBP_SAVED, 16, -16),
+            wide(OK | RBP_SAVED, (1 << 17) - 1, -256),
+            wide(OK | RBP_SAVED, -(1 << 17), 248),
+            END,
+            UNSUPPORTED,
+        ];
+        for r in fits {
+            let c = compact(r).unwrap_or_else(|| panic!("{r:x} has a compact form"));
+            // Whatever the tag above it.
+            let w = 0x1234_5678 << 32 | c as u64;
+            assert_eq!(Rule::from_compact(w), Rule::from_wide(r), "{r:x}");
+        }
+        let wide_only = [
+            wide(OK, 1 << 17, 0),
+            wide(OK | CFA_RBP, -(1 << 17) - 1, 0),
+            wide(OK | RBP_SAVED, 16, -264),
+            wide(OK | RBP_SAVED, 16, 256),
+            wide(OK | RBP_SAVED, 16, -12),
+        ];
+        for r in wide_only {
+            assert_eq!(compact(r), None, "{r:x}");
+        }
     }
 }

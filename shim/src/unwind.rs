@@ -37,6 +37,8 @@ struct State<'a> {
     out: &'a mut [u64],
     n: usize,
     skipping: bool,
+    /// Drop shim frames inside the stack too, not only the leading ones.
+    drop_all: bool,
 }
 
 extern "C" fn step(ctx: *mut c_void, arg: *mut c_void) -> c_int {
@@ -47,7 +49,7 @@ extern "C" fn step(ctx: *mut c_void, arg: *mut c_void) -> c_int {
     if ip == 0 {
         return URC_END_OF_STACK;
     }
-    if st.skipping && in_self(ip) {
+    if (st.skipping || st.drop_all) && in_self(ip) {
         return URC_NO_REASON;
     }
     st.skipping = false;
@@ -62,30 +64,30 @@ extern "C" fn step(ctx: *mut c_void, arg: *mut c_void) -> c_int {
 
 /// Fills `out` with return addresses of the current thread, innermost first, and returns how many:
 /// through the cached CFI rules where every frame has simple ones, else through libgcc.
+///
+/// Every frame inside the shim is dropped, not only the leading ones: a checked string function
+/// (`memfn`) that calls into glibc, which allocates (`strdup`, `puts`), leaves a shim frame inside
+/// the stack, and the program's stack goes without it.
 #[inline(never)]
 pub fn capture(out: &mut [u64]) -> usize {
     #[cfg(target_arch = "x86_64")]
-    let n = match crate::fastunwind::capture(out, in_self) {
-        Some(n) => n,
-        None => capture_libgcc(out),
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let n = capture_libgcc(out);
-    // A checked string function (`memfn`) that calls into glibc, which allocates (`strdup`,
-    // `puts`), leaves a shim frame inside the stack: the program's stack goes without it.
-    let mut m = 0;
-    for i in 0..n {
-        if !in_self(out[i] as usize) {
-            out[m] = out[i];
-            m += 1;
+    {
+        let shim = SELF_START.load(Ordering::Relaxed)..SELF_END.load(Ordering::Relaxed);
+        if let Some(n) = crate::fastunwind::capture(out, shim) {
+            return n;
         }
     }
-    m
+    walk_libgcc(out, true)
 }
 
-/// The same through libgcc's `_Unwind_Backtrace` (any frame, signal frames included; slower).
+/// The same through libgcc's `_Unwind_Backtrace` (any frame, signal frames included; slower),
+/// dropping only the leading shim frames.
 #[inline(never)]
 pub fn capture_libgcc(out: &mut [u64]) -> usize {
+    walk_libgcc(out, false)
+}
+
+fn walk_libgcc(out: &mut [u64], drop_all: bool) -> usize {
     if out.is_empty() {
         return 0;
     }
@@ -93,6 +95,7 @@ pub fn capture_libgcc(out: &mut [u64]) -> usize {
         out,
         n: 0,
         skipping: true,
+        drop_all,
     };
     // SAFETY: step only writes inside st.out, which outlives the call.
     unsafe { _Unwind_Backtrace(step, &mut st as *mut State as *mut c_void) };
