@@ -1,9 +1,12 @@
 /* --keep-stacktraces: one block freed and then written (a use after free, found by the free fill
  * at exit, or at the instruction in guard mode), one freed twice (a double free), and one leaked.
  * Each has its allocation and free in noinline functions of their own, so a test can tell which
- * stacks a report keeps. */
+ * stacks a report keeps. With the argument `wait` it then prints "ready PID" and waits for a line
+ * on stdin (for the live checks). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 char *volatile stale;
 
@@ -30,7 +33,7 @@ __attribute__((noinline)) void leak_block(void)
     memset(q, 2, 77);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     stale = make_block(32);
     drop_block(stale);
@@ -40,5 +43,10 @@ int main(void)
     drop_again(twice);
     leak_block();
     stale = NULL;
+    if (argc > 1 && strcmp(argv[1], "wait") == 0) {
+        printf("ready %d\n", (int)getpid());
+        fflush(stdout);
+        getchar();
+    }
     return 0;
 }
