@@ -493,13 +493,9 @@ pub struct RunArgs {
     #[arg(long, visible_alias = "depth", default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=128))]
     pub num_callers: u32,
 
-    /// Which stacks a heap block keeps, as Valgrind's option: alloc-and-free (both, the
-    /// default); alloc (no stack walked at free: faster; errors on a freed block then say
-    /// nothing of where it was freed); free (no allocation stacks: errors and leaks carry none,
-    /// leaks are grouped by kind alone, `memcheck leaks` and `stats --sites` show one site with
-    /// no stack); alloc-then-free (the allocation stack until the free, then the free stack
-    /// instead: errors on a freed block show only where it was freed); none (no stacks at all,
-    /// fastest). An error's own stack (where it was found) is always walked.
+    /// Which stacks a heap block keeps, as Valgrind's option (values below). A stack not kept is
+    /// an empty stack in every report; an error's own stack (where it was found) is always
+    /// walked.
     #[arg(long, value_enum, default_value_t = KeepStacktraces::AllocAndFree, value_name = "WHICH")]
     pub keep_stacktraces: KeepStacktraces,
 
@@ -633,10 +629,18 @@ pub enum SuppressionFormat {
 /// `--keep-stacktraces WHICH`: Valgrind's names.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeepStacktraces {
+    /// The allocation stack only: no stack walked at free, a cheaper free; errors on a freed
+    /// block say nothing of where it was freed.
     Alloc,
+    /// The free stack only: errors and leaks carry no allocation stack (leaks still found and
+    /// classified, grouped by kind alone; `stats --sites` shows one site without a stack).
     Free,
+    /// Both (the default).
     AllocAndFree,
+    /// The allocation stack until the free, then the free stack instead of it: errors on a freed
+    /// block show only where it was freed.
     AllocThenFree,
+    /// No stacks: the cheapest.
     None,
 }
 
