@@ -551,7 +551,7 @@ pub(crate) mod prod {
     use super::{check_size, guarded, guarded_now, SIZE_OVERFLOWS};
     use crate::report::warn;
     use crate::table::new_align_flags;
-    use crate::unwind::capture_stack;
+    use crate::unwind::capture_alloc_stack;
     use crate::{opts, real, reentry, sys};
     use core::sync::atomic::Ordering;
     use memcheck_wire::{ErrorKind, Family};
@@ -639,7 +639,7 @@ pub(crate) mod prod {
         new_align: usize,
     ) -> Option<*mut u8> {
         let saved = sys::errno();
-        let stack = crate::unwind::capture_alloc_stack();
+        let stack = capture_alloc_stack();
         let user = guarded(size, align, family, zero, new_align_flags(new_align), stack);
         sys::set_errno(saved);
         user
