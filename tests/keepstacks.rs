@@ -231,3 +231,47 @@ fn live_checks_answer_without_allocation_stacks() {
     let f = t.finish("\n");
     assert_eq!(f.code, Some(0), "{}", f.show());
 }
+
+#[test]
+fn errors_found_at_free_keep_their_own_stack_without_free_stacks() {
+    let prog = compile("bugs.c", &[]);
+    for value in ["alloc", "none"] {
+        let flag = format!("--keep-stacktraces={value}");
+        // Damaged canaries found by the free: the free call is the error's stack.
+        let r = run_under(&[&flag], &prog, &["overflow"]);
+        let e = error(&r, "heap-buffer-overflow");
+        assert!(
+            has_frame(
+                &e["stack"],
+                "overflow",
+                "bugs.c",
+                Some(line_of("bugs.c", "OVERFLOW-HERE") + 1)
+            ),
+            "{value}\n{}",
+            r.show()
+        );
+        assert_eq!(e["free_stack"], serde_json::json!([]), "{}", r.show());
+        for (mode, kind, func, marker) in [
+            (
+                "invalid-free",
+                "invalid-free",
+                "invalid_free",
+                "INVALID-FREE-HERE",
+            ),
+            (
+                "invalid-free-middle",
+                "invalid-free",
+                "invalid_free_middle",
+                "MIDDLE-FREE-HERE",
+            ),
+        ] {
+            let r = run_under(&[&flag], &prog, &[mode]);
+            let e = error(&r, kind);
+            assert!(
+                has_frame(&e["stack"], func, "bugs.c", Some(line_of("bugs.c", marker))),
+                "{value} {mode}\n{}",
+                r.show()
+            );
+        }
+    }
+}
