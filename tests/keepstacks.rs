@@ -228,6 +228,10 @@ fn live_checks_answer_without_allocation_stacks() {
     assert_eq!(sites[0]["stack"], serde_json::json!([]), "{}", r.show());
     assert_eq!(sites[0]["bytes"], v["live_bytes"], "{}", r.show());
     assert_eq!(sites[0]["allocs"], 0, "{}", r.show());
+    let r = run_cmd(Command::new(memcheck()).args(["stats", "--sites", &pid]));
+    assert_eq!(r.code(), Some(0), "{}", r.show());
+    let row = r.stdout().lines().last().unwrap_or_default().to_string();
+    assert!(row.ends_with("(no stack)"), "{}", r.show());
     let f = t.finish("\n");
     assert_eq!(f.code, Some(0), "{}", f.show());
 }
