@@ -471,7 +471,7 @@ _memcheck() {
             return 0
             ;;
         memcheck__subcmd__run)
-            opts="-q -o -h -V --leak-check --show-leak-kinds --error-exitcode --errors-for-leak-kinds --show-mismatched-frees --suppressions --default-suppressions --gen-suppressions --gen-suppressions-format --quiet --list-unused-suppressions --baseline --write-baseline --warnings-as-errors --on-error --format --output --report --source-root --xml --xml-file --log-file --flamegraph --snapshot-signal --snapshot-interval --depth --num-callers --quarantine-size --redzone-size --guard --guard-align --max-allocation-size --sample-rate --malloc-fill --free-fill --check-mem-functions --trace-children --trace-children-skip --trace-children-skip-by-arg --child-silent-after-fork --color --help --version"
+            opts="-q -o -h -V --leak-check --show-leak-kinds --error-exitcode --errors-for-leak-kinds --show-mismatched-frees --suppressions --default-suppressions --gen-suppressions --gen-suppressions-format --quiet --list-unused-suppressions --baseline --write-baseline --warnings-as-errors --on-error --format --output --report --source-root --xml --xml-file --log-file --flamegraph --snapshot-signal --snapshot-interval --depth --num-callers --keep-stacktraces --quarantine-size --redzone-size --guard --guard-align --max-allocation-size --sample-rate --malloc-fill --free-fill --check-mem-functions --trace-children --trace-children-skip --trace-children-skip-by-arg --child-silent-after-fork --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -575,6 +575,10 @@ _memcheck() {
                     ;;
                 --depth)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep-stacktraces)
+                    COMPREPLY=($(compgen -W "alloc free alloc-and-free alloc-then-free none" -- "${cur}"))
                     return 0
                     ;;
                 --quarantine-size)

@@ -493,6 +493,12 @@ pub struct RunArgs {
     #[arg(long, visible_alias = "depth", default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=128))]
     pub num_callers: u32,
 
+    /// Which stacks a heap block keeps, as Valgrind's option (values below). A stack not kept is
+    /// an empty stack in every report; an error's own stack (where it was found) is always
+    /// walked.
+    #[arg(long, value_enum, default_value_t = KeepStacktraces::AllocAndFree, value_name = "WHICH")]
+    pub keep_stacktraces: KeepStacktraces,
+
     /// Bytes of freed memory held back from reuse, to catch double frees and late accesses
     /// (suffixes K, M, G, T).
     #[arg(long, default_value = "8M", value_name = "BYTES", value_parser = parse_size)]
@@ -620,6 +626,24 @@ pub enum GenSuppressions {
 pub enum SuppressionFormat {
     Valgrind,
     Lsan,
+}
+
+/// `--keep-stacktraces WHICH`: Valgrind's names.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeepStacktraces {
+    /// The allocation stack only: no stack walked at free, a cheaper free; errors on a freed
+    /// block say nothing of where it was freed.
+    Alloc,
+    /// The free stack only: errors and leaks carry no allocation stack (leaks still found and
+    /// classified, grouped by kind alone; `stats --sites` shows one site without a stack).
+    Free,
+    /// Both (the default).
+    AllocAndFree,
+    /// The allocation stack until the free, then the free stack instead of it: errors on a freed
+    /// block show only where it was freed.
+    AllocThenFree,
+    /// No stacks: the cheapest.
+    None,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -1084,6 +1108,34 @@ mod tests {
         assert_eq!(parse_fill("7"), Ok(Fill::Byte(7)));
         assert_eq!(parse_fill("none"), Ok(Fill::None));
         assert!(parse_fill("300").is_err());
+    }
+
+    #[test]
+    fn keep_stacktraces_takes_valgrinds_values_and_defaults_to_both() {
+        let run = |args: &[&str]| {
+            let mut v = vec!["memcheck", "run"];
+            v.extend_from_slice(args);
+            v.push("prog");
+            match Cli::try_parse_from(v).map(|c| c.command) {
+                Ok(Command::Run(r)) => Ok(r.keep_stacktraces),
+                Ok(_) => panic!("not run"),
+                Err(e) => Err(e.kind()),
+            }
+        };
+        assert_eq!(run(&[]), Ok(KeepStacktraces::AllocAndFree));
+        for (v, k) in [
+            ("alloc", KeepStacktraces::Alloc),
+            ("free", KeepStacktraces::Free),
+            ("alloc-and-free", KeepStacktraces::AllocAndFree),
+            ("alloc-then-free", KeepStacktraces::AllocThenFree),
+            ("none", KeepStacktraces::None),
+        ] {
+            assert_eq!(run(&[&format!("--keep-stacktraces={v}")]), Ok(k));
+        }
+        assert_eq!(
+            run(&["--keep-stacktraces=both"]),
+            Err(clap::error::ErrorKind::InvalidValue)
+        );
     }
 
     #[test]

@@ -385,9 +385,16 @@ pub fn release_form(p: *mut u8, family: Family, form: Option<DeleteForm>) {
     reentry::drain(release);
     // The block's slot is likely cold: its load overlaps the stack walk.
     table::prefetch(p as usize);
-    let stack = capture_stack();
+    // --keep-stacktraces=alloc or none: no walk; an error found here walks the stack then.
+    let stack = if opts::keep_free_stack() {
+        capture_stack()
+    } else {
+        0
+    };
+    let here = || if stack != 0 { stack } else { capture_stack() };
     let byte = opts::FREE_FILL.load(Ordering::Relaxed);
-    match table::mark_freed(p as usize, stack, byte, FILL_MAX) {
+    let replace = opts::free_replaces_alloc();
+    match table::mark_freed(p as usize, stack, replace, byte, FILL_MAX) {
         FreeLookup::Live(e) => {
             if e.family != family {
                 report(ErrorRec {
@@ -397,7 +404,7 @@ pub fn release_form(p: *mut u8, family: Family, form: Option<DeleteForm>) {
                         &e,
                         p as usize,
                         family,
-                        stack,
+                        here(),
                     )
                 });
             } else if let Some((arg1, arg2)) = form.and_then(|f| delete_mismatch(&e, f)) {
@@ -409,14 +416,14 @@ pub fn release_form(p: *mut u8, family: Family, form: Option<DeleteForm>) {
                         &e,
                         p as usize,
                         family,
-                        stack,
+                        here(),
                     )
                 });
             }
             // Checked as the live block it was (redzones only).
             check_block(&e, stack, FoundAt::Free);
             if e.flags & FLAG_GUARDED != 0 {
-                guard::release(e.key, stack);
+                guard::release_as(e.key, stack, replace);
                 quarantine::push(e.key, guard::footprint(e.key), release_to_glibc);
             } else {
                 let (_, mm) = chunk_of(e.key - e.base_off as usize);
@@ -439,7 +446,7 @@ pub fn release_form(p: *mut u8, family: Family, form: Option<DeleteForm>) {
                 &e,
                 p as usize,
                 family,
-                stack,
+                here(),
             ));
         }
         FreeLookup::Unknown if reentry::free_if_ours(p) => {}
@@ -447,7 +454,7 @@ pub fn release_form(p: *mut u8, family: Family, form: Option<DeleteForm>) {
             ErrorKind::InvalidFree,
             p as usize,
             family,
-            stack,
+            here(),
         )),
     }
     sys::set_errno(saved);
@@ -549,7 +556,7 @@ pub(crate) mod prod {
     use super::{check_size, guarded, guarded_now, SIZE_OVERFLOWS};
     use crate::report::warn;
     use crate::table::new_align_flags;
-    use crate::unwind::capture_stack;
+    use crate::unwind::capture_alloc_stack;
     use crate::{opts, real, reentry, sys};
     use core::sync::atomic::Ordering;
     use memcheck_wire::{ErrorKind, Family};
@@ -666,7 +673,7 @@ pub(crate) mod prod {
         new_align: usize,
     ) -> Option<*mut u8> {
         let saved = sys::errno();
-        let stack = capture_stack();
+        let stack = capture_alloc_stack();
         let user = guarded(size, align, family, zero, new_align_flags(new_align), stack);
         sys::set_errno(saved);
         user

@@ -214,6 +214,13 @@ fn report_damage(kind: ErrorKind, e: &Entry, lo: usize, hi: usize, stack: u32, f
 /// `found` says when (`arg1` of the record).
 pub fn check_block(e: &Entry, stack: u32, found: FoundAt) {
     let d = damage(e);
+    // Under --keep-stacktraces=alloc or none the free call's stack was not walked: the error
+    // still gets it, walked now.
+    let stack = if stack == 0 && found == FoundAt::Free && d.any() {
+        crate::unwind::capture_stack()
+    } else {
+        stack
+    };
     let guarded = e.flags & FLAG_GUARDED != 0;
     if let Some((lo, mut hi)) = d.right {
         let end = e.key + e.size + right_redzone(e.size);

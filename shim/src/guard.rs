@@ -733,7 +733,16 @@ pub fn footprint(user: usize) -> usize {
 /// Frees a guarded block: its pages are made inaccessible at once (and dropped unless its slot
 /// is recycled).
 pub fn release(user: usize, free_stack: u32) {
+    release_as(user, free_stack, false)
+}
+
+/// [`release`]; with `replace_alloc` (`--keep-stacktraces=alloc-then-free`) the free stack takes
+/// the allocation stack's place in the slot's tenant.
+pub fn release_as(user: usize, free_stack: u32, replace_alloc: bool) {
     let Some((s, v)) = current(user) else { return };
+    if replace_alloc {
+        s.cur.alloc_stack.store(0, Ordering::Relaxed);
+    }
     s.cur.free_stack.store(free_stack, Ordering::Release);
     s.cur.state.store(SLOT_FREED, Ordering::Release);
     let (a, b) = data_range(&v);

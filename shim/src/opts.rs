@@ -5,8 +5,8 @@
 //! `environ` (the first `malloc` can come from the dynamic loader).
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use memcheck_wire::{
-    env_value, Fill, GuardMode, LeakCheck, OptionError, ShimOptions, ENV_DIR, ENV_OPTIONS,
-    ENV_TRACE_SKIP, ENV_TRACE_SKIP_BY_ARG,
+    env_value, Fill, GuardMode, KeepStacks, LeakCheck, OptionError, ShimOptions, ENV_DIR,
+    ENV_OPTIONS, ENV_TRACE_SKIP, ENV_TRACE_SKIP_BY_ARG,
 };
 
 const DEFAULT: ShimOptions = ShimOptions::DEFAULT;
@@ -39,6 +39,9 @@ pub static GUARD_ALIGN: AtomicUsize = AtomicUsize::new(DEFAULT.guard_align as us
 pub static MAX_ALLOCATION_SIZE: AtomicU64 = AtomicU64::new(DEFAULT.max_allocation_size);
 /// Check the ranges of the memory and string functions (`--check-mem-functions`, `memfn`).
 pub static CHECK_MEM_FNS: AtomicBool = AtomicBool::new(true);
+/// Which stacks a block keeps (`--keep-stacktraces`, `KeepStacks as u8`); read through
+/// [`keep_alloc_stack`], [`keep_free_stack`] and [`free_replaces_alloc`].
+pub static KEEP_STACKS: AtomicU8 = AtomicU8::new(DEFAULT.keep_stacks as u8);
 /// Production mode (GWP-ASan's), decided once by [`apply`]: `--leak-check=no` with
 /// `--sample-rate=N` above 1 (which implies guard mode) and neither `--malloc-fill` nor
 /// `--free-fill` given. The sampled blocks are guarded blocks, recorded as always; the others are
@@ -133,6 +136,29 @@ pub fn production() -> bool {
     PRODUCTION.load(Ordering::Relaxed)
 }
 
+fn keep_stacks() -> KeepStacks {
+    KeepStacks::from_u8(KEEP_STACKS.load(Ordering::Relaxed)).unwrap_or(DEFAULT.keep_stacks)
+}
+
+/// Whether an allocation captures its stack (`--keep-stacktraces` other than `free`, `none`).
+#[inline(always)]
+pub fn keep_alloc_stack() -> bool {
+    keep_stacks().alloc()
+}
+
+/// Whether a free captures its stack (`--keep-stacktraces` other than `alloc`, `none`).
+#[inline(always)]
+pub fn keep_free_stack() -> bool {
+    keep_stacks().free()
+}
+
+/// Whether a freed block's free stack replaces its allocation stack
+/// (`--keep-stacktraces=alloc-then-free`).
+#[inline(always)]
+pub fn free_replaces_alloc() -> bool {
+    keep_stacks() == KeepStacks::AllocThenFree
+}
+
 /// The guard mode asked for.
 #[inline]
 pub fn guard_mode() -> GuardMode {
@@ -186,6 +212,7 @@ fn apply(o: &ShimOptions) {
     GUARD_ALIGN.store(o.guard_align as usize, Ordering::Relaxed);
     MAX_ALLOCATION_SIZE.store(o.max_allocation_size, Ordering::Relaxed);
     CHECK_MEM_FNS.store(o.mem_checks(), Ordering::Relaxed);
+    KEEP_STACKS.store(o.keep_stacks as u8, Ordering::Relaxed);
     PRODUCTION.store(o.is_production(), Ordering::Relaxed);
     for (fill, to) in [(o.malloc_fill, &MALLOC_FILL), (o.free_fill, &FREE_FILL)] {
         match fill {
@@ -236,6 +263,19 @@ mod tests {
         assert_eq!(FREE_FILL.load(Ordering::Relaxed), -1);
         assert_eq!(MALLOC_FILL.load(Ordering::Relaxed), 7);
         assert!(!production());
+        // --keep-stacktraces: which walks the hot paths make.
+        let walks = || (keep_alloc_stack(), keep_free_stack(), free_replaces_alloc());
+        assert_eq!(walks(), (true, true, false));
+        apply(&parsed(b"stacks=alloc"));
+        assert_eq!(walks(), (true, false, false));
+        apply(&parsed(b"stacks=free"));
+        assert_eq!(walks(), (false, true, false));
+        apply(&parsed(b"stacks=alloc-then-free"));
+        assert_eq!(walks(), (true, true, true));
+        apply(&parsed(b"stacks=none"));
+        assert_eq!(walks(), (false, false, false));
+        apply(&parsed(b""));
+        assert_eq!(walks(), (true, true, false));
     }
 
     #[test]

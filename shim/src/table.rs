@@ -391,7 +391,13 @@ pub enum FreeLookup {
 /// free-fill byte, or negative for none) is written into the first `fill_max` bytes here, under
 /// the shard lock, so a `fork` (whose prepare handler takes every shard lock) never sees a block
 /// marked filled whose fill is half written.
-pub fn mark_freed(key: usize, free_stack: u32, fill: i32, fill_max: usize) -> FreeLookup {
+pub fn mark_freed(
+    key: usize,
+    free_stack: u32,
+    replace_alloc: bool,
+    fill: i32,
+    fill_max: usize,
+) -> FreeLookup {
     let shard = shard_index(key);
     let mut s = TABLE[shard].lock();
     let Some(i) = s.find(key) else {
@@ -412,6 +418,9 @@ pub fn mark_freed(key: usize, free_stack: u32, fill: i32, fill_max: usize) -> Fr
     write_begin(shard);
     e.state = BlockState::Freed;
     e.free_stack = free_stack;
+    if replace_alloc {
+        e.alloc_stack = 0;
+    }
     if filled {
         e.flags |= FLAG_FILLED;
         e.gen_or_fill = fill as u8;
@@ -547,13 +556,16 @@ mod tests {
             assert!(insert(entry(base + i * 32, i)));
         }
         assert_eq!(get(base + 32 * 4999).map(|e| e.size), Some(4999));
-        assert!(matches!(mark_freed(base, 9, -1, 0), FreeLookup::Live(_)));
-        match mark_freed(base, 10, -1, 0) {
+        assert!(matches!(
+            mark_freed(base, 9, false, -1, 0),
+            FreeLookup::Live(_)
+        ));
+        match mark_freed(base, 10, false, -1, 0) {
             FreeLookup::AlreadyFreed(e) => assert_eq!(e.free_stack, 9),
             _ => panic!("second free not seen"),
         }
         assert!(matches!(
-            mark_freed(base + 8, 1, -1, 0),
+            mark_freed(base + 8, 1, false, -1, 0),
             FreeLookup::Unknown
         ));
         let mut n = 0;

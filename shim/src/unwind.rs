@@ -132,9 +132,20 @@ impl Captured {
     }
 }
 
-/// [`capture_stack`] in two halves: the frames now, with the depot's lookup started (its slot
-/// loading), and the id from [`Captured::intern`] after the caller's own work (the allocation
-/// path's call into glibc), which the load overlaps.
+/// The stack of an allocation: [`capture_stack`], or 0 without a walk when
+/// `--keep-stacktraces` keeps no allocation stacks (`free`, `none`).
+#[inline]
+pub fn capture_alloc_stack() -> u32 {
+    if !opts::keep_alloc_stack() {
+        return 0;
+    }
+    capture_stack()
+}
+
+/// The allocation path's [`capture_stack`] in two halves: the frames now, with the depot's
+/// lookup started (its slot loading), and the id from [`Captured::intern`] after the caller's
+/// own work (the allocation path's call into glibc), which the load overlaps. No walk and id 0
+/// when `--keep-stacktraces` keeps no allocation stacks (as [`capture_alloc_stack`]).
 #[inline]
 pub fn capture_deferred() -> Captured {
     let mut c = Captured {
@@ -142,6 +153,10 @@ pub fn capture_deferred() -> Captured {
         n: 0,
         lookup: depot::Lookup::Known(0),
     };
+    // `--keep-stacktraces=free` or `none`: no walk, id 0.
+    if !opts::keep_alloc_stack() {
+        return c;
+    }
     let Some(_g) = tls::Reentry::acquire() else {
         return c;
     };

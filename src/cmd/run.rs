@@ -1,8 +1,8 @@
 //! `memcheck run`: start the program with the shim preloaded, wait for it, then read what every
 //! process recorded, symbolize, report, and choose the exit status.
 use crate::cli::{
-    ColorChoice, Fill, GenSuppressions, GuardSide, LeakCheck, OnError, ReportFormat, RunArgs,
-    SuppressionFormat,
+    ColorChoice, Fill, GenSuppressions, GuardSide, KeepStacktraces, LeakCheck, OnError,
+    ReportFormat, RunArgs, SuppressionFormat,
 };
 use crate::report::{self, baseline, Exit, Report, Tool};
 use crate::style::{self, Painter};
@@ -52,6 +52,13 @@ fn shim_options(a: &RunArgs) -> String {
         guard_align: a.guard_align.unwrap_or(0),
         max_allocation_size: a.max_allocation_size,
         check_mem_functions: a.check_mem_functions,
+        keep_stacks: match a.keep_stacktraces {
+            KeepStacktraces::Alloc => wire::KeepStacks::Alloc,
+            KeepStacktraces::Free => wire::KeepStacks::Free,
+            KeepStacktraces::AllocAndFree => wire::KeepStacks::AllocAndFree,
+            KeepStacktraces::AllocThenFree => wire::KeepStacks::AllocThenFree,
+            KeepStacktraces::None => wire::KeepStacks::None,
+        },
     }
     .to_string()
 }

@@ -270,6 +270,9 @@ struct Finding<'a> {
     flows: Vec<(String, &'a [Frame])>,
     pid: u32,
     command: &'a str,
+    /// The process's executable: the location of a finding without any frame (a stack
+    /// `--keep-stacktraces` did not keep), as GitHub wants a location on every result.
+    exe: &'a str,
     /// Findings grouped into this one beyond [`MAX_RESULTS`].
     grouped: usize,
     /// With `--baseline`: SARIF's `baselineState` (`unchanged` for a finding the baseline has,
@@ -322,6 +325,7 @@ fn of_error<'a>(
         flows,
         pid,
         command,
+        exe: "",
         grouped: 1,
         baseline_state,
     }
@@ -346,6 +350,7 @@ fn of_leak<'a>(
         flows: vec![("allocated".to_string(), l.stack.as_slice())],
         pid,
         command,
+        exe: "",
         grouped: 1,
         baseline_state,
     }
@@ -427,6 +432,7 @@ fn result(f: &Finding, rule_index: &std::collections::HashMap<&str, usize>, root
             .iter()
             .flat_map(|s| s.iter())
             .find_map(|fr| fr.object.as_deref())
+            .or((!f.exe.is_empty()).then_some(f.exe))
             .map(|o| json!({ "physicalLocation": { "artifactLocation": artifact(o, root) } })),
     };
     let mut r = Map::new();
@@ -468,10 +474,18 @@ pub fn render(r: &Report, source_root: &Path) -> String {
     let mut findings: Vec<Finding> = Vec::new();
     for p in &r.processes {
         for e in &p.errors {
-            findings.push(of_error(e, p.pid, &p.command, state(r, e.known)));
+            let exe = &p.exe;
+            findings.push(Finding {
+                exe,
+                ..of_error(e, p.pid, &p.command, state(r, e.known))
+            });
         }
         for l in &p.leaks {
-            findings.push(of_leak(l, p.pid, &p.command, state(r, l.known)));
+            let exe = &p.exe;
+            findings.push(Finding {
+                exe,
+                ..of_leak(l, p.pid, &p.command, state(r, l.known))
+            });
         }
     }
     let mut notes: Vec<String> = r.notes.clone();

@@ -160,8 +160,12 @@ pub fn set_growth(sites: &mut [Site], before: &Sizes) {
     }
 }
 
-/// A stack in one line: its first frames, innermost first.
+/// A stack in one line: its first frames, innermost first; `(no stack)` for an empty one (a
+/// process run with `--keep-stacktraces=free` or `none` keeps no allocation stacks).
 pub fn short_stack(stack: &[Frame]) -> String {
+    if stack.is_empty() {
+        return "(no stack)".into();
+    }
     let mut parts = Vec::new();
     for f in stack.iter().take(4) {
         let name = f.function.as_deref().unwrap_or("???");

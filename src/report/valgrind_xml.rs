@@ -286,7 +286,11 @@ fn error(x: &mut String, unique: u64, e: &ErrorReport) {
     stack(x, &e.stack);
     match &e.block {
         Some(b) => {
-            let freed = !e.free_stack.is_empty();
+            // A use after free or a double free is of a freed block even when its free stack was
+            // not kept (--keep-stacktraces=alloc or none): Valgrind then says free'd, with no
+            // stack.
+            let freed =
+                !e.free_stack.is_empty() || matches!(e.kind, "use-after-free" | "double-free");
             let size = b.size;
             let rel = if b.offset < 0 {
                 format!("{} bytes before", b.offset.unsigned_abs())

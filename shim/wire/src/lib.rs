@@ -35,7 +35,7 @@ pub use names::{
     ENV_TRACE_SKIP_BY_ARG, MAPPING_NAME, MAPPING_NAME_C, NOTE_EXEC_FAILED, NOTE_EXEC_UNCHECKED,
     NOTE_RECORDS_LOST, NOTE_SIGNAL, RECORD_SUFFIX,
 };
-pub use options::{Fill, GuardMode, Key, LeakCheck, OptionError, ShimOptions};
+pub use options::{Fill, GuardMode, KeepStacks, Key, LeakCheck, OptionError, ShimOptions};
 pub use records::{
     Access, Allocs, ErrorKind, ErrorRec, Exit, Family, FoundAt, Leak, LeakKind, LeakSummary, MemFn,
     Module, Note, Process, Record, Records, Stack, MAX_FRAMES,

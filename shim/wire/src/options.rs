@@ -66,6 +66,63 @@ impl GuardMode {
     }
 }
 
+/// Which stacks the shim keeps for a block (`--keep-stacktraces`, Valgrind's option and values).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum KeepStacks {
+    /// The allocation stack only: no walk at free.
+    Alloc = 0,
+    /// The free stack only: no walk at allocation.
+    Free = 1,
+    /// Both.
+    #[default]
+    AllocAndFree = 2,
+    /// The allocation stack until the block is freed, then the free stack instead of it.
+    AllocThenFree = 3,
+    /// Neither.
+    None = 4,
+}
+
+impl KeepStacks {
+    pub const ALL: [KeepStacks; 5] = [
+        KeepStacks::Alloc,
+        KeepStacks::Free,
+        KeepStacks::AllocAndFree,
+        KeepStacks::AllocThenFree,
+        KeepStacks::None,
+    ];
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Self::ALL.get(v as usize).copied()
+    }
+    /// The name on the command line and in `MEMCHECK_OPTIONS`.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeepStacks::Alloc => "alloc",
+            KeepStacks::Free => "free",
+            KeepStacks::AllocAndFree => "alloc-and-free",
+            KeepStacks::AllocThenFree => "alloc-then-free",
+            KeepStacks::None => "none",
+        }
+    }
+    pub fn from_name(s: &[u8]) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name().as_bytes() == s)
+    }
+    /// Whether an allocation captures its stack.
+    pub fn alloc(self) -> bool {
+        matches!(
+            self,
+            KeepStacks::Alloc | KeepStacks::AllocAndFree | KeepStacks::AllocThenFree
+        )
+    }
+    /// Whether a free captures its stack.
+    pub fn free(self) -> bool {
+        matches!(
+            self,
+            KeepStacks::Free | KeepStacks::AllocAndFree | KeepStacks::AllocThenFree
+        )
+    }
+}
+
 /// A fill byte written into blocks, or an explicit "no fill".
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Fill {
@@ -106,6 +163,8 @@ pub struct ShimOptions {
     /// Check the ranges the memory and string functions touch (`--check-mem-functions`); `None`:
     /// not given, which is on except in production mode ([`ShimOptions::mem_checks`]).
     pub check_mem_functions: Option<bool>,
+    /// Which stacks a block keeps (`--keep-stacktraces`).
+    pub keep_stacks: KeepStacks,
 }
 
 impl ShimOptions {
@@ -125,6 +184,7 @@ impl ShimOptions {
         guard_align: 0,
         max_allocation_size: 1 << 40,
         check_mem_functions: None,
+        keep_stacks: KeepStacks::AllocAndFree,
     };
 
     /// Production mode (`--leak-check=no --sample-rate=N`, N above 1, neither fill given): one
@@ -169,11 +229,12 @@ pub enum Key {
     GuardAlign,
     MaxAllocationSize,
     CheckMemFunctions,
+    KeepStacks,
 }
 
 impl Key {
     /// Every key, in the order [`ShimOptions::encode`] writes them.
-    pub const ALL: [Key; 14] = [
+    pub const ALL: [Key; 15] = [
         Key::LeakCheck,
         Key::Depth,
         Key::Redzone,
@@ -188,6 +249,7 @@ impl Key {
         Key::GuardAlign,
         Key::MaxAllocationSize,
         Key::CheckMemFunctions,
+        Key::KeepStacks,
     ];
 
     /// The key as written in `MEMCHECK_OPTIONS`: the one place it is spelled.
@@ -207,6 +269,7 @@ impl Key {
             Key::GuardAlign => "galign",
             Key::MaxAllocationSize => "maxalloc",
             Key::CheckMemFunctions => "memfn",
+            Key::KeepStacks => "stacks",
         }
     }
 
@@ -227,6 +290,7 @@ impl Key {
             Key::GuardAlign => "0 or a power of two up to 4096",
             Key::MaxAllocationSize => "a decimal number below 2^64",
             Key::MallocFill | Key::FreeFill => "a byte 0-255 or none",
+            Key::KeepStacks => "alloc, free, alloc-and-free, alloc-then-free or none",
         }
     }
 }
@@ -365,6 +429,7 @@ impl ShimOptions {
             Key::GuardAlign => Value::Num(self.guard_align as u64),
             Key::MaxAllocationSize => Value::Num(self.max_allocation_size),
             Key::CheckMemFunctions => Value::Num(self.check_mem_functions? as u64),
+            Key::KeepStacks => Value::Name(self.keep_stacks.name()),
         })
     }
 
@@ -391,6 +456,7 @@ impl ShimOptions {
             }
             Key::MaxAllocationSize => self.max_allocation_size = num(v)?,
             Key::CheckMemFunctions => self.check_mem_functions = Some(flag(v)?),
+            Key::KeepStacks => self.keep_stacks = KeepStacks::from_name(v)?,
         }
         Some(())
     }
@@ -489,6 +555,7 @@ mod tests {
             guard_align: 4096,
             max_allocation_size: 0,
             check_mem_functions: Some(false),
+            keep_stacks: KeepStacks::None,
         });
         roundtrip(ShimOptions {
             leak_check: LeakCheck::Summary,
@@ -505,6 +572,12 @@ mod tests {
             malloc_fill: Some(Fill::Byte(0xbe)),
             ..ShimOptions::DEFAULT
         });
+        for keep_stacks in KeepStacks::ALL {
+            roundtrip(ShimOptions {
+                keep_stacks,
+                ..ShimOptions::DEFAULT
+            });
+        }
         for leak_check in LeakCheck::ALL {
             for guard in GuardMode::ALL {
                 roundtrip(ShimOptions {
@@ -520,15 +593,16 @@ mod tests {
     fn the_encoding_is_stable_and_leaves_out_what_was_not_given() {
         assert_eq!(
             ShimOptions::DEFAULT.to_string(),
-            "leak=full,depth=16,redzone=16,quarantine=8388608,children=0,silent=0,abort=0,guard=0,sample=0,galign=0,maxalloc=1099511627776"
+            "leak=full,depth=16,redzone=16,quarantine=8388608,children=0,silent=0,abort=0,guard=0,sample=0,galign=0,maxalloc=1099511627776,stacks=alloc-and-free"
         );
         let o = ShimOptions {
             free_fill: Some(Fill::None),
             ..ShimOptions::DEFAULT
         };
         assert!(
-            o.to_string()
-                .ends_with(",sample=0,ffill=none,galign=0,maxalloc=1099511627776"),
+            o.to_string().ends_with(
+                ",sample=0,ffill=none,galign=0,maxalloc=1099511627776,stacks=alloc-and-free"
+            ),
             "{o}"
         );
         let o = ShimOptions {
@@ -563,6 +637,38 @@ mod tests {
         };
         assert!(!full.is_production());
         assert!(full.mem_checks());
+    }
+
+    #[test]
+    fn keep_stacks_values_are_valgrinds_names_and_say_which_stacks_are_walked() {
+        let names: Vec<&str> = KeepStacks::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(
+            names,
+            ["alloc", "free", "alloc-and-free", "alloc-then-free", "none"]
+        );
+        for k in KeepStacks::ALL {
+            assert_eq!(KeepStacks::from_name(k.name().as_bytes()), Some(k));
+            assert_eq!(KeepStacks::from_u8(k as u8), Some(k));
+        }
+        let walked: Vec<(bool, bool)> = KeepStacks::ALL
+            .iter()
+            .map(|k| (k.alloc(), k.free()))
+            .collect();
+        assert_eq!(
+            walked,
+            [
+                (true, false),
+                (false, true),
+                (true, true),
+                (true, true),
+                (false, false)
+            ]
+        );
+        assert_eq!(KeepStacks::default(), ShimOptions::DEFAULT.keep_stacks);
+        assert_eq!(
+            ShimOptions::parse(b"stacks=alloc").map(|o| o.keep_stacks),
+            Ok(KeepStacks::Alloc)
+        );
     }
 
     #[test]
@@ -619,6 +725,8 @@ mod tests {
             b"abort=yes",
             b"mfill=256",
             b"ffill=off",
+            b"stacks=both",
+            b"stacks=",
         ] {
             assert!(
                 matches!(ShimOptions::parse(s), Err(OptionError::BadValue { .. })),
