@@ -147,9 +147,10 @@ pub fn allocate_new(
     }
     let flags = new_align_flags(new_align);
     // The depot's id comes after glibc's call, which its lookup's load overlaps.
-    let captured = crate::unwind::capture_deferred();
+    let mut frames = crate::unwind::frames();
+    let captured = crate::unwind::capture_deferred(&mut frames);
     if guarded_now() {
-        let stack = captured.intern();
+        let stack = captured.intern(&frames);
         crate::allocs::count(stack);
         if let Some(user) = guarded(size, align, family, zero, flags, stack) {
             sys::set_errno(saved);
@@ -186,7 +187,7 @@ pub fn allocate_new(
     if !zero {
         fill(user, size, opts::MALLOC_FILL.load(Ordering::Relaxed));
     }
-    let stack = captured.intern();
+    let stack = captured.intern(&frames);
     crate::allocs::count(stack);
     // Before the insert, whose own work (the marks' register scrub) follows it.
     range::note_new(user as usize, size);

@@ -287,9 +287,13 @@ const STACK_WINDOW: usize = 256 << 20;
 
 /// Captures return addresses into `out`, starting at the caller of this function's caller,
 /// leaving out every frame whose return address lies in `drop` (wherever it is in the stack).
-/// Returns `None` when a frame has no simple rule (the caller then uses libgcc).
+/// Returns `None` when a frame has no simple rule (the caller then uses libgcc). `out` may start
+/// uninitialised: the first `n` entries returned are written.
 #[inline(never)]
-pub fn capture(out: &mut [u64], drop: core::ops::Range<usize>) -> Option<usize> {
+pub fn capture(
+    out: &mut [core::mem::MaybeUninit<u64>],
+    drop: core::ops::Range<usize>,
+) -> Option<usize> {
     let (mut pc, mut sp, mut bp): (usize, usize, usize);
     // SAFETY: reads the instruction pointer, stack pointer and frame pointer; no memory access.
     unsafe {
@@ -346,7 +350,7 @@ pub fn capture(out: &mut [u64], drop: core::ops::Range<usize>) -> Option<usize> 
         if ra.wrapping_sub(drop_start) < drop_len {
             continue;
         }
-        out[n] = ra as u64;
+        out[n].write(ra as u64);
         n += 1;
     }
     (!unsupported).then_some(n)
@@ -431,6 +435,8 @@ mod tests {
     }
     #[inline(never)]
     fn depth2(out: &mut [u64], drop: core::ops::Range<usize>) -> Option<usize> {
+        // SAFETY: MaybeUninit<u64> has u64's layout, and capture writes only initialised values.
+        let out = unsafe { core::slice::from_raw_parts_mut(out.as_mut_ptr().cast(), out.len()) };
         let r = capture(out, drop);
         core::hint::black_box(r)
     }

@@ -5,6 +5,7 @@
 //! id, 0 when the thread is already inside the shim.
 use crate::{depot, opts, tls};
 use core::ffi::{c_int, c_void};
+use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 #[allow(non_camel_case_types)]
@@ -34,7 +35,7 @@ pub fn in_self(ip: usize) -> bool {
 }
 
 struct State<'a> {
-    out: &'a mut [u64],
+    out: &'a mut [MaybeUninit<u64>],
     n: usize,
     skipping: bool,
     /// Drop shim frames inside the stack too, not only the leading ones.
@@ -53,7 +54,7 @@ extern "C" fn step(ctx: *mut c_void, arg: *mut c_void) -> c_int {
         return URC_NO_REASON;
     }
     st.skipping = false;
-    st.out[st.n] = ip as u64;
+    st.out[st.n].write(ip as u64);
     st.n += 1;
     if st.n == st.out.len() {
         URC_END_OF_STACK
@@ -69,7 +70,7 @@ extern "C" fn step(ctx: *mut c_void, arg: *mut c_void) -> c_int {
 /// (`memfn`) that calls into glibc, which allocates (`strdup`, `puts`), leaves a shim frame inside
 /// the stack, and the program's stack goes without it.
 #[inline(never)]
-pub fn capture(out: &mut [u64]) -> usize {
+pub fn capture(out: &mut [MaybeUninit<u64>]) -> usize {
     #[cfg(target_arch = "x86_64")]
     {
         let shim = SELF_START.load(Ordering::Relaxed)..SELF_END.load(Ordering::Relaxed);
@@ -83,11 +84,28 @@ pub fn capture(out: &mut [u64]) -> usize {
 /// The same through libgcc's `_Unwind_Backtrace` (any frame, signal frames included; slower),
 /// dropping only the leading shim frames.
 #[inline(never)]
-pub fn capture_libgcc(out: &mut [u64]) -> usize {
+pub fn capture_libgcc(out: &mut [MaybeUninit<u64>]) -> usize {
     walk_libgcc(out, false)
 }
 
-fn walk_libgcc(out: &mut [u64], drop_all: bool) -> usize {
+/// A stack buffer that needs no zeroing (a capture writes its first entries).
+pub type Frames = [MaybeUninit<u64>; memcheck_wire::MAX_FRAMES];
+
+/// A fresh [`Frames`].
+#[inline(always)]
+pub fn frames() -> Frames {
+    [MaybeUninit::uninit(); memcheck_wire::MAX_FRAMES]
+}
+
+/// The first `n` entries of `buf`, which a capture wrote.
+#[inline(always)]
+fn written(buf: &[MaybeUninit<u64>], n: usize) -> &[u64] {
+    debug_assert!(n <= buf.len());
+    // SAFETY: a capture returning n wrote buf[..n]; MaybeUninit<u64> has u64's layout.
+    unsafe { core::slice::from_raw_parts(buf.as_ptr().cast(), n.min(buf.len())) }
+}
+
+fn walk_libgcc(out: &mut [MaybeUninit<u64>], drop_all: bool) -> usize {
     if out.is_empty() {
         return 0;
     }
@@ -109,26 +127,28 @@ pub fn capture_stack() -> u32 {
         return 0;
     };
     let depth = opts::DEPTH.load(Ordering::Relaxed);
-    let mut buf = [0u64; memcheck_wire::MAX_FRAMES];
+    let mut buf = frames();
     let n = capture(&mut buf[..depth]);
-    depot::intern(&buf[..n])
+    depot::intern(written(&buf, n))
 }
 
-/// A stack captured by [`capture_deferred`], its depot lookup started.
+/// A stack captured by [`capture_deferred`] into the caller's [`Frames`], its depot lookup
+/// started. The frames stay in the caller's buffer (a capture returned by value was copied,
+/// a kilobyte per allocation).
 pub struct Captured {
-    buf: [u64; memcheck_wire::MAX_FRAMES],
     n: usize,
     lookup: depot::Lookup,
 }
 
 impl Captured {
-    /// Its depot id (as [`capture_stack`] would have returned).
+    /// Its depot id (as [`capture_stack`] would have returned); `buf` is the buffer it was
+    /// captured into.
     #[inline]
-    pub fn intern(&self) -> u32 {
+    pub fn intern(&self, buf: &Frames) -> u32 {
         let Some(_g) = tls::Reentry::acquire() else {
             return 0;
         };
-        depot::finish(&self.buf[..self.n], self.lookup)
+        depot::finish(written(buf, self.n), self.lookup)
     }
 }
 
@@ -146,10 +166,9 @@ pub fn capture_alloc_stack() -> u32 {
 /// lookup started (its slot loading), and the id from [`Captured::intern`] after the caller's
 /// own work (the allocation path's call into glibc), which the load overlaps. No walk and id 0
 /// when `--keep-stacktraces` keeps no allocation stacks (as [`capture_alloc_stack`]).
-#[inline]
-pub fn capture_deferred() -> Captured {
+#[inline(always)]
+pub fn capture_deferred(buf: &mut Frames) -> Captured {
     let mut c = Captured {
-        buf: [0u64; memcheck_wire::MAX_FRAMES],
         n: 0,
         lookup: depot::Lookup::Known(0),
     };
@@ -161,8 +180,8 @@ pub fn capture_deferred() -> Captured {
         return c;
     };
     let depth = opts::DEPTH.load(Ordering::Relaxed);
-    c.n = capture(&mut c.buf[..depth]);
-    c.lookup = depot::begin(&c.buf[..c.n]);
+    c.n = capture(&mut buf[..depth]);
+    c.lookup = depot::begin(written(buf, c.n));
     c
 }
 
@@ -173,9 +192,9 @@ pub fn fault_stack(pc: usize) -> u32 {
         return 0;
     };
     let depth = opts::DEPTH.load(Ordering::Relaxed);
-    let mut buf = [0u64; memcheck_wire::MAX_FRAMES];
+    let mut buf = frames();
     let n = capture_libgcc(&mut buf[..depth.min(memcheck_wire::MAX_FRAMES - 1)]);
-    let frames = &buf[..n];
+    let frames = written(&buf, n);
     match frames.iter().position(|&f| f as usize == pc) {
         Some(i) => crate::depot::intern(&frames[i..]),
         None => {
