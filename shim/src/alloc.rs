@@ -177,6 +177,9 @@ pub fn allocate_new(
         sys::set_errno(libc::ENOMEM);
         return base;
     }
+    // The new block's table slot is likely cold: its load overlaps the redzones, fills and the
+    // depot's lookup.
+    table::prefetch(base as usize + left);
     // SAFETY: base..base+total is the block glibc just returned; the redzones lie inside it.
     let user = unsafe {
         crate::bytes::set(base, CANARY, left);

@@ -55,6 +55,12 @@ pub fn push(key: usize, size: usize, mut evict: impl FnMut(usize)) {
                 out[n] = k;
                 n += 1;
             }
+            // The block the next push will evict: its slot and first lines start loading now, a
+            // whole free earlier than its own eviction would ask for them.
+            if let Some(&(k, _)) = q.fifo.front() {
+                crate::table::prefetch(k);
+                crate::table::prefetch_line(k.wrapping_sub(16));
+            }
         }
         // The evicted blocks are cold: their slots and left redzones (the chunk header, which
         // glibc's free reads too) load together before the first is checked.
