@@ -264,7 +264,7 @@ _memcheck() {
                     return 0
                     ;;
                 --format)
-                    COMPREPLY=($(compgen -W "text json sarif junit" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "text json sarif junit xml" -- "${cur}"))
                     return 0
                     ;;
                 --output)

@@ -169,12 +169,13 @@ complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -l sites -d 'In
 complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -s h -l help -d 'Print help'
 complete -c memcheck -n "__fish_memcheck_using_subcommand stats" -s V -l version -d 'Print version'
 complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l show-leak-kinds -d 'Leak kinds to list one by one: a comma-separated list of definite, indirect, possible, reachable, or all / none' -r
-complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l format -d 'Format of the report: text, json, sarif or junit (as memcheck run\'s)' -r -f -a "text\t''
+complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l format -d 'Format of the report: text, json, sarif, junit (as memcheck run\'s) or xml (Valgrind\'s XML, protocol 4: one document for the process checked, its state RUNNING)' -r -f -a "text\t''
 json\t''
 sarif\t''
-junit\t''"
+junit\t''
+xml\t''"
 complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -s o -l output -d 'Write the --format report to FILE instead of standard output (a regular file is replaced atomically; a device, FIFO or symlink written into)' -r -F
-complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l report -d 'Also write the report in FORMAT (text, json, sarif or junit) to FILE; repeatable' -r
+complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l report -d 'Also write the report in FORMAT (text, json, sarif, junit or xml) to FILE; repeatable' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l suppressions -d 'Suppress the findings FILE describes (repeatable; the formats of memcheck run\'s --suppressions)' -r -F
 complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l default-suppressions -d 'Apply memcheck\'s built-in suppressions (yes or no)' -r
 complete -c memcheck -n "__fish_memcheck_using_subcommand leaks" -l source-root -d 'SARIF\'s %SRCROOT% [default: the working directory]' -r -F

@@ -203,8 +203,9 @@ pub struct LeaksArgs {
     #[arg(long, default_value = "definite,indirect", value_name = "KINDS", value_parser = parse_leak_kinds)]
     pub show_leak_kinds: LeakKinds,
 
-    /// Format of the report: text, json, sarif or junit (as memcheck run's).
-    #[arg(long, value_enum, default_value_t = ReportFormat::Text, value_name = "FORMAT")]
+    /// Format of the report: text, json, sarif, junit (as memcheck run's) or xml (Valgrind's XML,
+    /// protocol 4: one document for the process checked, its state RUNNING).
+    #[arg(long, default_value = "text", value_name = "FORMAT", value_parser = every_report_format())]
     pub format: ReportFormat,
 
     /// Write the --format report to FILE instead of standard output (a regular file is replaced
@@ -212,8 +213,8 @@ pub struct LeaksArgs {
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// Also write the report in FORMAT (text, json, sarif or junit) to FILE; repeatable.
-    #[arg(long = "report", value_name = "FORMAT=FILE", value_parser = parse_report)]
+    /// Also write the report in FORMAT (text, json, sarif, junit or xml) to FILE; repeatable.
+    #[arg(long = "report", value_name = "FORMAT=FILE", value_parser = parse_report_of_one)]
     pub reports: Vec<ReportSpec>,
 
     /// Suppress the findings FILE describes (repeatable; the formats of memcheck run's
@@ -697,11 +698,21 @@ fn every_report_format() -> impl clap::builder::TypedValueParser<Value = ReportF
 /// Why `--report xml=FILE` and `--format xml` are refused by a run.
 pub const XML_HINT: &str = "Valgrind's XML is one document per process: write --xml=yes --xml-file=FILE (with %p in FILE for one file per process)";
 
+/// `--report FORMAT=FILE` of a run, which may hold several processes: not xml.
 fn parse_report(s: &str) -> Result<ReportSpec, String> {
+    parse_report_spec(s, false)
+}
+
+/// `--report FORMAT=FILE` of `memcheck leaks`, whose report is one process's: xml too.
+fn parse_report_of_one(s: &str) -> Result<ReportSpec, String> {
+    parse_report_spec(s, true)
+}
+
+fn parse_report_spec(s: &str, xml: bool) -> Result<ReportSpec, String> {
     let names = || {
         ReportFormat::ALL
             .iter()
-            .filter(|f| **f != ReportFormat::Xml)
+            .filter(|f| xml || **f != ReportFormat::Xml)
             .map(|f| f.name())
             .collect::<Vec<_>>()
             .join(", ")
@@ -716,7 +727,7 @@ fn parse_report(s: &str) -> Result<ReportSpec, String> {
         .into_iter()
         .find(|f| f.name() == format)
         .ok_or_else(|| format!("unknown report format '{format}': use {}", names()))?;
-    if format == ReportFormat::Xml {
+    if format == ReportFormat::Xml && !xml {
         return Err(XML_HINT.to_string());
     }
     if path.is_empty() {
@@ -1100,6 +1111,11 @@ mod tests {
             .unwrap_err()
             .contains("unknown report format 'xls'"));
         assert!(parse_report("json=").is_err());
+        // memcheck leaks reports one process: Valgrind's XML is one document there.
+        assert_eq!(
+            parse_report_of_one("xml=r.xml").map(|r| r.format),
+            Ok(ReportFormat::Xml)
+        );
         assert_eq!(parse_dir("/"), Ok(PathBuf::from("/")));
         assert!(parse_dir("/no/such/dir")
             .unwrap_err()

@@ -335,12 +335,15 @@ fn a_stopped_process_is_answered_after_the_timeout_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let sarif = dir.path().join("l.sarif");
     let junit = dir.path().join("l.xml");
+    let valgrind = dir.path().join("l.valgrind.xml");
     let r = run_cmd(
         Command::new(memcheck())
             .args(["leaks", "--format", "sarif", "-o"])
             .arg(&sarif)
             .arg("--report")
             .arg(format!("junit={}", junit.display()))
+            .arg("--report")
+            .arg(format!("xml={}", valgrind.display()))
             .arg(&pid),
     );
     assert_eq!(r.code(), Some(0), "{}", r.show());
@@ -353,6 +356,27 @@ fn a_stopped_process_is_answered_after_the_timeout_in_one_line() {
     assert!(std::fs::read_to_string(&junit)
         .unwrap()
         .contains("<testsuite"));
+    // Valgrind's XML of the running process, read by ValgrindCI's parser (pip).
+    let read = run_cmd(
+        Command::new("python3")
+            .arg("-c")
+            .arg(
+                "import sys, xml.etree.ElementTree as et\n\
+         from ValgrindCI.parse import ValgrindData\n\
+         root = et.parse(sys.argv[1]).getroot()\n\
+         d = ValgrindData(); d.parse(sys.argv[1])\n\
+         print(root.find('status/state').text, root.find('pid').text, \
+               sorted(set(e.kind for e in d.errors)))",
+            )
+            .arg(&valgrind),
+    );
+    assert_eq!(read.code(), Some(0), "{}", read.show());
+    assert!(
+        read.stdout().starts_with(&format!("RUNNING {pid} "))
+            && read.stdout().contains("Leak_DefinitelyLost"),
+        "{}",
+        read.show()
+    );
     let f = t.finish("go\n");
     assert_eq!(f.code, Some(0), "{}", f.show());
 }
