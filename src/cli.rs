@@ -204,7 +204,7 @@ pub struct LeaksArgs {
     pub show_leak_kinds: LeakKinds,
 
     /// Format of the report: text, json, sarif, junit (as memcheck run's) or xml (Valgrind's XML,
-    /// protocol 4: one document for the process checked, its state RUNNING).
+    /// protocol 4: one document for the process checked, laid out as Valgrind's at exit).
     #[arg(long, default_value = "text", value_name = "FORMAT", value_parser = every_report_format())]
     pub format: ReportFormat,
 
@@ -553,8 +553,8 @@ pub struct RunArgs {
     /// puts, ... and their _FORTIFY_SOURCE _chk variants) read and write against the heap block
     /// they fall in, and overlapping source and destination (param-overlap), before glibc does
     /// the work (yes or no). Calls the compiler inlines are not seen. [default: yes, except in
-    /// production mode (--leak-check=no --sample-rate=N), where only the sampled blocks are
-    /// recorded: no there unless given]
+    /// production mode (--leak-check=no --sample-rate=N): no there unless given, as GWP-ASan,
+    /// which gives up param-overlap and the sampled blocks' range checks]
     #[arg(long, value_name = "yes|no", num_args = 0..=1, require_equals = true, default_missing_value = "yes", value_parser = parse_yes_no)]
     pub check_mem_functions: Option<bool>,
 

@@ -365,14 +365,15 @@ fn a_stopped_process_is_answered_after_the_timeout_in_one_line() {
          from ValgrindCI.parse import ValgrindData\n\
          root = et.parse(sys.argv[1]).getroot()\n\
          d = ValgrindData(); d.parse(sys.argv[1])\n\
-         print(root.find('status/state').text, root.find('pid').text, \
+         print(','.join(s.text for s in root.findall('status/state')), root.find('pid').text, \
                sorted(set(e.kind for e in d.errors)))",
             )
             .arg(&valgrind),
     );
     assert_eq!(read.code(), Some(0), "{}", read.show());
     assert!(
-        read.stdout().starts_with(&format!("RUNNING {pid} "))
+        read.stdout()
+            .starts_with(&format!("RUNNING,FINISHED {pid} "))
             && read.stdout().contains("Leak_DefinitelyLost"),
         "{}",
         read.show()

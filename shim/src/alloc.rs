@@ -85,8 +85,10 @@ pub(crate) fn guarded_now() -> bool {
         return false;
     }
     if !guard::active() {
-        // No pool (its reservation failed): no turn of this thread ever comes.
-        SAMPLE_COUNTDOWN.set(u64::MAX);
+        if guard::failed() {
+            // No pool (its reservation failed at init): no turn of this thread ever comes.
+            SAMPLE_COUNTDOWN.set(u64::MAX);
+        }
         return false;
     }
     let rate = opts::SAMPLE_RATE.load(Ordering::Relaxed);

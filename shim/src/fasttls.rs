@@ -7,8 +7,8 @@
 //! places each variable in `.tbss` and reads its address as `%fs:0` plus that offset, taken from
 //! the GOT (two instructions, no call), as C's `__attribute__((tls_model("initial-exec")))` does.
 //!
-//! A variable starts all-zero in every thread (`.tbss`), so its type must be valid all-zero:
-//! [`Zeroed`] says so. It has no destructor. `VAR.with(|v| ...)` and `VAR.get()`/`set()` on a
+//! A variable starts all-zero in every thread (`.tbss`), so its type must be valid all-zero and
+//! must not be `Sync`: [`PerThread`] says so (a `Cell`, or arrays and structs of them). It has no destructor. `VAR.with(|v| ...)` and `VAR.get()`/`set()` on a
 //! `Cell` read as they did with `thread_local!`. Other architectures keep `thread_local!`.
 
 /// Types whose all-zero bytes are a valid value, and the value a fresh thread must see.
@@ -42,8 +42,21 @@ unsafe impl<A: Zeroed, B: Zeroed> Zeroed for (A, B) {}
 // SAFETY: as above.
 unsafe impl<A: Zeroed, B: Zeroed, C: Zeroed> Zeroed for (A, B, C) {}
 
-/// Compile-time proof that a variable's type is [`Zeroed`].
-pub const fn assert_zeroed<T: Zeroed>() {}
+/// Types a [`per_thread!`] variable may have: all-zero valid and not `Sync` (a `Cell`, arrays and
+/// structs of them), so the `&'static` reference `Deref` hands out cannot reach another thread,
+/// which could then outlive this one.
+///
+/// # Safety
+/// The type must be [`Zeroed`] and must not be `Sync`.
+pub unsafe trait PerThread: Zeroed {}
+
+// SAFETY: Cell is !Sync; its content is Zeroed.
+unsafe impl<T: Zeroed> PerThread for core::cell::Cell<T> {}
+// SAFETY: an array of !Sync elements is !Sync.
+unsafe impl<T: PerThread, const N: usize> PerThread for [T; N] {}
+
+/// Compile-time proof that a variable's type is [`PerThread`].
+pub const fn assert_per_thread<T: PerThread>() {}
 
 /// Declares thread-local variables in the initial-exec model:
 /// `per_thread! { /// doc \n static NAME: Type; }`. Each starts all-zero in every thread. The
@@ -56,7 +69,7 @@ macro_rules! per_thread {
         #[derive(Clone, Copy)]
         struct $name;
 
-        const _: () = $crate::fasttls::assert_zeroed::<$t>();
+        const _: () = $crate::fasttls::assert_per_thread::<$t>();
 
         #[cfg(target_arch = "x86_64")]
         ::core::arch::global_asm!(

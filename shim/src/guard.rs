@@ -303,10 +303,19 @@ fn grow(b: &mut Pool, len: usize) -> bool {
     true
 }
 
+/// The pool could not be reserved at init: guard mode is off for good.
+static FAILED: AtomicBool = AtomicBool::new(false);
+
+/// Whether [`init`] found no address space for the pool (not merely: init has not run yet).
+pub fn failed() -> bool {
+    FAILED.load(Ordering::Relaxed)
+}
+
 /// Reserves the pool and sets the mapping budget. Called once at init in guard mode.
 pub fn init() {
     LIMITED.store(as_limited(), Ordering::Relaxed);
     if !grow(&mut LOCK.lock(), 0) {
+        FAILED.store(true, Ordering::Relaxed);
         crate::log!(
             "cannot reserve address space for guard pages; guard mode is off, blocks get canaries"
         );

@@ -53,9 +53,10 @@ fn grow(b: &mut Bump, len: usize) -> bool {
     let mut size = b.want.max(len.next_multiple_of(1 << 20));
     loop {
         if let Some(p) = crate::sys::reserve(size) {
-            // The block table, the depot and the rule caches are read at random: on 2 MiB pages
-            // (where the system allows them: THP in `madvise` mode or `always`) a lookup's page
-            // walk is mostly gone. The memory is committed as written either way.
+            // The block table and the depot are read at random: on 2 MiB pages (where the system
+            // allows them: THP in `madvise` mode or `always`) a lookup's page walk is mostly gone.
+            // The cost: a touched 2 MiB range is committed whole, and with THP's `defrag` set to
+            // `madvise` a fault here may compact memory first.
             // SAFETY: [p, p + size) is the reservation just made; advice changes no contents.
             unsafe { libc::madvise(p as *mut _, size, libc::MADV_HUGEPAGE) };
             RANGES[n].0.store(p, Ordering::Relaxed);

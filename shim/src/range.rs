@@ -81,6 +81,8 @@ struct Cache {
 // SAFETY: every field is a Cell of an integer; all-zero is the empty cache (a complemented key
 // of 0 matches no block).
 unsafe impl crate::fasttls::Zeroed for Cache {}
+// SAFETY: made of Cells, so not Sync.
+unsafe impl crate::fasttls::PerThread for Cache {}
 
 per_thread! {
     static CACHE: Cache;

@@ -88,13 +88,30 @@ pub fn capture_libgcc(out: &mut [MaybeUninit<u64>]) -> usize {
     walk_libgcc(out, false)
 }
 
-/// A stack buffer that needs no zeroing (a capture writes its first entries).
-pub type Frames = [MaybeUninit<u64>; memcheck_wire::MAX_FRAMES];
+/// Frames a capture of the hot paths holds in the caller's frame; deeper `--num-callers` take
+/// [`capture_deep`].
+const SMALL: usize = 32;
 
-/// A fresh [`Frames`].
+/// A stack buffer for a capture of up to [`SMALL`] frames (which writes its first entries).
+pub type Frames = [MaybeUninit<u64>; SMALL];
+
+/// A fresh [`Frames`], zeroed: the buffer lies in a live shim frame while the allocation path
+/// runs, which a live leak check (`memcheck leaks`) scans as a root when it pauses the thread
+/// there; whatever the program's earlier, deeper calls left in that stack memory (pointers to
+/// lost blocks) must not be read as references. Small, made in the caller's frame and never
+/// moved, so zeroing it is a few stores (a kilobyte zeroed per capture cost more than the walk).
 #[inline(always)]
 pub fn frames() -> Frames {
-    [MaybeUninit::uninit(); memcheck_wire::MAX_FRAMES]
+    [MaybeUninit::new(0); SMALL]
+}
+
+/// A capture deeper than [`SMALL`] frames, interned at once, its kilobyte buffer zeroed (for the
+/// leak scan, as [`frames`]) in a frame of its own, gone when it returns.
+#[inline(never)]
+fn capture_deep(depth: usize) -> u32 {
+    let mut buf = [MaybeUninit::new(0u64); memcheck_wire::MAX_FRAMES];
+    let n = capture(&mut buf[..depth.min(memcheck_wire::MAX_FRAMES)]);
+    depot::intern(written(&buf, n))
 }
 
 /// The first `n` entries of `buf`, which a capture wrote.
@@ -127,6 +144,9 @@ pub fn capture_stack() -> u32 {
         return 0;
     };
     let depth = opts::DEPTH.load(Ordering::Relaxed);
+    if depth > SMALL {
+        return capture_deep(depth);
+    }
     let mut buf = frames();
     let n = capture(&mut buf[..depth]);
     depot::intern(written(&buf, n))
@@ -180,6 +200,10 @@ pub fn capture_deferred(buf: &mut Frames) -> Captured {
         return c;
     };
     let depth = opts::DEPTH.load(Ordering::Relaxed);
+    if depth > SMALL {
+        c.lookup = depot::Lookup::Known(capture_deep(depth));
+        return c;
+    }
     c.n = capture(&mut buf[..depth]);
     c.lookup = depot::begin(written(buf, c.n));
     c
@@ -192,7 +216,7 @@ pub fn fault_stack(pc: usize) -> u32 {
         return 0;
     };
     let depth = opts::DEPTH.load(Ordering::Relaxed);
-    let mut buf = frames();
+    let mut buf = [MaybeUninit::new(0u64); memcheck_wire::MAX_FRAMES];
     let n = capture_libgcc(&mut buf[..depth.min(memcheck_wire::MAX_FRAMES - 1)]);
     let frames = written(&buf, n);
     match frames.iter().position(|&f| f as usize == pc) {

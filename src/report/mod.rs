@@ -817,13 +817,13 @@ pub fn process_report(
             summary.contexts += 1;
         }
         if let Some(format) = opts.gen {
-            e.suppression = Some(suppress::generate(
+            e.suppression = suppress::generate(
                 format,
                 Finding::Error(e.kind),
                 e.access_size,
                 &e.stack,
                 &p.exe,
-            ));
+            );
         }
         true
     });
@@ -882,13 +882,8 @@ pub fn process_report(
         }
         if opts.show.shows(k) {
             if let Some(format) = opts.gen {
-                l.suppression = Some(suppress::generate(
-                    format,
-                    Finding::Leak(k),
-                    None,
-                    &l.stack,
-                    &p.exe,
-                ));
+                l.suppression =
+                    suppress::generate(format, Finding::Leak(k), None, &l.stack, &p.exe);
             }
             leaks.push((k, l));
         }

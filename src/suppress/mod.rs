@@ -358,8 +358,23 @@ fn valgrind_kind(f: Finding, access_size: Option<u64>) -> String {
 }
 
 /// A ready entry for a finding, general enough to survive a rebuild: function names (an
-/// object's path where the function is unknown), never addresses or lines.
+/// object's path where the function is unknown), never addresses or lines. None for a finding
+/// without a stack (`--keep-stacktraces=free` or `none`): an entry without a frame would match
+/// every finding of its kind.
 pub fn generate(
+    format: Format,
+    f: Finding,
+    access_size: Option<u64>,
+    stack: &[Frame],
+    exe: &str,
+) -> Option<String> {
+    if stack.is_empty() {
+        return None;
+    }
+    Some(generate_for(format, f, access_size, stack, exe))
+}
+
+fn generate_for(
     format: Format,
     f: Finding,
     access_size: Option<u64>,
@@ -518,8 +533,10 @@ mod tests {
     fn generated_entries_suppress_what_they_were_made_from() {
         let leak = Finding::Leak(LeakKind::Definite);
         for format in [Format::Valgrind, Format::Lsan] {
-            let text = generate(format, leak, None, &stack(), "/bin/leaky");
+            let text = generate(format, leak, None, &stack(), "/bin/leaky").unwrap();
             assert!(!text.contains("0x") && !text.contains(":3"), "{text}");
+            // Without a stack there is nothing to tell this finding from any other of its kind.
+            assert_eq!(generate(format, leak, None, &[], "/bin/leaky"), None);
             let s = one(&text);
             assert!(s.suppresses(leak, &stack(), 1, 1), "{text}");
             let mut other = stack();
@@ -532,7 +549,8 @@ mod tests {
             Some(4),
             &stack(),
             "/bin/leaky",
-        );
+        )
+        .unwrap();
         assert!(
             g.contains("Memcheck:Addr4") && !g.contains("__libc_start"),
             "{g}"
