@@ -223,12 +223,6 @@ fn apply(o: &ShimOptions) {
     }
 }
 
-/// Whether these options select production mode (see [`PRODUCTION`]).
-#[cfg(test)]
-fn is_production(o: &ShimOptions) -> bool {
-    o.is_production()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,25 +270,5 @@ mod tests {
         assert_eq!(walks(), (false, false, false));
         apply(&parsed(b""));
         assert_eq!(walks(), (true, true, false));
-    }
-
-    #[test]
-    fn production_mode_is_leak_check_no_with_sampling_and_no_fill() {
-        assert!(is_production(&parsed(b"leak=no,guard=1,sample=1000")));
-        assert!(is_production(&parsed(b"leak=no,guard=3,sample=2")));
-        for not in [
-            &b"leak=summary,guard=1,sample=1000"[..],
-            b"leak=no,guard=1,sample=1",
-            b"leak=no,guard=1,sample=0",
-            b"leak=no,guard=0,sample=1000",
-            b"leak=no,guard=1,sample=1000,mfill=7",
-            b"leak=no,guard=1,sample=1000,ffill=none",
-        ] {
-            assert!(
-                !is_production(&parsed(not)),
-                "{}",
-                String::from_utf8_lossy(not)
-            );
-        }
     }
 }

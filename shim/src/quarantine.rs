@@ -63,8 +63,9 @@ pub fn push(key: usize, size: usize, mut evict: impl FnMut(usize)) {
             }
         }
         // The evicted blocks are cold: their slots and left redzones (the chunk header, which
-        // glibc's free reads too) load together before the first is checked.
-        for &k in &out[..n] {
+        // glibc's free reads too) load together before the first is checked. The first was the
+        // queue's front at the previous push, which prefetched it (below).
+        for &k in out[..n].iter().skip(1) {
             crate::table::prefetch(k);
             crate::table::prefetch_line(k.wrapping_sub(16));
         }

@@ -614,6 +614,30 @@ mod tests {
     }
 
     #[test]
+    fn production_mode_is_leak_check_no_with_sampling_and_no_fill() {
+        assert!(ShimOptions::parse(b"leak=no,guard=1,sample=1000")
+            .unwrap()
+            .is_production());
+        assert!(ShimOptions::parse(b"leak=no,guard=3,sample=2")
+            .unwrap()
+            .is_production());
+        for not in [
+            &b"leak=summary,guard=1,sample=1000"[..],
+            b"leak=no,guard=1,sample=1",
+            b"leak=no,guard=1,sample=0",
+            b"leak=no,guard=0,sample=1000",
+            b"leak=no,guard=1,sample=1000,mfill=7",
+            b"leak=no,guard=1,sample=1000,ffill=none",
+        ] {
+            assert!(
+                !ShimOptions::parse(not).unwrap().is_production(),
+                "{}",
+                String::from_utf8_lossy(not)
+            );
+        }
+    }
+
+    #[test]
     fn mem_checks_are_on_unless_production_mode_or_asked_otherwise() {
         let prod = ShimOptions {
             leak_check: LeakCheck::No,
